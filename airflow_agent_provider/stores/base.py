@@ -1,0 +1,37 @@
+"""The store interface shared by the limits, cost and resilience engines.
+
+One store holds everything that must be shared by every worker and triggerer: rate-limit windows
+and leases, budget reservations and the spend ledger, circuit-breaker state. Each concern is an
+abstract class of its own (``*_api.py``) so that it can be read, implemented and tested on its own;
+a concrete store (SQLite, Redis) implements all of them, one mixin module per concern.
+
+Every method that checks and then takes must be atomic across processes: the SQLite store runs it
+in one ``BEGIN IMMEDIATE`` transaction, the Redis store in one Lua script.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from airflow_agent_provider.stores.breaker_api import BreakerStore
+from airflow_agent_provider.stores.budget_api import BudgetStore
+from airflow_agent_provider.stores.limits_api import RateLimitStore
+
+
+class Store(RateLimitStore, BudgetStore, BreakerStore, ABC):
+    """A complete store: what the engines receive."""
+
+    #: Short name for logs and metrics ("sqlite", "redis").
+    kind: str = "abstract"
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` when the backend cannot be reached."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The shared store cannot be reached; callers fail the call rather than run unlimited."""

@@ -1,0 +1,16 @@
+"""The Redis store: shared by every worker and triggerer in a distributed deployment."""
+
+from __future__ import annotations
+
+from airflow_agent_provider.stores.base import Store
+from airflow_agent_provider.stores.redis.breaker import RedisBreakerMixin
+from airflow_agent_provider.stores.redis.budget import RedisBudgetMixin
+from airflow_agent_provider.stores.redis.connection import RedisConnection
+from airflow_agent_provider.stores.redis.limits import RedisLimitsMixin
+
+
+class RedisStore(RedisLimitsMixin, RedisBudgetMixin, RedisBreakerMixin, RedisConnection, Store):
+    """Redis server shared by every process of a deployment."""
+
+
+__all__ = ["RedisStore"]

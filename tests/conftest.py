@@ -1,0 +1,25 @@
+"""Test session set-up shared by every test module.
+
+Airflow reads AIRFLOW_HOME when it is first imported, so the environment is fixed here, before any
+test module imports Airflow: a private AIRFLOW_HOME per test session (never the user's), no example
+DAGs, and a private SQLite store for limits/budgets. Fixtures for real services live in
+``tests/fixtures/`` and are registered as plugins below.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_SESSION_DIR = tempfile.mkdtemp(prefix="aap-tests-")
+os.environ["AIRFLOW_HOME"] = os.path.join(_SESSION_DIR, "airflow")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+os.environ["AIRFLOW__AGENT_PROVIDER__STORE_URL"] = "sqlite:///" + os.path.join(_SESSION_DIR, "store.db")
+os.makedirs(os.environ["AIRFLOW_HOME"], exist_ok=True)
+
+pytest_plugins = [
+    "tests.fixtures.llm_server",
+    "tests.fixtures.redis_server",
+    "tests.fixtures.airflow_env",
+]
