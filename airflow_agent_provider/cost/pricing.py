@@ -1,0 +1,143 @@
+"""What one model call costs, in US dollars.
+
+Why genai-prices and never a hand-written table: model prices change often and differ per
+provider, tier and cache state; a maintained catalogue keeps the provider honest without a release
+per price change. A deployment that uses a model the catalogue does not know (an OpenAI-compatible
+endpoint, a fine-tune, a brand-new model) gives a ``price:`` override instead.
+
+An unknown price is never a silent zero: ``price_call`` returns ``usd=None`` with a warning naming
+the model, and the budget engine refuses to budget such a call (see ``cost/budget.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from genai_prices import Usage as _GenaiUsage, calc_price
+
+from airflow_agent_provider.llm.types import Usage
+
+PriceSource = Literal["genai-prices", "override", "unknown"]
+
+_MTOK = 1_000_000
+
+
+@dataclass(frozen=True)
+class PriceOverride:
+    """
+    A price per million tokens given by the workflow (``price:`` in its definition).
+
+    ``cached_input_per_mtok`` defaults to the input price: charging cache reads at the full input
+    price can only over-estimate, which is the safe side for a budget.
+    """
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"price override {name} must be a non-negative number, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> PriceOverride:
+        """
+        Build from a definition mapping.
+
+        Accepts ``input_per_mtok``/``output_per_mtok``/``cached_input_per_mtok`` and the short forms
+        ``input``/``output``/``cached_input``; unknown keys are an error so that a typo is not
+        silently priced at zero.
+        """
+        aliases = {"input": "input_per_mtok", "output": "output_per_mtok", "cached_input": "cached_input_per_mtok"}
+        values: dict[str, float | None] = {}
+        for key, value in data.items():
+            name = aliases.get(key, key)
+            if name not in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
+                raise ValueError(
+                    f"unknown price override key {key!r}; expected input_per_mtok, output_per_mtok, "
+                    "cached_input_per_mtok"
+                )
+            values[name] = None if value is None else float(value)
+        missing = [n for n in ("input_per_mtok", "output_per_mtok") if values.get(n) is None]
+        if missing:
+            raise ValueError(f"price override needs {' and '.join(missing)}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def price(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+        cached = min(max(cached_input_tokens, 0), input_tokens)
+        cached_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        return (
+            (input_tokens - cached) * self.input_per_mtok + cached * cached_rate + output_tokens * self.output_per_mtok
+        ) / _MTOK
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """The price of one call; ``usd`` is None when the price is unknown (see ``warning``)."""
+
+    usd: float | None
+    source: PriceSource
+    warning: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.usd is not None
+
+
+def unknown_price_warning(provider: str, model: str) -> str:
+    """The text shown when a model has no price, saying how to give one."""
+    return (
+        f"no price known for model {model!r} of provider {provider!r} (not in genai-prices); its cost is "
+        f"recorded as unknown, not zero, and it cannot run under a budget. Add a price override to the "
+        f"agent or workflow definition, e.g. price: {{input_per_mtok: 0.25, output_per_mtok: 2.0, "
+        f"cached_input_per_mtok: 0.025}}"
+    )
+
+
+def _catalogue_price(provider: str, model: str, input_tokens: int, output_tokens: int, cached: int) -> float | None:
+    """The genai-prices price, or None when it does not know the provider or model."""
+    usage = _GenaiUsage(
+        input_tokens=max(input_tokens, 0),
+        output_tokens=max(output_tokens, 0),
+        # genai-prices counts cache reads inside input_tokens, as the neutral Usage does.
+        cache_read_tokens=min(max(cached, 0), max(input_tokens, 0)),
+    )
+    try:
+        result = calc_price(usage, model_ref=model, provider_id=provider)
+    except LookupError:
+        return None
+    return float(result.total_price)
+
+
+def _price(
+    provider: str, model: str, input_tokens: int, output_tokens: int, cached: int, override: PriceOverride | None
+) -> CallCost:
+    if override is not None:
+        return CallCost(override.price(input_tokens, output_tokens, cached), "override")
+    usd = _catalogue_price(provider, model, input_tokens, output_tokens, cached)
+    if usd is None:
+        return CallCost(None, "unknown", unknown_price_warning(provider, model))
+    return CallCost(usd, "genai-prices")
+
+
+def price_call(provider: str, model: str, usage: Usage, override: PriceOverride | None = None) -> CallCost:
+    """Price a finished call from its reported usage; an override wins over genai-prices."""
+    return _price(provider, model, usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, override)
+
+
+def max_call_cost(
+    provider: str,
+    model: str,
+    input_tokens_estimate: int,
+    max_tokens: int,
+    override: PriceOverride | None = None,
+) -> float | None:
+    """
+    The most a call can cost: the estimated input at the (uncached) input price plus ``max_tokens``
+    at the output price. This is what the budget reserves before the call; None when unknown.
+    """
+    return _price(provider, model, input_tokens_estimate, max_tokens, 0, override).usd
