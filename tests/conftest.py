@@ -16,7 +16,10 @@ os.environ["AIRFLOW_HOME"] = os.path.join(_SESSION_DIR, "airflow")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
 os.environ["AIRFLOW__AGENT_PROVIDER__STORE_URL"] = "sqlite:///" + os.path.join(_SESSION_DIR, "store.db")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(_SESSION_DIR, "dags")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.makedirs(os.environ["AIRFLOW_HOME"], exist_ok=True)
+os.makedirs(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], exist_ok=True)
 
 pytest_plugins = [
     "tests.fixtures.llm_server",
