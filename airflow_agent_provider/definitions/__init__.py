@@ -1,1 +1,44 @@
+"""Workflow definitions: the YAML schema, loading and validation (Airflow-free).
 
+The DAG factory builds DAGs from the objects returned here and trusts them to be complete and
+consistent, so everything that can be checked without Airflow is checked at load time.
+"""
+
+from __future__ import annotations
+
+from airflow_agent_provider.definitions.durations import parse_duration
+from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
+from airflow_agent_provider.definitions.loader import load_workflow, load_workflows, parse_workflow
+from airflow_agent_provider.definitions.models import (
+    AgentDefaults,
+    AgentSpec,
+    ModuleSpec,
+    PriceOverride,
+    RateLimitSpec,
+    RetrySpec,
+    Workflow,
+    default_connection_id,
+    qualified_id,
+    resolve_dependency,
+)
+from airflow_agent_provider.definitions.validation import check_workflow
+
+__all__ = [
+    "AgentDefaults",
+    "AgentSpec",
+    "ModuleSpec",
+    "PriceOverride",
+    "Problem",
+    "RateLimitSpec",
+    "RetrySpec",
+    "Workflow",
+    "WorkflowDefinitionError",
+    "check_workflow",
+    "default_connection_id",
+    "load_workflow",
+    "load_workflows",
+    "parse_duration",
+    "parse_workflow",
+    "qualified_id",
+    "resolve_dependency",
+]

@@ -1,0 +1,221 @@
+"""Checks that need the whole workflow, run after the models have validated each field.
+
+They are collected, never raised one by one, so an author sees the unknown dependency, the cycle and
+the missing tool of one file in the same report. Nothing here imports Airflow; the only code that
+is imported is what the workflow's ``tools:`` allow-list names, to prove it is a callable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from collections.abc import Callable
+
+import jinja2
+
+from airflow_agent_provider.definitions.errors import Problem
+from airflow_agent_provider.definitions.models import Workflow, qualified_id, resolve_dependency
+from airflow_agent_provider.definitions.yaml_loader import Path, format_path
+from airflow_agent_provider.llm.types import PROVIDERS
+
+LineOf = Callable[[Path], "int | None"]
+
+# ``results.name`` / ``results['Module.name']`` / ``results["name"]`` inside a Jinja prompt.
+_RESULT_REFS = re.compile(r"""\bresults\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Za-z0-9_.-]+)['"]\s*\])""")
+_JINJA = jinja2.Environment(autoescape=False)
+
+
+def check_workflow(workflow: Workflow, line_of: LineOf | None = None) -> list[Problem]:
+    """Every whole-workflow problem of ``workflow``; an empty list means it is usable."""
+    checker = _Checker(workflow, line_of or (lambda path: None))
+    checker.run()
+    return checker.problems
+
+
+class _Checker:
+    def __init__(self, workflow: Workflow, line_of: LineOf) -> None:
+        self.workflow = workflow
+        self.line_of = line_of
+        self.problems: list[Problem] = []
+        self.paths: dict[str, Path] = {}  # qualified id -> path of the (first) agent with that id
+
+    def add(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(format_path(path), message, self.line_of(path)))
+
+    def run(self) -> None:
+        self.check_agent_names()
+        self.check_models()
+        self.check_dependencies()
+        self.check_cycles()
+        self.check_tools()
+        self.check_allow_list()
+        self.check_rate_limits()
+        self.check_prompts()
+
+    def agents(self):
+        for module_name, module in self.workflow.modules.items():
+            for index, agent in enumerate(module.agents):
+                yield module_name, ("modules", module_name, "agents", index), agent
+
+    def check_agent_names(self) -> None:
+        for module_name, path, agent in self.agents():
+            qid = qualified_id(module_name, agent.name)
+            if qid in self.paths:
+                first = format_path(self.paths[qid])
+                self.add((*path, "name"), f"duplicate agent name {agent.name!r} in module {module_name} (also {first})")
+            else:
+                self.paths[qid] = path
+
+    def check_models(self) -> None:
+        defaults = self.workflow.defaults
+        for _, path, agent in self.agents():
+            if agent.model is not None:
+                continue
+            hint = "set 'model' on the agent or in defaults"
+            if defaults.model is not None and agent.provider != defaults.provider:
+                hint = (
+                    f"defaults.model {defaults.model!r} is for provider {defaults.provider}, "
+                    f"so this {agent.provider} agent must set its own 'model'"
+                )
+            self.add((*path, "model"), f"no model for this agent: {hint}")
+
+    def check_dependencies(self) -> None:
+        for module_name, path, agent in self.agents():
+            own = qualified_id(module_name, agent.name)
+            seen: set[str] = set()
+            for index, dependency in enumerate(agent.dependencies):
+                dep_path = (*path, "dependencies", index)
+                target = resolve_dependency(module_name, dependency)
+                if target == own:
+                    self.add(dep_path, f"agent {own} depends on itself")
+                elif target in seen:
+                    self.add(dep_path, f"dependency {dependency!r} is listed twice")
+                elif target not in self.paths:
+                    self.add(dep_path, self.unknown_dependency(dependency, target))
+                seen.add(target)
+
+    def unknown_dependency(self, dependency: str, target: str) -> str:
+        module_name, _, agent_name = target.partition(".")
+        if module_name not in self.workflow.modules:
+            where = f"there is no module {module_name!r} (modules: {', '.join(self.workflow.modules)})"
+        else:
+            where = f"module {module_name} has no agent {agent_name!r}"
+        message = f"unknown dependency {dependency!r}: {where}"
+        close = difflib.get_close_matches(target, list(self.paths), n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        return message
+
+    def check_cycles(self) -> None:
+        graph: dict[str, list[str]] = {}
+        for module_name, _, agent in self.agents():
+            own = qualified_id(module_name, agent.name)
+            targets = (resolve_dependency(module_name, dep) for dep in agent.dependencies)
+            graph.setdefault(own, []).extend(t for t in targets if t in self.paths and t != own)
+        reported: set[frozenset[str]] = set()
+        for cycle in _find_cycles(graph):
+            key = frozenset(cycle)
+            if key in reported:
+                continue
+            reported.add(key)
+            shown = " -> ".join([*cycle, cycle[0]])
+            self.add(
+                (*self.paths[cycle[0]], "dependencies"),
+                f"dependency cycle: {shown} (each agent depends on the next; a DAG cannot have cycles)",
+            )
+
+    def check_tools(self) -> None:
+        allowed = self.workflow.tools
+        for _, path, agent in self.agents():
+            for index, tool in enumerate(agent.tools):
+                if tool in allowed:
+                    continue
+                message = f"tool {tool!r} is not in the workflow's tools allow-list"
+                close = difflib.get_close_matches(tool, list(allowed), n=1, cutoff=0.6)
+                if close:
+                    message += f"; did you mean {close[0]!r}?"
+                message += f" (allowed: {', '.join(allowed) or 'none; add a top-level tools: mapping'})"
+                self.add((*path, "tools", index), message)
+
+    def check_allow_list(self) -> None:
+        for name, dotted in self.workflow.tools.items():
+            reason = import_problem(dotted)
+            if reason:
+                self.add(("tools", name), reason)
+
+    def check_rate_limits(self) -> None:
+        for key in self.workflow.rate_limits:
+            provider, slash, model = key.partition("/")
+            if provider not in PROVIDERS:
+                self.add(
+                    ("rate_limits", key),
+                    f"rate-limit key {key!r} must be a provider ({', '.join(PROVIDERS)}) or 'provider/model'",
+                )
+            elif slash and not model.strip():
+                self.add(("rate_limits", key), f"rate-limit key {key!r} has an empty model after '/'")
+
+    def check_prompts(self) -> None:
+        for module_name, path, agent in self.agents():
+            for field in ("prompt", "system_prompt"):
+                template = getattr(agent, field)
+                if not template:
+                    continue
+                try:
+                    _JINJA.parse(template)
+                except jinja2.TemplateSyntaxError as exc:
+                    self.add((*path, field), f"invalid Jinja template (template line {exc.lineno}): {exc.message}")
+            self.check_result_references(module_name, path, agent.prompt, agent.dependencies)
+
+    def check_result_references(self, module_name: str, path: Path, prompt: str, dependencies: list[str]) -> None:
+        upstream = {resolve_dependency(module_name, dep) for dep in dependencies}
+        plain = {qid.partition(".")[2] for qid in upstream}
+        for match in _RESULT_REFS.finditer(prompt):
+            ref = match.group(1) or match.group(2)
+            if ref in upstream or ref in plain:
+                continue
+            self.add(
+                (*path, "prompt"),
+                f"prompt uses results{'.' + ref if match.group(1) else f'[{ref!r}]'} but {ref!r} is not one of "
+                f"this agent's dependencies ({', '.join(sorted(upstream)) or 'none'})",
+            )
+
+
+def import_problem(dotted: str) -> str | None:
+    """Why ``dotted`` (``package.module.attr``) is not an importable callable, or None if it is."""
+    module_path, _, attribute = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_path)
+    except Exception as exc:  # any import-time failure is the author's to see, not ours to crash on
+        return f"cannot import {module_path!r} for tool {dotted!r}: {type(exc).__name__}: {exc}"
+    if not hasattr(module, attribute):
+        return f"module {module_path!r} has no attribute {attribute!r}"
+    if not callable(getattr(module, attribute)):
+        return f"{dotted!r} is not callable"
+    return None
+
+
+def _find_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Elementary cycles found by depth-first search, each rotated to start at its first node in file order."""
+    order = {node: index for index, node in enumerate(graph)}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in graph.get(node, ()):
+            if state.get(target) == 1:
+                cycle = stack[stack.index(target) :]
+                start = min(range(len(cycle)), key=lambda i: order.get(cycle[i], 0))
+                cycles.append(cycle[start:] + cycle[:start])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node)
+    return cycles

@@ -1,0 +1,1 @@
+"""Example code used by the example workflows in ``dags/workflows/``."""
