@@ -1,0 +1,28 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - create .venv, install, run the example ERP workflows through Airflow (embedded defaults)
+#   make test   - create .venv, install, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/airflow-agents demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	for f in bench/bench_*.py; do $(VENV)/bin/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .airflow-demo
