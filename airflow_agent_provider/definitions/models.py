@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,7 +30,7 @@ from pydantic import (
 
 from airflow_agent_provider.definitions.durations import Duration, PositiveDuration
 from airflow_agent_provider.definitions.schedules import check_schedule
-from airflow_agent_provider.llm.types import Provider
+from airflow_agent_provider.llm.types import PROVIDERS, Provider
 
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -65,6 +66,19 @@ def qualified_id(module: str, agent_name: str) -> str:
 def resolve_dependency(module: str, dependency: str) -> str:
     """Qualify a dependency reference: ``agent`` means the same module, ``Module.agent`` another."""
     return dependency if "." in dependency else qualified_id(module, dependency)
+
+
+def check_rate_limit_key(key: str) -> str:
+    """A ``rate_limits`` key is a known provider, or ``provider/model``; a typo would limit nothing."""
+    provider, slash, model = key.partition("/")
+    if provider not in PROVIDERS:
+        raise ValueError(f"rate-limit key {key!r} must be a provider ({', '.join(PROVIDERS)}) or 'provider/model'")
+    if slash and not model.strip():
+        raise ValueError(f"rate-limit key {key!r} has no model after '/'")
+    return key
+
+
+RateLimitKey = Annotated[str, AfterValidator(check_rate_limit_key)]
 
 
 class _Strict(BaseModel):
@@ -209,7 +223,7 @@ class Workflow(_Strict):
     max_parallel_agents: int | None = Field(None, ge=1, description="max_active_tasks.")
     allow_partial_completion: bool = False
     tools: dict[ToolName, DottedPath] = Field(default_factory=dict)
-    rate_limits: dict[str, RateLimitSpec] = Field(default_factory=dict)
+    rate_limits: dict[RateLimitKey, RateLimitSpec] = Field(default_factory=dict)
     defaults: AgentDefaults = Field(default_factory=AgentDefaults)
     modules: dict[Name, ModuleSpec] = Field(min_length=1)
 

@@ -93,6 +93,8 @@ def _message(item: Any, path: Path, root: type[BaseModel]) -> str:
         return f"{_TYPE_WORDS[kind]}, got {_show(value)}"
     if kind in _COMPARE_WORDS:
         limit = next(iter(ctx.values()), "?")
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
         return f"must be {_COMPARE_WORDS[kind]} {limit}, got {_show(value)}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '?')}, got {_show(value)}"

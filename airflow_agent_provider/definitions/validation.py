@@ -17,7 +17,6 @@ import jinja2
 from airflow_agent_provider.definitions.errors import Problem
 from airflow_agent_provider.definitions.models import Workflow, qualified_id, resolve_dependency
 from airflow_agent_provider.definitions.yaml_loader import Path, format_path
-from airflow_agent_provider.llm.types import PROVIDERS
 
 LineOf = Callable[[Path], "int | None"]
 
@@ -50,7 +49,6 @@ class _Checker:
         self.check_cycles()
         self.check_tools()
         self.check_allow_list()
-        self.check_rate_limits()
         self.check_prompts()
 
     def agents(self):
@@ -143,17 +141,6 @@ class _Checker:
             reason = import_problem(dotted)
             if reason:
                 self.add(("tools", name), reason)
-
-    def check_rate_limits(self) -> None:
-        for key in self.workflow.rate_limits:
-            provider, slash, model = key.partition("/")
-            if provider not in PROVIDERS:
-                self.add(
-                    ("rate_limits", key),
-                    f"rate-limit key {key!r} must be a provider ({', '.join(PROVIDERS)}) or 'provider/model'",
-                )
-            elif slash and not model.strip():
-                self.add(("rate_limits", key), f"rate-limit key {key!r} has an empty model after '/'")
 
     def check_prompts(self) -> None:
         for module_name, path, agent in self.agents():

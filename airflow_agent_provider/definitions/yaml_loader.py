@@ -72,7 +72,10 @@ def parse_yaml(text: str) -> ParsedYaml:
 
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
-    reason = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+    reason = exc.problem or exc.context or "invalid YAML"
+    if exc.problem and exc.context:
+        where = f" on line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+        reason += f" ({exc.context}{where})"
     if mark is None:
         return Problem("(file)", f"invalid YAML: {reason}")
     line = mark.line + 1

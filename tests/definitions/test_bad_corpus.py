@@ -1,0 +1,142 @@
+"""Every file in ``bad/`` must be rejected with a message that tells the author what to fix and where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_agent_provider.definitions import WorkflowDefinitionError, load_workflow
+
+BAD = Path(__file__).parent / "bad"
+
+# file -> fragments that must all appear in str(error); field paths included on purpose.
+EXPECTED: dict[str, list[str]] = {
+    "cycle.yaml": [
+        "modules.Finance.agents[0].dependencies",
+        "dependency cycle: Finance.a -> Finance.b -> HR.c -> Finance.a",
+    ],
+    "unknown_dependency_same_module.yaml": [
+        "modules.Finance.agents[1].dependencies[0]",
+        "unknown dependency 'reconcile_ledgr'",
+        "did you mean 'Finance.reconcile_ledger'?",
+    ],
+    "unknown_dependency_cross_module.yaml": [
+        "modules.Finance.agents[0].dependencies[0]: unknown dependency 'HR.payroll'",
+        "module HR has no agent 'payroll'",
+        "did you mean 'HR.payroll_summary'?",
+        "modules.Finance.agents[1].dependencies[0]: unknown dependency 'Audit.review'",
+        "there is no module 'Audit'",
+    ],
+    "duplicate_agent_name.yaml": [
+        "modules.Inventory.agents[1].name",
+        "duplicate agent name 'stock_valuation' in module Inventory",
+        "line 7",
+    ],
+    "duplicate_yaml_key.yaml": [
+        "modules.HR.agents[0].prompt",
+        "duplicate key 'prompt' (first defined on line 8)",
+        "line 9",
+    ],
+    "bad_type.yaml": ["modules.Finance.agents[1].max_tokens", "must be a whole number, got 'lots'", "line 10"],
+    "unknown_field.yaml": [
+        "modules.Finance.agents[2].modle",
+        "unknown field 'modle'",
+        "did you mean 'model'?",
+        "allowed: provider, connection, model",
+        "line 12",
+    ],
+    "unknown_tool.yaml": [
+        "modules.Inventory.agents[0].tools[0]",
+        "tool 'get_stock_levels' is not in the workflow's tools allow-list",
+        "did you mean 'get_stock_level'?",
+    ],
+    "tool_not_importable.yaml": [
+        "tools.missing_module: cannot import 'no_such_package_xyz.tools'",
+        "ModuleNotFoundError: No module named 'no_such_package_xyz'",
+        "tools.missing_function: module 'airflow_agent_provider.examples.erp_tools' has no attribute 'no_such_tool'",
+        "tools.not_callable: 'airflow_agent_provider.examples.erp_tools.annotations' is not callable",
+    ],
+    "bad_yaml_syntax.yaml": ["line 8, column 1:", "unexpected end of stream", "quoted scalar on line 6"],
+    "bad_yaml_indent.yaml": ["line 6, column 8:", "expected <block end>"],
+    "empty.yaml": ["(file): the file is empty"],
+    "comment_only.yaml": ["(file): the file is empty"],
+    "top_level_list.yaml": ["the top level must be a mapping", "got a list"],
+    "bad_duration.yaml": [
+        "timeout: invalid duration '2 hours'",
+        "defaults.retries.max_delay: invalid duration 'soon'",
+        "modules.HR.agents[0].timeout: invalid duration '30m1h': use each unit once, largest first",
+        "'1h30m'",
+    ],
+    "bad_provider.yaml": ["modules.HR.agents[0].provider", "must be one of 'openai' or 'anthropic', got 'gemini'"],
+    "bad_names.yaml": [
+        "name: may only contain letters, digits, '_', '.' and '-', got 'month end!'",
+        "modules.Human Resources: name 'Human Resources' may only contain letters, digits, '_' and '-'",
+        "modules.Human Resources.agents[0].name",
+        "got 'payroll.summary'",
+    ],
+    "missing_prompt.yaml": ["modules.Finance.agents[0].prompt: required field is missing"],
+    "negative_budget.yaml": [
+        "cost_budget: must be greater than 0, got -5",
+        "modules.Finance.cost_budget: must be greater than 0, got 0",
+    ],
+    "bad_rate_limit_key.yaml": [
+        "rate_limits.gemini/pro: rate-limit key 'gemini/pro' must be a provider (openai, anthropic)",
+        "rate_limits.openai/: rate-limit key 'openai/' has no model",
+        "rate_limits.anthropic: set at least one limit",
+    ],
+    "temperature_out_of_range.yaml": ["modules.Finance.agents[0].temperature", "must be at most 2, got 2.5"],
+    "self_dependency.yaml": [
+        "modules.Finance.agents[0].dependencies[0]: agent Finance.a depends on itself",
+        "modules.Finance.agents[1].dependencies[0]: agent Finance.b depends on itself",
+    ],
+    "bad_schedule.yaml": ["schedule: unknown schedule preset '@fortnightly'", "@monthly"],
+    "bad_retries.yaml": ["defaults.retries.attempts: must be at least 0, got -1"],
+    "model_for_other_provider.yaml": [
+        "modules.Finance.agents[0].model",
+        "defaults.model 'gpt-5-mini' is for provider openai",
+    ],
+    "prompt_result_not_dependency.yaml": [
+        "modules.Finance.agents[1].prompt: prompt uses results.a but 'a' is not one of this agent's dependencies",
+        "results['HR.payroll']",
+        "modules.Finance.agents[2].prompt: invalid Jinja template",
+    ],
+    "no_modules.yaml": ["modules: must not be empty"],
+    "several_problems.yaml": [
+        "5 problems",
+        "cost_budget: must be greater than 0",
+        "defaults.temprature: unknown field 'temprature' (did you mean 'temperature'?)",
+        "modules.Finance.agents[0].max_tokens: must be a whole number, got 'many'",
+        "modules.Finance.agents[1].prompt: required field is missing",
+        "modules.Finance.agents[1].provider: must be one of 'openai' or 'anthropic', got 'azure'",
+    ],
+}
+
+
+def test_corpus_and_expectations_match():
+    files = {p.name for p in BAD.glob("*.yaml")}
+    assert files == set(EXPECTED)
+    assert len(files) >= 15
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_file_is_rejected_with_a_clear_message(name: str):
+    path = BAD / name
+    with pytest.raises(WorkflowDefinitionError) as info:
+        load_workflow(path)
+    error = info.value
+    text = str(error)
+    assert text.startswith(str(path))
+    assert error.path == str(path)
+    assert error.problems
+    for fragment in EXPECTED[name]:
+        assert fragment in text, f"{fragment!r} missing from:\n{text}"
+
+
+def test_several_problems_are_reported_together_in_line_order():
+    with pytest.raises(WorkflowDefinitionError) as info:
+        load_workflow(BAD / "several_problems.yaml")
+    problems = info.value.problems
+    assert len(problems) == 5
+    assert [p.line for p in problems] == [2, 5, 11, 12, 13]
+    assert problems[1].loc == "defaults.temprature"
