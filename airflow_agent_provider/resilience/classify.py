@@ -1,0 +1,447 @@
+"""Sort model-call errors into transient (worth retrying) and permanent (fail now).
+
+Why one classifier: three layers act on the same question -- the retry loop inside a call, the
+circuit breaker, and Airflow's task retry policy -- and they must agree. A 400 caused by a bad prompt
+fails identically on every retry and says nothing about the provider's health, so it must neither be
+retried nor open a breaker; a 429 or a 529 goes away by waiting, and the provider often says for how
+long (``retry-after``, ``retry-after-ms``, or its rate-limit reset headers), so that is honoured.
+
+Works on the real SDK exceptions (``openai``/``anthropic`` ``APIStatusError`` and friends, whose
+``response.headers`` carry the hints), on raw ``httpx`` transport errors, on built-in timeouts and
+connection errors, and on any exception that declares itself with ``permanent = True`` (for example a
+budget that ran out) or ``transient = True`` (a breaker that is open, with ``retry_after_s``). An
+exception nothing is known about is *unclassified*: treated as permanent inside a call (retrying a bug
+helps nobody) while the Airflow retry policy leaves it to the task's own ``retries``.
+
+Errors that cross the triggerer boundary travel as a dict (``error_event``), classified again on the
+worker side with ``classify_event``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+ErrorKind = Literal["transient", "permanent"]
+
+TRANSIENT: ErrorKind = "transient"
+PERMANENT: ErrorKind = "permanent"
+
+#: Longest message kept in an ``ErrorInfo``/error event (provider messages can echo whole prompts).
+MAX_MESSAGE_CHARS = 500
+
+_STATUS_REASONS: dict[int, tuple[ErrorKind, str]] = {
+    400: (PERMANENT, "bad_request"),
+    401: (PERMANENT, "authentication"),
+    402: (PERMANENT, "payment_required"),
+    403: (PERMANENT, "permission_denied"),
+    404: (PERMANENT, "not_found"),
+    408: (TRANSIENT, "request_timeout"),
+    409: (TRANSIENT, "conflict"),
+    413: (PERMANENT, "request_too_large"),
+    422: (PERMANENT, "unprocessable"),
+    425: (TRANSIENT, "too_early"),
+    429: (TRANSIENT, "rate_limited"),
+    529: (TRANSIENT, "overloaded"),
+}
+
+# Error codes/types that refine a status: a 429 for an exhausted quota does not pass by waiting.
+_QUOTA_CODES = {"insufficient_quota", "contract_spend_limit_reached", "enforced_spend_limit_reached"}
+_CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
+_CONTENT_POLICY_CODES = {"content_policy_violation", "content_filter", "invalid_prompt"}
+_REFINED_REASONS = {"quota_exhausted", "context_length_exceeded", "content_policy"}
+_CONTEXT_MESSAGE = re.compile(r"context length|context window|prompt is too long|too many tokens", re.I)
+
+# Error ``type`` strings in the two APIs' error bodies, for errors without a usable HTTP status
+# (an error event inside a 200 streaming response).
+_ERROR_TYPES: dict[str, tuple[ErrorKind, str]] = {
+    "overloaded_error": (TRANSIENT, "overloaded"),
+    "rate_limit_error": (TRANSIENT, "rate_limited"),
+    "api_error": (TRANSIENT, "server_error"),
+    "server_error": (TRANSIENT, "server_error"),
+    "timeout_error": (TRANSIENT, "timeout"),
+    "invalid_request_error": (PERMANENT, "bad_request"),
+    "authentication_error": (PERMANENT, "authentication"),
+    "permission_error": (PERMANENT, "permission_denied"),
+    "not_found_error": (PERMANENT, "not_found"),
+    "request_too_large": (PERMANENT, "request_too_large"),
+}
+
+# Exception class names, for errors that arrive as an event dict (no class to test).
+_TIMEOUT_NAMES = {"APITimeoutError", "TimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout",
+                  "WriteTimeout", "PoolTimeout"}
+_CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "ConnectionError", "ConnectionRefusedError",
+                     "ConnectionResetError", "RemoteProtocolError", "ReadError", "WriteError",
+                     "TransportError", "NetworkError", "CircuitOpenError"}
+_PERMANENT_NAMES = {"LengthFinishReasonError": "output_length_exceeded",
+                    "ContentFilterFinishReasonError": "content_policy"}
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What is known about one failed call."""
+
+    kind: ErrorKind
+    #: Short machine-readable cause: ``rate_limited``, ``overloaded``, ``server_error``, ``timeout``,
+    #: ``connection_error``, ``bad_request``, ``context_length_exceeded``, ``authentication`` ...
+    reason: str
+    status_code: int | None = None
+    #: Seconds the provider asked us to wait, if it said.
+    retry_after_s: float | None = None
+    #: ``openai``/``anthropic`` when the error came from that SDK.
+    provider: str | None = None
+    #: Name of the exception class (kept because events carry no class).
+    error_type: str = ""
+    message: str = ""
+    #: False when nothing was known about the exception (then ``kind`` is ``permanent``).
+    classified: bool = True
+
+    @property
+    def transient(self) -> bool:
+        return self.kind == TRANSIENT
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind == PERMANENT
+
+
+# ---------------------------------------------------------------------------------------------
+# Exception classes of the optional transports, looked up once.
+# ---------------------------------------------------------------------------------------------
+
+
+def _classes(module_name: str, *names: str) -> tuple[type[BaseException], ...]:
+    try:
+        module = __import__(module_name)
+    except ImportError:
+        return ()
+    return tuple(getattr(module, n) for n in names if isinstance(getattr(module, n, None), type))
+
+
+# The SDKs ship their own copy of httpx ("httpx2"); plain httpx is what other callers use.
+_TIMEOUT_CLASSES = (
+    _classes("openai", "APITimeoutError")
+    + _classes("anthropic", "APITimeoutError")
+    + _classes("httpx", "TimeoutException")
+    + _classes("httpx2", "TimeoutException")
+    + (asyncio.TimeoutError, TimeoutError)
+)
+_CONNECTION_CLASSES = (
+    _classes("openai", "APIConnectionError")
+    + _classes("anthropic", "APIConnectionError")
+    + _classes("httpx", "TransportError")
+    + _classes("httpx2", "TransportError")
+    + (ConnectionError,)
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Retry-after hints
+# ---------------------------------------------------------------------------------------------
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_go_duration(text: str) -> float | None:
+    """Seconds in an OpenAI reset header (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``); None if malformed."""
+    text = text.strip()
+    if not text:
+        return None
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
+
+
+def _seconds_until(text: str, now: float) -> float | None:
+    """Seconds until an RFC 3339 or HTTP date; None if it is neither."""
+    text = text.strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if when.tzinfo is not None:
+            return when.timestamp() - now
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.timestamp() - now if parsed is not None and parsed.tzinfo is not None else None
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or math.isnan(value):
+        return None
+    return max(0.0, value) if math.isfinite(value) else None
+
+
+def retry_after_from_headers(headers: Mapping[str, str] | None, *, rate_limited: bool = True) -> float | None:
+    """
+    Seconds to wait according to the response headers, or None when they do not say.
+
+    ``retry-after-ms`` and ``retry-after`` (seconds or an HTTP date) are explicit and always win. The
+    rate-limit reset headers (OpenAI ``x-ratelimit-reset-*`` durations, Anthropic
+    ``anthropic-ratelimit-*-reset`` timestamps) are only read for a rate-limited response: the
+    longest reset among the exhausted limits, or the shortest reset if none is marked exhausted.
+    """
+    if not headers:
+        return None
+    get = headers.get
+    now = time.time()
+    value = get("retry-after-ms")
+    if value is not None:
+        try:
+            return _finite(float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = get("retry-after")
+    if value is not None:
+        try:
+            return _finite(float(value))
+        except ValueError:
+            until = _seconds_until(value, now)
+            if until is not None:
+                return _finite(until)
+    if not rate_limited:
+        return None
+    exhausted: list[float] = []
+    others: list[float] = []
+    for limit in ("requests", "tokens"):
+        reset = get(f"x-ratelimit-reset-{limit}")
+        if reset is not None and (seconds := parse_go_duration(reset)) is not None:
+            (exhausted if get(f"x-ratelimit-remaining-{limit}") == "0" else others).append(seconds)
+    for limit in ("requests", "tokens", "input-tokens", "output-tokens"):
+        reset = get(f"anthropic-ratelimit-{limit}-reset")
+        if reset is not None and (seconds := _seconds_until(reset, now)) is not None:
+            (exhausted if get(f"anthropic-ratelimit-{limit}-remaining") == "0" else others).append(seconds)
+    if exhausted:
+        return _finite(max(exhausted))
+    if others:
+        return _finite(min(others))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification
+# ---------------------------------------------------------------------------------------------
+
+
+def _provider_of(exc: BaseException) -> str | None:
+    root = type(exc).__module__.split(".", 1)[0]
+    return root if root in ("openai", "anthropic") else None
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc)[:MAX_MESSAGE_CHARS]
+
+
+def _error_code(exc: BaseException) -> str | None:
+    """The API's error code: ``code`` (OpenAI), ``error_code`` (Anthropic) or from the body."""
+    for attr in ("code", "error_code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    body = getattr(exc, "body", None)
+    err = body.get("error", body) if isinstance(body, Mapping) else None
+    if not isinstance(err, Mapping):
+        return None
+    details = err.get("details")
+    code = err.get("code") or (details.get("error_code") if isinstance(details, Mapping) else None)
+    return code if isinstance(code, str) and code else None
+
+
+def _error_type(exc: BaseException) -> str | None:
+    value = getattr(exc, "type", None)
+    if isinstance(value, str) and value:
+        return value
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        value = body["error"].get("type")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def status_kind(status: int) -> tuple[ErrorKind, str]:
+    """Kind and reason for an HTTP status alone."""
+    if status in _STATUS_REASONS:
+        return _STATUS_REASONS[status]
+    if status >= 500:
+        return TRANSIENT, "server_error"
+    if 400 <= status < 500:
+        return PERMANENT, "client_error"
+    return TRANSIENT, "unexpected_status"
+
+
+def _refine(kind: ErrorKind, reason: str, status: int | None, code: str | None, message: str) -> tuple[ErrorKind, str]:
+    """Codes that change the meaning of a status (quota vs. rate limit, context length vs. bad request)."""
+    if code in _QUOTA_CODES:
+        return PERMANENT, "quota_exhausted"
+    if code in _CONTEXT_CODES or (status in (400, 413) and _CONTEXT_MESSAGE.search(message)):
+        return PERMANENT, "context_length_exceeded"
+    if code in _CONTENT_POLICY_CODES:
+        return PERMANENT, "content_policy"
+    return kind, reason
+
+
+def _classify_one(exc: BaseException) -> ErrorInfo | None:
+    provider = _provider_of(exc)
+    name = type(exc).__name__
+    message = _message(exc)
+
+    declared = getattr(exc, "reason", None)
+    declared = declared if isinstance(declared, str) and declared else None
+    declared_status = getattr(exc, "status_code", None)
+    declared_status = declared_status if isinstance(declared_status, int) else None
+    if getattr(exc, "permanent", False) is True:
+        return ErrorInfo(PERMANENT, declared or "marked_permanent", declared_status, None, provider, name, message)
+    if getattr(exc, "transient", False) is True:
+        retry_after = getattr(exc, "retry_after_s", None)
+        retry_after = _finite(float(retry_after)) if isinstance(retry_after, (int, float)) else None
+        return ErrorInfo(TRANSIENT, declared or "marked_transient", declared_status, retry_after, provider, name,
+                         message)
+
+    # An HTTP response: SDK status errors and httpx.HTTPStatusError.
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(response, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        headers = getattr(response, "headers", None)
+        kind, reason = status_kind(status)
+        kind, reason = _refine(kind, reason, status, _error_code(exc), message)
+        # The provider may say explicitly whether to retry (OpenAI's x-should-retry); a refined
+        # reason (quota, context length, content policy) is about the request and stays permanent.
+        should_retry = headers.get("x-should-retry") if headers is not None else None
+        if reason not in _REFINED_REASONS and should_retry in ("true", "false"):
+            kind = TRANSIENT if should_retry == "true" else PERMANENT
+        retry_after = retry_after_from_headers(headers, rate_limited=status == 429) if kind == TRANSIENT else None
+        return ErrorInfo(kind, reason, status, retry_after, provider, name, message)
+
+    if name in _PERMANENT_NAMES and provider:
+        return ErrorInfo(PERMANENT, _PERMANENT_NAMES[name], None, None, provider, name, message)
+    if isinstance(exc, _TIMEOUT_CLASSES):
+        return ErrorInfo(TRANSIENT, "timeout", None, None, provider, name, message)
+    if isinstance(exc, _CONNECTION_CLASSES):
+        return ErrorInfo(TRANSIENT, "connection_error", None, None, provider, name, message)
+
+    # An API error without a usable status (an error event inside a streamed 200 response).
+    err_type = _error_type(exc) if provider else None
+    if err_type in _ERROR_TYPES:
+        kind, reason = _ERROR_TYPES[err_type]
+        kind, reason = _refine(kind, reason, None, _error_code(exc), message)
+        return ErrorInfo(kind, reason, status if isinstance(status, int) else None, None, provider, name, message)
+    return None
+
+
+def classify(exc: BaseException) -> ErrorInfo:
+    """
+    Classify ``exc``; follows ``raise ... from cause`` chains when the outer exception is unknown.
+
+    Unknown exceptions come back as ``permanent`` with ``classified=False`` and reason ``unclassified``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        info = _classify_one(current)
+        if info is not None:
+            return info
+        current = current.__cause__
+    return ErrorInfo(PERMANENT, "unclassified", None, None, _provider_of(exc), type(exc).__name__,
+                     _message(exc), classified=False)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc).transient
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors as trigger events
+# ---------------------------------------------------------------------------------------------
+
+
+def error_event(exc: BaseException, **extra: Any) -> dict[str, Any]:
+    """
+    The JSON-safe dict a trigger yields for a failed call (the exception itself cannot cross).
+
+    ``extra`` is merged in (for example the request id), without overriding the error fields.
+    """
+    info = classify(exc)
+    event = dict(extra)
+    event.update(
+        status="error",
+        error_type=info.error_type,
+        status_code=info.status_code,
+        message=info.message,
+        retry_after_s=info.retry_after_s,
+        kind=info.kind,
+        reason=info.reason,
+        provider=info.provider,
+        classified=info.classified,
+    )
+    return event
+
+
+def classify_event(event: Mapping[str, Any]) -> ErrorInfo:
+    """
+    Classify an error event (see ``error_event``); also accepts a minimal event with only
+    ``error_type``/``status_code``/``message``/``retry_after_s`` as written by other triggers.
+    """
+    status = event.get("status_code")
+    status = int(status) if isinstance(status, (int, float, str)) and str(status).isdigit() else None
+    retry_after = event.get("retry_after_s")
+    retry_after = _finite(float(retry_after)) if isinstance(retry_after, (int, float)) else None
+    error_type = str(event.get("error_type") or "")
+    message = str(event.get("message") or "")[:MAX_MESSAGE_CHARS]
+    provider = event.get("provider")
+    common = dict(status_code=status, retry_after_s=retry_after, provider=provider,
+                  error_type=error_type, message=message)
+
+    kind = event.get("kind")
+    if kind in (TRANSIENT, PERMANENT):
+        return ErrorInfo(kind=kind, reason=str(event.get("reason") or kind),
+                         classified=bool(event.get("classified", True)), **common)
+    if event.get("permanent") is True:
+        return ErrorInfo(kind=PERMANENT, reason="marked_permanent", **common)
+    if status is not None and status >= 400:
+        kind, reason = _refine(*status_kind(status), status, event.get("code"), message)
+        return ErrorInfo(kind=kind, reason=reason, **common)
+    if error_type in _TIMEOUT_NAMES:
+        return ErrorInfo(kind=TRANSIENT, reason="timeout", **common)
+    if error_type in _CONNECTION_NAMES:
+        return ErrorInfo(kind=TRANSIENT, reason="connection_error", **common)
+    if error_type in _PERMANENT_NAMES:
+        return ErrorInfo(kind=PERMANENT, reason=_PERMANENT_NAMES[error_type], **common)
+    return ErrorInfo(kind=PERMANENT, reason="unclassified", classified=False, **common)
+
+
+class ClassifiedError(Exception):
+    """An error rebuilt on the worker from a trigger's error event, carrying its classification.
+
+    It declares itself ``transient``/``permanent`` so every layer (retries, breaker, Airflow retry
+    policy) reads it like the original exception, including the provider's ``retry_after_s``.
+    """
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(f"{info.error_type or 'Error'}: {info.message}" if info.message else info.reason)
+        self.info = info
+        self.status_code = info.status_code
+        self.retry_after_s = info.retry_after_s
+        self.reason = info.reason
+        self.transient = info.transient
+        self.permanent = info.permanent and info.classified
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ClassifiedError:
+        return cls(classify_event(event))
