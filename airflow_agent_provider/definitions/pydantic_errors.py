@@ -24,7 +24,7 @@ from airflow_agent_provider.definitions.models import (
     TOOL_NAME_PATTERN,
     WORKFLOW_NAME_PATTERN,
 )
-from airflow_agent_provider.definitions.yaml_loader import Path, format_path
+from airflow_agent_provider.definitions.yaml_loader import FieldPath, format_path
 
 _PATTERN_WORDS = {
     WORKFLOW_NAME_PATTERN: "may only contain letters, digits, '_', '.' and '-'",
@@ -61,7 +61,7 @@ _COMPARE_WORDS = {
 
 
 def problems_from_validation_error(
-    error: ValidationError, root: type[BaseModel], line_of: Callable[[Path], int | None]
+    error: ValidationError, root: type[BaseModel], line_of: Callable[[FieldPath], int | None]
 ) -> list[Problem]:
     """One :class:`Problem` per pydantic error, located with ``line_of(path)``."""
     problems = []
@@ -72,12 +72,12 @@ def problems_from_validation_error(
     return problems
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> Path:
+def _clean_loc(loc: tuple[Any, ...]) -> FieldPath:
     # A failing dict *key* is reported by pydantic as (..., key, "[key]"): the key itself is the path.
     return tuple(part for part in loc if part != "[key]")
 
 
-def _message(item: Any, path: Path, root: type[BaseModel]) -> str:
+def _message(item: Any, path: FieldPath, root: type[BaseModel]) -> str:
     kind = item["type"]
     value = item.get("input")
     ctx = item.get("ctx") or {}
@@ -120,7 +120,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _unknown_field(path: Path, root: type[BaseModel]) -> str:
+def _unknown_field(path: FieldPath, root: type[BaseModel]) -> str:
     name = str(path[-1]) if path else "?"
     model = _model_at(root, path[:-1])
     if model is None:
@@ -133,7 +133,7 @@ def _unknown_field(path: Path, root: type[BaseModel]) -> str:
     return f"{message}; allowed: {', '.join(allowed)}"
 
 
-def _model_at(root: type[BaseModel], path: Path) -> type[BaseModel] | None:
+def _model_at(root: type[BaseModel], path: FieldPath) -> type[BaseModel] | None:
     """Follow ``path`` through the model's field annotations to the model that holds the last key."""
     annotation: Any = root
     remaining = list(path)

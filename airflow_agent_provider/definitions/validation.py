@@ -10,15 +10,15 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jinja2
 
 from airflow_agent_provider.definitions.errors import Problem
-from airflow_agent_provider.definitions.models import Workflow, qualified_id, resolve_dependency
-from airflow_agent_provider.definitions.yaml_loader import Path, format_path
+from airflow_agent_provider.definitions.models import AgentSpec, Workflow, qualified_id, resolve_dependency
+from airflow_agent_provider.definitions.yaml_loader import FieldPath, format_path
 
-LineOf = Callable[[Path], "int | None"]
+LineOf = Callable[[FieldPath], int | None]
 
 # ``results.name`` / ``results['Module.name']`` / ``results["name"]`` inside a Jinja prompt.
 _RESULT_REFS = re.compile(r"""\bresults\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Za-z0-9_.-]+)['"]\s*\])""")
@@ -37,9 +37,9 @@ class _Checker:
         self.workflow = workflow
         self.line_of = line_of
         self.problems: list[Problem] = []
-        self.paths: dict[str, Path] = {}  # qualified id -> path of the (first) agent with that id
+        self.paths: dict[str, FieldPath] = {}  # qualified id -> path of the (first) agent with that id
 
-    def add(self, path: Path, message: str) -> None:
+    def add(self, path: FieldPath, message: str) -> None:
         self.problems.append(Problem(format_path(path), message, self.line_of(path)))
 
     def run(self) -> None:
@@ -51,7 +51,8 @@ class _Checker:
         self.check_allow_list()
         self.check_prompts()
 
-    def agents(self):
+    def agents(self) -> Iterator[tuple[str, FieldPath, AgentSpec]]:
+        """``(module_name, path of the agent, agent)`` for every agent, in file order."""
         for module_name, module in self.workflow.modules.items():
             for index, agent in enumerate(module.agents):
                 yield module_name, ("modules", module_name, "agents", index), agent
@@ -154,7 +155,7 @@ class _Checker:
                     self.add((*path, field), f"invalid Jinja template (template line {exc.lineno}): {exc.message}")
             self.check_result_references(module_name, path, agent.prompt, agent.dependencies)
 
-    def check_result_references(self, module_name: str, path: Path, prompt: str, dependencies: list[str]) -> None:
+    def check_result_references(self, module_name: str, path: FieldPath, prompt: str, dependencies: list[str]) -> None:
         upstream = {resolve_dependency(module_name, dep) for dep in dependencies}
         plain = {qid.partition(".")[2] for qid in upstream}
         for match in _RESULT_REFS.finditer(prompt):

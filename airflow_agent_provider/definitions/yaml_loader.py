@@ -16,7 +16,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from airflow_agent_provider.definitions.errors import Problem
 
-Path = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
 
 
 class WorkflowYamlLoader(yaml.SafeLoader):
@@ -28,10 +28,10 @@ class ParsedYaml:
     """The data of a YAML document, the line of each path in it, and the problems found."""
 
     data: Any = None
-    lines: dict[Path, int] = field(default_factory=dict)
+    lines: dict[FieldPath, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
-    def line_of(self, path: Path) -> int | None:
+    def line_of(self, path: FieldPath) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one."""
         for end in range(len(path), -1, -1):
             line = self.lines.get(tuple(path[:end]))
@@ -40,11 +40,11 @@ class ParsedYaml:
         return None
 
 
-def format_path(path: Path) -> str:
+def format_path(path: FieldPath) -> str:
     """``('modules', 'Finance', 'agents', 2, 'model')`` -> ``modules.Finance.agents[2].model``."""
     text = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             text += f"[{part}]"
         else:
             text += f".{part}" if text else str(part)
@@ -82,7 +82,7 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:
     return Problem(f"line {line}, column {mark.column + 1}", reason, line)
 
 
-def _walk(node: Node, path: Path, result: ParsedYaml, seen: set[int]) -> None:
+def _walk(node: Node, path: FieldPath, result: ParsedYaml, seen: set[int]) -> None:
     # Aliases reuse nodes: visit each node once (also keeps "billion laughs" documents cheap).
     if id(node) in seen:
         return
