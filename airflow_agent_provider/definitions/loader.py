@@ -34,14 +34,12 @@ def load_workflow(path: str | PathLike[str]) -> Workflow:
         text = file_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkflowDefinitionError(file_path, [Problem("(file)", f"cannot read the file: {exc}")]) from None
-    workflow = parse_workflow(text, source=file_path)
-    workflow._source_path = file_path
-    return workflow
+    return parse_workflow(text, source=file_path)
 
 
 def parse_workflow(text: str, source: str | PathLike[str] | None = None) -> Workflow:
     """
-    Validate a workflow given as YAML text; ``source`` only names it in errors.
+    Validate a workflow given as YAML text; ``source`` names it in errors and as ``source_path``.
 
     :raises WorkflowDefinitionError: listing every problem found.
     """
@@ -61,6 +59,7 @@ def parse_workflow(text: str, source: str | PathLike[str] | None = None) -> Work
                 problems.extend(check_workflow(workflow, parsed.line_of))
     if problems or workflow is None:
         raise WorkflowDefinitionError(source, _in_line_order(problems))
+    workflow._source_path = Path(source) if source is not None else None
     return workflow
 
 

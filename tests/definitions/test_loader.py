@@ -96,3 +96,8 @@ def test_alias_bombs_are_cheap():
     with pytest.raises(WorkflowDefinitionError) as info:
         parse_workflow("\n".join(lines) + "\n")
     assert "unknown field 'a0'" in str(info.value)
+
+
+def test_parse_workflow_records_its_source(tmp_path: Path):
+    assert parse_workflow(MINIMAL.format(name="src"), tmp_path / "src.yaml").source_path == tmp_path / "src.yaml"
+    assert parse_workflow(MINIMAL.format(name="src")).source_path is None
