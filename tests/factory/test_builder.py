@@ -1,0 +1,121 @@
+"""Structure of generated DAGs: ids, groups, edges, trigger rules, retries, priorities, timeouts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_agent_provider.definitions import load_workflow, parse_workflow
+from airflow_agent_provider.factory import build_dag
+from airflow_agent_provider.factory.trigger_rules import gate_for
+from airflow_agent_provider.operators.agent import LLMAgentOperator
+from airflow_agent_provider.operators.result import RESULT_TASK_ID
+
+EXAMPLES = Path(__file__).parents[2] / "dags" / "workflows"
+
+
+@pytest.fixture(scope="module")
+def erp():
+    workflow = load_workflow(EXAMPLES / "erp_month_end.yaml")
+    return workflow, build_dag(workflow)
+
+
+def test_one_task_per_agent_in_module_groups(erp):
+    workflow, dag = erp
+    agent_ids = {workflow.agent_id(m, a.name) for m, a in workflow.iter_agents()}
+    assert len(agent_ids) >= 11
+    assert set(dag.task_ids) == agent_ids | {RESULT_TASK_ID}
+    assert set(dag.task_group.children) == set(workflow.modules) | {RESULT_TASK_ID}
+    for module in workflow.modules:
+        group = dag.task_group.children[module]
+        assert {t.split(".", 1)[1] for t in group.children} == {a.name for a in workflow.modules[module].agents}
+    for task_id in agent_ids:
+        assert isinstance(dag.get_task(task_id), LLMAgentOperator)
+
+
+def test_dependencies_become_edges_and_result_is_the_only_leaf(erp):
+    workflow, dag = erp
+    for module, agent in workflow.iter_agents():
+        qid = workflow.agent_id(module, agent.name)
+        assert dag.get_task(qid).upstream_task_ids == set(workflow.upstream_ids(qid))
+    assert dag.get_task("Finance.payroll_journal").upstream_task_ids == {"HR.payroll_summary", "HR.benefits_accruals"}
+    result = dag.get_task(RESULT_TASK_ID)
+    assert result.upstream_task_ids == set(dag.task_ids) - {RESULT_TASK_ID}
+    assert [t.task_id for t in dag.leaves] == [RESULT_TASK_ID]
+    assert str(result.trigger_rule) == "all_done"
+
+
+def test_partial_completion_trigger_rules(erp):
+    workflow, dag = erp
+    assert workflow.allow_partial_completion
+    # close_summary depends on the optional fx_commentary: it must run even if that one fails,
+    # but check its critical upstreams itself.
+    close = dag.get_task("Finance.close_summary")
+    assert str(close.trigger_rule) == "all_done"
+    assert set(close.critical_upstreams) == {"Finance.payroll_journal", "Finance.ap_invoice_review"}
+    journal = dag.get_task("Finance.payroll_journal")
+    assert str(journal.trigger_rule) == "all_success"
+    assert journal.critical_upstreams == []
+
+
+def test_retries_priority_timeouts_and_dag_settings(erp):
+    workflow, dag = erp
+    task = dag.get_task("HR.payroll_summary")
+    assert task.retries == 2
+    assert task.retry_delay == timedelta(seconds=30)
+    assert task.retry_exponential_backoff == 2.0
+    assert task.max_retry_delay == timedelta(minutes=10)
+    assert task.priority_weight == 5
+    assert str(task.weight_rule) in ("absolute", "WeightRule.ABSOLUTE") or getattr(task.weight_rule, "value", None) == "absolute"
+    assert task.execution_timeout == timedelta(minutes=10)
+    assert task.tools == {"lookup_employee": "airflow_agent_provider.examples.erp_tools.lookup_employee"}
+    assert dag.dagrun_timeout == timedelta(hours=2)
+    assert dag.max_active_tasks == 4
+    assert dag.owner == "erp-platform"
+    assert "erp" in dag.tags and "llm-agents" in dag.tags
+    assert dag.dag_id == "erp_month_end"
+    # Upstream results reachable by plain name (same module) and qualified id.
+    accruals = dag.get_task("HR.benefits_accruals")
+    assert accruals.upstream_tasks == {"payroll_summary": "HR.payroll_summary", "HR.payroll_summary": "HR.payroll_summary"}
+    providers = {dag.get_task(t).provider for t in dag.task_ids if t != RESULT_TASK_ID}
+    assert providers == {"openai", "anthropic"}
+
+
+def test_without_partial_completion_every_agent_needs_all_upstreams(tmp_path):
+    data = yaml.safe_load((EXAMPLES / "erp_month_end.yaml").read_text())
+    data["allow_partial_completion"] = False
+    workflow = parse_workflow(yaml.safe_dump(data), tmp_path / "strict.yaml")
+    dag = build_dag(workflow)
+    for task in dag.tasks:
+        if task.task_id != RESULT_TASK_ID:
+            assert str(task.trigger_rule) == "all_success"
+            assert task.critical_upstreams == []
+
+
+def test_exponential_off_maps_to_plain_retry_delay(tmp_path):
+    data = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
+    data.setdefault("defaults", {})["retries"] = {"attempts": 1, "base_delay": "5s", "max_delay": "5s", "exponential": False}
+    workflow = parse_workflow(yaml.safe_dump(data), tmp_path / "q.yaml")
+    dag = build_dag(workflow)
+    task = next(t for t in dag.tasks if t.task_id != RESULT_TASK_ID)
+    assert task.retries == 1 and task.retry_exponential_backoff == 0
+    assert task.retry_delay == timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("upstreams", "critical", "partial", "rule", "checked"),
+    [
+        ([], {}, True, "all_success", ()),
+        (["A.a"], {"A.a": True}, True, "all_success", ()),
+        (["A.a", "A.b"], {"A.a": True, "A.b": False}, True, "all_done", ("A.a",)),
+        (["A.a", "A.b"], {"A.a": True, "A.b": False}, False, "all_success", ()),
+        (["A.b"], {"A.b": False}, True, "all_done", ()),
+    ],
+)
+def test_gate_for(upstreams, critical, partial, rule, checked):
+    gate = gate_for(upstreams, critical, partial)
+    assert gate.trigger_rule == rule
+    assert gate.critical_upstreams == checked

@@ -1,0 +1,61 @@
+"""The run result compiled by the workflow result task (pure function, no Airflow run needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_agent_provider.operators.result import compile_result, decide_outcome, format_table
+
+AGENTS = {
+    "HR.a": {"module": "HR", "agent": "a", "critical": True},
+    "HR.b": {"module": "HR", "agent": "b", "critical": False},
+    "Finance.c": {"module": "Finance", "agent": "c", "critical": True},
+}
+
+
+def _result(tokens_in: int, cost: float | None) -> dict:
+    return {
+        "status": "success", "text": "t", "provider": "openai", "model": "gpt-5-mini",
+        "usage": {"input_tokens": tokens_in, "output_tokens": 10, "cached_input_tokens": 0},
+        "cost_usd": cost, "cost_known": cost is not None, "rounds": 1, "latency_s": 0.1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("states", "partial", "outcome"),
+    [
+        ({"HR.a": "success", "HR.b": "success", "Finance.c": "success"}, True, "success"),
+        ({"HR.a": "success", "HR.b": "failed", "Finance.c": "success"}, True, "partial"),
+        ({"HR.a": "success", "HR.b": "failed", "Finance.c": "success"}, False, "failed"),
+        ({"HR.a": "failed", "HR.b": "success", "Finance.c": "upstream_failed"}, True, "failed"),
+        ({"HR.a": "success", "HR.b": "upstream_failed", "Finance.c": "success"}, True, "partial"),
+    ],
+)
+def test_outcomes(states, partial, outcome):
+    results = {t: _result(100, 0.001) if s == "success" else None for t, s in states.items()}
+    res = compile_result(
+        workflow="w", dag_id="w", run_id="r", agents=AGENTS, states=states, results=results,
+        allow_partial_completion=partial, cost_budget=1.0,
+    )
+    assert res["outcome"] == outcome
+    assert decide_outcome(res["agents"], partial) == outcome
+
+
+def test_totals_modules_and_unknown_cost():
+    states = {"HR.a": "success", "HR.b": "failed", "Finance.c": "success"}
+    results = {"HR.a": _result(100, 0.002), "HR.b": None, "Finance.c": _result(50, None)}
+    res = compile_result(
+        workflow="w", dag_id="w", run_id="r", agents=AGENTS, states=states, results=results,
+        allow_partial_completion=True, cost_budget=None,
+    )
+    assert res["version"] == 1
+    assert res["totals"]["usage"]["input_tokens"] == 150
+    assert res["totals"]["cost_usd"] == pytest.approx(0.002)
+    assert res["totals"]["cost_complete"] is False  # Finance.c's price is unknown: not a silent zero
+    assert res["modules"]["HR"] == {
+        "agents": 2, "succeeded": 1,
+        "usage": {"input_tokens": 100, "output_tokens": 10, "cached_input_tokens": 0}, "cost_usd": 0.002,
+    }
+    assert res["agents"]["HR.b"]["status"] == "failed" and "failed" in res["agents"]["HR.b"]["reason"]
+    table = format_table(res)
+    assert "HR.b (optional)" in table and "unknown" in table and "partial" in table
