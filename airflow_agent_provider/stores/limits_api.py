@@ -1,9 +1,124 @@
-"""Abstract store operations for the limits engine (see base.Store)."""
+"""Abstract store operations for the limits engine (see base.Store).
+
+A rate-limit *key* (``openai/gpt-5-mini``) owns one grant log shared by every worker. Each grant is
+an entry ``(grant_id, time, tokens)``; a request tier counts the entries of its sliding window, a
+token tier sums their tokens. Windows are exact (a log, not fixed buckets), because a provider that
+counts over a rolling minute rejects the burst a fixed-bucket limiter lets through at a boundary.
+
+One ``acquire`` checks *every* tier, the concurrency slots and the key's pause, and then either
+takes all of them or none: taking tier by tier would let a refused call leave half its hits behind
+and starve everybody else. A refusal says how long to wait: the earliest moment at which all
+tiers could grant, if nobody else took anything in between.
+
+Times are seconds since the epoch on the *store's* clock (the Redis server's ``TIME``, the SQLite
+host's ``time.time()``), so every worker measures windows against one clock.
+"""
 
 from __future__ import annotations
 
-from abc import ABC
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Unit = Literal["requests", "tokens"]
+
+#: ``Grant.reason`` values other than a tier name.
+REASON_CONCURRENCY = "concurrency"
+REASON_PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One sliding-window limit: at most ``limit`` requests (or tokens) in any ``window_s`` seconds."""
+
+    name: str
+    limit: int
+    window_s: float
+    unit: Unit = "requests"
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"tier {self.name!r}: limit must be >= 1, got {self.limit!r}")
+        if not self.window_s > 0:
+            raise ValueError(f"tier {self.name!r}: window_s must be > 0, got {self.window_s!r}")
+        if self.unit not in ("requests", "tokens"):
+            raise ValueError(f"tier {self.name!r}: unit must be 'requests' or 'tokens', got {self.unit!r}")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """
+    The answer of one ``acquire``.
+
+    ``granted``: everything was taken, ``grant_id`` names the log entry and the concurrency lease.
+    Otherwise nothing was taken; ``wait_s`` is how long until every tier could grant (``math.inf``
+    when the request can never be granted, e.g. more tokens than a token tier's limit) and
+    ``reason`` names the tier that needs the longest wait (a tier name, ``"concurrency"`` or
+    ``"paused"``). ``at`` is the store-clock time of the decision (the entry's time when granted).
+    """
+
+    granted: bool
+    grant_id: str | None
+    wait_s: float
+    at: float
+    reason: str | None = None
+
+    @property
+    def never(self) -> bool:
+        return math.isinf(self.wait_s)
 
 
 class RateLimitStore(ABC):
-    """Filled in by the limits engine's work; see stores/base.py."""
+    """Shared sliding-window logs, concurrency leases and pauses; every method is atomic."""
+
+    @abstractmethod
+    def acquire(
+        self,
+        key: str,
+        tiers: Sequence[Tier],
+        tokens: int = 0,
+        *,
+        max_concurrent: int | None = None,
+        lease_ttl_s: float = 600.0,
+        now: float | None = None,
+    ) -> Grant:
+        """
+        Take one grant of ``tokens`` from every tier and (when ``max_concurrent``) one lease, or nothing.
+
+        ``tokens`` is an estimate reserved now and corrected by ``settle``. The lease expires by itself
+        after ``lease_ttl_s`` so that a killed worker's slot comes back. ``now`` overrides the store
+        clock (tests only).
+        """
+
+    @abstractmethod
+    def settle(self, key: str, grant_id: str, actual_tokens: int) -> int:
+        """
+        Replace a grant's reserved tokens by the actual count; returns the difference charged.
+
+        A negative difference is a refund to every token window still holding the entry. A grant
+        that has already left every window (or never existed) changes nothing and returns 0.
+        """
+
+    @abstractmethod
+    def release(self, key: str, grant_id: str) -> bool:
+        """Free a concurrency lease; True when it was still held. Idempotent."""
+
+    @abstractmethod
+    def penalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
+        """
+        Make every acquirer of ``key`` wait until ``until`` (store clock) or ``delay_s`` from now.
+
+        Used for provider feedback (``retry-after``, remaining 0). A pause only ever extends; the
+        effective pause end is returned. ``delay_s`` is resolved against the store clock inside the
+        atomic operation, which is why it exists next to ``until``.
+        """
+
+    @abstractmethod
+    def paused_until(self, key: str) -> float | None:
+        """The pause end of ``key`` when it is still paused, else None."""
+
+    @abstractmethod
+    def store_time(self) -> float:
+        """The clock every window is measured by (seconds since the epoch)."""
