@@ -19,6 +19,10 @@ Reply rules (first match wins; markers are read from the last user message, then
 4. No content marker, tools offered, no tool result in the conversation yet -> one call of every
    offered tool, arguments generated from its JSON schema (required properties only, strings
    ``"example"``, integers 1, numbers 1.0, booleans true, first enum value, one array item).
+   Answer tools (config ``answer_tools``, default ``["agent_output"]``, the tool the Anthropic
+   adapter uses for structured output next to other tools) are left out of this round.
+4b. An answer tool is offered (and ``tool_choice`` is not ``none``; in ``auto`` mode also no
+   ``[[reply:]]``) -> a call of the answer tool, arguments as in rule 1: the structured final answer.
 5. ``[[reply: TEXT]]`` -> exactly TEXT.
 6. ``[[json: ...]]`` -> that text verbatim (may be invalid JSON on purpose).
 7. Structured output (OpenAI ``response_format`` ``json_schema``, Anthropic ``output_config.format``
@@ -45,7 +49,8 @@ ceil(characters of the reply / 4), both at least 1. OpenAI ``prompt_tokens`` inc
 
 Failure injection and configuration
 -----------------------------------
-Headers ``x-llm-fail: CODE`` (or ``CODE xN``) and ``x-llm-latency: SECONDS`` act like the markers.
+Headers ``x-llm-fail: CODE`` (or ``CODE xN``, counted per header text and first user message) and
+``x-llm-latency: SECONDS`` act like the markers and take precedence over them.
 Config (constructor keywords, CLI flags, ``POST /_admin/config``): ``latency`` (added to every
 request), ``fail_rate`` with ``fail_mix`` (codes and ``"slow"``, which waits ``slow_seconds``) drawn
 from a ``seed``-ed generator, ``retry_after`` (the ``retry-after`` of 429s), and the rate-limit
@@ -66,7 +71,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import select
 import signal
 import socket
@@ -75,416 +79,33 @@ import sys
 import threading
 import time
 import urllib.request
-import uuid
-from collections import deque
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from airflow_agent_provider.testing.connections import connection_env
 from airflow_agent_provider.testing.scripting import (
     Conversation,
-    FailSpec,
     Reply,
-    Turn,
     decide_reply,
     parse_fail,
     parse_script,
 )
+from airflow_agent_provider.testing.server_state import ServerConfig, ServerState
+from airflow_agent_provider.testing.wire import (
+    Api,
+    anthropic_body,
+    anthropic_conversation,
+    error_body,
+    new_id,
+    openai_body,
+    openai_conversation,
+)
 
-Api = Literal["openai", "anthropic"]
-
-DEFAULT_MODELS = ["gpt-5-mini", "gpt-4o-mini", "claude-sonnet-4-6", "claude-haiku-4-5"]
 USER_EXCERPT_CHARS = 120
-
-
-class ServerConfig(BaseModel):
-    """Run-time behaviour of the server; unknown fields are rejected so typos fail loudly."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    latency: float = Field(0.0, ge=0)
-    fail_rate: float = Field(0.0, ge=0, le=1)
-    fail_mix: list[int | str] = Field(default_factory=lambda: [429, 500, 529, "slow"])
-    slow_seconds: float = Field(2.0, ge=0)
-    seed: int | None = None
-    retry_after: str = "1"
-    ratelimit_requests_limit: int = 10_000
-    ratelimit_requests_remaining: int | None = None
-    ratelimit_tokens_limit: int = 2_000_000
-    ratelimit_tokens_remaining: int | None = None
-    ratelimit_reset_seconds: float = 1.0
-    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
-    log_limit: int = 10_000
-
-
-# --------------------------------------------------------------------------------------------------
-# Request translation: wire format -> Conversation
-# --------------------------------------------------------------------------------------------------
-
-
-def _text_of(content: Any) -> str:
-    """Text of a message content that is a string or a list of parts/blocks."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict) and part.get("type") in (None, "text", "input_text", "output_text"):
-                parts.append(str(part.get("text", "")))
-        return "\n".join(p for p in parts if p)
-    return str(content)
-
-
-def openai_conversation(body: dict[str, Any]) -> Conversation:
-    """Translate an OpenAI Chat Completions request body."""
-    conv = Conversation(model=str(body.get("model", "")))
-    system_parts: list[str] = []
-    call_names: dict[str, str] = {}
-    chars = 0
-    for msg in body.get("messages") or []:
-        role = msg.get("role")
-        text = _text_of(msg.get("content"))
-        chars += len(text)
-        if role in ("system", "developer"):
-            system_parts.append(text)
-        elif role == "assistant":
-            for call in msg.get("tool_calls") or []:
-                fn = call.get("function") or {}
-                call_names[str(call.get("id"))] = str(fn.get("name", ""))
-                chars += len(str(fn.get("name", ""))) + len(str(fn.get("arguments", "")))
-            conv.turns.append(Turn("assistant", text))
-        elif role in ("tool", "function"):
-            name = call_names.get(str(msg.get("tool_call_id"))) or msg.get("name")
-            conv.turns.append(Turn("tool", text, tool_name=name))
-        else:
-            conv.turns.append(Turn("user", text))
-    conv.system = "\n".join(system_parts)
-    tools = body.get("tools") or [{"type": "function", "function": f} for f in body.get("functions") or []]
-    for tool in tools:
-        fn = tool.get("function") or {}
-        if fn.get("name"):
-            conv.tools[str(fn["name"])] = fn.get("parameters") or {"type": "object", "properties": {}}
-    if tools:
-        chars += len(json.dumps(tools))
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name") or choice.get("name")
-        conv.forced_tool = str(name) if name else None
-    elif choice in ("none", "required"):
-        conv.tool_choice = choice
-    fmt = body.get("response_format") or {}
-    if fmt.get("type") == "json_schema":
-        conv.output_schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
-    elif fmt.get("type") == "json_object":
-        conv.output_schema = {}
-    conv.input_chars = chars
-    return conv
-
-
-def anthropic_conversation(body: dict[str, Any]) -> Conversation:
-    """Translate an Anthropic Messages request body."""
-    conv = Conversation(model=str(body.get("model", "")))
-    conv.system = _text_of(body.get("system"))
-    chars = len(conv.system)
-    call_names: dict[str, str] = {}
-    for msg in body.get("messages") or []:
-        role = msg.get("role", "user")
-        content = msg.get("content")
-        blocks = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
-        text = _text_of([b for b in blocks if isinstance(b, dict) and b.get("type") == "text"])
-        chars += len(text)
-        results: list[Turn] = []
-        for block in blocks:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "tool_use":
-                call_names[str(block.get("id"))] = str(block.get("name", ""))
-                chars += len(str(block.get("name", ""))) + len(json.dumps(block.get("input") or {}))
-            elif block.get("type") == "tool_result":
-                result_text = _text_of(block.get("content"))
-                chars += len(result_text)
-                results.append(Turn("tool", result_text, tool_name=call_names.get(str(block.get("tool_use_id")))))
-        if role == "assistant":
-            conv.turns.append(Turn("assistant", text))
-        else:
-            if text or not results:
-                conv.turns.append(Turn("user", text))
-            conv.turns.extend(results)
-    tools = body.get("tools") or []
-    for tool in tools:
-        if tool.get("name"):
-            conv.tools[str(tool["name"])] = tool.get("input_schema") or {"type": "object", "properties": {}}
-    if tools:
-        chars += len(json.dumps(tools))
-    choice = body.get("tool_choice") or {}
-    if choice.get("type") == "tool" and choice.get("name"):
-        conv.forced_tool = str(choice["name"])
-    elif choice.get("type") == "any":
-        conv.tool_choice = "required"
-    elif choice.get("type") == "none":
-        conv.tool_choice = "none"
-    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
-    if fmt.get("type") == "json_schema":
-        conv.output_schema = fmt.get("schema") or {"type": "object"}
-    conv.input_chars = chars
-    return conv
-
-
-# --------------------------------------------------------------------------------------------------
-# Response translation: Reply -> wire format
-# --------------------------------------------------------------------------------------------------
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
-
-
-def openai_body(conv: Conversation, reply: Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
-    if reply.tool_calls:
-        message["content"] = None
-        message["tool_calls"] = [
-            {"id": _new_id("call_"), "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
-            for n, a in reply.tool_calls
-        ]
-    return {
-        "id": _new_id("chatcmpl-"),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": conv.model,
-        "system_fingerprint": "fp_local",
-        "service_tier": "default",
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": "tool_calls" if reply.tool_calls else "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": reply.input_tokens,
-            "completion_tokens": reply.output_tokens,
-            "total_tokens": reply.input_tokens + reply.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        },
-    }
-
-
-def anthropic_body(conv: Conversation, reply: Reply) -> dict[str, Any]:
-    if reply.tool_calls:
-        content: list[dict[str, Any]] = [
-            {"type": "tool_use", "id": _new_id("toolu_"), "name": n, "input": a} for n, a in reply.tool_calls
-        ]
-    else:
-        content = [{"type": "text", "text": reply.text or ""}]
-    return {
-        "id": _new_id("msg_"),
-        "type": "message",
-        "role": "assistant",
-        "model": conv.model,
-        "content": content,
-        "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": reply.input_tokens - reply.cached_tokens,
-            "output_tokens": reply.output_tokens,
-            "cache_read_input_tokens": reply.cached_tokens,
-            "cache_creation_input_tokens": 0,
-        },
-    }
-
-
-_OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
-    400: ("invalid_request_error", None, "Invalid request (injected)."),
-    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-    403: ("permission_error", None, "You are not allowed to access this resource."),
-    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
-    408: ("timeout", None, "Request timed out."),
-    409: ("invalid_request_error", "conflict", "Conflict."),
-    413: ("invalid_request_error", "request_too_large", "Request too large."),
-    422: ("invalid_request_error", None, "Unprocessable request."),
-    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again."),
-    500: ("server_error", None, "The server had an error while processing your request."),
-    502: ("server_error", "bad_gateway", "Bad gateway."),
-    503: ("server_error", "service_unavailable", "The engine is currently overloaded."),
-    504: ("server_error", "gateway_timeout", "Gateway timeout."),
-    529: ("server_error", "overloaded", "Overloaded."),
-}
-
-_ANTHROPIC_ERRORS: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    409: "invalid_request_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "api_error",
-    502: "api_error",
-    503: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def error_body(api: Api, code: int, request_id: str, message: str | None = None) -> dict[str, Any]:
-    """An error body in the real format of ``api``."""
-    if api == "openai":
-        err_type, err_code, default = _OPENAI_ERRORS.get(code, ("server_error", None, "Error."))
-        return {"error": {"message": message or default, "type": err_type, "param": None, "code": err_code}}
-    err_type = _ANTHROPIC_ERRORS.get(code, "api_error")
-    text = message or err_type.replace("_", " ").capitalize() + " (local test server)."
-    return {"type": "error", "error": {"type": err_type, "message": text}, "request_id": request_id}
-
-
-# --------------------------------------------------------------------------------------------------
-# Server state and application
-# --------------------------------------------------------------------------------------------------
-
-
-class ServerState:
-    """Config, counters and statistics shared by all requests; guarded by one lock."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        self._start_config = config.model_copy(deep=True)
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.config = self._start_config.model_copy(deep=True)
-            self._rng = random.Random(self.config.seed)
-            self._fail_counts: dict[tuple[str, str], int] = {}
-            self._window: deque[tuple[float, int]] = deque()
-            self.requests = 0
-            self.by_path: dict[str, int] = {}
-            self.by_model: dict[str, int] = {}
-            self.by_status: dict[str, int] = {}
-            self.in_flight = 0
-            self.max_in_flight = 0
-            self.log: deque[dict[str, Any]] = deque(maxlen=max(1, self.config.log_limit))
-
-    def configure(self, fields: dict[str, Any]) -> ServerConfig:
-        with self._lock:
-            merged = self.config.model_dump() | fields
-            self.config = ServerConfig(**merged)
-            if "seed" in fields:
-                self._rng = random.Random(self.config.seed)
-            if "log_limit" in fields:
-                self.log = deque(self.log, maxlen=max(1, self.config.log_limit))
-            return self.config
-
-    def begin(self) -> float:
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        return time.time()
-
-    def end(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            self.requests += 1
-            path, model, status = entry["path"], entry["model"] or "", str(entry["status"])
-            self.by_path[path] = self.by_path.get(path, 0) + 1
-            if model:
-                self.by_model[model] = self.by_model.get(model, 0) + 1
-            self.by_status[status] = self.by_status.get(status, 0) + 1
-            self.log.append(entry)
-
-    def scripted_failure(self, spec: FailSpec | None, first_user: str) -> int | None:
-        """Status code to fail with for a marker/header spec, counting ``xN`` specs."""
-        if spec is None:
-            return None
-        if spec.times is None:
-            return spec.code
-        key = (spec.marker, first_user)
-        with self._lock:
-            seen = self._fail_counts.get(key, 0)
-            if seen >= spec.times:
-                return None
-            self._fail_counts[key] = seen + 1
-        return spec.code
-
-    def random_failure(self) -> int | str | None:
-        """One draw of the seeded generator: a code, ``"slow"`` or None."""
-        with self._lock:
-            cfg = self.config
-            if cfg.fail_rate <= 0 or not cfg.fail_mix:
-                return None
-            if self._rng.random() >= cfg.fail_rate:
-                return None
-            choice = self._rng.choice(cfg.fail_mix)
-        if isinstance(choice, str) and choice.strip().isdigit():
-            return int(choice)
-        return choice
-
-    def rate_limit_headers(self, api: Api, tokens: int, exhausted: bool) -> dict[str, str]:
-        """Rate-limit headers after a request costing ``tokens``; ``exhausted`` forces remaining 0."""
-        now = time.time()
-        with self._lock:
-            cfg = self.config
-            self._window.append((now, tokens))
-            while self._window and self._window[0][0] < now - 60:
-                self._window.popleft()
-            used_requests = len(self._window)
-            used_tokens = sum(t for _, t in self._window)
-        req_limit, tok_limit = cfg.ratelimit_requests_limit, cfg.ratelimit_tokens_limit
-        req_left = cfg.ratelimit_requests_remaining
-        tok_left = cfg.ratelimit_tokens_remaining
-        req_left = max(0, req_limit - used_requests) if req_left is None else req_left
-        tok_left = max(0, tok_limit - used_tokens) if tok_left is None else tok_left
-        if exhausted:
-            req_left = tok_left = 0
-        reset = cfg.ratelimit_reset_seconds
-        if api == "openai":
-            reset_text = f"{int(reset * 1000)}ms" if reset < 1 else f"{reset:g}s"
-            return {
-                "x-ratelimit-limit-requests": str(req_limit),
-                "x-ratelimit-remaining-requests": str(req_left),
-                "x-ratelimit-reset-requests": reset_text,
-                "x-ratelimit-limit-tokens": str(tok_limit),
-                "x-ratelimit-remaining-tokens": str(tok_left),
-                "x-ratelimit-reset-tokens": reset_text,
-            }
-        reset_at = (datetime.now(timezone.utc) + timedelta(seconds=reset)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {
-            "anthropic-ratelimit-requests-limit": str(req_limit),
-            "anthropic-ratelimit-requests-remaining": str(req_left),
-            "anthropic-ratelimit-requests-reset": reset_at,
-            "anthropic-ratelimit-tokens-limit": str(tok_limit),
-            "anthropic-ratelimit-tokens-remaining": str(tok_left),
-            "anthropic-ratelimit-tokens-reset": reset_at,
-        }
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "requests": self.requests,
-                "by_path": dict(self.by_path),
-                "by_model": dict(self.by_model),
-                "by_status": dict(self.by_status),
-                "in_flight": self.in_flight,
-                "max_in_flight": self.max_in_flight,
-                "log": list(self.log),
-            }
 
 
 def _api_key(request: Request) -> str:
@@ -506,7 +127,7 @@ def _float_header(request: Request, name: str) -> float | None:
 
 async def _serve_completion(state: ServerState, request: Request, api: Api) -> JSONResponse:
     """Shared pipeline of both APIs: auth, latency, failure injection, reply, headers, stats."""
-    request_id = _new_id("req_")
+    request_id = new_id("req_")
     id_header = "x-request-id" if api == "openai" else "request-id"
     t_start = state.begin()
     status = 500
@@ -521,6 +142,7 @@ async def _serve_completion(state: ServerState, request: Request, api: Api) -> J
         except (ValueError, TypeError, AttributeError) as exc:
             status = 400
             return _error(api, 400, request_id, id_header, message=f"Could not parse request body: {exc}")
+        conv.answer_tool_names = tuple(state.config.answer_tools)
         script = parse_script(conv.script_source())
         key = _api_key(request)
         if not key or key == "invalid-key":
@@ -610,7 +232,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             key = _api_key(request)
             if not key or key == "invalid-key":
                 status = 401
-                return _error(api, 401, _new_id("req_"), "x-request-id")
+                return _error(api, 401, new_id("req_"), "x-request-id")
             created = 1_700_000_000
             data = [
                 {
@@ -782,7 +404,9 @@ class LLMServer(_AdminClient):
         self.stop()
 
     @classmethod
-    def spawn(cls, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0, **config: Any) -> SpawnedLLMServer:
+    def spawn(
+        cls, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0, **config: Any
+    ) -> SpawnedLLMServer:
         """Start the server as a subprocess (``python -m ...llm_server``) and wait until it is ready."""
         return spawn_llm_server(host, port, timeout=timeout, **config)
 
@@ -818,7 +442,9 @@ class SpawnedLLMServer(_AdminClient):
 READY_PREFIX = "LLM_SERVER_URL="
 
 
-def spawn_llm_server(host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0, **config: Any) -> SpawnedLLMServer:
+def spawn_llm_server(
+    host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0, **config: Any
+) -> SpawnedLLMServer:
     """
     Start ``python -m airflow_agent_provider.testing.llm_server`` and return its handle.
 

@@ -83,6 +83,22 @@ class Conversation:
     output_schema: dict[str, Any] | None = None
     #: Characters of everything sent (messages, system, tool schemas), for the token estimate.
     input_chars: int = 0
+    #: Names of tools that carry the final answer (structured output through a tool, as the
+    #: Anthropic adapter does with ``tool_choice="any"``): never called in the automatic tool round,
+    #: called instead of a text answer once the other tools have results.
+    answer_tool_names: tuple[str, ...] = ("agent_output",)
+
+    @property
+    def answer_tool(self) -> str | None:
+        for name in self.tools:
+            if name in self.answer_tool_names:
+                return name
+        return None
+
+    @property
+    def work_tools(self) -> list[str]:
+        """Offered tools that are not answer tools."""
+        return [name for name in self.tools if name not in self.answer_tool_names]
 
     @property
     def last_user_text(self) -> str:
@@ -262,22 +278,25 @@ def _args_for(conv: Conversation, name: str) -> dict[str, Any]:
 def _decide_content(conv: Conversation, script: Script) -> Reply:
     tools_allowed = bool(conv.tools) and conv.tool_choice != "none"
     if conv.forced_tool:
-        return _forced_tool_reply(conv, script)
+        return _forced_tool_reply(conv, script, conv.forced_tool)
     if script.tool_loop and conv.tool_choice != "none":
         return Reply(tool_calls=[(script.tool_loop, _args_for(conv, script.tool_loop))])
     if script.tools and tools_allowed and not conv.last_is_tool_result:
         return Reply(tool_calls=[(n, a if a is not None else _args_for(conv, n)) for n, a in script.tools])
-    if not script.scripts_content and tools_allowed and not conv.has_tool_result:
-        return Reply(tool_calls=[(name, _args_for(conv, name)) for name in conv.tools])
+    work_tools = conv.work_tools
+    if not script.scripts_content and tools_allowed and work_tools and not conv.has_tool_result:
+        return Reply(tool_calls=[(name, _args_for(conv, name)) for name in work_tools])
+    answer = conv.answer_tool
+    if answer and tools_allowed and (conv.tool_choice == "required" or script.reply is None):
+        return _forced_tool_reply(conv, script, answer)
     text = _text_reply(conv, script)
-    if conv.tool_choice == "required" and conv.tools:
-        return Reply(tool_calls=[(name, _args_for(conv, name)) for name in conv.tools])
+    if conv.tool_choice == "required" and work_tools:
+        return Reply(tool_calls=[(name, _args_for(conv, name)) for name in work_tools])
     return Reply(text=text)
 
 
-def _forced_tool_reply(conv: Conversation, script: Script) -> Reply:
-    """A forced tool is how Anthropic does structured output: ``[[json:]]`` may override the input."""
-    name = conv.forced_tool or ""
+def _forced_tool_reply(conv: Conversation, script: Script, name: str) -> Reply:
+    """A forced or answer tool carries structured output (Anthropic); ``[[json:]]`` may override its input."""
     if script.json_text is not None:
         try:
             value = json.loads(script.json_text)
