@@ -214,7 +214,7 @@ class Reservation:
             usd=cost.usd,
             price_source=cost.source,
         )
-        charged = self.store.settle(
+        charged = self.store.budget_settle(
             self.reservation_id, cost.usd, [entry], scopes=[key for key, _ in BudgetLimits().scopes(self.call)]
         )
         self.settled = True
@@ -223,7 +223,7 @@ class Reservation:
     def release(self) -> bool:
         """Free the held amount: the call did not happen (or failed before the provider charged)."""
         self.released = True
-        return self.store.release(self.reservation_id)
+        return self.store.budget_release(self.reservation_id)
 
     def __repr__(self) -> str:
         return f"Reservation({self.reservation_id!r}, amount_usd={self.amount_usd!r})"
@@ -263,7 +263,7 @@ class BudgetGuard:
             if math.isnan(amount_usd) or amount_usd < 0:
                 raise ValueError(f"amount_usd must be a non-negative number, got {amount_usd!r}")
             amount = amount_usd
-        result = self.store.reserve(reservation_id, limits.scopes(call), amount, ttl_s)
+        result = self.store.budget_reserve(reservation_id, limits.scopes(call), amount, ttl_s)
         if not result.granted:
             raise BudgetExceeded(result.refused_scope or "?", result.limit, result.spent, result.reserved, amount)
         return Reservation(self.store, call, reservation_id, amount_usd, result)

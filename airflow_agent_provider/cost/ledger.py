@@ -95,16 +95,16 @@ class Ledger:
     # Per-scope totals, straight from the store (include live reservations).
 
     def run_totals(self, dag_id: str, run_id: str) -> ScopeTotals:
-        return self.store.scope_totals(run_scope(dag_id, run_id))
+        return self.store.budget_totals(run_scope(dag_id, run_id))
 
     def module_totals(self, dag_id: str, run_id: str, module: str) -> ScopeTotals:
-        return self.store.scope_totals(module_scope(dag_id, run_id, module))
+        return self.store.budget_totals(module_scope(dag_id, run_id, module))
 
     def agent_totals(self, dag_id: str, run_id: str, module: str, agent: str) -> ScopeTotals:
-        return self.store.scope_totals(agent_scope(dag_id, run_id, module, agent))
+        return self.store.budget_totals(agent_scope(dag_id, run_id, module, agent))
 
     def day_totals(self, dag_id: str, day: str) -> ScopeTotals:
-        return self.store.scope_totals(day_scope(dag_id, day))
+        return self.store.budget_totals(day_scope(dag_id, day))
 
     def month_totals(self, dag_id: str, month: str) -> ScopeTotals:
-        return self.store.scope_totals(month_scope(dag_id, month))
+        return self.store.budget_totals(month_scope(dag_id, month))

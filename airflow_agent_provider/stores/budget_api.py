@@ -11,6 +11,9 @@ Amounts cross this interface as USD floats, but stores keep whole nano-dollars (
 integer sums are exact on both backends, so a refusal is decided the same way everywhere. A
 reserved amount is rounded up and a limit down, which can only err on the safe side.
 
+The methods carry a ``budget_`` prefix because one store object also implements the rate-limit
+and breaker interfaces, whose ``settle``/``release`` mean something else.
+
 A reservation id names one logical call. Reserving again with the same id does not reserve twice
 and settling it again does not charge twice: that is how a retried task never pays twice.
 """
@@ -55,7 +58,7 @@ def from_nano(nano: int | float) -> float:
 @dataclass(frozen=True)
 class ReserveResult:
     """
-    The outcome of ``reserve``.
+    The outcome of ``budget_reserve``.
 
     Refused: ``spent``/``reserved``/``limit`` are the refused scope's values at that moment, before
     the amount (so ``spent + reserved + amount > limit`` holds). Granted: the values of the scope
@@ -109,7 +112,7 @@ class BudgetStore(ABC):
     """Budget reservations, spend per scope and the per-call ledger; every write is atomic."""
 
     @abstractmethod
-    def reserve(
+    def budget_reserve(
         self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
     ) -> ReserveResult:
         """
@@ -121,7 +124,7 @@ class BudgetStore(ABC):
         """
 
     @abstractmethod
-    def settle(
+    def budget_settle(
         self,
         reservation_id: str,
         actual: float | None,
@@ -140,19 +143,19 @@ class BudgetStore(ABC):
         """
 
     @abstractmethod
-    def release(self, reservation_id: str) -> bool:
+    def budget_release(self, reservation_id: str) -> bool:
         """Drop a live reservation without charging; False when it was not live."""
 
     @abstractmethod
-    def spent(self, scope: str) -> float:
+    def budget_spent(self, scope: str) -> float:
         """Settled USD of a scope."""
 
     @abstractmethod
-    def reserved(self, scope: str) -> float:
+    def budget_reserved(self, scope: str) -> float:
         """USD held by live (unexpired, unsettled) reservations of a scope."""
 
     @abstractmethod
-    def scope_totals(self, scope: str) -> ScopeTotals:
+    def budget_totals(self, scope: str) -> ScopeTotals:
         """Spent, reserved and settled call count of a scope, read together."""
 
     @abstractmethod

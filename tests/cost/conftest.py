@@ -1,89 +1,29 @@
-"""Budget-store fixtures: a real SQLite file and a real, private redis-server.
+"""Budget-store fixtures over both backends, built on the shared ``store_url`` fixture.
 
-The redis-server here is private to the cost tests until the shared session fixture of
-``tests/fixtures/redis_server.py`` lands; it never touches the machine's own port-6379 server.
+``store_url`` (tests/fixtures/redis_server.py) is parametrised over a fresh SQLite file and a unique
+key prefix on the session's private redis-server. A URL is picklable, so the process tests open
+the very same store in each child with ``store_from_url``.
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-import uuid
-from collections.abc import Iterator
-
 import pytest
-import redis
 
-from airflow_agent_provider.stores.budget_api import BudgetStore
-from airflow_agent_provider.stores.redis.budget import RedisBudgetMixin
-from airflow_agent_provider.stores.redis.connection import RedisConnection
-from airflow_agent_provider.stores.sqlite.budget import SQLiteBudgetMixin
-from airflow_agent_provider.stores.sqlite.connection import SQLiteConnection
+from airflow_agent_provider.stores.config import store_from_url
 
 
-class SQLiteBudgetStore(SQLiteBudgetMixin, SQLiteConnection, BudgetStore):
-    """Only the budget part of the SQLite store: these tests exercise exactly that."""
-
-
-class RedisBudgetStore(RedisBudgetMixin, RedisConnection, BudgetStore):
-    """Only the budget part of the Redis store."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def budget_redis_url() -> Iterator[str]:
-    workdir = tempfile.mkdtemp(prefix="aap-cost-redis-")
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.025)
-        else:
-            raise RuntimeError("redis-server did not start")
-        yield url
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def budget_store_factory(request, tmp_path):
-    """Returns a function that opens (another) store on the same backend data, for processes too."""
-    if request.param == "sqlite":
-        path = str(tmp_path / "store.db")
-        spec = ("sqlite", path)
-    else:
-        spec = ("redis", request.getfixturevalue("budget_redis_url"), f"t{uuid.uuid4().hex[:8]}:")
+@pytest.fixture
+def budget_store_factory(store_url: str, store_kind: str):
+    """A function that opens (another) store on the same data; all are closed after the test."""
     opened = []
 
     def factory():
-        store = open_store(spec)
+        store = store_from_url(store_url)
         opened.append(store)
         return store
 
-    factory.spec = spec
-    factory.kind = request.param
+    factory.url = store_url
+    factory.kind = store_kind
     yield factory
     for store in opened:
         store.close()
@@ -92,10 +32,3 @@ def budget_store_factory(request, tmp_path):
 @pytest.fixture
 def budget_store(budget_store_factory):
     return budget_store_factory()
-
-
-def open_store(spec):
-    """Open a store from a picklable spec (used in child processes too)."""
-    if spec[0] == "sqlite":
-        return SQLiteBudgetStore(spec[1])
-    return RedisBudgetStore(spec[1], prefix=spec[2])

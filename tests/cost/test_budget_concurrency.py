@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.cost.conftest import open_store
+from airflow_agent_provider.stores.config import store_from_url
 
 CALLS = 200
 RUN_BUDGET = 1.0
@@ -30,18 +30,18 @@ def _one_call(store, i: int) -> tuple[str, float, float, float, float, str | Non
     agent = "agent:d:r:M.a" if i % 2 else "agent:d:r:M.b"
     amount = rng.uniform(0.005, 0.05)
     scopes = [(agent, AGENT_LIMITS[agent]), (RUN, RUN_BUDGET), (DAY, math.inf)]
-    result = store.reserve(f"call-{i}", scopes, amount, 120)
+    result = store.budget_reserve(f"call-{i}", scopes, amount, 120)
     if not result.granted:
         return ("refused", amount, result.spent, result.reserved, result.limit, result.refused_scope)
     if i % 10 == 0:
-        store.release(f"call-{i}")
+        store.budget_release(f"call-{i}")
         return ("released", amount, 0.0, 0.0, 0.0, None)
-    store.settle(f"call-{i}", rng.uniform(0.0, amount))
+    store.budget_settle(f"call-{i}", rng.uniform(0.0, amount))
     return ("settled", amount, 0.0, 0.0, 0.0, None)
 
 
-def _process_chunk(spec, indices: list[int]) -> list[tuple]:
-    store = open_store(spec)
+def _process_chunk(url: str, indices: list[int]) -> list[tuple]:
+    store = store_from_url(url)
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
             return list(pool.map(lambda i: _one_call(store, i), indices))
@@ -56,12 +56,12 @@ def _check(store, outcomes) -> None:
     for _, amount, spent, reserved, limit, scope in refusals:
         assert scope in (RUN, *AGENT_LIMITS)
         assert spent + reserved + amount > limit
-    assert store.spent(RUN) <= RUN_BUDGET
+    assert store.budget_spent(RUN) <= RUN_BUDGET
     for agent, limit in AGENT_LIMITS.items():
-        assert store.spent(agent) <= limit
-    assert store.spent(DAY) == pytest.approx(store.spent(RUN), abs=1e-9)
-    assert store.reserved(RUN) == 0.0
-    assert store.scope_totals(RUN).calls == len([o for o in outcomes if o[0] == "settled"])
+        assert store.budget_spent(agent) <= limit
+    assert store.budget_spent(DAY) == pytest.approx(store.budget_spent(RUN), abs=1e-9)
+    assert store.budget_reserved(RUN) == 0.0
+    assert store.budget_totals(RUN).calls == len([o for o in outcomes if o[0] == "settled"])
 
 
 def test_no_overshoot_with_threads(budget_store_factory):
@@ -77,6 +77,6 @@ def test_no_overshoot_with_processes(budget_store_factory):
     ctx = multiprocessing.get_context("spawn")
     chunks = [list(range(k, CALLS, 8)) for k in range(8)]
     with ctx.Pool(4) as pool:
-        outcomes = [o for part in pool.starmap(_process_chunk, [(budget_store_factory.spec, c) for c in chunks]) for o in part]
+        outcomes = [o for part in pool.starmap(_process_chunk, [(budget_store_factory.url, c) for c in chunks]) for o in part]
     assert len(outcomes) == CALLS
     _check(store, outcomes)

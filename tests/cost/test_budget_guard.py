@@ -45,7 +45,7 @@ def test_reserve_settle_charges_every_scope(budget_store):
                          reservation_id="erp:r1:Finance.reconcile:1")
     assert held.settle(cost, usage) is True
     for key in (call().agent_key, call().module_key, call().run_key, call().day_key, call().month_key):
-        assert budget_store.spent(key) == pytest.approx(cost.usd)
+        assert budget_store.budget_spent(key) == pytest.approx(cost.usd)
 
 
 def test_budget_exceeded_names_scope_limit_spent_reserved_and_amount(budget_store):
@@ -128,7 +128,7 @@ def test_retry_with_same_reservation_id_never_charges_twice(budget_store):
     for _try in range(3):
         held = guard.reserve(call(), 0.6, limits, reservation_id="erp:r1:Finance.reconcile:step-1")
         held.settle(cost, usage)
-    assert budget_store.spent(call().run_key) == pytest.approx(0.4)
+    assert budget_store.budget_spent(call().run_key) == pytest.approx(0.4)
     assert len(Ledger(budget_store).entries("erp", "r1")) == 1
 
 

@@ -176,7 +176,7 @@ def _limit_from_nano(nano: int) -> float:
 class RedisBudgetMixin:
     """Reservations, spend and ledger in Redis hashes and sorted sets (see the module docstring)."""
 
-    def reserve(
+    def budget_reserve(
         self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
     ) -> ReserveResult:
         args: list[str | int | float] = [
@@ -200,7 +200,7 @@ class RedisBudgetMixin:
             duplicate=bool(int(dup)),
         )
 
-    def settle(
+    def budget_settle(
         self,
         reservation_id: str,
         actual: float | None,
@@ -224,19 +224,19 @@ class RedisBudgetMixin:
             args += [self._key("bud", "ledger", entry.dag_id, entry.run_id), entry.entry_id, json.dumps(row)]  # type: ignore[attr-defined]
         return bool(self._script("budget_settle", _SETTLE)(args=args))  # type: ignore[attr-defined]
 
-    def release(self, reservation_id: str) -> bool:
+    def budget_release(self, reservation_id: str) -> bool:
         args = [self.prefix, reservation_id, int(RESERVATION_RETENTION_S)]  # type: ignore[attr-defined]
         return bool(self._script("budget_release", _RELEASE)(args=args))  # type: ignore[attr-defined]
 
-    def scope_totals(self, scope: str) -> ScopeTotals:
+    def budget_totals(self, scope: str) -> ScopeTotals:
         spent, reserved, calls = self._script("budget_totals", _TOTALS)(args=[self.prefix, scope])  # type: ignore[attr-defined]
         return ScopeTotals(from_nano(int(spent)), from_nano(int(reserved)), int(calls))
 
-    def spent(self, scope: str) -> float:
-        return self.scope_totals(scope).spent
+    def budget_spent(self, scope: str) -> float:
+        return self.budget_totals(scope).spent
 
-    def reserved(self, scope: str) -> float:
-        return self.scope_totals(scope).reserved
+    def budget_reserved(self, scope: str) -> float:
+        return self.budget_totals(scope).reserved
 
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
         raw = self._redis.hvals(self._key("bud", "ledger", dag_id, run_id))  # type: ignore[attr-defined]

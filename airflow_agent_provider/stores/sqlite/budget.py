@@ -104,7 +104,7 @@ class SQLiteBudgetMixin:
 
     # -- BudgetStore ---------------------------------------------------------------------------
 
-    def reserve(
+    def budget_reserve(
         self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
     ) -> ReserveResult:
         nano_scopes = [(scope, limit_to_nano(limit)) for scope, limit in scopes]
@@ -149,7 +149,7 @@ class SQLiteBudgetMixin:
             )
             return self._tightest(conn, nano_scopes, now)
 
-    def settle(
+    def budget_settle(
         self,
         reservation_id: str,
         actual: float | None,
@@ -194,7 +194,7 @@ class SQLiteBudgetMixin:
             )
             return True
 
-    def release(self, reservation_id: str) -> bool:
+    def budget_release(self, reservation_id: str) -> bool:
         with self._tx() as conn:  # type: ignore[attr-defined]
             now = time.time()
             cur = conn.execute(
@@ -204,7 +204,7 @@ class SQLiteBudgetMixin:
             )
             return cur.rowcount > 0
 
-    def scope_totals(self, scope: str) -> ScopeTotals:
+    def budget_totals(self, scope: str) -> ScopeTotals:
         # A read transaction, so that spent and reserved are one consistent snapshot.
         conn = self._conn()  # type: ignore[attr-defined]
         conn.execute("BEGIN")
@@ -214,11 +214,11 @@ class SQLiteBudgetMixin:
             conn.execute("COMMIT")
         return ScopeTotals(from_nano(spent), from_nano(reserved), calls)
 
-    def spent(self, scope: str) -> float:
-        return self.scope_totals(scope).spent
+    def budget_spent(self, scope: str) -> float:
+        return self.budget_totals(scope).spent
 
-    def reserved(self, scope: str) -> float:
-        return self.scope_totals(scope).reserved
+    def budget_reserved(self, scope: str) -> float:
+        return self.budget_totals(scope).reserved
 
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
         rows = self._conn().execute(  # type: ignore[attr-defined]
