@@ -44,3 +44,19 @@ def huge() -> str:
 
 
 NOT_CALLABLE = 42
+
+
+class WorkerCrash(BaseException):
+    """Stands in for a worker dying mid-task: not an Exception, so the tool runner does not catch it."""
+
+
+CRASH_ONCE = {"armed": False}
+
+
+def crash_once(number: str) -> str:
+    """Crash the first time while armed, then work."""
+    CALLS.append(("crash_once", {"number": number}))
+    if CRASH_ONCE["armed"]:
+        CRASH_ONCE["armed"] = False
+        raise WorkerCrash("worker died")
+    return f"invoice {number} is paid"

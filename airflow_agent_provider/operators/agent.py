@@ -1,0 +1,398 @@
+"""LLMAgentOperator: one LLM agent (prompt, optional tools) as one Airflow task.
+
+How a run goes: the prompt is rendered with the upstream agents' results, then the operator calls
+the model; while the model asks for tools (and ``max_rounds`` allows), the allow-listed tools run
+on the worker and their results go back to the model. The return value (XCom) records the text,
+usage, cost and calls of the whole loop.
+
+Why the loop is persisted after every model call: a model call costs money. The conversation so
+far, its usage and its cost are written to ``task_state_store``, which survives retries, so a retry
+resumes after the last completed call instead of paying for it again.
+
+Every model call goes through :meth:`LLMAgentOperator._call_model` (worker) or
+``LLMCallTrigger._call_model`` (deferred), the one seam where rate limits, budget reservations
+and retries attach.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airflow_agent_provider.cost.pricing import PriceOverride, price_call
+from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
+from airflow_agent_provider.llm.prompt import build_results, is_available, upstream_text
+from airflow_agent_provider.llm.tools import ToolRegistry
+from airflow_agent_provider.llm.types import LLMRequest, LLMResponse, Message, Usage
+from airflow_agent_provider.resilience.classify import ClassifiedError
+from airflow_agent_provider.triggers.llm import LLMCallTrigger
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.sdk import Context
+
+STATE_VERSION = 1
+
+
+class LLMAgentOperator(BaseOperator):
+    """
+    Run one LLM agent: a prompt, optionally with tools, against OpenAI, Anthropic or a compatible endpoint.
+
+    :param prompt: The user prompt (templated). ``results[alias]`` / ``results[task_id]`` hold the
+        upstream results (``{{ results.payroll_summary.text }}``) and ``upstream_text`` all of them.
+    :param llm_conn_id: Airflow Connection (``agent_openai`` / ``agent_anthropic``). Default: the
+        provider's default connection.
+    :param provider: ``openai`` or ``anthropic``; only needed when the connection type does not say.
+    :param model: Model name (templated); default: the connection's ``default_model``.
+    :param system_prompt: System prompt (templated).
+    :param temperature: Sampling temperature; None leaves the provider's default.
+    :param max_tokens: Output token limit of each call.
+    :param tools: ``{name: "package.module.function"}``; the only callables the model can reach.
+    :param max_rounds: Most model calls of one run; when the model still asks for tools after
+        that, the agent stops with ``"stopped": "max_rounds"`` and a warning.
+    :param upstream_tasks: ``{alias: upstream task_id}`` whose results are exposed to the prompt.
+    :param critical_upstreams: Upstream task_ids that must have a result, otherwise the task is
+        skipped before any model call (use with trigger rule ``all_done``).
+    :param price_override: Price per million tokens (``input_per_mtok``, ``output_per_mtok``,
+        ``cached_input_per_mtok``) for models genai-prices does not know.
+    :param cost_limit: USD; no further round starts once the agent has spent this much.
+    :param agent_meta: ``{"workflow", "module", "agent", "critical"}``, copied into the result.
+    :param request_timeout: Seconds per model call.
+    :param output_schema: JSON schema of a structured answer; ``output`` is then the parsed JSON.
+    :param deferrable: Wait for each model call in the triggerer instead of on the worker.
+    """
+
+    template_fields: Sequence[str] = ("prompt", "system_prompt", "model", "llm_conn_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "jinja", "system_prompt": "jinja"}
+    ui_color = "#e8f0fe"
+
+    #: task_state_store key of the persisted loop. Renaming it breaks resumption of in-flight retries.
+    state_key: ClassVar[str] = "agent_loop"
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        llm_conn_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int = 1024,
+        tools: dict[str, str] | None = None,
+        max_rounds: int = 8,
+        upstream_tasks: dict[str, str] | None = None,
+        critical_upstreams: list[str] | None = None,
+        price_override: dict | None = None,
+        cost_limit: float | None = None,
+        agent_meta: dict | None = None,
+        request_timeout: float | None = None,
+        output_schema: dict | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_rounds < 1:
+            raise ValueError("max_rounds must be at least 1")
+        if tools is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in tools.items()):
+            raise TypeError("tools must map tool names to dotted paths (strings); nothing else is callable")
+        self.prompt = prompt
+        self.llm_conn_id = llm_conn_id or DEFAULT_CONN_IDS.get(provider or "openai", "agent_openai_default")
+        self.provider = provider
+        self.model = model
+        self.system_prompt = system_prompt
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.tools = dict(tools or {})
+        self.max_rounds = max_rounds
+        self.upstream_tasks = dict(upstream_tasks or {})
+        self.critical_upstreams = list(critical_upstreams or [])
+        self.price_override = dict(price_override) if price_override else None
+        # Parsed now so that a bad override is a DAG import error, not a failure after paid calls.
+        self._price = PriceOverride.from_mapping(self.price_override) if self.price_override else None
+        self.cost_limit = cost_limit
+        self.agent_meta = dict(agent_meta or {})
+        self.request_timeout = request_timeout
+        self.output_schema = output_schema
+        self.deferrable = deferrable
+        self._upstream_results: dict[str, dict[str, Any]] | None = None
+        self._pulled: dict[str, Any] = {}
+
+    # -- upstream results -------------------------------------------------------------------------
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Expose ``results`` and ``upstream_text`` to the templates before rendering them."""
+        self._expose_upstream_results(context)
+        super().render_template_fields(context, jinja_env)
+
+    def _expose_upstream_results(self, context: Context) -> dict[str, dict[str, Any]]:
+        ti = context["ti"]
+        task_ids = dict.fromkeys([*self.upstream_tasks.values(), *self.critical_upstreams])
+        self._pulled = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in task_ids}
+        results = build_results(self.upstream_tasks, self._pulled)
+        self._upstream_results = results
+        context["results"] = results  # type: ignore[typeddict-unknown-key]
+        context["upstream_text"] = upstream_text(self.upstream_tasks, results)  # type: ignore[typeddict-unknown-key]
+        return results
+
+    def _check_critical_upstreams(self, context: Context) -> None:
+        if self._upstream_results is None:
+            self._expose_upstream_results(context)
+        missing = [
+            task_id
+            for task_id in self.critical_upstreams
+            if not is_available(build_results({task_id: task_id}, self._pulled)[task_id])
+        ]
+        if missing:
+            raise AirflowSkipException(
+                f"critical upstream task(s) {missing} produced no result; "
+                f"agent {self.task_id!r} does not call the model"
+            )
+
+    # -- model access -----------------------------------------------------------------------------
+
+    @cached_property
+    def hook(self) -> LLMHook:
+        return LLMHook(llm_conn_id=self.llm_conn_id, provider=self.provider)
+
+    @cached_property
+    def tool_registry(self) -> ToolRegistry:
+        return ToolRegistry.from_mapping(self.tools)
+
+    def _call_model(self, request: LLMRequest, context: Context) -> LLMResponse:
+        """
+        The single place where the worker calls the model.
+
+        Rate limiting, budget reservation and retries attach here (the deferred path's twin is
+        ``LLMCallTrigger._call_model``).
+        """
+        return self.hook.complete(request)
+
+    def _build_trigger(self, request: LLMRequest, context: Context) -> LLMCallTrigger:
+        return LLMCallTrigger(llm_conn_id=self.llm_conn_id, provider=self.hook.provider, request=request.to_dict())
+
+    # -- durable loop state -----------------------------------------------------------------------
+
+    def _fingerprint(self, provider: str, model: str) -> str:
+        """Identifies the agent's inputs: a stored loop is resumed only if they did not change."""
+        basis = json.dumps(
+            [provider, model, self.prompt, self.system_prompt, sorted(self.tools.items()), self.output_schema],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+    def _new_state(self, provider: str, model: str) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "fingerprint": self._fingerprint(provider, model),
+            "provider": provider,
+            "model": model,
+            "messages": [asdict(Message(role="user", content=self.prompt))],
+            "rounds": 0,
+            "usage": asdict(Usage()),
+            "cost_usd": 0.0,
+            "cost_known": True,
+            "tool_calls": [],
+            "latency_s": 0.0,
+            "request_ids": [],
+            "finish_reason": None,
+            "stopped": None,
+        }
+
+    def _load_state(self, context: Context, provider: str, model: str) -> dict[str, Any]:
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.info("task_state_store not available: a retry would start the agent loop afresh")
+            return self._new_state(provider, model)
+        try:
+            stored = store.get(self.state_key)
+        except Exception as exc:
+            self.log.warning("Could not read task_state_store (%s); starting the agent loop afresh", exc)
+            stored = None
+        if isinstance(stored, dict) and stored.get("version") == STATE_VERSION:
+            if stored.get("fingerprint") == self._fingerprint(provider, model):
+                self.log.info(
+                    "Resuming agent loop after %d completed model call(s); they are not paid again",
+                    stored.get("rounds", 0),
+                )
+                return stored
+            self.log.warning("Stored agent loop is for a different prompt/model/tools; starting afresh")
+        return self._new_state(provider, model)
+
+    def _save_state(self, context: Context, state: dict[str, Any]) -> None:
+        store = context.get("task_state_store")
+        if store is None:
+            return
+        try:
+            store.set(self.state_key, state)
+        except Exception as exc:
+            self.log.warning("Could not persist the agent loop to task_state_store: %s", exc)
+
+    def _clear_state(self, context: Context) -> None:
+        store = context.get("task_state_store")
+        if store is None:
+            return
+        try:
+            store.delete(self.state_key)
+        except Exception as exc:
+            self.log.warning("Could not clear the agent loop from task_state_store: %s", exc)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._check_critical_upstreams(context)
+        _ = self.tool_registry  # import the tools before any paid call
+        provider = self.hook.provider
+        model = self.model or self.hook.default_model
+        state = self._load_state(context, provider, model)
+        return self._run_loop(context, state)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume after a deferred model call: record it, run tools, then defer again or finish."""
+        if state is None:
+            state = self._load_state(context, self.hook.provider, self.model or self.hook.default_model)
+        if not event or event.get("status") != "success":
+            # Rebuilt with its classification (transient/permanent, retry-after) for the retry policy.
+            raise ClassifiedError.from_event(event or {"error_type": "EmptyTriggerEvent", "message": "no event"})
+        self._record(context, state, LLMResponse.from_dict(event["response"]))
+        return self._run_loop(context, state)
+
+    def _run_loop(self, context: Context, state: dict[str, Any]) -> dict[str, Any]:
+        while self._advance(context, state) == "call":
+            request = self._build_request(state)
+            if self.deferrable:
+                self._save_state(context, state)
+                self.defer(
+                    trigger=self._build_trigger(request, context),
+                    method_name="execute_complete",
+                    kwargs={"state": state},
+                )
+            self._record(context, state, self._call_model(request, context))
+        return self._finish(context, state)
+
+    def _build_request(self, state: dict[str, Any]) -> LLMRequest:
+        return LLMRequest(
+            provider=state["provider"],
+            model=state["model"],
+            messages=[Message.from_dict(m) for m in state["messages"]],
+            system=self.system_prompt or None,
+            tools=self.tool_registry.specs,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            output_schema=self.output_schema,
+            timeout=self.request_timeout,
+        )
+
+    def _advance(self, context: Context, state: dict[str, Any]) -> str:
+        """Decide the next step: ``call`` the model (after running requested tools) or ``done``."""
+        last = state["messages"][-1]
+        if last["role"] != "assistant":
+            return "call"
+        calls = Message.from_dict(last).tool_calls
+        if not calls:
+            return "done"
+        if state["rounds"] >= self.max_rounds:
+            state["stopped"] = "max_rounds"
+            self.log.warning(
+                "Agent %s stopped after max_rounds=%d model calls while the model still asked for tools %s; "
+                "returning the last text",
+                self.task_id,
+                self.max_rounds,
+                [c.name for c in calls],
+            )
+            return "done"
+        if self.cost_limit is not None and state["cost_known"] and state["cost_usd"] >= self.cost_limit:
+            state["stopped"] = "cost_limit"
+            self.log.warning(
+                "Agent %s spent $%.6f, at or above its cost_limit $%.6f; no further round",
+                self.task_id,
+                state["cost_usd"],
+                self.cost_limit,
+            )
+            return "done"
+        for call in calls:
+            result = self.tool_registry.run(call)
+            self.log.info("Tool %s -> %s", call.name, "ok" if result.ok else "error")
+            state["tool_calls"].append({"name": call.name, "arguments": call.arguments, "ok": result.ok})
+            state["messages"].append(
+                asdict(Message(role="tool", content=result.content, tool_call_id=call.id, name=call.name))
+            )
+        self._save_state(context, state)
+        return "call"
+
+    def _record(self, context: Context, state: dict[str, Any], response: LLMResponse) -> None:
+        """Account for one completed model call and persist the loop, so a retry never repays it."""
+        state["rounds"] += 1
+        state["messages"].append(asdict(response.as_assistant_message()))
+        state["usage"] = asdict(Usage(**state["usage"]) + response.usage)
+        cost = price_call(state["provider"], response.model or state["model"], response.usage, self._price)
+        if cost.known and state["cost_known"]:
+            state["cost_usd"] = state["cost_usd"] + float(cost.usd)  # type: ignore[arg-type]
+        elif not cost.known:
+            state["cost_known"] = False
+            state["cost_usd"] = None
+            self.log.warning("%s", cost.warning)
+        state["latency_s"] = round(state["latency_s"] + response.latency_s, 6)
+        if response.request_id:
+            state["request_ids"].append(response.request_id)
+        state["finish_reason"] = response.finish_reason
+        self.log.info(
+            "Round %d: %s/%s in=%d (cached %d) out=%d tokens, cost %s, %.2fs, request %s",
+            state["rounds"],
+            state["provider"],
+            response.model or state["model"],
+            response.usage.input_tokens,
+            response.usage.cached_input_tokens,
+            response.usage.output_tokens,
+            "unknown" if cost.usd is None else f"${cost.usd:.6f}",
+            response.latency_s,
+            response.request_id,
+        )
+        self._save_state(context, state)
+
+    def _output(self, text: str) -> Any:
+        if self.output_schema is None:
+            return text
+        try:
+            return json.loads(text)
+        except ValueError:
+            self.log.warning("Agent %s was asked for structured output but replied with invalid JSON", self.task_id)
+            return text
+
+    def _finish(self, context: Context, state: dict[str, Any]) -> dict[str, Any]:
+        texts = [m["content"] for m in state["messages"] if m["role"] == "assistant" and m.get("content")]
+        text = texts[-1] if texts else ""
+        result: dict[str, Any] = {
+            "status": "success",
+            "text": text,
+            "output": self._output(text),
+            "provider": state["provider"],
+            "model": state["model"],
+            "usage": dict(state["usage"]),
+            "cost_usd": None if not state["cost_known"] else round(state["cost_usd"], 10),
+            "cost_known": bool(state["cost_known"]),
+            "rounds": state["rounds"],
+            "tool_calls": list(state["tool_calls"]),
+            "latency_s": state["latency_s"],
+            "request_ids": list(state["request_ids"]),
+            "finish_reason": state["finish_reason"],
+            "stopped": state["stopped"],
+            "task_id": self.task_id,
+            "agent": dict(self.agent_meta),
+        }
+        self._clear_state(context)
+        return result
+
+
+__all__ = ["LLMAgentOperator"]
