@@ -1,0 +1,144 @@
+"""CostBudgetTrigger: waits in the triggerer until a budget scope has room.
+
+It frees the worker slot while a deferrable ``CostBudgetSensor`` waits (for reservations to be
+released, or for the next UTC day or month). The store calls are blocking, so each check runs in a
+thread (``asyncio.to_thread``) and the triggerer's event loop is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_agent_provider.cost.check import BudgetCheck, check_budget, scope_key
+from airflow_agent_provider.stores.budget_api import BudgetStore
+
+#: Environment variable naming the shared store, read when the provider's store hook is absent.
+STORE_URL_ENV = "AIRFLOW__AGENT_PROVIDER__STORE_URL"
+
+
+@contextmanager
+def budget_store(store_url: str | None = None):
+    """
+    The shared store: ``store_url`` when given, else the provider's configured store.
+
+    A store opened here from a URL is closed afterwards; one handed out by the store hook belongs
+    to the hook and is left open.
+    """
+    if store_url is None:
+        try:
+            from airflow_agent_provider.hooks.store import get_store
+        except ImportError:
+            store_url = os.environ.get(STORE_URL_ENV) or "sqlite://"
+        else:
+            yield get_store()
+            return
+    from airflow_agent_provider.stores.config import store_from_url
+
+    store: BudgetStore = store_from_url(store_url)
+    try:
+        yield store
+    finally:
+        store.close()  # type: ignore[attr-defined]
+
+
+def run_check(
+    scope: str,
+    dag_id: str,
+    run_id: str | None,
+    module: str | None,
+    period: str | None,
+    max_spend_usd: float,
+    required_usd: float | None,
+    include_reserved: bool,
+    store_url: str | None,
+) -> BudgetCheck:
+    """One blocking check against the store; shared by the sensor and the trigger."""
+    key = scope_key(scope, dag_id, run_id, module, period)
+    with budget_store(store_url) as store:
+        return check_budget(store, key, max_spend_usd, required_usd, include_reserved)
+
+
+class CostBudgetTrigger(BaseTrigger):
+    """
+    Fires ``{"status": "success", "check": {...}}`` once the scope has room, or
+    ``{"status": "timeout", ...}`` when ``timeout_s`` has passed first.
+    """
+
+    def __init__(
+        self,
+        *,
+        scope: str,
+        dag_id: str,
+        run_id: str | None,
+        module: str | None,
+        period: str | None,
+        max_spend_usd: float,
+        required_usd: float | None = None,
+        include_reserved: bool = True,
+        poke_interval: float = 60.0,
+        timeout_s: float | None = None,
+        store_url: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.scope = scope
+        self.dag_id = dag_id
+        self.run_id = run_id
+        self.module = module
+        self.period = period
+        self.max_spend_usd = max_spend_usd
+        self.required_usd = required_usd
+        self.include_reserved = include_reserved
+        self.poke_interval = poke_interval
+        self.timeout_s = timeout_s
+        self.store_url = store_url
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "scope": self.scope,
+                "dag_id": self.dag_id,
+                "run_id": self.run_id,
+                "module": self.module,
+                "period": self.period,
+                "max_spend_usd": self.max_spend_usd,
+                "required_usd": self.required_usd,
+                "include_reserved": self.include_reserved,
+                "poke_interval": self.poke_interval,
+                "timeout_s": self.timeout_s,
+                "store_url": self.store_url,
+            },
+        )
+
+    def _check(self) -> BudgetCheck:
+        return run_check(
+            self.scope, self.dag_id, self.run_id, self.module, self.period, self.max_spend_usd,
+            self.required_usd, self.include_reserved, self.store_url,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        while True:
+            try:
+                check = await asyncio.to_thread(self._check)
+            except Exception as exc:  # the sensor turns this into a task failure with the reason
+                yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+                return
+            if check.ok:
+                yield TriggerEvent({"status": "success", "check": check.to_dict()})
+                return
+            self.log.info("%s", check.message)
+            if deadline is not None and time.monotonic() >= deadline:
+                yield TriggerEvent({"status": "timeout", "check": check.to_dict()})
+                return
+            delay = self.poke_interval
+            if deadline is not None:
+                delay = max(0.0, min(delay, deadline - time.monotonic()))
+            await asyncio.sleep(delay)
