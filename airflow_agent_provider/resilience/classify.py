@@ -146,12 +146,13 @@ _CONNECTION_CLASSES = (
 # Retry-after hints
 # ---------------------------------------------------------------------------------------------
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|d|h|m|s)")
+_GO_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def parse_go_duration(text: str) -> float | None:
-    """Seconds in an OpenAI reset header (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``); None if malformed."""
+    """Seconds in an OpenAI reset header (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``; also ``1d``, or a bare
+    number of seconds); None if malformed."""
     text = text.strip()
     if not text:
         return None
