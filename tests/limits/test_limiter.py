@@ -14,19 +14,7 @@ from airflow_agent_provider.limits import (
     RateLimitTimeout,
     limit_key,
 )
-from airflow_agent_provider.stores import Tier
-
-
-class _ShortPolicy(RateLimitPolicy):
-    """A policy whose tiers have sub-second windows, so that waits are short in tests."""
-
-    def __init__(self, requests: int, window_s: float, **kw):
-        super().__init__(**kw)
-        object.__setattr__(self, "_short", (requests, window_s))
-
-    def tiers(self):
-        requests, window_s = self._short
-        return [Tier("short", requests, window_s), *super().tiers()]
+from tests.limits._short import short_policy as _ShortPolicy
 
 
 def test_acquire_sleeps_the_reported_wait(store):
