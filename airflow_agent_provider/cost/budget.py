@@ -21,7 +21,11 @@ from datetime import datetime, timezone
 
 from airflow_agent_provider.cost.pricing import CallCost, unknown_price_warning
 from airflow_agent_provider.llm.types import Usage
-from airflow_agent_provider.stores.budget_api import BudgetStore, LedgerEntry, ReserveResult
+from airflow_agent_provider.stores.budget_api import (
+    BudgetStore,
+    LedgerEntry,
+    ReserveResult,
+)
 
 # -- scope keys ----------------------------------------------------------------------------------
 

@@ -16,7 +16,11 @@ from airflow_agent_provider.cost.budget import (
     month_scope,
     run_scope,
 )
-from airflow_agent_provider.stores.budget_api import BudgetStore, LedgerEntry, ScopeTotals
+from airflow_agent_provider.stores.budget_api import (
+    BudgetStore,
+    LedgerEntry,
+    ScopeTotals,
+)
 
 
 @dataclass

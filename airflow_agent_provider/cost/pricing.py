@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from genai_prices import Usage as _GenaiUsage, calc_price
+from genai_prices import Usage as _GenaiUsage
+from genai_prices import calc_price
 
 from airflow_agent_provider.llm.types import Usage
 

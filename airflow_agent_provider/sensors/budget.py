@@ -14,7 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+)
 
 from airflow_agent_provider.cost.check import SCOPES
 from airflow_agent_provider.triggers.budget import CostBudgetTrigger, run_check

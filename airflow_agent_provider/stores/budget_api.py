@@ -51,7 +51,7 @@ def limit_to_nano(limit: float) -> int:
     return max(0, math.floor(round(limit * NANO, 3)))
 
 
-def from_nano(nano: int | float) -> float:
+def from_nano(nano: float) -> float:
     return int(nano) / NANO
 
 

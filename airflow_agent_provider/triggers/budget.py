@@ -8,7 +8,6 @@ thread (``asyncio.to_thread``) and the triggerer's event loop is never blocked.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import contextmanager
@@ -17,30 +16,22 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agent_provider.cost.check import BudgetCheck, check_budget, scope_key
+from airflow_agent_provider.hooks.store import get_store
 from airflow_agent_provider.stores.budget_api import BudgetStore
-
-#: Environment variable naming the shared store, read when the provider's store hook is absent.
-STORE_URL_ENV = "AIRFLOW__AGENT_PROVIDER__STORE_URL"
+from airflow_agent_provider.stores.config import store_from_url
 
 
 @contextmanager
 def budget_store(store_url: str | None = None):
     """
-    The shared store: ``store_url`` when given, else the provider's configured store.
+    The shared store: ``store_url`` when given, else the provider's configured store (``get_store``).
 
-    A store opened here from a URL is closed afterwards; one handed out by the store hook belongs
-    to the hook and is left open.
+    A store opened here from a URL is closed afterwards; the process-wide one of the store hook is
+    shared with every operator and trigger of the process and is left open.
     """
     if store_url is None:
-        try:
-            from airflow_agent_provider.hooks.store import get_store
-        except ImportError:
-            store_url = os.environ.get(STORE_URL_ENV) or "sqlite://"
-        else:
-            yield get_store()
-            return
-    from airflow_agent_provider.stores.config import store_from_url
-
+        yield get_store()
+        return
     store: BudgetStore = store_from_url(store_url)
     try:
         yield store
@@ -128,7 +119,7 @@ class CostBudgetTrigger(BaseTrigger):
         while True:
             try:
                 check = await asyncio.to_thread(self._check)
-            except Exception as exc:  # the sensor turns this into a task failure with the reason
+            except Exception as exc:  # noqa: BLE001 - the sensor fails the task with this reason
                 yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
                 return
             if check.ok:

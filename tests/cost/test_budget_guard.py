@@ -14,7 +14,12 @@ from airflow_agent_provider.cost.budget import (
     UnpricedModelError,
 )
 from airflow_agent_provider.cost.ledger import Ledger
-from airflow_agent_provider.cost.pricing import CallCost, PriceOverride, max_call_cost, price_call
+from airflow_agent_provider.cost.pricing import (
+    CallCost,
+    PriceOverride,
+    max_call_cost,
+    price_call,
+)
 from airflow_agent_provider.llm.types import Usage
 
 AT = datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
-from genai_prices import Usage as GenaiUsage, calc_price
+from genai_prices import Usage as GenaiUsage
+from genai_prices import calc_price
 
 from airflow_agent_provider.cost.estimate import estimate_input_tokens
-from airflow_agent_provider.cost.pricing import CallCost, PriceOverride, max_call_cost, price_call
+from airflow_agent_provider.cost.pricing import (
+    CallCost,
+    PriceOverride,
+    max_call_cost,
+    price_call,
+)
 from airflow_agent_provider.llm.types import Usage
 
 

@@ -8,7 +8,12 @@ from datetime import datetime, timezone
 
 import pytest
 from airflow.sdk import DAG, TaskGroup
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
 from airflow_agent_provider.cost.budget import BudgetGuard, BudgetLimits, CallScope
 from airflow_agent_provider.cost.pricing import CallCost
