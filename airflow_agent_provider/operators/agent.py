@@ -208,10 +208,15 @@ class LLMAgentOperator(BaseOperator):
             "stopped": None,
         }
 
-    def _load_state(self, context: Context, provider: str, model: str) -> dict[str, Any]:
+    def _load_state(
+        self, context: Context, provider: str, model: str, *, after_deferral: bool = False
+    ) -> dict[str, Any]:
         store = context.get("task_state_store")
         if store is None:
-            self.log.info("task_state_store not available: a retry would start the agent loop afresh")
+            if after_deferral:
+                self.log.warning("No loop state after deferral (no defer kwargs, no task_state_store)")
+            else:
+                self.log.info("task_state_store not available: a retry would start the agent loop afresh")
             return self._new_state(provider, model)
         try:
             stored = store.get(self.state_key)
@@ -220,10 +225,11 @@ class LLMAgentOperator(BaseOperator):
             stored = None
         if isinstance(stored, dict) and stored.get("version") == STATE_VERSION:
             if stored.get("fingerprint") == self._fingerprint(provider, model):
-                self.log.info(
-                    "Resuming agent loop after %d completed model call(s); they are not paid again",
-                    stored.get("rounds", 0),
-                )
+                if not after_deferral:
+                    self.log.info(
+                        "Resuming agent loop after %d completed model call(s); they are not paid again",
+                        stored.get("rounds", 0),
+                    )
                 return stored
             self.log.warning("Stored agent loop is for a different prompt/model/tools; starting afresh")
         return self._new_state(provider, model)
@@ -260,11 +266,15 @@ class LLMAgentOperator(BaseOperator):
         self, context: Context, event: dict[str, Any], state: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after a deferred model call: record it, run tools, then defer again or finish."""
-        if state is None:
-            state = self._load_state(context, self.hook.provider, self.model or self.hook.default_model)
         if not event or event.get("status") != "success":
             # Rebuilt with its classification (transient/permanent, retry-after) for the retry policy.
             raise ClassifiedError.from_event(event or {"error_type": "EmptyTriggerEvent", "message": "no event"})
+        if state is None:
+            # The real triggerer hands back defer kwargs; dag.test() passes only the event, so the
+            # loop comes from task_state_store, where it was saved just before deferring.
+            state = self._load_state(
+                context, self.hook.provider, self.model or self.hook.default_model, after_deferral=True
+            )
         self._record(context, state, LLMResponse.from_dict(event["response"]))
         return self._run_loop(context, state)
 
