@@ -1,0 +1,135 @@
+"""Fall back to another model (or provider) when the primary is down.
+
+Why only on some errors: a fallback is for the provider's trouble, not the request's. If the primary's
+breaker is open, or the primary still fails transiently after its own retries, the next target is
+tried. A permanent error (a 400 for a prompt that is too long, a 401, a budget that ran out) would fail
+the same way on the next target -- or, worse, succeed at a price nobody chose -- so it is raised at
+once. The result names the target that answered, so the operator can record which model did the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from airflow_agent_provider.resilience.breaker import CircuitBreaker, CircuitOpenError
+from airflow_agent_provider.resilience.classify import classify
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FallbackTarget:
+    """One place a call can go: a provider, a model and the Airflow connection that holds the key."""
+
+    provider: str
+    model: str
+    llm_conn_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The breaker key of this target."""
+        return f"{self.provider}/{self.model}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FallbackAttempt:
+    """What happened to one target: ``ok``, ``circuit_open``, ``transient_error`` or ``permanent_error``."""
+
+    target: FallbackTarget
+    outcome: str
+    reason: str | None = None
+    error_type: str | None = None
+    retry_after_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["target"] = self.target.to_dict()
+        return data
+
+
+class NoFallbackTargets(ValueError):
+    """``call_with_fallbacks`` needs at least one target."""
+
+
+def _failed(target: FallbackTarget, exc: BaseException) -> tuple[FallbackAttempt, bool]:
+    """The log entry for a failure, and whether to go on to the next target."""
+    if isinstance(exc, CircuitOpenError):
+        return FallbackAttempt(target, "circuit_open", "circuit_open", type(exc).__name__, exc.retry_in_s), True
+    info = classify(exc)
+    outcome = "transient_error" if info.transient else "permanent_error"
+    return FallbackAttempt(target, outcome, info.reason, info.error_type, info.retry_after_s), info.transient
+
+
+def _exhausted(exc: BaseException, attempts: list[FallbackAttempt]) -> None:
+    summary = "; ".join(f"{a.target.key}: {a.outcome} ({a.reason})" for a in attempts)
+    exc.add_note(f"all fallback targets failed: {summary}")
+
+
+def call_with_fallbacks(
+    targets: Sequence[FallbackTarget],
+    call_one: Callable[[FallbackTarget], T],
+    breaker_for: Callable[[FallbackTarget], CircuitBreaker] | None = None,
+) -> tuple[T, FallbackTarget, list[FallbackAttempt]]:
+    """
+    Try ``targets`` in order through their breakers; return ``(result, used_target, attempts)``.
+
+    ``call_one`` makes the call for one target (its retries included). When every target fails
+    transiently, the last error is raised (still transient, so the task retry takes over) with a note
+    listing every attempt; a permanent error is raised at once.
+    """
+    if not targets:
+        raise NoFallbackTargets("call_with_fallbacks needs at least one target")
+    attempts: list[FallbackAttempt] = []
+    last: BaseException | None = None
+    for target in targets:
+        breaker = breaker_for(target) if breaker_for is not None else None
+        try:
+            result = breaker.call(lambda t=target: call_one(t)) if breaker else call_one(target)
+        except Exception as exc:
+            attempt, go_on = _failed(target, exc)
+            attempts.append(attempt)
+            if not go_on:
+                raise
+            last = exc
+            continue
+        attempts.append(FallbackAttempt(target, "ok"))
+        return result, target, attempts
+    assert last is not None
+    _exhausted(last, attempts)
+    raise last
+
+
+async def acall_with_fallbacks(
+    targets: Sequence[FallbackTarget],
+    acall_one: Callable[[FallbackTarget], Awaitable[T]],
+    breaker_for: Callable[[FallbackTarget], CircuitBreaker] | None = None,
+) -> tuple[T, FallbackTarget, list[FallbackAttempt]]:
+    """Async twin of :func:`call_with_fallbacks`."""
+    if not targets:
+        raise NoFallbackTargets("acall_with_fallbacks needs at least one target")
+    attempts: list[FallbackAttempt] = []
+    last: BaseException | None = None
+    for target in targets:
+        breaker = breaker_for(target) if breaker_for is not None else None
+        try:
+            if breaker is not None:
+                result = await breaker.acall(lambda t=target: acall_one(t))
+            else:
+                result = await acall_one(target)
+        except Exception as exc:
+            attempt, go_on = _failed(target, exc)
+            attempts.append(attempt)
+            if not go_on:
+                raise
+            last = exc
+            continue
+        attempts.append(FallbackAttempt(target, "ok"))
+        return result, target, attempts
+    assert last is not None
+    _exhausted(last, attempts)
+    raise last
