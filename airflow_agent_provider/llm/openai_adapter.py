@@ -33,7 +33,8 @@ def _message(message: Message) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.content}
     if message.role == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+        # Content may be null only next to tool calls; an empty plain reply stays an empty string.
+        out: dict[str, Any] = {"role": "assistant", "content": message.content or (None if message.tool_calls else "")}
         if message.tool_calls:
             out["tool_calls"] = [
                 {

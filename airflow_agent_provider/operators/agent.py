@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -128,10 +128,23 @@ class LLMAgentOperator(BaseOperator):
 
     # -- upstream results -------------------------------------------------------------------------
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Expose ``results`` and ``upstream_text`` to the templates before rendering them."""
-        self._expose_upstream_results(context)
-        super().render_template_fields(context, jinja_env)
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        """
+        Expose ``results`` and ``upstream_text`` to the templates before rendering them.
+
+        Overridden here rather than in ``render_template_fields`` because a mapped task
+        (``.partial().expand()``) renders through this method of its unmapped operator only.
+        """
+        if parent is self:
+            self._expose_upstream_results(context)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     def _expose_upstream_results(self, context: Context) -> dict[str, dict[str, Any]]:
         ti = context["ti"]

@@ -51,7 +51,12 @@ def test_hand_written_dag_upstreams_tools_and_skips(llm_connections, run_dag):
                 task_id="looper", prompt="LOOPER [[tool-loop:add]]", tools={"add": f"{P}.add"}, max_rounds=2
             )
             exploder = LLMAgentOperator(task_id="exploder", prompt="EXPLODER go", tools={"explode": f"{P}.explode"})
+            # for_each style: one mapped task instance per prompt, each seeing the upstream results
+            per_entity = LLMAgentOperator.partial(
+                task_id="per_entity", upstream_tasks={"payroll_summary": "HR.payroll_summary"}
+            ).expand(prompt=[f"MAPPED-{e} {{{{ results.payroll_summary.text }}}}" for e in ("DE", "FR")])
         [summary, failing] >> report
+        summary >> per_entity
         failing >> close
 
     dag_run = run_dag(dag)
@@ -63,6 +68,8 @@ def test_hand_written_dag_upstreams_tools_and_skips(llm_connections, run_dag):
         "Finance.close_books": "skipped",
         "Finance.looper": "success",
         "Finance.exploder": "success",
+        "Finance.per_entity[0]": "success",
+        "Finance.per_entity[1]": "success",
     }
     stats = llm_connections.stats()
 
@@ -83,6 +90,8 @@ def test_hand_written_dag_upstreams_tools_and_skips(llm_connections, run_dag):
     looper_result = xcom_result(dag_run, "Finance.looper")
     assert looper_result["stopped"] == "max_rounds" and looper_result["rounds"] == 2
     assert _requests_for(stats, "LOOPER") == 2
+    mapped = sorted(e["user_excerpt"] for e in stats["log"] if e["user_excerpt"].startswith("MAPPED-"))
+    assert mapped == ["MAPPED-DE Payroll totals 1.2M EUR.", "MAPPED-FR Payroll totals 1.2M EUR."]
     exploder_result = xcom_result(dag_run, "Finance.exploder")
     assert exploder_result["tool_calls"][0]["ok"] is False and "tool exploded" in exploder_result["text"]
 
