@@ -93,3 +93,30 @@ def test_dag_with_the_policy_serializes_and_deserializes():
     # Deterministic: nothing like an object's memory address leaks into the serialized DAG.
     assert DagSerialization.to_dict(dag) == encoded
     assert "AgentRetryPolicy object at" not in text
+
+
+class _CallModel(BaseOperator):
+    """Stands in for the agent operator: one real model call through the real SDK."""
+
+    def __init__(self, *, base_url: str, api_key: str, **kwargs):
+        super().__init__(**kwargs)
+        self.base_url = base_url
+        self.api_key = api_key
+
+    def execute(self, context):
+        return call_openai(openai_client(self.base_url, api_key=self.api_key), "hi")
+
+
+def test_airflow_fails_a_permanent_error_without_retrying(llm, run_dag):
+    from tests.fixtures.airflow_env import task_states
+
+    with DAG("retry_policy_permanent", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        _CallModel(
+            task_id="agent", base_url=llm.openai_base_url, api_key="invalid-key",
+            retries=3, retry_delay=timedelta(seconds=0), retry_policy=AgentRetryPolicy(),
+        )
+
+    dag_run = run_dag(dag)
+
+    assert task_states(dag_run) == {"agent": "failed"}
+    assert llm.stats()["requests"] == 1  # 3 retries configured, none used: a 401 cannot get better
