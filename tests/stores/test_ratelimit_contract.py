@@ -137,3 +137,15 @@ def test_store_time_is_epoch(store):
     assert store.store_time() == pytest.approx(time.time(), abs=2.0)
     grant = store.acquire("k", [RPW])
     assert grant.granted and grant.at == pytest.approx(time.time(), abs=2.0)
+
+
+def test_unreachable_redis_is_store_unavailable():
+    from airflow_agent_provider.stores import StoreUnavailable, store_from_url
+    from tests.fixtures.redis_server import free_port
+
+    store = store_from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+    with pytest.raises(StoreUnavailable):
+        store.acquire("k", [RPW])
+    store.close()

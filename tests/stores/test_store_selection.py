@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_get_store_defaults_to_sqlite_under_airflow_home(fresh_resolver, monkeyp
     assert isinstance(store, SQLiteStore) and store.path == tmp_path / "agent_provider.db"
 
 
-def test_get_store_from_redis_connection(fresh_resolver, monkeypatch, redis_server, caplog):
+def test_get_store_from_redis_connection(fresh_resolver, monkeypatch, redis_server):
     # A real Airflow Connection, defined the way deployments do: an AIRFLOW_CONN_* variable.
     monkeypatch.setenv(
         "AIRFLOW_CONN_AAP_TEST_REDIS",
@@ -86,16 +87,34 @@ def test_get_store_from_redis_connection(fresh_resolver, monkeypatch, redis_serv
     assert url == f"redis://:pw-not-set-on-server@{redis_server.host}:{redis_server.port}/2?prefix=conn:"
     # The server has no password; build the store from the same connection without one.
     monkeypatch.setenv("AIRFLOW_CONN_AAP_TEST_REDIS", f"redis://{redis_server.host}:{redis_server.port}/2")
-    with caplog.at_level("INFO", logger="airflow_agent_provider.hooks.store"):
-        store = store_hook.get_store()
+    store = store_hook.get_store()
     assert isinstance(store, RedisStore)
     store.ping()
-    assert "redis" in caplog.text
 
 
-def test_resolved_url_is_logged_masked(fresh_resolver, monkeypatch, tmp_path, caplog):
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_resolved_url_is_logged_masked(fresh_resolver, monkeypatch):
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__STORE_URL", "redis://:topsecret99@127.0.0.1:1/0")
     monkeypatch.delenv("AIRFLOW__AGENT_PROVIDER__REDIS_CONN_ID", raising=False)
-    with caplog.at_level("INFO", logger="airflow_agent_provider.hooks.store"):
+    # Our own handler: Airflow's logging set-up (loaded by other tests) may reroute or filter caplog.
+    logger, handler = logging.getLogger("airflow_agent_provider.hooks.store"), _Collect()
+    old_level, old_disabled = logger.level, logger.disabled
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
+    try:
         store_hook.get_store()  # redis-py connects lazily: building the store does not connect
-    assert "topsecret99" not in caplog.text and "***" in caplog.text
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.disabled = old_disabled
+    text = "\n".join(handler.lines)
+    assert "redis" in text and "***" in text and "topsecret99" not in text

@@ -6,9 +6,13 @@ one Lua script (``EVALSHA``), so it is atomic on the server and costs one round 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
+
+from airflow_agent_provider.stores.base import StoreUnavailable
 
 
 class RedisConnection:
@@ -34,8 +38,17 @@ class RedisConnection:
         sec, usec = self._redis.time()
         return sec + usec / 1_000_000
 
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn "cannot reach Redis" into ``StoreUnavailable`` so engines handle both stores alike."""
+        try:
+            yield
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
+            raise StoreUnavailable(f"redis store unreachable: {err}") from err
+
     def ping(self) -> None:
-        self._redis.ping()
+        with self._guard():
+            self._redis.ping()
 
     def close(self) -> None:
         self._redis.close()

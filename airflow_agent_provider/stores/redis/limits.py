@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 
 from airflow_agent_provider.stores.limits_api import Grant, Tier
 
@@ -36,9 +37,9 @@ end
 
 local function fmt(x) return string.format('%d', x) end
 
-local function token_windows(meta)
+local function token_windows(meta, tw)
   local list = {}
-  local tw = redis.call('HGET', meta, 'tw')
+  if tw == nil then tw = redis.call('HGET', meta, 'tw') end
   if tw then for w in string.gmatch(tw, '[^,]+') do list[#list + 1] = w end end
   return list
 end
@@ -62,21 +63,21 @@ local tokens = tonumber(ARGV[2])
 local maxc = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local gid = ARGV[5]
-local n = tonumber(ARGV[6])
 
+-- ARGV[6]: one line per tier, "unit<TAB>limit<TAB>window_us<TAB>name" (fewer arguments to encode).
 local tiers = {}
-local keep = tonumber(redis.call('HGET', meta, 'keep') or '0')
+local head = redis.call('HMGET', meta, 'keep', 'tw', 'pause')
+local keep = tonumber(head[1] or '0')
 local newkeep = keep
-for i = 0, n - 1 do
-  local b = 7 + i * 4
-  local tier = {unit = ARGV[b], limit = tonumber(ARGV[b + 1]), w = tonumber(ARGV[b + 2]), name = ARGV[b + 3]}
+for unit, limit, w, name in string.gmatch(ARGV[6], '([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t([^\n]*)\n') do
+  local tier = {unit = unit, limit = tonumber(limit), w = tonumber(w), name = name}
   tiers[#tiers + 1] = tier
   if tier.w > newkeep then newkeep = tier.w end
 end
 if newkeep ~= keep then redis.call('HSET', meta, 'keep', fmt(newkeep)); keep = newkeep end
 
 -- Register new token windows, then move every token window to now.
-local tws = token_windows(meta)
+local tws = token_windows(meta, head[2])
 local known = {}
 for _, w in ipairs(tws) do known[w] = true end
 local totals = {}
@@ -92,8 +93,8 @@ for _, tier in ipairs(tiers) do
   end
 end
 for _, w in ipairs(tws) do
-  local cursor = tonumber(redis.call('HGET', meta, 'c:' .. w))
-  local total = tonumber(redis.call('HGET', meta, 's:' .. w))
+  local state = redis.call('HMGET', meta, 'c:' .. w, 's:' .. w)
+  local cursor, total = tonumber(state[1]), tonumber(state[2])
   local cutoff = now - tonumber(w)
   if cutoff > cursor then
     total = total - tokens_between(log, tok, cursor, cutoff)
@@ -158,7 +159,7 @@ if maxc > 0 then
   end
 end
 
-local pause = tonumber(redis.call('HGET', meta, 'pause') or '0')
+local pause = tonumber(head[3] or '0')
 if pause - now > wait then wait, reason = pause - now, 'paused' end
 
 if wait > 0 then return {0, now, wait, reason} end
@@ -224,15 +225,33 @@ def _us(seconds: float) -> int:
     return int(round(seconds * _US))
 
 
+@lru_cache(maxsize=256)
+def _tier_spec(tiers: tuple[Tier, ...]) -> str:
+    """The tiers as one script argument; cached because a worker repeats the same policy."""
+    for tier in tiers:
+        if any(c in tier.name for c in "\t\n"):
+            raise ValueError(f"tier name {tier.name!r} must not contain tabs or newlines")
+    return "".join(
+        f"{'r' if t.unit == 'requests' else 't'}\t{int(t.limit)}\t{_us(t.window_s)}\t{t.name}\n" for t in tiers
+    )
+
+
 class RedisLimitsMixin:
     """Sliding-window logs, leases and pauses on the shared Redis server."""
 
     def _rl_keys(self, key: str) -> list[str]:
-        tag = "{" + key + "}"
-        return [self._key("rl", tag, part) for part in ("log", "tok", "meta", "lease")]  # type: ignore[attr-defined]
+        cache = self.__dict__.setdefault("_rl_key_cache", {})
+        keys = cache.get(key)
+        if keys is None:
+            if len(cache) > 10_000:
+                cache.clear()
+            tag = "{" + key + "}"
+            keys = cache[key] = [self._key("rl", tag, part) for part in ("log", "tok", "meta", "lease")]  # type: ignore[attr-defined]
+        return keys
 
     def store_time(self) -> float:
-        return self._server_time()  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            return self._server_time()  # type: ignore[attr-defined]
 
     def acquire(
         self,
@@ -244,6 +263,8 @@ class RedisLimitsMixin:
         lease_ttl_s: float = 600.0,
         now: float | None = None,
     ) -> Grant:
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
         gid = uuid.uuid4().hex
         args: list[object] = [
             "" if now is None else _us(now),
@@ -251,15 +272,12 @@ class RedisLimitsMixin:
             0 if max_concurrent is None else int(max_concurrent),
             _us(lease_ttl_s),
             gid,
-            len(tiers),
+            _tier_spec(tuple(tiers)),
         ]
-        for tier in tiers:
-            args += ["r" if tier.unit == "requests" else "t", int(tier.limit), _us(tier.window_s), tier.name]
-        if max_concurrent is not None and max_concurrent < 1:
-            return Grant(False, None, math.inf, self.store_time(), "concurrency")
-        granted, at_us, wait_us, reason = self._script("rl_acquire", _ACQUIRE)(  # type: ignore[attr-defined]
-            keys=self._rl_keys(key), args=args
-        )
+        with self._guard():  # type: ignore[attr-defined]
+            granted, at_us, wait_us, reason = self._script("rl_acquire", _ACQUIRE)(  # type: ignore[attr-defined]
+                keys=self._rl_keys(key), args=args
+            )
         at = at_us / _US
         if granted:
             return Grant(True, gid, 0.0, at, None)
@@ -268,19 +286,23 @@ class RedisLimitsMixin:
 
     def settle(self, key: str, grant_id: str, actual_tokens: int) -> int:
         keys = self._rl_keys(key)[:3]
-        return int(self._script("rl_settle", _SETTLE)(keys=keys, args=[grant_id, int(actual_tokens)]))  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            return int(self._script("rl_settle", _SETTLE)(keys=keys, args=[grant_id, int(actual_tokens)]))  # type: ignore[attr-defined]
 
     def release(self, key: str, grant_id: str) -> bool:
         # A single ZREM is atomic by itself; no script needed.
-        return bool(self._redis.zrem(self._rl_keys(key)[3], grant_id))  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            return bool(self._redis.zrem(self._rl_keys(key)[3], grant_id))  # type: ignore[attr-defined]
 
     def penalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
         if (until is None) == (delay_s is None):
             raise ValueError("penalize needs exactly one of until or delay_s")
         args = [_us(until), ""] if until is not None else ["", _us(delay_s)]  # type: ignore[arg-type]
         meta = self._rl_keys(key)[2]
-        return int(self._script("rl_penalize", _PENALIZE)(keys=[meta], args=args)) / _US  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            return int(self._script("rl_penalize", _PENALIZE)(keys=[meta], args=args)) / _US  # type: ignore[attr-defined]
 
     def paused_until(self, key: str) -> float | None:
-        pause, now = self._script("rl_paused", _PAUSED)(keys=[self._rl_keys(key)[2]])  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            pause, now = self._script("rl_paused", _PAUSED)(keys=[self._rl_keys(key)[2]])  # type: ignore[attr-defined]
         return pause / _US if pause > now else None

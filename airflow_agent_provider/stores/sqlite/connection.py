@@ -61,7 +61,12 @@ class SQLiteConnection:
         """Each mixin adds its tables by overriding this and calling ``super()``."""
 
     def ping(self) -> None:
-        self._conn().execute("SELECT 1")
+        try:
+            self._conn().execute("SELECT 1")
+        except sqlite3.Error as err:
+            from airflow_agent_provider.stores.base import StoreUnavailable
+
+            raise StoreUnavailable(f"sqlite store {self.path} unusable: {err}") from err
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

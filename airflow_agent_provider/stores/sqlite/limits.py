@@ -127,6 +127,8 @@ class SQLiteLimitsMixin:
         lease_ttl_s: float = 600.0,
         now: float | None = None,
     ) -> Grant:
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
         with self._tx() as conn:  # type: ignore[attr-defined]
             at = time.time() if now is None else now
             windows = self._rl_windows(conn, key, tiers, at)
