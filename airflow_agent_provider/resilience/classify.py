@@ -57,7 +57,7 @@ _QUOTA_CODES = {"insufficient_quota", "contract_spend_limit_reached", "enforced_
 _CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
 _CONTENT_POLICY_CODES = {"content_policy_violation", "content_filter", "invalid_prompt"}
 _REFINED_REASONS = {"quota_exhausted", "context_length_exceeded", "content_policy"}
-_CONTEXT_MESSAGE = re.compile(r"context length|context window|prompt is too long|too many tokens", re.I)
+_CONTEXT_MESSAGE = re.compile(r"context length|context window|prompt is too long|too many tokens", re.IGNORECASE)
 
 # Error ``type`` strings in the two APIs' error bodies, for errors without a usable HTTP status
 # (an error event inside a 200 streaming response).
@@ -406,8 +406,8 @@ def classify_event(event: Mapping[str, Any]) -> ErrorInfo:
     error_type = str(event.get("error_type") or "")
     message = str(event.get("message") or "")[:MAX_MESSAGE_CHARS]
     provider = event.get("provider")
-    common = dict(status_code=status, retry_after_s=retry_after, provider=provider,
-                  error_type=error_type, message=message)
+    common: dict[str, Any] = {"status_code": status, "retry_after_s": retry_after, "provider": provider,
+                              "error_type": error_type, "message": message}
 
     kind = event.get("kind")
     if kind in (TRANSIENT, PERMANENT):

@@ -39,11 +39,9 @@ T = TypeVar("T")
 
 def to_seconds(value: Any, *, name: str = "duration") -> float:
     """A delay given as seconds, a ``timedelta`` or a string like ``30s``/``5m``/``1h30m``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: expected a duration, got {value!r}")
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, (int, float)):
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (parsed := parse_go_duration(value)) is not None:
         seconds = parsed
@@ -75,6 +73,10 @@ def compute_backoff(
     return delay
 
 
+#: Names a workflow definition uses for the delays of ``CallRetryPolicy``.
+_ALIASES = {"base_delay": "base_delay_s", "max_delay": "max_delay_s"}
+
+
 @dataclass(frozen=True)
 class CallRetryPolicy:
     """How a single model call is retried (the inner layer; see the module docstring)."""
@@ -92,8 +94,6 @@ class CallRetryPolicy:
         if self.base_delay_s < 0 or self.max_delay_s < 0:
             raise ValueError("delays must not be negative")
 
-    _ALIASES = {"base_delay": "base_delay_s", "max_delay": "max_delay_s"}
-
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> CallRetryPolicy:
         """
@@ -104,7 +104,7 @@ class CallRetryPolicy:
         known = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in (data or {}).items():
-            name = cls._ALIASES.get(key, key)
+            name = _ALIASES.get(key, key)
             if name not in known:
                 raise ValueError(f"unknown call retry setting {key!r}; expected one of {sorted(known)}")
             if name.endswith("_s"):

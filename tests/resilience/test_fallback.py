@@ -55,7 +55,7 @@ def test_open_primary_breaker_goes_straight_to_the_fallback(llm, store, breakers
 
 
 def test_transient_failure_after_retries_falls_back(llm, breakers):
-    result, used, attempts = call_with_fallbacks(
+    _, used, attempts = call_with_fallbacks(
         [PRIMARY, SECONDARY], _caller(llm, fail={"gpt-5-mini": "503"}), breakers
     )
     assert used == SECONDARY

@@ -93,7 +93,7 @@ _STATE = _PROLOGUE + "\nreturn state\n"
 
 def _ttl(cfg: BreakerConfig) -> int:
     """Idle seconds after which a breaker's keys may be forgotten: well past any window or lease."""
-    return int(math.ceil(2 * max(cfg.window_s, cfg.reset_timeout_s + cfg.trial_timeout_s))) + 60
+    return math.ceil(2 * max(cfg.window_s, cfg.reset_timeout_s + cfg.trial_timeout_s)) + 60
 
 
 def _text(value: bytes | str) -> str:

@@ -100,7 +100,7 @@ class SQLiteBreakerMixin:
     ) -> BreakerStateName:
         with self._tx() as conn:  # type: ignore[attr-defined]
             now = time.time()
-            state, open_until, seq = self._breaker_current(conn, key, now)
+            state, _, seq = self._breaker_current(conn, key, now)
             if state == OPEN:
                 return OPEN
             if state == HALF_OPEN:
