@@ -1,0 +1,330 @@
+"""One model call, guarded: budget, breaker, rate limits, retries, fallbacks, cost, in that order.
+
+For each target (the primary model, then its fallbacks):
+
+1. **Budget** — reserve the most the call can cost (a pessimistic input estimate plus
+   ``max_tokens`` at the model's price) in every budget scope at once; if any would be exceeded the
+   call is not made and :class:`~airflow_agent_provider.cost.budget.BudgetExceeded` (permanent)
+   is raised. This is why budgets are never overshot: the check happens before the money is spent.
+2. **Circuit breaker** — when the target's breaker is open, the call fails fast and the next target
+   is tried (see :mod:`airflow_agent_provider.resilience.fallback`).
+3. **Rate limits** — every matching rule grants a permit (requests and tokens of every tier, and a
+   concurrency lease) before each attempt; waiting sleeps exactly as long as the store says.
+4. **Call with retries** — transient errors are retried with backoff that honours ``retry-after``
+   (tenacity, :mod:`airflow_agent_provider.resilience.retrying`); a 429's ``retry-after`` also pauses
+   the shared limiter for every worker, and successful responses' rate-limit headers feed it too.
+5. **Settle** — the permits' token estimate is corrected to the real usage, the leases released,
+   and the budget reservation settled at the real price (or released if the call failed), which
+   writes the ledger entry. Reservation ids are per task try and step, and settling is idempotent,
+   so one successful call is charged exactly once.
+
+The caller supplies ``call_target(target, request)`` (the hook call), so this module stays
+Airflow-free; ``GuardedCaller.call`` and ``GuardedCaller.acall`` share everything but the waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from airflow_agent_provider.cost.budget import BudgetGuard, BudgetLimits, CallScope, Reservation
+from airflow_agent_provider.cost.estimate import estimate_input_tokens
+from airflow_agent_provider.cost.pricing import CallCost, PriceOverride, max_call_cost, price_call
+from airflow_agent_provider.guard.config import CallTarget, GuardConfig
+from airflow_agent_provider.limits.limiter import Permit, RateLimiter
+from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
+from airflow_agent_provider.resilience.breaker import CircuitBreaker
+from airflow_agent_provider.resilience.classify import classify
+from airflow_agent_provider.resilience.fallback import (
+    FallbackTarget,
+    acall_with_fallbacks,
+    call_with_fallbacks,
+)
+from airflow_agent_provider.resilience.retrying import (
+    CallRetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+)
+from airflow_agent_provider.stores.base import Store
+from airflow_agent_provider.stores.breaker_api import BreakerConfig
+
+log = logging.getLogger(__name__)
+
+#: Budget reservations use twice the usual chars/4 input estimate (plus per-message overhead):
+#: tokenizers differ by language and provider, and an estimate that is too low could let a budget be
+#: overshot. Settlement refunds the difference, so the margin costs nothing but headroom.
+RESERVE_INPUT_FACTOR = 2
+PER_MESSAGE_OVERHEAD_TOKENS = 8
+
+
+def request_chars(request: LLMRequest) -> int:
+    """Characters the provider will count as input: system prompt, messages, tool schemas."""
+    chars = len(request.system or "")
+    for message in request.messages:
+        chars += len(message.content or "")
+        for call in message.tool_calls:
+            chars += len(call.name) + len(json.dumps(call.arguments))
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters))
+    if request.output_schema:
+        chars += len(json.dumps(request.output_schema))
+    return chars
+
+
+def reserve_input_tokens(request: LLMRequest) -> int:
+    """The pessimistic input-token estimate used for reservations (see ``RESERVE_INPUT_FACTOR``)."""
+    return (
+        RESERVE_INPUT_FACTOR * estimate_input_tokens(request_chars(request))
+        + PER_MESSAGE_OVERHEAD_TOKENS * (len(request.messages) + 1)
+    )
+
+
+@dataclass
+class GuardedResult:
+    """The response and what it took to get it."""
+
+    response: LLMResponse
+    target: CallTarget
+    cost: CallCost
+    #: Seconds spent waiting for rate-limit permits, all attempts together.
+    wait_s: float = 0.0
+    #: Requests sent (1 + retries), all targets together.
+    requests: int = 0
+    #: What happened per target: ``[{"target": {...}, "outcome": "ok" | "circuit_open" | ...}]``.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: Whether the budget ledger charged this call (False only for a duplicate settlement).
+    charged: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "response": self.response.to_dict(),
+            "target": {"provider": self.target.provider, "model": self.target.model, "llm_conn_id": self.target.llm_conn_id},
+            "cost": {"usd": self.cost.usd, "source": self.cost.source, "warning": self.cost.warning},
+            "wait_s": self.wait_s,
+            "requests": self.requests,
+            "attempts": self.attempts,
+            "charged": self.charged,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuardedResult:
+        return cls(
+            response=LLMResponse.from_dict(data["response"]),
+            target=CallTarget(**data["target"]),
+            cost=CallCost(**data["cost"]),
+            wait_s=data.get("wait_s", 0.0),
+            requests=data.get("requests", 0),
+            attempts=list(data.get("attempts") or []),
+            charged=data.get("charged", True),
+        )
+
+
+class _Tally:
+    """Mutable counters of one guarded call (shared by its attempts)."""
+
+    def __init__(self) -> None:
+        self.wait_s = 0.0
+        self.requests = 0
+        self.charged = True
+
+
+class GuardedCaller:
+    """
+    Make guarded model calls for one agent task instance.
+
+    :param store: The shared store (limits, budgets, breaker state).
+    :param config: What applies to the calls (see :class:`GuardConfig`).
+    """
+
+    def __init__(self, store: Store, config: GuardConfig) -> None:
+        self.store = store
+        self.config = config
+        self.limiter = RateLimiter(store)
+        self.budget = BudgetGuard(store)
+        self.retry_policy = CallRetryPolicy.from_mapping(config.call_retries)
+        self.breaker_config = None if config.breaker is None else BreakerConfig(**config.breaker)
+        self.override = PriceOverride.from_mapping(config.price_override) if config.price_override else None
+        self.limits = BudgetLimits(
+            agent_cost_limit=config.agent_cost_limit,
+            module_cost_budget=config.module_cost_budget,
+            run_cost_budget=config.run_cost_budget,
+            daily_budget=config.daily_budget,
+            monthly_budget=config.monthly_budget,
+        )
+
+    # -- shared steps -------------------------------------------------------------------------
+
+    def targets(self, request: LLMRequest, llm_conn_id: str | None) -> list[FallbackTarget]:
+        primary = FallbackTarget(request.provider, request.model, llm_conn_id)
+        return [primary, *(FallbackTarget(t.provider, t.model, t.llm_conn_id) for t in self.config.fallbacks)]
+
+    def _breaker_for(self, target: FallbackTarget) -> CircuitBreaker:
+        return CircuitBreaker(self.store, target.key, self.breaker_config)
+
+    def _reserve(self, target: FallbackTarget, request: LLMRequest, step_id: str) -> Reservation:
+        amount = max_call_cost(
+            target.provider, target.model, reserve_input_tokens(request), request.max_tokens, self.override
+        )
+        scope = CallScope(
+            dag_id=self.config.dag_id,
+            run_id=self.config.run_id,
+            module=self.config.module,
+            agent=self.config.agent,
+            model=target.model,
+            provider=target.provider,
+        )
+        return self.budget.reserve(
+            scope, amount, self.limits, reservation_id=f"{step_id}|{target.key}", ttl_s=self.config.reservation_ttl_s
+        )
+
+    def _price(self, target: FallbackTarget, response: LLMResponse) -> CallCost:
+        cost = price_call(target.provider, response.model or target.model, response.usage, self.override)
+        if not cost.known and response.model and response.model != target.model:
+            cost = price_call(target.provider, target.model, response.usage, self.override)
+        if cost.warning:
+            log.warning("%s", cost.warning)
+        return cost
+
+    def _after_success(self, permits: list[Permit], response: LLMResponse) -> None:
+        for permit in permits:
+            permit.settle(response.usage.total_tokens)
+            self.limiter.observe_headers(permit.key, response.rate_limit_headers)
+
+    def _after_failure(self, permits: list[Permit], exc: BaseException) -> None:
+        info = classify(exc)
+        for permit in permits:
+            # A rejected request consumed no tokens; a 429 also tells everyone to slow down.
+            permit.settle(0)
+            if info.status_code == 429 and info.retry_after_s:
+                self.limiter.pause(permit.key, info.retry_after_s)
+
+    @staticmethod
+    def _request_for(target: FallbackTarget, request: LLMRequest) -> LLMRequest:
+        return request if (target.provider, target.model) == (request.provider, request.model) else replace(
+            request, provider=target.provider, model=target.model
+        )
+
+    def _result(self, response: LLMResponse, target: FallbackTarget, cost: CallCost, tally: _Tally,
+                attempts: list[Any]) -> GuardedResult:
+        return GuardedResult(
+            response=response,
+            target=CallTarget(target.provider, target.model, target.llm_conn_id),
+            cost=cost,
+            wait_s=round(tally.wait_s, 6),
+            requests=tally.requests,
+            attempts=[a.to_dict() for a in attempts],
+            charged=tally.charged,
+        )
+
+    def _tokens(self, request: LLMRequest) -> int:
+        return reserve_input_tokens(request) + request.max_tokens
+
+    # -- sync ---------------------------------------------------------------------------------
+
+    def call(
+        self,
+        request: LLMRequest,
+        *,
+        step_id: str,
+        llm_conn_id: str | None,
+        call_target: Callable[[FallbackTarget, LLMRequest], LLMResponse],
+    ) -> GuardedResult:
+        """Make one logical model call (``step_id`` must be unique per task try and step)."""
+        tally = _Tally()
+
+        def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
+            with ExitStack() as stack:
+                permits = []
+                for rule in self.config.rules_for(CallTarget(target.provider, target.model, target.llm_conn_id)):
+                    permit = self.limiter.acquire(
+                        rule.key, rule.policy, self._tokens(req), timeout=self.config.rate_limit_timeout_s
+                    )
+                    stack.enter_context(permit)
+                    tally.wait_s += permit.wait_s
+                    permits.append(permit)
+                tally.requests += 1
+                try:
+                    response = call_target(target, req)
+                except BaseException as exc:
+                    self._after_failure(permits, exc)
+                    raise
+                self._after_success(permits, response)
+                return response
+
+        def call_one(target: FallbackTarget) -> tuple[LLMResponse, CallCost]:
+            req = self._request_for(target, request)
+            reservation = self._reserve(target, req, step_id)
+            try:
+                response = call_with_retries(lambda: attempt(target, req), self.retry_policy)
+            except BaseException:
+                reservation.release()
+                raise
+            cost = self._price(target, response)
+            tally.charged = reservation.settle(cost, response.usage)
+            return response, cost
+
+        breaker_for = self._breaker_for if self.breaker_config is not None else None
+        (response, cost), target, attempts = call_with_fallbacks(
+            self.targets(request, llm_conn_id), call_one, breaker_for
+        )
+        return self._result(response, target, cost, tally, attempts)
+
+    # -- async (triggers) ---------------------------------------------------------------------
+
+    async def acall(
+        self,
+        request: LLMRequest,
+        *,
+        step_id: str,
+        llm_conn_id: str | None,
+        call_target: Callable[[FallbackTarget, LLMRequest], Awaitable[LLMResponse]],
+    ) -> GuardedResult:
+        """:meth:`call` for the triggerer's event loop; store access runs in threads."""
+        tally = _Tally()
+
+        async def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
+            permits: list[Permit] = []
+            try:
+                for rule in self.config.rules_for(CallTarget(target.provider, target.model, target.llm_conn_id)):
+                    permit = await self.limiter.aacquire(
+                        rule.key, rule.policy, self._tokens(req), timeout=self.config.rate_limit_timeout_s
+                    )
+                    tally.wait_s += permit.wait_s
+                    permits.append(permit)
+                tally.requests += 1
+                try:
+                    response = await call_target(target, req)
+                except BaseException as exc:
+                    await asyncio.to_thread(self._after_failure, permits, exc)
+                    raise
+                await asyncio.to_thread(self._after_success, permits, response)
+                return response
+            finally:
+                for permit in permits:
+                    await asyncio.to_thread(permit.release)
+
+        async def acall_one(target: FallbackTarget) -> tuple[LLMResponse, CallCost]:
+            req = self._request_for(target, request)
+            reservation = await asyncio.to_thread(self._reserve, target, req, step_id)
+            async def one_attempt() -> LLMResponse:  # a coroutine function, as tenacity requires
+                return await attempt(target, req)
+
+            try:
+                response = await acall_with_retries(one_attempt, self.retry_policy)
+            except BaseException:
+                await asyncio.to_thread(reservation.release)
+                raise
+            cost = self._price(target, response)
+            tally.charged = await asyncio.to_thread(reservation.settle, cost, response.usage)
+            return response, cost
+
+        breaker_for = self._breaker_for if self.breaker_config is not None else None
+        (response, cost), target, attempts = await acall_with_fallbacks(
+            self.targets(request, llm_conn_id), acall_one, breaker_for
+        )
+        return self._result(response, target, cost, tally, attempts)
