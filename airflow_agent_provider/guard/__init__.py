@@ -1,0 +1,1 @@
+"""Guarded model calls: budgets, breaker, rate limits, retries and fallbacks composed once."""
