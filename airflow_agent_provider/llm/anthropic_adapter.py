@@ -8,7 +8,10 @@ a tool whose input schema is the output schema.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +38,8 @@ _FINISH_REASONS = {
     "refusal": "refusal",
 }
 
+
+log = logging.getLogger(__name__)
 
 def _assistant(message: Message) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
@@ -72,6 +77,14 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
+@functools.cache
+def _sdk_accepts(parameter: str) -> bool:
+    """Whether the installed SDK's ``messages.create`` takes ``parameter`` (it changes across majors)."""
+    from anthropic.resources.messages import Messages
+
+    return parameter in inspect.signature(Messages.create).parameters
+
+
 def build_kwargs(request: LLMRequest) -> dict[str, Any]:
     """Keyword arguments for ``client.messages.create``."""
     kwargs: dict[str, Any] = {
@@ -82,7 +95,13 @@ def build_kwargs(request: LLMRequest) -> dict[str, Any]:
     if request.system:
         kwargs["system"] = request.system
     if request.temperature is not None:
-        kwargs["temperature"] = request.temperature
+        if _sdk_accepts("temperature"):
+            kwargs["temperature"] = request.temperature
+        else:
+            log.warning(
+                "temperature=%s ignored: the installed anthropic SDK's Messages API no longer takes it",
+                request.temperature,
+            )
     tools = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools]
     if request.output_schema is not None:
         tools.append(

@@ -34,4 +34,11 @@ class Store(RateLimitStore, BudgetStore, BreakerStore, ABC):
 
 
 class StoreUnavailable(RuntimeError):
-    """The shared store cannot be reached; callers fail the call rather than run unlimited."""
+    """
+    The shared store cannot be reached; callers fail the call rather than run unlimited.
+
+    Transient: the resilience layer and Airflow's retry policy retry it later with backoff, because
+    running a call without its limits and budget would be worse than waiting for the store.
+    """
+
+    transient = True
