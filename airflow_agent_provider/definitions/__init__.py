@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from airflow_agent_provider.definitions.durations import parse_duration
 from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
+from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
 from airflow_agent_provider.definitions.loader import load_workflow, load_workflows, parse_workflow
 from airflow_agent_provider.definitions.models import (
     AgentDefaults,
     AgentSpec,
     ModuleSpec,
+    ParamSpec,
     PriceOverride,
     RateLimitSpec,
     RetrySpec,
     Workflow,
+    default_asset_uri,
     default_connection_id,
     qualified_id,
     resolve_dependency,
@@ -26,7 +29,10 @@ from airflow_agent_provider.definitions.validation import check_workflow
 __all__ = [
     "AgentDefaults",
     "AgentSpec",
+    "Expression",
+    "ExpressionError",
     "ModuleSpec",
+    "ParamSpec",
     "PriceOverride",
     "Problem",
     "RateLimitSpec",
@@ -34,6 +40,8 @@ __all__ = [
     "Workflow",
     "WorkflowDefinitionError",
     "check_workflow",
+    "compile_expression",
+    "default_asset_uri",
     "default_connection_id",
     "load_workflow",
     "load_workflows",

@@ -426,6 +426,9 @@ class _Checker:
 
     def visit_Call(self, node: ast.Call, depth: int) -> None:
         if isinstance(node.func, ast.Attribute):
+            # Report what the call is made on first: '__import__' or '.__class__' says more than "a method".
+            self.visit(node.func.value, depth + 1)
+            self.check_key(node.func, node.func.attr)
             raise self.fail(
                 node, f"method calls are not allowed (.{node.func.attr}(...)); use one of the functions: {_function_list()}"
             )

@@ -8,6 +8,7 @@ one broken file never hides the others from the DAG processor.
 
 from __future__ import annotations
 
+import difflib
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ def load_workflows(folder: str | PathLike[str]) -> tuple[list[Workflow], list[Wo
 
     Returns the good workflows and one error per bad file. A workflow ``name`` already used by an
     earlier file is an error for the later file, because both would become the same ``dag_id``.
+    ``triggered_by`` must name workflows loaded from the same folder, without a trigger cycle (each
+    run would start the next one forever); a workflow that fails this is an error for its file.
     """
     workflows: list[Workflow] = []
     errors: list[WorkflowDefinitionError] = []
@@ -86,7 +89,73 @@ def load_workflows(folder: str | PathLike[str]) -> tuple[list[Workflow], list[Wo
             continue
         first_file[workflow.name] = file_path
         workflows.append(workflow)
-    return workflows, errors
+    bad_triggers = _trigger_problems(workflows)
+    for workflow in workflows:
+        if workflow.name in bad_triggers:
+            path = first_file[workflow.name]
+            errors.append(WorkflowDefinitionError(path, bad_triggers[workflow.name]))
+    return [w for w in workflows if w.name not in bad_triggers], errors
+
+
+def _trigger_problems(workflows: list[Workflow]) -> dict[str, list[Problem]]:
+    """Per workflow name, the problems of its ``triggered_by`` that need the other files of the folder."""
+    by_name = {workflow.name: workflow for workflow in workflows}
+    problems: dict[str, list[Problem]] = {}
+    for workflow in workflows:
+        lines = _lines(workflow)
+        for index, upstream in enumerate(workflow.triggered_by):
+            if upstream in by_name:
+                continue
+            message = f"unknown workflow {upstream!r}: triggered_by names workflows loaded from the same folder"
+            close = difflib.get_close_matches(upstream, list(by_name), n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            message += f" (loaded: {', '.join(sorted(by_name))}; a file with errors is not loaded)"
+            problems.setdefault(workflow.name, []).append(
+                Problem(f"triggered_by[{index}]", message, lines.get(("triggered_by", index)))
+            )
+    for cycle in _trigger_cycles(by_name):
+        shown = " -> ".join([*cycle, cycle[0]])
+        for name in cycle:
+            message = f"trigger cycle: {shown} (each workflow is triggered by the previous one, so runs never stop)"
+            line = _lines(by_name[name]).get(("triggered_by",))
+            problems.setdefault(name, []).append(Problem("triggered_by", message, line))
+    return problems
+
+
+def _trigger_cycles(by_name: dict[str, Workflow]) -> list[list[str]]:
+    """Cycles in "A is triggered by B", each listed once in the order the runs would follow."""
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    for start in by_name:
+        path = [start]
+        # Depth-first over "start finishes -> who runs next"; workflow folders are small.
+        stack = [(start, iter(_triggered_next(by_name, start)))]
+        while stack:
+            node, following = stack[-1]
+            target = next(following, None)
+            if target is None:
+                stack.pop()
+                path.pop()
+            elif target == start:
+                key = frozenset(path)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append(list(path))
+            elif target not in path:
+                path.append(target)
+                stack.append((target, iter(_triggered_next(by_name, target))))
+    return cycles
+
+
+def _triggered_next(by_name: dict[str, Workflow], name: str) -> list[str]:
+    return [other.name for other in by_name.values() if name in other.triggered_by]
+
+
+def _lines(workflow: Workflow) -> dict[tuple[str | int, ...], int]:
+    if workflow.source_path is None:
+        return {}
+    return parse_yaml(workflow.source_path.read_text(encoding="utf-8")).lines
 
 
 def _top_level_problem(data: Any) -> Problem | None:

@@ -11,10 +11,11 @@ then from the built-in defaults, so the DAG factory never merges settings itself
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +30,8 @@ from pydantic import (
 )
 
 from airflow_agent_provider.definitions.durations import Duration, PositiveDuration
+from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
+from airflow_agent_provider.definitions.output_schemas import check_json_schema, resolve_output_schema, schema_mismatch
 from airflow_agent_provider.definitions.schedules import check_schedule
 from airflow_agent_provider.llm.types import PROVIDERS, Provider
 
@@ -37,6 +40,8 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 DOTTED_PATH_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 DEPENDENCY_PATTERN = r"^([A-Za-z0-9_-]+\.)?[A-Za-z0-9_-]+$"
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+ASSET_URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://[!-~]+$"
 
 WorkflowName = Annotated[str, StringConstraints(pattern=WORKFLOW_NAME_PATTERN, max_length=200)]
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=100)]
@@ -44,6 +49,17 @@ ToolName = Annotated[str, StringConstraints(pattern=TOOL_NAME_PATTERN)]
 DottedPath = Annotated[str, StringConstraints(pattern=DOTTED_PATH_PATTERN)]
 DependencyRef = Annotated[str, StringConstraints(pattern=DEPENDENCY_PATTERN)]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+ParamName = Annotated[str, StringConstraints(pattern=PARAM_NAME_PATTERN)]
+AssetUri = Annotated[str, StringConstraints(pattern=ASSET_URI_PATTERN, max_length=1500)]
+
+# The names each expression field may read (see :mod:`.expressions` for the syntax).
+CONDITION_NAMES = frozenset({"results", "params"})
+FOR_EACH_NAMES = frozenset({"results", "params"})
+REPEAT_UNTIL_NAMES = frozenset({"last", "iteration", "params", "results", "item"})
+# Names a prompt may use besides ``results``/``upstream_text`` and Airflow's own template context.
+PROMPT_EXTRA_NAMES = frozenset({"item", "params", "iteration", "last"})
+MAX_FOR_EACH_ITEMS = 1024  # Airflow's default max_map_length
+MAX_ITERATIONS = 50
 
 DEFAULT_START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DEFAULT_AGENT_TIMEOUT = timedelta(minutes=10)
@@ -66,6 +82,11 @@ def qualified_id(module: str, agent_name: str) -> str:
 def resolve_dependency(module: str, dependency: str) -> str:
     """Qualify a dependency reference: ``agent`` means the same module, ``Module.agent`` another."""
     return dependency if "." in dependency else qualified_id(module, dependency)
+
+
+def default_asset_uri(workflow_name: str) -> str:
+    """The asset a workflow emits when it succeeds, unless ``produces:`` names another one."""
+    return f"agent-workflow://{workflow_name}"
 
 
 def check_rate_limit_key(key: str) -> str:
@@ -153,8 +174,29 @@ class AgentDefaults(_Strict):
 INHERITED_FIELDS: tuple[str, ...] = tuple(AgentDefaults.model_fields)
 
 
+def _expression_field(value: str | None, names: frozenset[str]) -> str | None:
+    """Compile at load time so a bad expression is a definition error with its column, not a failed task."""
+    if value is None:
+        return None
+    try:
+        compile_expression(value, names)
+    except ExpressionError as exc:
+        raise ValueError(f"invalid expression {_short(value)}: {exc}") from None
+    return value
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+
+
 class AgentSpec(AgentDefaults):
-    """One LLM agent: becomes one Airflow task ``Module.agent``."""
+    """
+    One LLM agent: becomes one Airflow task ``Module.agent``.
+
+    The control-flow fields (``condition``, ``for_each``, ``output_schema``, ``repeat_until``,
+    ``max_iterations``) are the agent's own and never come from ``defaults:``: a condition or a loop
+    copied onto every agent of a workflow would almost never be what the author meant.
+    """
 
     name: Name
     description: str = ""
@@ -166,6 +208,98 @@ class AgentSpec(AgentDefaults):
     price: PriceOverride | None = None
     pool: NonEmptyStr | None = None
     pool_slots: int = Field(1, ge=1)
+    condition: str | None = Field(
+        None, description="Expression over results/params; the agent is skipped when it is false."
+    )
+    for_each: list[Any] | str | None = Field(
+        None, description="A list, or an expression over results/params giving one; one run per item."
+    )
+    output_schema: dict[str, Any] | DottedPath | None = Field(
+        None, description="JSON Schema of a structured answer, or a dotted path to a pydantic model."
+    )
+    repeat_until: str | None = Field(
+        None, description="Expression over last/iteration/params/results; repeat the call until true."
+    )
+    max_iterations: int = Field(3, ge=1, le=MAX_ITERATIONS, description="Bound on repeat_until rounds.")
+
+    @field_validator("condition")
+    @classmethod
+    def _check_condition(cls, value: str | None) -> str | None:
+        return _expression_field(value, CONDITION_NAMES)
+
+    @field_validator("repeat_until")
+    @classmethod
+    def _check_repeat_until(cls, value: str | None) -> str | None:
+        return _expression_field(value, REPEAT_UNTIL_NAMES)
+
+    @field_validator("for_each")
+    @classmethod
+    def _check_for_each(cls, value: list[Any] | str | None) -> list[Any] | str | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("for_each must not be an empty list (the agent would never run)")
+            if len(value) > MAX_FOR_EACH_ITEMS:
+                raise ValueError(f"for_each has {len(value)} items; at most {MAX_FOR_EACH_ITEMS}")
+            return value
+        return _expression_field(value, FOR_EACH_NAMES)
+
+    @field_validator("for_each", mode="before")
+    @classmethod
+    def _for_each_shape(cls, value: Any) -> Any:
+        # One clear message instead of one pydantic error per member of the union.
+        if value is not None and not isinstance(value, (list, str)):
+            raise ValueError(f"for_each must be a list or an expression string, got {type(value).__name__}")
+        return value
+
+    @field_validator("output_schema", mode="before")
+    @classmethod
+    def _output_schema_shape(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(DOTTED_PATH_PATTERN, value):
+            raise ValueError(
+                f"output_schema as text must be the dotted path of a pydantic model such as "
+                f"'package.module.Model', got {value!r}"
+            )
+        if value is not None and not isinstance(value, (dict, str)):
+            raise ValueError(
+                f"output_schema must be a JSON Schema mapping or a dotted path to a pydantic model, got {type(value).__name__}"
+            )
+        return value
+
+    @field_validator("output_schema")
+    @classmethod
+    def _check_output_schema(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        if isinstance(value, dict):
+            check_json_schema(value)
+        return value
+
+    def condition_expression(self) -> Expression | None:
+        """The compiled ``condition`` (None when the agent always runs)."""
+        return None if self.condition is None else compile_expression(self.condition, CONDITION_NAMES)
+
+    def for_each_expression(self) -> Expression | None:
+        """The compiled ``for_each`` when it is an expression; None for a static list or no fan-out."""
+        if not isinstance(self.for_each, str):
+            return None
+        return compile_expression(self.for_each, FOR_EACH_NAMES)
+
+    def static_for_each(self) -> list[Any] | None:
+        """The ``for_each`` items when they are written in the file; None otherwise."""
+        return list(self.for_each) if isinstance(self.for_each, list) else None
+
+    def repeat_until_expression(self) -> Expression | None:
+        """The compiled ``repeat_until`` (None when the agent answers once)."""
+        return None if self.repeat_until is None else compile_expression(self.repeat_until, REPEAT_UNTIL_NAMES)
+
+    def resolved_output_schema(self) -> dict[str, Any] | None:
+        """
+        The JSON Schema of the structured answer, or None for free text.
+
+        A dotted path is imported and turned into ``model_json_schema()``; every call returns a fresh
+        copy, so callers may change it (e.g. add ``additionalProperties``) without affecting others.
+
+        :raises ValueError: the dotted path does not import to a pydantic model (checked at load time).
+        """
+        return resolve_output_schema(self.output_schema)
 
     def with_defaults(self, defaults: AgentDefaults) -> AgentSpec:
         """
@@ -197,6 +331,57 @@ class ModuleSpec(_Strict):
     agents: list[AgentSpec] = Field(min_length=1)
 
 
+ParamType = Literal["string", "integer", "number", "boolean", "array", "object"]
+
+
+class ParamSpec(_Strict):
+    """
+    A run parameter: becomes an Airflow ``Param`` and is readable as ``params.<name>``.
+
+    The default is checked against the type, enum and bounds here, with the same JSON Schema rules
+    Airflow applies, so a wrong default fails when the file is loaded rather than at the first run.
+    """
+
+    type: ParamType
+    default: Any = None
+    description: str = ""
+    enum: list[Any] | None = Field(None, min_length=1)
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @model_validator(mode="after")
+    def _check_consistent(self) -> ParamSpec:
+        numeric = self.type in ("integer", "number")
+        for bound in ("minimum", "maximum"):
+            if getattr(self, bound) is not None and not numeric:
+                raise ValueError(f"{bound} only applies to integer or number params, not {self.type}")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum ({self.minimum:g}) is greater than maximum ({self.maximum:g})")
+        for value in self.enum or ():
+            reason = schema_mismatch({"type": self.type}, value)
+            if reason:
+                raise ValueError(f"enum value {value!r} does not fit type {self.type}: {reason}")
+        if self.has_default:
+            reason = schema_mismatch(self.json_schema(), self.default)
+            if reason:
+                raise ValueError(f"default {self.default!r} does not fit this param: {reason}")
+        return self
+
+    @property
+    def has_default(self) -> bool:
+        """False when the person triggering the run must give a value (``default`` absent or null)."""
+        return self.default is not None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema keywords of the param (``type``, ``enum``, ``minimum``, ``maximum``)."""
+        schema: dict[str, Any] = {"type": self.type}
+        for keyword in ("enum", "minimum", "maximum"):
+            value = getattr(self, keyword)
+            if value is not None:
+                schema[keyword] = int(value) if isinstance(value, float) and value.is_integer() else value
+        return schema
+
+
 def _to_utc_datetime(value: Any) -> Any:
     """YAML reads ``2026-01-01`` as a date; Airflow wants an aware datetime (naive means UTC)."""
     if isinstance(value, date) and not isinstance(value, datetime):
@@ -226,8 +411,20 @@ class Workflow(_Strict):
     rate_limits: dict[RateLimitKey, RateLimitSpec] = Field(default_factory=dict)
     defaults: AgentDefaults = Field(default_factory=AgentDefaults)
     modules: dict[Name, ModuleSpec] = Field(min_length=1)
+    params: dict[ParamName, ParamSpec] = Field(default_factory=dict, description="Airflow Params.")
+    triggered_by: list[WorkflowName] = Field(
+        default_factory=list, description="Workflows whose completion starts this one (schedule must be null)."
+    )
+    produces: AssetUri | None = Field(None, description="Asset URI emitted on success; agent-workflow://<name>.")
 
     _source_path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("produces")
+    @classmethod
+    def _check_produces(cls, value: str | None) -> str | None:
+        if value is not None and value.partition("://")[0].lower() == "airflow":
+            raise ValueError("the 'airflow' URI scheme is reserved by Airflow; use another scheme")
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -238,6 +435,8 @@ class Workflow(_Strict):
     def _apply_defaults(self) -> Workflow:
         for module in self.modules.values():
             module.agents = [agent.with_defaults(self.defaults) for agent in module.agents]
+        if self.produces is None:
+            self.produces = default_asset_uri(self.name)
         return self
 
     @property

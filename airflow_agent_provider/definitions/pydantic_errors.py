@@ -18,9 +18,11 @@ from pydantic import BaseModel, ValidationError
 
 from airflow_agent_provider.definitions.errors import Problem
 from airflow_agent_provider.definitions.models import (
+    ASSET_URI_PATTERN,
     DEPENDENCY_PATTERN,
     DOTTED_PATH_PATTERN,
     NAME_PATTERN,
+    PARAM_NAME_PATTERN,
     TOOL_NAME_PATTERN,
     WORKFLOW_NAME_PATTERN,
 )
@@ -32,6 +34,8 @@ _PATTERN_WORDS = {
     TOOL_NAME_PATTERN: "must be 1-64 letters, digits, '_' or '-'",
     DOTTED_PATH_PATTERN: "must be a dotted Python path such as 'package.module.function'",
     DEPENDENCY_PATTERN: "must be 'agent' (same module) or 'Module.agent'",
+    PARAM_NAME_PATTERN: "must be letters, digits and '_', not starting with a digit (expressions read params.<name>)",
+    ASSET_URI_PATTERN: "must be an asset URI such as 'agent-workflow://name' (scheme://..., ASCII, no spaces)",
 }
 
 _TYPE_WORDS = {

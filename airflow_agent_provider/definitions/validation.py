@@ -13,15 +13,22 @@ import re
 from collections.abc import Callable, Iterator
 
 import jinja2
+import jinja2.meta
 
 from airflow_agent_provider.definitions.errors import Problem
+from airflow_agent_provider.definitions.expressions import Expression
 from airflow_agent_provider.definitions.models import AgentSpec, Workflow, qualified_id, resolve_dependency
+from airflow_agent_provider.definitions.output_schemas import output_schema_import_problem
 from airflow_agent_provider.definitions.yaml_loader import FieldPath, format_path
 
 LineOf = Callable[[FieldPath], int | None]
 
 # ``results.name`` / ``results['Module.name']`` / ``results["name"]`` inside a Jinja prompt.
 _RESULT_REFS = re.compile(r"""\bresults\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Za-z0-9_.-]+)['"]\s*\])""")
+# ``params.name`` / ``params['name']`` inside a Jinja prompt.
+_PARAM_REFS = re.compile(r"""\bparams\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Za-z0-9_]+)['"]\s*\])""")
+# Prompt names that only have a value for some agents: name -> (field that provides it, what it is).
+_PROMPT_NAMES_NEEDING = {"item": ("for_each", "the current for_each item"), "last": ("repeat_until", "the previous answer")}
 _JINJA = jinja2.Environment(autoescape=False)
 
 
@@ -50,6 +57,11 @@ class _Checker:
         self.check_tools()
         self.check_allow_list()
         self.check_prompts()
+        self.check_expressions()
+        self.check_repeat()
+        self.check_output_schemas()
+        self.check_params()
+        self.check_triggers()
 
     def agents(self) -> Iterator[tuple[str, FieldPath, AgentSpec]]:
         """``(module_name, path of the agent, agent)`` for every agent, in file order."""
@@ -150,23 +162,122 @@ class _Checker:
                 if not template:
                     continue
                 try:
-                    _JINJA.parse(template)
+                    parsed = _JINJA.parse(template)
                 except jinja2.TemplateSyntaxError as exc:
                     self.add((*path, field), f"invalid Jinja template (template line {exc.lineno}): {exc.message}")
+                    continue
+                self.check_prompt_names(path, field, agent, jinja2.meta.find_undeclared_variables(parsed))
             self.check_result_references(module_name, path, agent.prompt, agent.dependencies)
+            self.check_param_references((*path, "prompt"), "prompt", _regex_refs(_PARAM_REFS, agent.prompt))
+
+    def check_prompt_names(self, path: FieldPath, field: str, agent: AgentSpec, names: set[str]) -> None:
+        """``item`` and ``last`` only have a value for agents with ``for_each`` / ``repeat_until``."""
+        for name, (needed, what) in _PROMPT_NAMES_NEEDING.items():
+            if name in names and getattr(agent, needed) is None:
+                self.add((*path, field), f"{field} uses {{{{ {name} }}}} ({what}) but the agent has no {needed}")
 
     def check_result_references(self, module_name: str, path: FieldPath, prompt: str, dependencies: list[str]) -> None:
+        refs = [(ref, attribute) for ref, attribute in _regex_refs(_RESULT_REFS, prompt)]
+        self.report_results_refs(module_name, (*path, "prompt"), "prompt", refs, dependencies)
+
+    def report_results_refs(
+        self, module_name: str, path: FieldPath, field: str, refs: list[tuple[str, bool]], dependencies: list[str]
+    ) -> None:
+        """``results.<ref>`` must name a dependency: results of other agents are not pulled."""
         upstream = {resolve_dependency(module_name, dep) for dep in dependencies}
         plain = {qid.partition(".")[2] for qid in upstream}
-        for match in _RESULT_REFS.finditer(prompt):
-            ref = match.group(1) or match.group(2)
+        for ref, attribute in refs:
             if ref in upstream or ref in plain:
                 continue
             self.add(
-                (*path, "prompt"),
-                f"prompt uses results{'.' + ref if match.group(1) else f'[{ref!r}]'} but {ref!r} is not one of "
+                path,
+                f"{field} uses results{'.' + ref if attribute else f'[{ref!r}]'} but {ref!r} is not one of "
                 f"this agent's dependencies ({', '.join(sorted(upstream)) or 'none'})",
             )
+
+    def check_param_references(self, path: FieldPath, field: str, refs: list[tuple[str, bool]]) -> None:
+        declared = self.workflow.params
+        for ref, _ in refs:
+            if ref in declared:
+                continue
+            message = f"{field} uses params.{ref} but the workflow declares no param {ref!r}"
+            close = difflib.get_close_matches(ref, list(declared), n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            message += f" (params: {', '.join(declared) or 'none; add a top-level params: mapping'})"
+            self.add(path, message)
+
+    def check_expressions(self) -> None:
+        """Names in condition / for_each / repeat_until refer to dependencies and declared params."""
+        for module_name, path, agent in self.agents():
+            compiled = {
+                "condition": agent.condition_expression(),
+                "for_each": agent.for_each_expression(),
+                "repeat_until": agent.repeat_until_expression(),
+            }
+            for field, expression in compiled.items():
+                if expression is not None:
+                    self.check_expression(module_name, (*path, field), field, expression, agent)
+
+    def check_expression(
+        self, module_name: str, path: FieldPath, field: str, expression: Expression, agent: AgentSpec
+    ) -> None:
+        if "results" in expression.dynamic:
+            self.add(
+                path,
+                f"{field} must read upstream results as results.<agent> or results['Module.agent'] with a "
+                "literal name, so that the dependency can be checked",
+            )
+        refs = [(ref, "." not in ref) for ref in sorted(expression.keys.get("results", ()))]
+        self.report_results_refs(module_name, path, field, refs, agent.dependencies)
+        params = [(ref, True) for ref in sorted(expression.keys.get("params", ()))]
+        self.check_param_references(path, field, params)
+        if "item" in expression.names and agent.for_each is None:
+            self.add(path, f"{field} uses item but the agent has no for_each")
+
+    def check_repeat(self) -> None:
+        for _, path, agent in self.agents():
+            if agent.repeat_until is None and "max_iterations" in agent.model_fields_set:
+                self.add((*path, "max_iterations"), "max_iterations only applies together with repeat_until")
+
+    def check_output_schemas(self) -> None:
+        for _, path, agent in self.agents():
+            if isinstance(agent.output_schema, str):
+                reason = output_schema_import_problem(agent.output_schema)
+                if reason:
+                    self.add((*path, "output_schema"), reason)
+
+    def check_params(self) -> None:
+        """A run nobody triggers by hand (scheduled or asset-triggered) cannot ask for a value."""
+        unattended = self.workflow.schedule is not None or bool(self.workflow.triggered_by)
+        if not unattended:
+            return
+        how = "is scheduled" if self.workflow.schedule is not None else "is started by triggered_by"
+        for name, param in self.workflow.params.items():
+            if not param.has_default:
+                self.add(("params", name), f"param {name!r} needs a default: the workflow {how}, so no one fills it in")
+
+    def check_triggers(self) -> None:
+        workflow = self.workflow
+        if workflow.triggered_by and workflow.schedule is not None:
+            self.add(
+                ("schedule",),
+                f"schedule must be null when triggered_by is set: the workflow runs when "
+                f"{', '.join(workflow.triggered_by)} finish{'es' if len(workflow.triggered_by) == 1 else ''}, "
+                f"got schedule {workflow.schedule!r}",
+            )
+        seen: set[str] = set()
+        for index, name in enumerate(workflow.triggered_by):
+            if name == workflow.name:
+                self.add(("triggered_by", index), f"workflow {name!r} cannot be triggered by itself")
+            elif name in seen:
+                self.add(("triggered_by", index), f"workflow {name!r} is listed twice")
+            seen.add(name)
+
+
+def _regex_refs(pattern: re.Pattern[str], text: str) -> list[tuple[str, bool]]:
+    """``(key, written with a dot)`` for every match of a ``name.key`` / ``name['key']`` pattern."""
+    return [(match.group(1) or match.group(2), bool(match.group(1))) for match in pattern.finditer(text)]
 
 
 def import_problem(dotted: str) -> str | None:

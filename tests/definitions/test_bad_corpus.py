@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_agent_provider.definitions import WorkflowDefinitionError, load_workflow
+from airflow_agent_provider.definitions import WorkflowDefinitionError, load_workflow, load_workflows
 
 BAD = Path(__file__).parent / "bad"
 
@@ -110,13 +110,96 @@ EXPECTED: dict[str, list[str]] = {
         "modules.Finance.agents[1].prompt: required field is missing",
         "modules.Finance.agents[1].provider: must be one of 'openai' or 'anthropic', got 'azure'",
     ],
+    "condition_syntax_error.yaml": [
+        "modules.Inventory.agents[1].condition: invalid expression 'len(results.count.output.skus > 0'",
+        "syntax error: '(' was never closed (column 4)",
+        "line 10",
+    ],
+    "condition_import.yaml": [
+        "modules.Inventory.agents[1].condition",
+        "function '__import__' is not allowed (allowed: len, min, max",
+        "modules.Inventory.agents[2].condition",
+        "'.__class__' is not allowed: names starting with '_' or 'func_' are private (column 15)",
+    ],
+    "condition_unknown_name.yaml": [
+        "modules.Inventory.agents[1].condition",
+        "unknown name 'result' (allowed names: params, results); did you mean 'results'? (column 5)",
+        "modules.Inventory.agents[2].condition: invalid expression 'item.qty > 0': unknown name 'item'",
+    ],
+    "unknown_param_reference.yaml": [
+        "modules.Inventory.agents[0].prompt: prompt uses params.regoin but the workflow declares no param 'regoin'",
+        "did you mean 'region'?",
+        "modules.Inventory.agents[1].condition: condition uses params.reorder_treshold",
+        "did you mean 'reorder_threshold'?",
+    ],
+    "for_each_not_dependency.yaml": [
+        "modules.Inventory.agents[1].for_each: for_each uses results.find_reorders but 'find_reorders' is not one "
+        "of this agent's dependencies (none)",
+        "modules.Inventory.agents[2].for_each: for_each uses results['Finance.budget']",
+        "modules.Inventory.agents[3].prompt: prompt uses {{ item }} (the current for_each item) but the agent has no for_each",
+    ],
+    "output_schema_invalid.yaml": [
+        "modules.Inventory.agents[0].output_schema: not a valid JSON Schema at properties/skus/type",
+        "modules.Inventory.agents[1].output_schema: the schema's root must have type: object",
+        "modules.Inventory.agents[2].output_schema: output_schema as text must be the dotted path of a pydantic model",
+    ],
+    "output_schema_not_importable.yaml": [
+        "modules.Inventory.agents[0].output_schema: cannot import 'no_such_package_xyz.models'",
+        "ModuleNotFoundError",
+        "modules.Inventory.agents[1].output_schema: 'airflow_agent_provider.examples.erp_tools.get_stock_level' is "
+        "not a pydantic model",
+    ],
+    "max_iterations_out_of_range.yaml": [
+        "modules.Compliance.agents[0].max_iterations: must be at least 1, got 0",
+        "modules.Compliance.agents[1].max_iterations: must be at most 50, got 51",
+        "modules.Compliance.agents[2].repeat_until: invalid expression 'lastt.output.ok': unknown name 'lastt'",
+        "did you mean 'last'?",
+    ],
+    "max_iterations_without_repeat_until.yaml": [
+        "modules.Compliance.agents[0].prompt: prompt uses {{ last }} (the previous answer) but the agent has no repeat_until",
+        "modules.Compliance.agents[0].max_iterations: max_iterations only applies together with repeat_until",
+        "modules.Compliance.agents[1].repeat_until: repeat_until uses item but the agent has no for_each",
+    ],
+    "param_default_wrong_type.yaml": [
+        "params.reorder_threshold: default 'ten' does not fit this param: 'ten' is not of type 'integer' (line 4)",
+        "params.region: default 'APAC' does not fit this param: 'APAC' is not one of ['EU', 'US']",
+        "params.discount: default 0.5 does not fit this param: 0.5 is less than the minimum of 0.6",
+        "params.dry_run: minimum only applies to integer or number params, not boolean",
+        "params.bad name: name 'bad name' must be letters, digits and '_'",
+        "params.level.type: must be one of 'string', 'integer', 'number', 'boolean', 'array' or 'object', got 'float'",
+    ],
+    "triggered_by_with_schedule.yaml": [
+        "schedule: schedule must be null when triggered_by is set",
+        "got schedule '0 8 1 * *' (line 2)",
+        "triggered_by[1]: workflow 'compliance_after_close' cannot be triggered by itself",
+        "triggered_by[2]: workflow 'erp_month_end' is listed twice",
+        "params.month: param 'month' needs a default: the workflow is scheduled",
+    ],
+}
+
+# Files that are fine on their own and only wrong next to the other files of their folder.
+EXPECTED_IN_FOLDER: dict[str, list[str]] = {
+    "triggered_by_unknown.yaml": [
+        "triggered_by[0]: unknown workflow 'erp_month_ned': triggered_by names workflows loaded from the same folder",
+        "(line 3)",
+    ],
 }
 
 
 def test_corpus_and_expectations_match():
     files = {p.name for p in BAD.glob("*.yaml")}
-    assert files == set(EXPECTED)
+    assert files == set(EXPECTED) | set(EXPECTED_IN_FOLDER)
     assert len(files) >= 15
+
+
+def test_loading_the_whole_bad_folder_gives_one_error_per_file_and_no_workflow():
+    workflows, errors = load_workflows(BAD)
+    assert workflows == []
+    by_file = {Path(error.path).name: str(error) for error in errors}
+    assert set(by_file) == set(EXPECTED) | set(EXPECTED_IN_FOLDER)
+    for name, fragments in EXPECTED_IN_FOLDER.items():
+        for fragment in fragments:
+            assert fragment in by_file[name], f"{fragment!r} missing from:\n{by_file[name]}"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
