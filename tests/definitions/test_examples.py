@@ -12,7 +12,7 @@ EXAMPLES = Path(__file__).parents[2] / "dags" / "workflows"
 def test_examples_folder_loads_without_errors():
     workflows, errors = load_workflows(EXAMPLES)
     assert errors == []
-    assert {"erp_month_end", "quickstart"} <= {w.name for w in workflows}
+    assert {"erp_month_end", "quickstart", "inventory_compliance"} <= {w.name for w in workflows}
 
 
 def test_erp_month_end_shape():
@@ -52,3 +52,32 @@ def test_quickstart_is_a_small_manual_fan_in():
     assert wf.schedule is None
     assert len(wf.modules) == 1 and len(agents) == 3
     assert wf.upstream_ids("Finance.payment_note") == ["Finance.payment_terms", "Finance.cash_position"]
+
+
+def test_inventory_compliance_uses_every_control_flow_field():
+    wf = load_workflow(EXAMPLES / "inventory_compliance.yaml")
+    agents = dict((wf.agent_id(m, a.name), a) for m, a in wf.iter_agents())
+
+    assert wf.triggered_by == ["erp_month_end"] and wf.schedule is None
+    assert wf.produces == "agent-workflow://inventory_compliance"
+    assert wf.allow_partial_completion is True
+    assert all(param.has_default for param in wf.params.values())  # nobody fills them in on a triggered run
+
+    find, reorder = agents["Inventory.find_reorders"], agents["Inventory.reorder_sku"]
+    assert "skus" in find.resolved_output_schema()["properties"]
+    assert reorder.for_each == "results.find_reorders.output.skus"
+    assert reorder.condition_expression().keys["params"] == {"reorder_threshold"}
+    assert reorder.resolved_output_schema()["title"] == "ReorderProposal"
+    assert agents["Compliance.policy_check"].static_for_each() == ["SOD-01", "FIN-07", "INV-03"]
+    memo = agents["Compliance.sign_off_memo"]
+    assert memo.repeat_until_expression().names == {"last"} and memo.max_iterations == 3
+
+    # The condition and the fan-out work on the answer find_reorders would give.
+    results = {"find_reorders": {"output": {"skus": ["SKU-1002", "SKU-1003"], "notes": "..."}}}
+    params = {name: spec.default for name, spec in wf.params.items()}
+    assert reorder.condition_expression().evaluate({"results": results, "params": params}) is True
+    assert reorder.for_each_expression().evaluate({"results": results, "params": params}) == ["SKU-1002", "SKU-1003"]
+
+    models = {(a.provider, a.model) for a in agents.values()}
+    assert models <= {("openai", "gpt-5-mini"), ("anthropic", "claude-sonnet-4-6"), ("anthropic", "claude-haiku-4-5")}
+    assert all("[[" not in a.prompt for a in agents.values())
