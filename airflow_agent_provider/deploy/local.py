@@ -179,7 +179,7 @@ class LocalDeployment:
             redis_host="127.0.0.1", redis_port=str(ports["redis"]),
             api_bind="127.0.0.1", api_host="127.0.0.1", api_port=str(ports["api"]), api_workers="1",
             scheduler_health_port=str(ports["scheduler_health"]),
-            llm_host="127.0.0.1", llm_port=str(ports["llm"]),
+            llm_host="127.0.0.1", llm_port=str(ports["llm"]), llm_latency=str(self.llm_latency),
             dags_folder=str(self.dags_folder), config_dir=str(self.dir / "config"),
             logs_folder=str(self.logs / "airflow"),
             fernet_key=sec["fernet_key"], jwt_secret=sec["jwt_secret"],
@@ -270,7 +270,7 @@ class LocalDeployment:
             dict(os.environ), self.logs / "redis.log", ports={"redis": ports["redis"]}))
         llm_cmd = self._argv(services["llm-server"].command, self._base_env())
         llm = self._record(*spawn(
-            "llm-server", [*llm_cmd, "--latency", str(self.llm_latency)], self._base_env(),
+            "llm-server", llm_cmd, self._base_env(),
             self.logs / "llm-server.log", ports={"llm": ports["llm"]}))
         wait_until(lambda: postgres.ready(ports["postgres"]), timeout, "postgres", proc=pg)
         postgres.create_database(ports["postgres"], sec["postgres_password"], topo.postgres_db)

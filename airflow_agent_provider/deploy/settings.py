@@ -48,6 +48,7 @@ class Topology:
     scheduler_health_port: str
     llm_host: str
     llm_port: str
+    llm_latency: str
     dags_folder: str
     config_dir: str
     logs_folder: str
@@ -193,7 +194,10 @@ def services(topology: Topology) -> dict[str, Service]:
         Service("redis", (), ("CMD", "redis-cli", "ping"), airflow=False),
         Service(
             "llm-server",
-            ("python", "-m", "airflow_agent_provider.testing.llm_server", "--host", t.llm_host, "--port", t.llm_port),
+            (
+                "python", "-m", "airflow_agent_provider.testing.llm_server",
+                "--host", t.llm_host, "--port", t.llm_port, "--latency", t.llm_latency,
+            ),
             (
                 "CMD",
                 "python",
@@ -257,6 +261,7 @@ COMPOSE = Topology(
     scheduler_health_port="8974",
     llm_host="0.0.0.0",
     llm_port="8765",
+    llm_latency="${LLM_SERVER_LATENCY:-0}",
     dags_folder="/opt/airflow/dags",
     config_dir="/opt/airflow/config",
     logs_folder="/opt/airflow/logs",
