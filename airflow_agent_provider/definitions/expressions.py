@@ -41,6 +41,7 @@ import difflib
 import functools
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import simpleeval
@@ -152,9 +153,9 @@ def _check_length(length: int) -> None:
 def _power(base: Any, exponent: Any) -> Any:
     if isinstance(exponent, (int, float)) and abs(exponent) > MAX_POWER:
         raise ValueError(f"exponent {exponent} is too large (at most {MAX_POWER})")
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
-        if _int_bits(base) * exponent > MAX_INT_BITS:
-            raise ValueError(f"number too large (more than {MAX_INT_BITS} bits)")
+    whole = isinstance(base, int) and isinstance(exponent, int) and exponent > 0
+    if whole and _int_bits(base) * exponent > MAX_INT_BITS:
+        raise ValueError(f"number too large (more than {MAX_INT_BITS} bits)")
     return base**exponent
 
 
@@ -286,8 +287,9 @@ class Expression:
         missing = sorted(self.names - set(names))
         if missing:
             raise ExpressionError(f"name {missing[0]!r} is not available here", self.text)
-        tree = self._tree if self._tree is not None else _parse(self.text)
-        return _Evaluator(self.text, names).run(tree.body)
+        # An Expression built by hand has not been checked: check it now rather than trust it.
+        checked = self if self._tree is not None else compile_expression(self.text)
+        return _Evaluator(self.text, names).run(checked._tree.body)  # type: ignore[union-attr]
 
 
 @functools.lru_cache(maxsize=2048)
@@ -298,7 +300,7 @@ def _compile_cached(text: str, allowed: frozenset[str] | None) -> Expression:
     expression = Expression(
         text=text,
         names=frozenset(checker.names),
-        keys={name: frozenset(keys) for name, keys in checker.keys.items()},
+        keys=MappingProxyType({name: frozenset(keys) for name, keys in checker.keys.items()}),
         dynamic=frozenset(_dynamic_names(tree)),
         _tree=tree,
     )

@@ -132,7 +132,7 @@ def _trigger_cycles(by_name: dict[str, Workflow]) -> list[list[str]]:
         # Depth-first over "start finishes -> who runs next"; workflow folders are small.
         stack = [(start, iter(_triggered_next(by_name, start)))]
         while stack:
-            node, following = stack[-1]
+            following = stack[-1][1]
             target = next(following, None)
             if target is None:
                 stack.pop()

@@ -133,8 +133,10 @@ EXPECTED: dict[str, list[str]] = {
         "did you mean 'reorder_threshold'?",
     ],
     "for_each_not_dependency.yaml": [
-        "modules.Inventory.agents[1].for_each: for_each uses results.find_reorders but 'find_reorders' is not one "
-        "of this agent's dependencies (none)",
+        (
+            "modules.Inventory.agents[1].for_each: for_each uses results.find_reorders but 'find_reorders' is not one "
+            "of this agent's dependencies (none)"
+        ),
         "modules.Inventory.agents[2].for_each: for_each uses results['Finance.budget']",
         "modules.Inventory.agents[3].prompt: prompt uses {{ item }} (the current for_each item) but the agent has no for_each",
     ],
@@ -146,8 +148,10 @@ EXPECTED: dict[str, list[str]] = {
     "output_schema_not_importable.yaml": [
         "modules.Inventory.agents[0].output_schema: cannot import 'no_such_package_xyz.models'",
         "ModuleNotFoundError",
-        "modules.Inventory.agents[1].output_schema: 'airflow_agent_provider.examples.erp_tools.get_stock_level' is "
-        "not a pydantic model",
+        (
+            "modules.Inventory.agents[1].output_schema: 'airflow_agent_provider.examples.erp_tools.get_stock_level' is "
+            "not a pydantic model"
+        ),
     ],
     "max_iterations_out_of_range.yaml": [
         "modules.Compliance.agents[0].max_iterations: must be at least 1, got 0",

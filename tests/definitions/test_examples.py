@@ -56,7 +56,7 @@ def test_quickstart_is_a_small_manual_fan_in():
 
 def test_inventory_compliance_uses_every_control_flow_field():
     wf = load_workflow(EXAMPLES / "inventory_compliance.yaml")
-    agents = dict((wf.agent_id(m, a.name), a) for m, a in wf.iter_agents())
+    agents = {wf.agent_id(m, a.name): a for m, a in wf.iter_agents()}
 
     assert wf.triggered_by == ["erp_month_end"] and wf.schedule is None
     assert wf.produces == "agent-workflow://inventory_compliance"

@@ -81,6 +81,11 @@ def test_expression_reports_names_and_literal_keys():
     assert compile_expression("len(results) > 0", NAMES).dynamic == {"results"}
 
 
+def test_a_hand_built_expression_is_checked_before_it_runs():
+    with pytest.raises(ExpressionError, match="function '__import__' is not allowed"):
+        Expression(text="__import__('os')", names=frozenset()).evaluate({})
+
+
 def test_compiling_twice_gives_equal_expressions():
     assert compile_expression("iteration < 3", NAMES) == compile_expression("iteration < 3", NAMES)
 
