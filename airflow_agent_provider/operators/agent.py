@@ -27,11 +27,16 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_agent_provider.cost.pricing import PriceOverride, price_call
+from airflow_agent_provider.cost.pricing import PriceOverride
+from airflow_agent_provider.guard.config import CallTarget, GuardConfig, RateLimitRule
+from airflow_agent_provider.guard.pipeline import GuardedCaller, GuardedResult
 from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
+from airflow_agent_provider.hooks.store import get_store
 from airflow_agent_provider.llm.prompt import build_results, is_available, upstream_text
 from airflow_agent_provider.llm.tools import ToolRegistry
+from airflow_agent_provider.limits.policy import RateLimitPolicy
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse, Message, Usage
+from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
 from airflow_agent_provider.resilience.classify import ClassifiedError
 from airflow_agent_provider.triggers.llm import LLMCallTrigger
 
@@ -63,7 +68,19 @@ class LLMAgentOperator(BaseOperator):
         skipped before any model call (use with trigger rule ``all_done``).
     :param price_override: Price per million tokens (``input_per_mtok``, ``output_per_mtok``,
         ``cached_input_per_mtok``) for models genai-prices does not know.
-    :param cost_limit: USD; no further round starts once the agent has spent this much.
+    :param cost_limit: USD this agent may spend per run. Checked *before* every call: the call's
+        maximum cost is reserved first, and a call that would not fit fails with ``BudgetExceeded``
+        (not retried) instead of being made.
+    :param budget: Budgets shared with other agents, in USD: ``module_cost_budget``,
+        ``run_cost_budget``, ``daily_budget``, ``monthly_budget`` (the factory fills these in).
+    :param rate_limits: Shared rate-limit rules (``guard.config.RateLimitRule`` fields: ``key``,
+        ``limits``, and the ``provider``/``model``/``llm_conn_id`` they apply to). The connection's
+        ``rate_limits`` extra adds one more rule, keyed by the connection.
+    :param call_retries: In-call retries of transient errors (``CallRetryPolicy`` fields).
+    :param circuit_breaker: ``True`` (defaults), ``False`` (off) or ``BreakerConfig`` fields.
+    :param fallbacks: ``[{"provider", "model", "llm_conn_id"}]`` tried in order when the model's
+        breaker is open or it keeps failing transiently.
+    :param rate_limit_timeout: Longest wait in seconds for a rate-limit permit.
     :param agent_meta: ``{"workflow", "module", "agent", "critical"}``, copied into the result.
     :param request_timeout: Seconds per model call.
     :param output_schema: JSON schema of a structured answer; ``output`` is then the parsed JSON.
@@ -96,9 +113,23 @@ class LLMAgentOperator(BaseOperator):
         agent_meta: dict | None = None,
         request_timeout: float | None = None,
         output_schema: dict | None = None,
+        budget: dict[str, float | None] | None = None,
+        rate_limits: list[dict[str, Any]] | None = None,
+        call_retries: dict[str, Any] | None = None,
+        circuit_breaker: dict[str, Any] | bool = True,
+        fallbacks: list[dict[str, Any]] | None = None,
+        rate_limit_timeout: float | None = 600.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("retry_policy") is None:
+            # Permanent model errors (401, 400, budget) fail at once; transient ones wait for the
+            # provider's retry-after. Built from the task's own retry settings.
+            kwargs["retry_policy"] = AgentRetryPolicy(
+                base_delay=kwargs.get("retry_delay") or 300.0,
+                max_delay=kwargs.get("max_retry_delay") or 3600.0,
+                exponential=bool(kwargs.get("retry_exponential_backoff")),
+            )
         super().__init__(**kwargs)
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
@@ -122,6 +153,17 @@ class LLMAgentOperator(BaseOperator):
         self.agent_meta = dict(agent_meta or {})
         self.request_timeout = request_timeout
         self.output_schema = output_schema
+        self.budget = {k: v for k, v in (budget or {}).items() if v is not None}
+        unknown = set(self.budget) - {"module_cost_budget", "run_cost_budget", "daily_budget", "monthly_budget"}
+        if unknown:
+            raise ValueError(f"unknown budget key(s) {sorted(unknown)}")
+        self.rate_limits = [dict(r) for r in rate_limits or []]
+        for rule in self.rate_limits:  # a typo in a limit must fail at parse time, not mean "unlimited"
+            RateLimitRule(**rule).policy
+        self.call_retries = dict(call_retries or {})
+        self.circuit_breaker = circuit_breaker
+        self.fallbacks = [dict(f) for f in fallbacks or []]
+        self.rate_limit_timeout = rate_limit_timeout
         self.deferrable = deferrable
         self._upstream_results: dict[str, dict[str, Any]] | None = None
         self._pulled: dict[str, Any] = {}
@@ -180,17 +222,63 @@ class LLMAgentOperator(BaseOperator):
     def tool_registry(self) -> ToolRegistry:
         return ToolRegistry.from_mapping(self.tools)
 
-    def _call_model(self, request: LLMRequest, context: Context) -> LLMResponse:
-        """
-        The single place where the worker calls the model.
+    def _guard_config(self, context: Context) -> GuardConfig:
+        """What guards this task instance's calls: ledger identity, budgets, limits, retries, breaker."""
+        ti = context["ti"]
+        rules = [RateLimitRule(**rule) for rule in self.rate_limits]
+        conn_limits = (self.hook.connection.extra_dejson or {}).get("rate_limits")
+        if conn_limits:
+            policy = RateLimitPolicy.from_mapping(conn_limits)
+            limits = {k: v for k, v in asdict(policy).items() if v is not None}
+            rules.append(RateLimitRule(key=f"conn:{self.llm_conn_id}", limits=limits, llm_conn_id=self.llm_conn_id))
+        breaker = self.circuit_breaker
+        return GuardConfig(
+            dag_id=ti.dag_id,
+            run_id=context["run_id"],
+            module=str(self.agent_meta.get("module") or (self.task_group.group_id if self.task_group else None) or "-"),
+            agent=str(self.agent_meta.get("agent") or self.task_id.rsplit(".", 1)[-1]),
+            agent_cost_limit=self.cost_limit,
+            price_override=self.price_override,
+            rate_limits=tuple(rules),
+            rate_limit_timeout_s=self.rate_limit_timeout,
+            call_retries=self.call_retries,
+            breaker=None if breaker is False else ({} if breaker is True else dict(breaker)),
+            fallbacks=tuple(CallTarget(**f) for f in self.fallbacks),
+            **self.budget,
+        )
 
-        Rate limiting, budget reservation and retries attach here (the deferred path's twin is
-        ``LLMCallTrigger._call_model``).
-        """
-        return self.hook.complete(request)
+    def _step_id(self, context: Context, state: dict[str, Any]) -> str:
+        """Unique per task try and model call: the budget reservation id of that call."""
+        ti = context["ti"]
+        return f"{ti.dag_id}/{context['run_id']}/{ti.task_id}/{ti.map_index}/try{ti.try_number}/call{state['rounds']}"
 
-    def _build_trigger(self, request: LLMRequest, context: Context) -> LLMCallTrigger:
-        return LLMCallTrigger(llm_conn_id=self.llm_conn_id, provider=self.hook.provider, request=request.to_dict())
+    def _hook_for(self, target: Any) -> LLMHook:
+        if target.llm_conn_id in (None, self.llm_conn_id) and target.provider == self.hook.provider:
+            return self.hook
+        return LLMHook(llm_conn_id=target.llm_conn_id or DEFAULT_CONN_IDS[target.provider], provider=target.provider)
+
+    def _call_model(self, request: LLMRequest, context: Context, state: dict[str, Any]) -> GuardedResult:
+        """
+        The single place where the worker calls the model: through the guarded pipeline
+        (budget reservation, circuit breaker, shared rate limits, retries, fallbacks, settlement).
+        The deferred path's twin is ``LLMCallTrigger.run``.
+        """
+        caller = GuardedCaller(get_store(), self._guard_config(context))
+        return caller.call(
+            request,
+            step_id=self._step_id(context, state),
+            llm_conn_id=self.llm_conn_id,
+            call_target=lambda target, req: self._hook_for(target).complete(req),
+        )
+
+    def _build_trigger(self, request: LLMRequest, context: Context, state: dict[str, Any]) -> LLMCallTrigger:
+        return LLMCallTrigger(
+            llm_conn_id=self.llm_conn_id,
+            provider=self.hook.provider,
+            request=request.to_dict(),
+            guard=self._guard_config(context).to_dict(),
+            step_id=self._step_id(context, state),
+        )
 
     # -- durable loop state -----------------------------------------------------------------------
 
@@ -288,7 +376,11 @@ class LLMAgentOperator(BaseOperator):
             state = self._load_state(
                 context, self.hook.provider, self.model or self.hook.default_model, after_deferral=True
             )
-        self._record(context, state, LLMResponse.from_dict(event["response"]))
+        if "result" in event:
+            guarded = GuardedResult.from_dict(event["result"])
+        else:  # a trigger used without a guard (hand-built): only the response
+            guarded = _unguarded(LLMResponse.from_dict(event["response"]), state, self._price)
+        self._record(context, state, guarded)
         return self._run_loop(context, state)
 
     def _run_loop(self, context: Context, state: dict[str, Any]) -> dict[str, Any]:
@@ -297,11 +389,11 @@ class LLMAgentOperator(BaseOperator):
             if self.deferrable:
                 self._save_state(context, state)
                 self.defer(
-                    trigger=self._build_trigger(request, context),
+                    trigger=self._build_trigger(request, context, state),
                     method_name="execute_complete",
                     kwargs={"state": state},
                 )
-            self._record(context, state, self._call_model(request, context))
+            self._record(context, state, self._call_model(request, context, state))
         return self._finish(context, state)
 
     def _build_request(self, state: dict[str, Any]) -> LLMRequest:
@@ -335,15 +427,6 @@ class LLMAgentOperator(BaseOperator):
                 [c.name for c in calls],
             )
             return "done"
-        if self.cost_limit is not None and state["cost_known"] and state["cost_usd"] >= self.cost_limit:
-            state["stopped"] = "cost_limit"
-            self.log.warning(
-                "Agent %s spent $%.6f, at or above its cost_limit $%.6f; no further round",
-                self.task_id,
-                state["cost_usd"],
-                self.cost_limit,
-            )
-            return "done"
         for call in calls:
             result = self.tool_registry.run(call)
             self.log.info("Tool %s -> %s", call.name, "ok" if result.ok else "error")
@@ -354,12 +437,12 @@ class LLMAgentOperator(BaseOperator):
         self._save_state(context, state)
         return "call"
 
-    def _record(self, context: Context, state: dict[str, Any], response: LLMResponse) -> None:
+    def _record(self, context: Context, state: dict[str, Any], guarded: GuardedResult) -> None:
         """Account for one completed model call and persist the loop, so a retry never repays it."""
+        response, cost = guarded.response, guarded.cost
         state["rounds"] += 1
         state["messages"].append(asdict(response.as_assistant_message()))
         state["usage"] = asdict(Usage(**state["usage"]) + response.usage)
-        cost = price_call(state["provider"], response.model or state["model"], response.usage, self._price)
         if cost.known and state["cost_known"]:
             state["cost_usd"] = state["cost_usd"] + float(cost.usd)  # type: ignore[arg-type]
         elif not cost.known:
@@ -367,19 +450,28 @@ class LLMAgentOperator(BaseOperator):
             state["cost_usd"] = None
             self.log.warning("%s", cost.warning)
         state["latency_s"] = round(state["latency_s"] + response.latency_s, 6)
+        state["wait_s"] = round(state.get("wait_s", 0.0) + guarded.wait_s, 6)
+        state["requests"] = state.get("requests", 0) + guarded.requests
+        answered_by = f"{guarded.target.provider}/{guarded.target.model}"
+        if answered_by != f"{state['provider']}/{state['model']}":
+            state.setdefault("fallbacks_used", []).append({"round": state["rounds"], "target": answered_by,
+                                                           "attempts": guarded.attempts})
+        state["answered_by"] = answered_by
         if response.request_id:
             state["request_ids"].append(response.request_id)
         state["finish_reason"] = response.finish_reason
         self.log.info(
-            "Round %d: %s/%s in=%d (cached %d) out=%d tokens, cost %s, %.2fs, request %s",
+            "Round %d: %s in=%d (cached %d) out=%d tokens, cost %s, %.2fs, waited %.2fs for limits, %d request(s), "
+            "request %s",
             state["rounds"],
-            state["provider"],
-            response.model or state["model"],
+            answered_by,
             response.usage.input_tokens,
             response.usage.cached_input_tokens,
             response.usage.output_tokens,
             "unknown" if cost.usd is None else f"${cost.usd:.6f}",
             response.latency_s,
+            guarded.wait_s,
+            guarded.requests,
             response.request_id,
         )
         self._save_state(context, state)
@@ -409,6 +501,10 @@ class LLMAgentOperator(BaseOperator):
             "tool_calls": list(state["tool_calls"]),
             "latency_s": state["latency_s"],
             "request_ids": list(state["request_ids"]),
+            "requests": state.get("requests", state["rounds"]),
+            "wait_s": state.get("wait_s", 0.0),
+            "answered_by": state.get("answered_by"),
+            "fallbacks_used": list(state.get("fallbacks_used", [])),
             "finish_reason": state["finish_reason"],
             "stopped": state["stopped"],
             "task_id": self.task_id,
@@ -419,3 +515,15 @@ class LLMAgentOperator(BaseOperator):
 
 
 __all__ = ["LLMAgentOperator"]
+
+
+def _unguarded(response: LLMResponse, state: dict[str, Any], override: PriceOverride | None) -> GuardedResult:
+    """Wrap a bare trigger response (no guard configured) so it is recorded like a guarded one."""
+    from airflow_agent_provider.cost.pricing import price_call
+
+    return GuardedResult(
+        response=response,
+        target=CallTarget(state["provider"], state["model"]),
+        cost=price_call(state["provider"], response.model or state["model"], response.usage, override),
+        requests=1,
+    )

@@ -16,35 +16,66 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_agent_provider.hooks.llm import LLMHook
+from airflow_agent_provider.guard.config import GuardConfig
+from airflow_agent_provider.guard.pipeline import GuardedCaller
+from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
+from airflow_agent_provider.hooks.store import get_store
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 from airflow_agent_provider.resilience.classify import error_event
+from airflow_agent_provider.resilience.fallback import FallbackTarget
 
 
 class LLMCallTrigger(BaseTrigger):
     """
     Make one model call asynchronously and report its normalised response.
 
-    Fires ``{"status": "success", "response": LLMResponse.to_dict()}`` or
+    With a ``guard`` (what the operator always passes) the call goes through the same guarded
+    pipeline as on a worker — budget reservation, circuit breaker, shared rate limits (waiting
+    with ``asyncio.sleep``, so the wait costs no worker slot), retries, fallbacks, settlement — and
+    fires ``{"status": "success", "result": GuardedResult.to_dict()}``; without one it fires
+    ``{"status": "success", "response": LLMResponse.to_dict()}``; errors fire
     ``{"status": "error", "error_type", "message", "status_code", "retry_after_s", "kind", "reason", ...}``
     (``resilience.classify.error_event``: classified once, read the same way on the worker).
 
     :param llm_conn_id: Airflow Connection id of the provider.
     :param provider: ``openai`` or ``anthropic`` (resolved on the worker).
     :param request: ``LLMRequest.to_dict()``.
+    :param guard: ``GuardConfig.to_dict()`` (connection ids and limits only, no secrets), or None.
+    :param step_id: The call's unique id (task try and round): its budget reservation id.
     """
 
-    def __init__(self, llm_conn_id: str, provider: str | None, request: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        llm_conn_id: str,
+        provider: str | None,
+        request: dict[str, Any],
+        guard: dict[str, Any] | None = None,
+        step_id: str | None = None,
+    ) -> None:
         super().__init__()
         self.llm_conn_id = llm_conn_id
         self.provider = provider
         self.request = request
+        self.guard = guard
+        self.step_id = step_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {"llm_conn_id": self.llm_conn_id, "provider": self.provider, "request": self.request},
+            {
+                "llm_conn_id": self.llm_conn_id,
+                "provider": self.provider,
+                "request": self.request,
+                "guard": self.guard,
+                "step_id": self.step_id,
+            },
         )
+
+    async def _call_target(self, target: FallbackTarget, request: LLMRequest) -> LLMResponse:
+        conn_id = target.llm_conn_id or (
+            self.llm_conn_id if target.provider == self.provider else DEFAULT_CONN_IDS[target.provider]
+        )
+        return await LLMHook(llm_conn_id=conn_id, provider=target.provider).acomplete(request)
 
     async def _call_model(self, request: LLMRequest) -> LLMResponse:
         """
@@ -57,10 +88,20 @@ class LLMCallTrigger(BaseTrigger):
         return await hook.acomplete(request)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        request = LLMRequest.from_dict(self.request)
         try:
-            response = await self._call_model(LLMRequest.from_dict(self.request))
+            if self.guard is None:
+                response = await self._call_model(request)
+                event: dict[str, Any] = {"status": "success", "response": response.to_dict()}
+            else:
+                caller = GuardedCaller(get_store(), GuardConfig.from_dict(self.guard))
+                result = await caller.acall(
+                    request, step_id=self.step_id or "trigger", llm_conn_id=self.llm_conn_id,
+                    call_target=self._call_target,
+                )
+                event = {"status": "success", "result": result.to_dict()}
         except Exception as exc:
-            self.log.warning("LLM call on %s failed: %s", self.llm_conn_id, type(exc).__name__)
+            self.log.warning("LLM call on %s failed: %s: %s", self.llm_conn_id, type(exc).__name__, exc)
             yield TriggerEvent(error_event(exc, llm_conn_id=self.llm_conn_id))
             return
-        yield TriggerEvent({"status": "success", "response": response.to_dict()})
+        yield TriggerEvent(event)

@@ -31,13 +31,19 @@ class XComTI:
     def __init__(self, xcoms: dict[str, Any] | None = None, try_number: int = 1) -> None:
         self.xcoms = xcoms or {}
         self.try_number = try_number
+        # identity of the task instance, as the real one has it (ledger and reservation ids use it)
+        self.dag_id = "execute_tests"
+        self.task_id = "agent"
+        self.map_index = -1
 
     def xcom_pull(self, task_ids: str, **_: Any) -> Any:
         return self.xcoms.get(task_ids)
 
 
 def make_context(xcoms: dict[str, Any] | None = None, store: MemoryStateStore | None = None) -> dict[str, Any]:
-    context: dict[str, Any] = {"ti": XComTI(xcoms)}
+    import uuid
+
+    context: dict[str, Any] = {"ti": XComTI(xcoms), "run_id": f"manual__{uuid.uuid4().hex[:8]}"}
     if store is not None:
         context["task_state_store"] = store
     return context

@@ -34,7 +34,7 @@ def test_serialize_round_trip_without_key(llm_connections):
     trigger = _trigger("openai", "hi")
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_agent_provider.triggers.llm.LLMCallTrigger"
-    assert set(kwargs) == {"llm_conn_id", "provider", "request"}
+    assert set(kwargs) == {"llm_conn_id", "provider", "request", "guard", "step_id"}
     assert "test-key" not in json.dumps(kwargs)  # the key is read in the triggerer, never carried
     again = LLMCallTrigger(**json.loads(json.dumps(kwargs)))
     assert again.serialize() == (classpath, kwargs)
@@ -94,3 +94,28 @@ def test_execute_complete_raises_classified_error():
     with pytest.raises(ClassifiedError) as info:
         op.execute_complete(make_context(), event=event, state=None)
     assert info.value.transient and info.value.retry_after_s == 3.0
+
+
+def test_guarded_run_reserves_limits_and_settles_in_the_triggerer(llm_connections, tmp_path, monkeypatch):
+    """With a guard the trigger runs the whole pipeline: the ledger gets exactly one charge."""
+    from airflow_agent_provider.cost.ledger import Ledger
+    from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
+    from airflow_agent_provider.guard.pipeline import GuardedResult
+    from airflow_agent_provider.hooks.store import get_store, reset_store
+
+    monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__STORE_URL", f"sqlite:///{tmp_path}/store.db")
+    reset_store()
+    guard = GuardConfig(
+        dag_id="d", run_id="r", module="M", agent="a", run_cost_budget=1.0,
+        rate_limits=(RateLimitRule(key="openai", limits={"requests_per_minute": 100}, provider="openai"),),
+        call_retries={"max_attempts": 2, "base_delay_s": 0.01},
+    )
+    request = LLMRequest(provider="openai", model="gpt-5-mini", messages=[Message("user", "hi [[fail:500 x1]]")])
+    trigger = LLMCallTrigger(llm_conn_id="agent_openai_default", provider="openai", request=request.to_dict(),
+                             guard=guard.to_dict(), step_id="d/r/M.a/-1/try1/call0")
+    event = _first_event(trigger)
+    assert event.payload["status"] == "success"
+    result = GuardedResult.from_dict(event.payload["result"])
+    assert result.requests == 2 and result.cost.known
+    assert Ledger(get_store()).run_summary("d", "r").total.calls == 1
+    reset_store()
