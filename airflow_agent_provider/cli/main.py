@@ -50,6 +50,18 @@ def _cmd_result(args: argparse.Namespace) -> int:
     return print_run_result(args.dag_id, args.run_id, as_json=args.json)
 
 
+def _cmd_pools_sync(args: argparse.Namespace) -> int:
+    from airflow_agent_provider.cli.pools import run_pools_sync
+
+    return run_pools_sync(Path(args.folder), Path(args.write) if args.write else None, dry_run=args.dry_run)
+
+
+def _cmd_costs(args: argparse.Namespace) -> int:
+    from airflow_agent_provider.cli.costs import print_costs
+
+    return print_costs(args.dag_id, args.run_id, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-agents", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--airflow-home", default=None, help="default: $AIRFLOW_HOME, else ./.airflow-demo")
     p.add_argument("--workflow", action="append", help="only this workflow (repeatable)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("pools", help="Airflow pools derived from the definitions' concurrency limits")
+    pools_sub = p.add_subparsers(dest="pools_command", required=True)
+    ps = pools_sub.add_parser("sync", help="create or update the pools in the metadata DB")
+    ps.add_argument("folder", nargs="?", default="dags/workflows", help="folder of workflow definitions")
+    ps.add_argument("--write", metavar="FILE", help="write an `airflow pools import` file instead")
+    ps.add_argument("--dry-run", action="store_true", help="only print the pools")
+    ps.set_defaults(func=_cmd_pools_sync)
+
+    p = sub.add_parser("costs", help="a run's spend per module and agent, from the shared store's ledger")
+    p.add_argument("dag_id")
+    p.add_argument("run_id", nargs="?", help="default: the latest run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_costs)
 
     p = sub.add_parser("result", help="print the result table of a workflow run from the metadata DB")
     p.add_argument("dag_id")

@@ -13,6 +13,10 @@ from airflow_agent_provider.definitions.loader import load_workflow, load_workfl
 from airflow_agent_provider.definitions.models import (
     AgentDefaults,
     AgentSpec,
+    BreakerSpec,
+    BudgetGateSpec,
+    CallRetrySpec,
+    FallbackSpec,
     ModuleSpec,
     ParamSpec,
     PriceOverride,
@@ -29,6 +33,10 @@ from airflow_agent_provider.definitions.validation import check_workflow
 __all__ = [
     "AgentDefaults",
     "AgentSpec",
+    "BreakerSpec",
+    "BudgetGateSpec",
+    "CallRetrySpec",
+    "FallbackSpec",
     "Expression",
     "ExpressionError",
     "ModuleSpec",

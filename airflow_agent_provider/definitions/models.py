@@ -150,6 +150,91 @@ class RateLimitSpec(_Strict):
         return self
 
 
+class CallRetrySpec(_Strict):
+    """
+    Retries *inside* one model call, for transient errors (429, 5xx, overload, timeouts).
+
+    The inner of two layers: it honours the provider's ``retry-after`` within ``max_delay``;
+    what it cannot absorb becomes a task failure that Airflow retries per ``retries:``.
+    """
+
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts in total, the first included.")
+    base_delay: Duration = timedelta(seconds=1)
+    max_delay: Duration = timedelta(seconds=30)
+    exponential: bool = True
+    jitter: bool = True
+
+    @model_validator(mode="after")
+    def _max_not_below_base(self) -> CallRetrySpec:
+        if self.max_delay < self.base_delay:
+            raise ValueError(
+                f"max_delay ({_fmt(self.max_delay)}) must not be shorter than base_delay ({_fmt(self.base_delay)})"
+            )
+        return self
+
+    def to_engine(self) -> dict[str, Any]:
+        """The ``CallRetryPolicy`` mapping of the resilience engine."""
+        return {
+            "max_attempts": self.max_attempts,
+            "base_delay_s": self.base_delay.total_seconds(),
+            "max_delay_s": self.max_delay.total_seconds(),
+            "exponential": self.exponential,
+            "jitter": self.jitter,
+        }
+
+
+class FallbackSpec(_Strict):
+    """Another model (or provider) to use while this one's breaker is open or it keeps failing."""
+
+    provider: Provider
+    model: NonEmptyStr
+    connection: NonEmptyStr | None = Field(None, description="Default: agent_<provider>_default.")
+
+    def to_engine(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "llm_conn_id": self.connection or default_connection_id(self.provider),
+        }
+
+
+class BreakerSpec(_Strict):
+    """The circuit breaker per provider/model, shared by every worker through the store."""
+
+    enabled: bool = True
+    failure_threshold: int = Field(5, ge=1, description="Transient failures within `window` that open it.")
+    window: PositiveDuration = timedelta(seconds=60)
+    reset_timeout: PositiveDuration = Field(timedelta(seconds=30), description="Open time before trial calls.")
+    half_open_max_calls: int = Field(1, ge=1)
+
+    def to_engine(self) -> dict[str, Any] | None:
+        """The ``BreakerConfig`` mapping, or None when disabled."""
+        if not self.enabled:
+            return None
+        return {
+            "failure_threshold": self.failure_threshold,
+            "window_s": self.window.total_seconds(),
+            "reset_timeout_s": self.reset_timeout.total_seconds(),
+            "half_open_max_calls": self.half_open_max_calls,
+        }
+
+
+class BudgetGateSpec(_Strict):
+    """
+    A spend check in front of a module or the whole workflow.
+
+    ``scope: day`` with ``max_spend: 20`` means "do not start while this workflow's spend today
+    (settled and reserved) is at or above 20 USD". ``wait: false`` checks once and skips what is
+    behind the gate; ``wait: true`` waits (rescheduling, no worker slot held) until ``timeout``.
+    """
+
+    scope: Literal["run", "day", "month"] = "day"
+    max_spend: float = Field(gt=0, description="USD.")
+    wait: bool = False
+    timeout: PositiveDuration = timedelta(hours=1)
+    poke_interval: PositiveDuration = timedelta(minutes=5)
+
+
 class AgentDefaults(_Strict):
     """
     Settings shared by the agents of a workflow; an agent's own value always wins.
@@ -169,6 +254,9 @@ class AgentDefaults(_Strict):
     max_rounds: int = Field(8, ge=1, description="Bound on tool-calling rounds.")
     critical: bool = Field(True, description="A failure fails the run unless partial completion is allowed.")
     deferrable: bool = False
+    request_timeout: PositiveDuration | None = Field(None, description="Per model call; None: the connection's.")
+    call_retries: CallRetrySpec = Field(default_factory=CallRetrySpec)
+    fallbacks: list[FallbackSpec] = Field(default_factory=list)
 
 
 INHERITED_FIELDS: tuple[str, ...] = tuple(AgentDefaults.model_fields)
@@ -328,6 +416,7 @@ class ModuleSpec(_Strict):
 
     description: str = ""
     cost_budget: float | None = Field(None, gt=0, description="USD per run for this module.")
+    budget_gate: BudgetGateSpec | None = Field(None, description="Spend check before the module starts.")
     agents: list[AgentSpec] = Field(min_length=1)
 
 
@@ -409,6 +498,8 @@ class Workflow(_Strict):
     allow_partial_completion: bool = False
     tools: dict[ToolName, DottedPath] = Field(default_factory=dict)
     rate_limits: dict[RateLimitKey, RateLimitSpec] = Field(default_factory=dict)
+    circuit_breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+    budget_gate: BudgetGateSpec | None = Field(None, description="Spend check before any agent starts.")
     defaults: AgentDefaults = Field(default_factory=AgentDefaults)
     modules: dict[Name, ModuleSpec] = Field(min_length=1)
     params: dict[ParamName, ParamSpec] = Field(default_factory=dict, description="Airflow Params.")

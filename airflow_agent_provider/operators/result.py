@@ -49,14 +49,47 @@ def _add_usage(total: dict[str, int], usage: Mapping[str, Any] | None) -> None:
         total[key] += int((usage or {}).get(key) or 0)
 
 
+#: Statuses that are part of a normal run: a skipped agent (its condition was false, or what it
+#: depended on was skipped) did what the definition asked.
+_NOT_MISSED = ("success", "skipped")
+
+
+def _missed(agent: Mapping[str, Any]) -> bool:
+    return agent["status"] not in _NOT_MISSED or agent.get("gated", False)
+
+
 def decide_outcome(agents: Mapping[str, Mapping[str, Any]], allow_partial_completion: bool) -> str:
-    """``failed`` if an agent that had to succeed did not, ``partial`` if only optional ones did not."""
-    missed = [a for a in agents.values() if a["status"] != "success"]
+    """
+    ``failed`` if an agent that had to succeed did not; ``partial`` if only optional agents failed
+    or a budget gate held agents back; ``success`` otherwise. Agents held back by a closed budget
+    gate are a decision of the definition, not a failure: they count like optional ones.
+    """
+    missed = [a for a in agents.values() if _missed(a)]
     if not missed:
         return "success"
-    if not allow_partial_completion or any(a["critical"] for a in missed):
+    if not allow_partial_completion or any(a["critical"] and not a.get("gated") for a in missed):
         return "failed"
     return "partial"
+
+
+def gated_agents(gates: Mapping[str, list[str]], states: Mapping[str, str | None], upstream: Mapping[str, list[str]]) -> dict[str, str]:
+    """Agents held back by a closed (skipped) gate, directly or through their upstreams: agent -> gate."""
+    held: dict[str, str] = {}
+    for gate, behind in gates.items():
+        if states.get(gate) == "success":
+            continue
+        for agent in behind:
+            held.setdefault(agent, gate)
+    changed = True
+    while changed:  # propagate to dependants that were skipped because of them
+        changed = False
+        for agent, ups in upstream.items():
+            if agent not in held and states.get(agent) != "success":
+                gate = next((held[u] for u in ups if u in held), None)
+                if gate is not None:
+                    held[agent] = gate
+                    changed = True
+    return held
 
 
 def compile_result(
@@ -69,8 +102,11 @@ def compile_result(
     results: Mapping[str, Mapping[str, Any] | None],
     allow_partial_completion: bool,
     cost_budget: float | None,
+    gates: Mapping[str, list[str]] | None = None,
+    upstream: Mapping[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Build the run result from task states and agent results (pure: tested without Airflow)."""
+    held = gated_agents(gates or {}, states, upstream or {})
     per_agent: dict[str, dict[str, Any]] = {}
     modules: dict[str, dict[str, Any]] = {}
     total_usage = _empty_usage()
@@ -80,7 +116,9 @@ def compile_result(
         state = states.get(task_id)
         result = results.get(task_id) or {}
         status = "success" if state == "success" else (state or "not_run")
-        if state == "skipped" and result.get("skip_reason"):
+        if task_id in held:
+            reason = f"held back: budget gate {held[task_id]} was closed (spend limit reached)"
+        elif state == "skipped" and result.get("skip_reason"):
             reason = result["skip_reason"]
         else:
             reason = None if status == "success" else _REASONS.get(state, f"ended as {state}")
@@ -94,6 +132,7 @@ def compile_result(
             "agent": meta["agent"],
             "critical": bool(meta["critical"]),
             "status": status,
+            "gated": task_id in held,
             "reason": reason,
             "provider": result.get("provider"),
             "model": result.get("model"),
@@ -125,6 +164,7 @@ def compile_result(
         "modules": modules,
         "totals": {"usage": total_usage, "cost_usd": round(total_cost, 8), "cost_complete": cost_complete},
         "cost_budget": cost_budget,
+        "gates": {gate: states.get(gate) for gate in (gates or {})},
     }
 
 
@@ -169,6 +209,7 @@ class WorkflowResultOperator(BaseOperator):
     :param agents: Agent task id -> ``{"module", "agent", "critical"}``.
     :param allow_partial_completion: Whether failed non-critical agents still give a successful run.
     :param cost_budget: The run budget in USD, recorded for the reader of the result.
+    :param gates: Budget gate task id -> the agent task ids right behind it.
     """
 
     ui_color = "#e8f0fe"
@@ -180,6 +221,7 @@ class WorkflowResultOperator(BaseOperator):
         agents: dict[str, dict[str, Any]],
         allow_partial_completion: bool = False,
         cost_budget: float | None = None,
+        gates: dict[str, list[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
@@ -189,16 +231,18 @@ class WorkflowResultOperator(BaseOperator):
         self.agents = agents
         self.allow_partial_completion = allow_partial_completion
         self.cost_budget = cost_budget
+        self.gates = dict(gates or {})
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         run_id = context["run_id"]
         raw_states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
-        states = {task_id: raw_states.get(task_id) for task_id in self.agents}
+        states = {task_id: raw_states.get(task_id) for task_id in [*self.agents, *self.gates]}
         results = {
             task_id: ti.xcom_pull(task_ids=task_id) if states[task_id] in ("success", "skipped") else None
             for task_id in self.agents
         }
+        upstream = {t: sorted(self.dag.get_task(t).upstream_task_ids) for t in self.agents} if self.has_dag() else {}
         result = compile_result(
             workflow=self.workflow,
             dag_id=ti.dag_id,
@@ -208,12 +252,17 @@ class WorkflowResultOperator(BaseOperator):
             results=results,
             allow_partial_completion=self.allow_partial_completion,
             cost_budget=self.cost_budget,
+            gates=self.gates,
+            upstream=upstream,
         )
         self.log.info("Workflow %s finished with outcome %s\n%s", self.workflow, result["outcome"], format_table(result))
         if result["outcome"] == "failed":
             # Keep the record even though the task fails: the failure is the run's verdict, not lost data.
             ti.xcom_push(key="return_value", value=result)
-            failed = [t for t, a in result["agents"].items() if a["status"] != "success" and (a["critical"] or not self.allow_partial_completion)]
+            failed = [
+                t for t, a in result["agents"].items()
+                if _missed(a) and (not self.allow_partial_completion or (a["critical"] and not a["gated"]))
+            ]
             raise AirflowFailException(
                 f"Workflow {self.workflow} failed: agents that had to succeed did not: {', '.join(failed)}"
             )

@@ -59,3 +59,27 @@ def test_totals_modules_and_unknown_cost():
     assert res["agents"]["HR.b"]["status"] == "failed" and "failed" in res["agents"]["HR.b"]["reason"]
     table = format_table(res)
     assert "HR.b (optional)" in table and "unknown" in table and "partial" in table
+
+
+def test_agents_behind_a_closed_gate_make_the_outcome_partial_not_failed():
+    agents = {**AGENTS, "Compliance.d": {"module": "Compliance", "agent": "d", "critical": True},
+              "Compliance.e": {"module": "Compliance", "agent": "e", "critical": True}}
+    states = {"HR.a": "success", "HR.b": "success", "Finance.c": "success", "Compliance.d": "skipped",
+              "Compliance.e": "skipped", "Compliance.budget_gate": "skipped"}
+    results = {t: _result(10, 0.001) if s == "success" else None for t, s in states.items()}
+    kwargs = dict(workflow="w", dag_id="w", run_id="r", agents=agents, states=states, results=results,
+                  cost_budget=None, gates={"Compliance.budget_gate": ["Compliance.d"]},
+                  upstream={"Compliance.e": ["Compliance.d"]})
+    res = compile_result(allow_partial_completion=True, **kwargs)
+    assert res["outcome"] == "partial"
+    assert res["agents"]["Compliance.e"]["gated"] and "budget gate" in res["agents"]["Compliance.e"]["reason"]
+    assert res["gates"] == {"Compliance.budget_gate": "skipped"}
+    assert compile_result(allow_partial_completion=False, **kwargs)["outcome"] == "failed"
+
+
+def test_skipped_agents_without_a_gate_are_not_failures():
+    states = {"HR.a": "success", "HR.b": "skipped", "Finance.c": "success"}
+    results = {t: _result(10, 0.001) if s == "success" else None for t, s in states.items()}
+    res = compile_result(workflow="w", dag_id="w", run_id="r", agents=AGENTS, states=states, results=results,
+                         allow_partial_completion=False, cost_budget=None)
+    assert res["outcome"] == "success"
