@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from airflow_agent_provider.cost.pricing import PriceOverride
 from airflow_agent_provider.guard.config import CallTarget, GuardConfig, RateLimitRule
@@ -355,7 +355,28 @@ class LLMAgentOperator(BaseOperator):
 
     # -- the loop ---------------------------------------------------------------------------------
 
+    def _note_outcome(self, context: Context, exc: BaseException) -> None:
+        """
+        Leave the reason of a failure or skip in XCom (``agent_error`` / ``skip_reason``) for the
+        workflow result task, which otherwise only sees the task state. Never includes secrets:
+        SDK error messages do not contain the key.
+        """
+        key = "skip_reason" if isinstance(exc, AirflowSkipException) else "agent_error"
+        try:
+            context["ti"].xcom_push(key=key, value=f"{type(exc).__name__}: {exc}"[:2000])
+        except Exception as push_error:  # the reason is a courtesy; never mask the real error
+            self.log.debug("Could not record %s: %s", key, push_error)
+
     def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self._execute(context)
+        except TaskDeferred:
+            raise
+        except Exception as exc:
+            self._note_outcome(context, exc)
+            raise
+
+    def _execute(self, context: Context) -> dict[str, Any]:
         self._check_critical_upstreams(context)
         _ = self.tool_registry  # import the tools before any paid call
         provider = self.hook.provider
@@ -367,6 +388,17 @@ class LLMAgentOperator(BaseOperator):
         self, context: Context, event: dict[str, Any], state: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after a deferred model call: record it, run tools, then defer again or finish."""
+        try:
+            return self._execute_complete(context, event, state)
+        except TaskDeferred:
+            raise
+        except Exception as exc:
+            self._note_outcome(context, exc)
+            raise
+
+    def _execute_complete(
+        self, context: Context, event: dict[str, Any], state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         if not event or event.get("status") != "success":
             # Rebuilt with its classification (transient/permanent, retry-after) for the retry policy.
             raise ClassifiedError.from_event(event or {"error_type": "EmptyTriggerEvent", "message": "no event"})

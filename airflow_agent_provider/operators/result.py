@@ -118,8 +118,8 @@ def compile_result(
         status = "success" if state == "success" else (state or "not_run")
         if task_id in held:
             reason = f"held back: budget gate {held[task_id]} was closed (spend limit reached)"
-        elif state == "skipped" and result.get("skip_reason"):
-            reason = result["skip_reason"]
+        elif state in ("skipped", "failed") and (result.get("skip_reason") or result.get("agent_error")):
+            reason = result.get("skip_reason") or result.get("agent_error")
         else:
             reason = None if status == "success" else _REASONS.get(state, f"ended as {state}")
         usage = _empty_usage()
@@ -233,15 +233,23 @@ class WorkflowResultOperator(BaseOperator):
         self.cost_budget = cost_budget
         self.gates = dict(gates or {})
 
+    @staticmethod
+    def _agent_record(ti: Any, task_id: str, state: str | None) -> dict[str, Any] | None:
+        """The agent's result, or for a failed / skipped agent the reason it left in XCom."""
+        if state == "success":
+            return ti.xcom_pull(task_ids=task_id)
+        if state == "failed":
+            return {"agent_error": ti.xcom_pull(task_ids=task_id, key="agent_error")}
+        if state == "skipped":
+            return {"skip_reason": ti.xcom_pull(task_ids=task_id, key="skip_reason")}
+        return None
+
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         run_id = context["run_id"]
         raw_states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
         states = {task_id: raw_states.get(task_id) for task_id in [*self.agents, *self.gates]}
-        results = {
-            task_id: ti.xcom_pull(task_ids=task_id) if states[task_id] in ("success", "skipped") else None
-            for task_id in self.agents
-        }
+        results = {task_id: self._agent_record(ti, task_id, states[task_id]) for task_id in self.agents}
         upstream = {t: sorted(self.dag.get_task(t).upstream_task_ids) for t in self.agents} if self.has_dag() else {}
         result = compile_result(
             workflow=self.workflow,

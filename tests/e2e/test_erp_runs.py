@@ -96,3 +96,6 @@ def test_failing_critical_agent_fails_run_and_dependants_never_reach_the_server(
     result = xcom_result(run, RESULT_TASK_ID)
     assert result["outcome"] == "failed"
     assert states[RESULT_TASK_ID] == "failed"
+    # the permanent 401 failed the agent at its first attempt: one request, and the reason recorded
+    assert _requests_for(stats, workflow, "HR.payroll_summary") == 1
+    assert "AuthenticationError" in result["agents"]["HR.payroll_summary"]["reason"]
