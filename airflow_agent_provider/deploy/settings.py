@@ -154,7 +154,7 @@ def init_steps(topology: Topology) -> list[tuple[str, ...]]:
     return [
         ("airflow", "db", "migrate"),
         ("python", "-m", "airflow_agent_provider.deploy.auth", "write-passwords"),
-        (*POOLS_SYNC, f"{t.dags_folder}/workflows", "--output", t.pools_file),
+        (*POOLS_SYNC, f"{t.dags_folder}/workflows", "--write", t.pools_file),
         ("airflow", "pools", "import", t.pools_file),
     ]
 
