@@ -96,6 +96,10 @@ def render(topology: settings.Topology = settings.COMPOSE) -> str:
         "",
         "  redis:",
         f"    image: {settings.REDIS_IMAGE}",
+        "    # The ledger (daily/monthly budgets) and rate windows live here: keep them across restarts.",
+        '    command: ["redis-server", "--appendonly", "yes"]',
+        "    volumes:",
+        "      - redis-data:/data",
         f'    expose: ["{t.redis_port}"]',
         *_healthcheck(svc["redis"].healthcheck, INFRA_TIMING),
         "    restart: always",
@@ -125,7 +129,7 @@ def render(topology: settings.Topology = settings.COMPOSE) -> str:
             out += _healthcheck(service.healthcheck, HEALTH_TIMING)
         out += _depends(service.depends_on)
         out.append("    restart: always" if name != "airflow-init" else '    restart: "no"')
-    out += ["", "volumes:", "  postgres-db-volume:", "  airflow-logs:", "  airflow-config:", ""]
+    out += ["", "volumes:", "  postgres-db-volume:", "  redis-data:", "  airflow-logs:", "  airflow-config:", ""]
     return "\n".join(out)
 
 
