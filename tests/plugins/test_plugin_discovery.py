@@ -1,0 +1,95 @@
+"""Airflow itself discovers the plugin and mounts its app, in a fresh AIRFLOW_HOME (subprocesses).
+
+Until pyproject registers the ``airflow.plugins`` entry point, the plugin is loaded from a plugins
+folder holding one import line; once it is registered the folder stays empty (loading it twice
+would list it twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.conftest import DAG, RUN, charge
+
+VIEW = {
+    "name": "LLM Agents: costs & limits",
+    "href": "/agent-provider/",
+    "destination": "nav",
+    "category": "browse",
+    "url_route": "agent-provider",
+}
+
+
+@pytest.fixture
+def airflow_env(tmp_path: Path) -> dict[str, str]:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    if not any(ep.name == "agent_provider" for ep in entry_points(group="airflow.plugins")):
+        (plugins / "agent_provider_plugin.py").write_text(
+            "from airflow_agent_provider.plugins.plugin import AgentProviderPlugin\n"
+        )
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__AGENT_PROVIDER__STORE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+    }
+
+
+def test_airflow_plugins_lists_it_with_its_fastapi_app_and_nav_view(airflow_env, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "plugins", "-o", "json"],
+        env=airflow_env, capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = json.loads(result.stdout[result.stdout.index("[") :])
+    ours = [p for p in listed if p["name"] == "agent_provider"]
+    assert len(ours) == 1, listed
+    assert ours[0]["fastapi_apps"] == [
+        {"app": "fastapi.applications.FastAPI", "url_prefix": "/agent-provider", "name": "LLM agents: costs & limits API"}
+    ]
+    assert ours[0]["external_views"] == [VIEW]
+    # Loading the plugin does not open the store.
+    assert not (tmp_path / "store.db").exists()
+
+
+AIRFLOW_APP_CHECK = """
+import json, sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+
+client = TestClient(create_app())
+run = sys.argv[2].replace("+", "%2B")
+out = {
+    "store": client.get("/agent-provider/api/store").json(),
+    "costs": client.get(f"/agent-provider/api/runs/{sys.argv[1]}/{run}/costs").json(),
+    "page": client.get("/agent-provider/").status_code,
+    "post": client.post("/agent-provider/api/store").status_code,
+}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_airflow_api_server_app_serves_it_from_the_configured_store(airflow_env, tmp_path):
+    from airflow_agent_provider.stores.config import store_from_url
+
+    store = store_from_url(airflow_env["AIRFLOW__AGENT_PROVIDER__STORE_URL"])
+    charge(store)
+    store.close()
+    result = subprocess.run(
+        [sys.executable, "-c", AIRFLOW_APP_CHECK, DAG, RUN],
+        env=airflow_env, capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert out["store"]["healthy"] is True and out["store"]["url"] == airflow_env["AIRFLOW__AGENT_PROVIDER__STORE_URL"]
+    assert out["costs"]["total"]["calls"] == 4
+    assert (out["page"], out["post"]) == (200, 405)
