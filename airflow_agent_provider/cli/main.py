@@ -7,6 +7,7 @@ the shared store) and are meant for operators at a shell, not for task code.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # stdout carries the command's data (tables, JSON); the provider's info logs would mix into it.
+    logging.getLogger("airflow_agent_provider").setLevel(logging.WARNING)
     return args.func(args)
 
 
