@@ -32,12 +32,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_agent_provider.cost.budget import BudgetGuard, BudgetLimits, CallScope, Reservation
+from airflow_agent_provider.cost.budget import BudgetExceeded, BudgetGuard, BudgetLimits, CallScope, Reservation
 from airflow_agent_provider.cost.estimate import estimate_input_tokens
 from airflow_agent_provider.cost.pricing import CallCost, PriceOverride, max_call_cost, price_call
 from airflow_agent_provider.guard.config import CallTarget, GuardConfig
 from airflow_agent_provider.limits.limiter import Permit, RateLimiter
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
+from airflow_agent_provider.observability import metrics
 from airflow_agent_provider.resilience.breaker import CircuitBreaker
 from airflow_agent_provider.resilience.classify import classify
 from airflow_agent_provider.resilience.fallback import (
@@ -209,6 +210,23 @@ class GuardedCaller:
             request, provider=target.provider, model=target.model
         )
 
+    @staticmethod
+    def _observe(result: GuardedResult) -> None:
+        """Metrics of a finished call (no-ops unless Airflow's statsd/OTel metrics are on)."""
+        for attempt in result.attempts:
+            if attempt.get("outcome") == "circuit_open":
+                target = attempt.get("target") or {}
+                metrics.record_breaker_open(target.get("provider", "?"), target.get("model", "?"))
+        metrics.record_call(result.target.provider, result.target.model, metrics.OUTCOME_OK,
+                            result.response.usage, result.cost.usd, result.wait_s, result.requests)
+
+    @staticmethod
+    def _observe_failure(request: LLMRequest, exc: BaseException, tally: _Tally) -> None:
+        if isinstance(exc, BudgetExceeded):
+            metrics.record_budget_refused(exc.scope)
+        outcome = "budget_refused" if isinstance(exc, BudgetExceeded) else classify(exc).reason or "error"
+        metrics.record_call(request.provider, request.model, outcome, None, None, tally.wait_s, tally.requests)
+
     def _result(self, response: LLMResponse, target: FallbackTarget, cost: CallCost, tally: _Tally,
                 attempts: list[Any]) -> GuardedResult:
         return GuardedResult(
@@ -269,10 +287,16 @@ class GuardedCaller:
             return response, cost
 
         breaker_for = self._breaker_for if self.breaker_config is not None else None
-        (response, cost), target, attempts = call_with_fallbacks(
-            self.targets(request, llm_conn_id), call_one, breaker_for
-        )
-        return self._result(response, target, cost, tally, attempts)
+        try:
+            (response, cost), target, attempts = call_with_fallbacks(
+                self.targets(request, llm_conn_id), call_one, breaker_for
+            )
+        except Exception as exc:
+            self._observe_failure(request, exc, tally)
+            raise
+        result = self._result(response, target, cost, tally, attempts)
+        self._observe(result)
+        return result
 
     # -- async (triggers) ---------------------------------------------------------------------
 
@@ -324,7 +348,13 @@ class GuardedCaller:
             return response, cost
 
         breaker_for = self._breaker_for if self.breaker_config is not None else None
-        (response, cost), target, attempts = await acall_with_fallbacks(
-            self.targets(request, llm_conn_id), acall_one, breaker_for
-        )
-        return self._result(response, target, cost, tally, attempts)
+        try:
+            (response, cost), target, attempts = await acall_with_fallbacks(
+                self.targets(request, llm_conn_id), acall_one, breaker_for
+            )
+        except Exception as exc:
+            self._observe_failure(request, exc, tally)
+            raise
+        result = self._result(response, target, cost, tally, attempts)
+        self._observe(result)
+        return result
