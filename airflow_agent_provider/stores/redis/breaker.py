@@ -135,11 +135,13 @@ class RedisBreakerMixin:
         return _text(state)  # type: ignore[return-value]
 
     def breaker_release(self, key: str, trial_id: str) -> None:
-        self._redis.zrem(self._breaker_keys(key)[2], trial_id)  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            self._redis.zrem(self._breaker_keys(key)[2], trial_id)  # type: ignore[attr-defined]
 
     def breaker_state(self, key: str) -> BreakerStateName:
         script = self._script("breaker_state", _STATE)  # type: ignore[attr-defined]
         return _text(script(keys=self._breaker_keys(key), args=[]))  # type: ignore[return-value]
 
     def breaker_reset(self, key: str) -> None:
-        self._redis.delete(*self._breaker_keys(key))  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            self._redis.delete(*self._breaker_keys(key))  # type: ignore[attr-defined]

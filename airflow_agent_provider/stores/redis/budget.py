@@ -239,7 +239,8 @@ class RedisBudgetMixin:
         return self.budget_totals(scope).reserved
 
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
-        raw = self._redis.hvals(self._key("bud", "ledger", dag_id, run_id))  # type: ignore[attr-defined]
+        with self._guard():  # type: ignore[attr-defined]
+            raw = self._redis.hvals(self._key("bud", "ledger", dag_id, run_id))  # type: ignore[attr-defined]
         entries = [LedgerEntry(**json.loads(value)) for value in raw]
         entries = [e for e in entries if e.dag_id == dag_id and e.run_id == run_id]
         return sorted(entries, key=lambda e: (e.ts or 0.0, e.entry_id))

@@ -30,7 +30,14 @@ class RedisConnection:
         """Register a Lua script once per store; calling it uses EVALSHA with an automatic reload."""
         script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[name] = self._redis.register_script(lua)
+            registered = self._redis.register_script(lua)
+
+            def script(*args: Any, **kwargs: Any) -> Any:
+                # Every store operation is a script: guarding here covers all of them at once.
+                with self._guard():
+                    return registered(*args, **kwargs)
+
+            script = self._scripts[name] = script
         return script
 
     def _server_time(self) -> float:
