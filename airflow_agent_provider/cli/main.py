@@ -63,6 +63,23 @@ def _cmd_costs(args: argparse.Namespace) -> int:
     return print_costs(args.dag_id, args.run_id, as_json=args.json)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from airflow_agent_provider.cli.costs import latest_run_id
+    from airflow_agent_provider.hooks.store import get_store
+    from airflow_agent_provider.observability.snapshots import format_snapshot, run_snapshot
+
+    store = get_store()
+    run_id = args.run_id or latest_run_id(store, args.dag_id)
+    if run_id is None:
+        print(f"no run of DAG {args.dag_id!r}", file=sys.stderr)
+        return 1
+    snapshot = run_snapshot(store, args.dag_id, run_id)
+    print(json.dumps(snapshot, indent=2, default=str) if args.json else format_snapshot(snapshot))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-agents", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", nargs="?", help="default: the latest run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_costs)
+
+    p = sub.add_parser("status", help="a run's snapshot from the store: spend, reservations, breakers, pauses")
+    p.add_argument("dag_id")
+    p.add_argument("run_id", nargs="?", help="default: the latest run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("result", help="print the result table of a workflow run from the metadata DB")
     p.add_argument("dag_id")

@@ -34,6 +34,13 @@ def test_costs_and_result_of_a_run(tmp_path, run_dag, llm_connections):
     whole = json.loads(_cli("result", dag.dag_id, run.run_id, "--json").stdout)
     assert whole["totals"]["cost_usd"] == pytest.approx(as_json["total"]["usd"])
 
+    status = _cli("status", dag.dag_id, run.run_id, "--json")
+    assert status.returncode == 0, status.stderr
+    snapshot = json.loads(status.stdout)
+    assert snapshot["found"] and {m["model"] for m in snapshot["models"]} == {"gpt-5-mini"}
+    assert all(m["breaker"] == "closed" for m in snapshot["models"])
+    assert _cli("status", dag.dag_id).returncode == 0
+
 
 def test_unknown_dag_gives_a_clear_error(airflow_db):
     proc = _cli("costs", "no_such_dag")
