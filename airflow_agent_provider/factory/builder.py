@@ -20,24 +20,37 @@ agent ``retries``           also ``retry_policy=AgentRetryPolicy`` (permanent er
 ``rate_limits``             the shared limiter rules of every agent
 budgets                     ``cost_limit`` / module and workflow budgets, reserved before each call
 ``budget_gate``             a ``CostBudgetSensor`` in front of the module or the workflow
+``params``                  ``DAG(params={name: Param(default, type=..., ...)})``
+``triggered_by``            ``schedule=[Asset(<producer's produces>), ...]`` (all of them)
+``produces``                ``outlets=[Asset(produces)]`` of the result task (success/partial)
+agent ``output_schema``     ``output_schema=`` (validated answer in ``output``)
+agent ``condition``         ``condition=`` (skip before any call)
+agent ``repeat_until``      ``repeat_until=``/``max_iterations=``
+agent ``for_each`` list     ``LLMAgentOperator.partial(...).expand(item=[...])``
+agent ``for_each`` expr     a ``ForEachItemsOperator`` ``<agent>__items`` + ``.expand(item=items.output)``
 ==========================  =========================================
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, Asset, Param, TaskGroup
 
 from airflow_agent_provider.definitions import AgentSpec, BudgetGateSpec, ModuleSpec, Workflow
+from airflow_agent_provider.definitions.models import default_asset_uri
 from airflow_agent_provider.factory.pools import agent_pool
 from airflow_agent_provider.factory.trigger_rules import gate_for
 from airflow_agent_provider.operators.agent import LLMAgentOperator
+from airflow_agent_provider.operators.control_flow import ForEachItemsOperator
 from airflow_agent_provider.operators.result import RESULT_TASK_ID, WorkflowResultOperator
 from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
 from airflow_agent_provider.sensors.budget import CostBudgetSensor
 
 GATE_TASK_ID = "budget_gate"
+#: Suffix of the task that computes an expression ``for_each`` list: ``<agent>__items``.
+ITEMS_TASK_SUFFIX = "__items"
 _GATE_SCOPES = {"run": "run", "day": "workflow_day", "month": "workflow_month"}
 
 #: Multiplier of Airflow's exponential retry backoff when a definition asks for ``exponential: true``.
@@ -48,14 +61,20 @@ def upstream_aliases(workflow: Workflow, module: str, agent: AgentSpec) -> dict[
     """
     Names under which an agent's prompt sees its upstream results.
 
-    Every upstream is reachable by its qualified id (``HR.payroll_summary``); a same-module upstream
-    also by its plain name (``payroll_summary``), which is how the definition refers to it.
+    Every upstream is reachable by its qualified id (``HR.payroll_summary``) and by its plain name
+    (``payroll_summary``), as validation allows both. When two upstreams share a plain name, the
+    same-module one (written without a module) keeps it and the other needs its qualified id.
     """
     aliases: dict[str, str] = {}
     for dep in agent.dependencies:
         qualified = dep if "." in dep else workflow.agent_id(module, dep)
         aliases[qualified] = qualified
         aliases[dep] = qualified
+    cross = [dep for dep in agent.dependencies if "." in dep]
+    plain_names = [dep.partition(".")[2] for dep in cross]
+    for dep, plain in zip(cross, plain_names):
+        if plain_names.count(plain) == 1:
+            aliases.setdefault(plain, dep)
     return aliases
 
 
@@ -110,6 +129,36 @@ def _gate_sensor(task_id: str, gate: BudgetGateSpec) -> CostBudgetSensor:
     )
 
 
+def dag_params(workflow: Workflow) -> dict[str, Param]:
+    """
+    ``Workflow.params`` as Airflow Params: Airflow validates a triggered run's ``conf`` against them
+    (type, enum, bounds) and fills in defaults; ``{{ params.x }}`` and expressions read the result.
+    A param without a default must be given when the run is triggered.
+    """
+    params = {}
+    for name, spec in workflow.params.items():
+        extra = {"description": spec.description} if spec.description else {}
+        if spec.has_default:
+            params[name] = Param(spec.default, **spec.json_schema(), **extra)
+        else:
+            params[name] = Param(**spec.json_schema(), **extra)
+    return params
+
+
+def dag_schedule(workflow: Workflow, produces_by_name: Mapping[str, str] | None = None) -> Any:
+    """
+    The cron/preset schedule, or for ``triggered_by`` the producers' assets.
+
+    A list of assets means Airflow queues a run once *every* listed producer has emitted an event
+    since this workflow's last run. A producer's asset is its ``produces`` when known (the loader
+    passes every workflow of the folder), else the default ``agent-workflow://<name>``.
+    """
+    if not workflow.triggered_by:
+        return workflow.schedule
+    known = produces_by_name or {}
+    return [Asset(known.get(name) or default_asset_uri(name)) for name in workflow.triggered_by]
+
+
 def _agent_operator(
     workflow: Workflow,
     module: str,
@@ -117,7 +166,9 @@ def _agent_operator(
     upstream_ids: list[str],
     critical_by_id: dict[str, bool],
     gate_ids: list[str],
-) -> LLMAgentOperator:
+    items: Any = None,
+) -> Any:
+    """The agent's task: an ``LLMAgentOperator``, or its mapped form for ``for_each`` (``items``)."""
     gate = gate_for(upstream_ids, critical_by_id, workflow.allow_partial_completion)
     pool_kwargs: dict[str, Any] = {"pool_slots": agent.pool_slots}
     derived = agent_pool(workflow, agent)
@@ -125,7 +176,7 @@ def _agent_operator(
         pool_kwargs["pool"] = agent.pool
     elif derived is not None:
         pool_kwargs["pool"] = derived[0]
-    return LLMAgentOperator(
+    kwargs: dict[str, Any] = dict(
         task_id=agent.name,
         doc_md=agent.description or None,
         prompt=agent.prompt,
@@ -148,6 +199,10 @@ def _agent_operator(
         circuit_breaker=workflow.circuit_breaker.to_engine() or False,
         fallbacks=[f.to_engine() for f in agent.fallbacks],
         request_timeout=agent.request_timeout.total_seconds() if agent.request_timeout else None,
+        output_schema=agent.resolved_output_schema(),
+        condition=agent.condition,
+        repeat_until=agent.repeat_until,
+        max_iterations=agent.max_iterations,
         agent_meta={
             "workflow": workflow.name,
             "module": module,
@@ -162,10 +217,46 @@ def _agent_operator(
         **_retry_kwargs(agent),
         **pool_kwargs,
     )
+    if items is None:
+        return LLMAgentOperator(**kwargs)
+    return LLMAgentOperator.partial(**kwargs).expand(item=items)
 
 
-def build_dag(workflow: Workflow) -> DAG:
-    """Build the DAG of one workflow. Pure mapping: no I/O, no connections, safe at parse time."""
+def _items_operator(workflow: Workflow, module: str, agent: AgentSpec, upstream_ids: list[str],
+                    critical_by_id: dict[str, bool]) -> ForEachItemsOperator:
+    """The task that evaluates an expression ``for_each`` into the list the agent expands over."""
+    gate = gate_for(upstream_ids, critical_by_id, workflow.allow_partial_completion)
+    return ForEachItemsOperator(
+        task_id=agent.name + ITEMS_TASK_SUFFIX,
+        doc_md=f"Computes the items of `{agent.name}`: `for_each: {agent.for_each}`",
+        expression=str(agent.for_each),
+        upstream_tasks=upstream_aliases(workflow, module, agent),
+        agent_task_id=workflow.agent_id(module, agent.name),
+        trigger_rule=gate.trigger_rule,
+        priority_weight=agent.priority,
+        weight_rule="absolute",
+    )
+
+
+def _check_items_task_ids(workflow: Workflow) -> None:
+    for module_name, module in workflow.modules.items():
+        names = {a.name for a in module.agents}
+        for agent in module.agents:
+            if isinstance(agent.for_each, str) and agent.name + ITEMS_TASK_SUFFIX in names:
+                raise ValueError(
+                    f"agent {module_name}.{agent.name + ITEMS_TASK_SUFFIX} clashes with the task that computes "
+                    f"the for_each items of {module_name}.{agent.name}; rename one of them"
+                )
+
+
+def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = None) -> DAG:
+    """
+    Build the DAG of one workflow. Pure mapping: no I/O, no connections, safe at parse time.
+
+    :param produces_by_name: workflow name -> its ``produces`` asset URI, for ``triggered_by``
+        producers with a non-default asset (the loader passes every workflow of the folder).
+    """
+    _check_items_task_ids(workflow)
     ids = [workflow.agent_id(module, agent.name) for module, agent in workflow.iter_agents()]
     critical_by_id = {
         workflow.agent_id(module, agent.name): agent.critical for module, agent in workflow.iter_agents()
@@ -179,15 +270,17 @@ def build_dag(workflow: Workflow) -> DAG:
         dag_id=workflow.name,
         description=workflow.description or None,
         doc_md=doc,
-        schedule=workflow.schedule,
+        schedule=dag_schedule(workflow, produces_by_name),
         start_date=workflow.start_date,
         catchup=workflow.catchup,
         tags=sorted({"llm-agents", *workflow.tags}),
         default_args={"owner": workflow.owner},
         dagrun_timeout=workflow.timeout,
         max_active_tasks=workflow.max_parallel_agents or 16,
+        params=dag_params(workflow),
     )
-    tasks: dict[str, LLMAgentOperator] = {}
+    tasks: dict[str, Any] = {}
+    items_tasks: dict[str, str] = {}  # agent id -> the task id computing its for_each items
     gates: dict[str, list[str]] = {}  # gate task id -> the agent ids right behind it
     with dag:
         workflow_gate = _gate_sensor(GATE_TASK_ID, workflow.budget_gate) if workflow.budget_gate else None
@@ -204,8 +297,16 @@ def build_dag(workflow: Workflow) -> DAG:
                         agent_gates.append(module_gate)
                     if workflow_gate is not None and not upstream:
                         agent_gates.append(workflow_gate)
+                    items: Any = agent.static_for_each()
+                    if isinstance(agent.for_each, str):
+                        items_task = _items_operator(workflow, module_name, agent, upstream, critical_by_id)
+                        items_tasks[qualified] = items_task.task_id
+                        for gate_task in agent_gates:
+                            gate_task >> items_task
+                        items = items_task.output
                     tasks[qualified] = _agent_operator(
-                        workflow, module_name, agent, upstream, critical_by_id, [g.task_id for g in agent_gates]
+                        workflow, module_name, agent, upstream, critical_by_id, [g.task_id for g in agent_gates],
+                        items,
                     )
                     for gate_task in agent_gates:
                         gate_task >> tasks[qualified]
@@ -213,20 +314,31 @@ def build_dag(workflow: Workflow) -> DAG:
         for qualified, task in tasks.items():
             for upstream in workflow.upstream_ids(qualified):
                 tasks[upstream] >> task
+                if qualified in items_tasks:
+                    tasks[upstream] >> dag.get_task(items_tasks[qualified])
         result = WorkflowResultOperator(
             task_id=RESULT_TASK_ID,
             workflow=workflow.name,
             agents={
-                qualified: {
-                    "module": module,
-                    "agent": agent.name,
-                    "critical": agent.critical,
-                }
+                qualified: _result_meta(module, agent, items_tasks.get(qualified))
                 for (module, agent), qualified in zip(workflow.iter_agents(), ids)
             },
             allow_partial_completion=workflow.allow_partial_completion,
             cost_budget=workflow.cost_budget,
             gates=gates,
+            # Emitted only when the result task succeeds: outcome success or partial, never failed.
+            outlets=[Asset(workflow.produces or default_asset_uri(workflow.name))],
         )
         list(tasks.values()) >> result
     return dag
+
+
+def _result_meta(module: str, agent: AgentSpec, items_task: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"module": module, "agent": agent.name, "critical": agent.critical}
+    if agent.for_each is not None:
+        meta["mapped"] = True
+        if items_task:
+            meta["items_task"] = items_task
+        else:
+            meta["items"] = agent.static_for_each()
+    return meta

@@ -58,9 +58,11 @@ def load_workflow_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
     """
     workflows, errors = load_workflows(Path(folder))
     dags: dict[str, DAG] = {}
+    # triggered_by names a workflow of the same folder; its asset may be a custom ``produces``.
+    produces = {w.name: w.produces for w in workflows if w.produces}
     for workflow in workflows:
         try:
-            dags[workflow.name] = build_dag(workflow)
+            dags[workflow.name] = build_dag(workflow, produces)
         except Exception as exc:  # a factory bug must also stay confined to its workflow
             source = workflow.source_path or Path(folder)
             log.exception("Could not build a DAG from %s", source)

@@ -25,17 +25,30 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from airflow_agent_provider.cost.pricing import PriceOverride
 from airflow_agent_provider.guard.config import CallTarget, GuardConfig, RateLimitRule
 from airflow_agent_provider.guard.pipeline import GuardedCaller, GuardedResult
 from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
 from airflow_agent_provider.hooks.store import get_store
-from airflow_agent_provider.llm.prompt import build_results, is_available, upstream_text
+from airflow_agent_provider.definitions.expressions import ExpressionError
+from airflow_agent_provider.llm.prompt import is_available
 from airflow_agent_provider.llm.tools import ToolRegistry
 from airflow_agent_provider.limits.policy import RateLimitPolicy
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse, Message, Usage
+from airflow_agent_provider.operators.control_flow import (
+    CONDITION_NAMES,
+    REPEAT_UNTIL_NAMES,
+    OutputValidationError,
+    compile_checked,
+    flat_upstream_text,
+    plain_params,
+    skip_record,
+    unavailable_sources,
+    upstream_results,
+    validate_output,
+)
 from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
 from airflow_agent_provider.resilience.classify import ClassifiedError
 from airflow_agent_provider.triggers.llm import LLMCallTrigger
@@ -83,7 +96,19 @@ class LLMAgentOperator(BaseOperator):
     :param rate_limit_timeout: Longest wait in seconds for a rate-limit permit.
     :param agent_meta: ``{"workflow", "module", "agent", "critical"}``, copied into the result.
     :param request_timeout: Seconds per model call.
-    :param output_schema: JSON schema of a structured answer; ``output`` is then the parsed JSON.
+    :param output_schema: JSON schema of a structured answer. The final reply is parsed and validated
+        against it and ``output`` is the parsed data; a reply that is not JSON or does not validate
+        raises :class:`OutputValidationError` (transient: the task's retries ask again).
+    :param condition: Expression over ``results``, ``params`` and ``item`` (see
+        ``docs/definitions-contract.md``), evaluated before any model call; when false the task is
+        skipped and its ``return_value`` is a skip record with the reason.
+    :param repeat_until: Expression over ``last`` (the previous answer: ``text``, ``output``,
+        ``iteration``), ``iteration`` (1-based), ``params``, ``results``, ``item``: after each
+        answer the agent runs again, as a new turn of the same conversation, until it is true or
+        ``max_iterations`` answers were given (then ``stopped: "max_iterations"``).
+    :param max_iterations: Bound on the answers of a ``repeat_until`` loop.
+    :param item: The ``for_each`` item of a mapped agent (``.partial(...).expand(item=[...])``),
+        ``{{ item }}`` in templates and ``item`` in expressions.
     :param deferrable: Wait for each model call in the triggerer instead of on the worker.
     """
 
@@ -113,6 +138,10 @@ class LLMAgentOperator(BaseOperator):
         agent_meta: dict | None = None,
         request_timeout: float | None = None,
         output_schema: dict | None = None,
+        condition: str | None = None,
+        repeat_until: str | None = None,
+        max_iterations: int = 3,
+        item: Any = None,
         budget: dict[str, float | None] | None = None,
         rate_limits: list[dict[str, Any]] | None = None,
         call_retries: dict[str, Any] | None = None,
@@ -153,6 +182,20 @@ class LLMAgentOperator(BaseOperator):
         self.agent_meta = dict(agent_meta or {})
         self.request_timeout = request_timeout
         self.output_schema = output_schema
+        if output_schema is not None:  # a broken schema must fail at parse time, not after a paid call
+            import jsonschema
+
+            jsonschema.validators.validator_for(output_schema, default=jsonschema.Draft202012Validator).check_schema(
+                output_schema
+            )
+        self.condition = condition
+        self.repeat_until = repeat_until
+        compile_checked(condition, CONDITION_NAMES, "condition")
+        compile_checked(repeat_until, REPEAT_UNTIL_NAMES, "repeat_until")
+        if not 1 <= max_iterations <= 50:
+            raise ValueError("max_iterations must be between 1 and 50")
+        self.max_iterations = max_iterations
+        self.item = item
         self.budget = {k: v for k, v in (budget or {}).items() if v is not None}
         unknown = set(self.budget) - {"module_cost_budget", "run_cost_budget", "daily_budget", "monthly_budget"}
         if unknown:
@@ -165,8 +208,10 @@ class LLMAgentOperator(BaseOperator):
         self.fallbacks = [dict(f) for f in fallbacks or []]
         self.rate_limit_timeout = rate_limit_timeout
         self.deferrable = deferrable
-        self._upstream_results: dict[str, dict[str, Any]] | None = None
-        self._pulled: dict[str, Any] = {}
+        self._upstream_results: dict[str, Any] | None = None
+        self._by_task_id: dict[str, Any] = {}
+        self._prompt_template: str | None = None
+        self._jinja_env: jinja2.Environment | None = None
 
     # -- upstream results -------------------------------------------------------------------------
 
@@ -186,26 +231,40 @@ class LLMAgentOperator(BaseOperator):
         """
         if parent is self:
             self._expose_upstream_results(context)
+            # Kept raw for repeat_until: every iteration renders the prompt again with ``last``.
+            self._prompt_template = self.prompt
+            self._jinja_env = jinja_env
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
-    def _expose_upstream_results(self, context: Context) -> dict[str, dict[str, Any]]:
-        ti = context["ti"]
+    def _expose_upstream_results(self, context: Context) -> dict[str, Any]:
+        """
+        Put ``results``, ``upstream_text``, ``item``, ``iteration`` and ``last`` into the context.
+
+        A mapped (``for_each``) upstream is a list of result dicts in item order.
+        """
         task_ids = dict.fromkeys([*self.upstream_tasks.values(), *self.critical_upstreams])
-        self._pulled = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in task_ids}
-        results = build_results(self.upstream_tasks, self._pulled)
+        self._by_task_id = upstream_results(self, context, {t: t for t in task_ids})
+        results = {alias: self._by_task_id[task_id] for alias, task_id in self.upstream_tasks.items()}
+        for task_id in self.upstream_tasks.values():
+            results[task_id] = self._by_task_id[task_id]
         self._upstream_results = results
         context["results"] = results  # type: ignore[typeddict-unknown-key]
-        context["upstream_text"] = upstream_text(self.upstream_tasks, results)  # type: ignore[typeddict-unknown-key]
+        context["upstream_text"] = flat_upstream_text(self.upstream_tasks, results)  # type: ignore[typeddict-unknown-key]
+        context["item"] = self.item  # type: ignore[typeddict-unknown-key]
+        context.setdefault("iteration", 1)  # type: ignore[typeddict-item]
+        context.setdefault("last", None)  # type: ignore[typeddict-item]
         return results
 
     def _check_critical_upstreams(self, context: Context) -> None:
         if self._upstream_results is None:
             self._expose_upstream_results(context)
-        missing = [
-            task_id
-            for task_id in self.critical_upstreams
-            if not is_available(build_results({task_id: task_id}, self._pulled)[task_id])
-        ]
+
+        def available(entry: Any) -> bool:
+            if isinstance(entry, list):  # a mapped upstream: every item must have a result
+                return bool(entry) and all(is_available(e) for e in entry)
+            return is_available(entry)
+
+        missing = [task_id for task_id in self.critical_upstreams if not available(self._by_task_id.get(task_id))]
         if missing:
             raise AirflowSkipException(
                 f"critical upstream task(s) {missing} produced no result; "
@@ -378,6 +437,7 @@ class LLMAgentOperator(BaseOperator):
 
     def _execute(self, context: Context) -> dict[str, Any]:
         self._check_critical_upstreams(context)
+        self._check_condition(context)
         _ = self.tool_registry  # import the tools before any paid call
         provider = self.hook.provider
         model = self.model or self.hook.default_model
@@ -416,17 +476,20 @@ class LLMAgentOperator(BaseOperator):
         return self._run_loop(context, state)
 
     def _run_loop(self, context: Context, state: dict[str, Any]) -> dict[str, Any]:
-        while self._advance(context, state) == "call":
-            request = self._build_request(state)
-            if self.deferrable:
-                self._save_state(context, state)
-                self.defer(
-                    trigger=self._build_trigger(request, context, state),
-                    method_name="execute_complete",
-                    kwargs={"state": state},
-                )
-            self._record(context, state, self._call_model(request, context, state))
-        return self._finish(context, state)
+        """Tool rounds until an answer; then validate it and, under ``repeat_until``, maybe go again."""
+        while True:
+            while self._advance(context, state) == "call":
+                request = self._build_request(state)
+                if self.deferrable:
+                    self._save_state(context, state)
+                    self.defer(
+                        trigger=self._build_trigger(request, context, state),
+                        method_name="execute_complete",
+                        kwargs={"state": state},
+                    )
+                self._record(context, state, self._call_model(request, context, state))
+            if not self._complete_answer(context, state):
+                return self._finish(context, state)
 
     def _build_request(self, state: dict[str, Any]) -> LLMRequest:
         return LLMRequest(
@@ -449,7 +512,7 @@ class LLMAgentOperator(BaseOperator):
         calls = Message.from_dict(last).tool_calls
         if not calls:
             return "done"
-        if state["rounds"] >= self.max_rounds:
+        if state["rounds"] - state.get("iteration_start_round", 0) >= self.max_rounds:
             state["stopped"] = "max_rounds"
             self.log.warning(
                 "Agent %s stopped after max_rounds=%d model calls while the model still asked for tools %s; "
@@ -508,14 +571,116 @@ class LLMAgentOperator(BaseOperator):
         )
         self._save_state(context, state)
 
-    def _output(self, text: str) -> Any:
-        if self.output_schema is None:
-            return text
+    # -- control flow -----------------------------------------------------------------------------
+
+    def _expression_names(self, context: Context) -> dict[str, Any]:
+        if self._upstream_results is None:
+            self._expose_upstream_results(context)
+        return {"results": self._upstream_results, "params": plain_params(context.get("params")), "item": self.item}
+
+    def _check_condition(self, context: Context) -> None:
+        """Skip before any model call when ``condition`` is false, leaving the reason in XCom."""
+        expression = compile_checked(self.condition, CONDITION_NAMES, "condition")
+        if expression is None:
+            return
+        names = self._expression_names(context)
+        missing = unavailable_sources(expression, names["results"])
+        if missing:
+            self._skip(context, f"condition {self.condition!r} not evaluated: upstream {missing} produced no result")
         try:
-            return json.loads(text)
-        except ValueError:
-            self.log.warning("Agent %s was asked for structured output but replied with invalid JSON", self.task_id)
-            return text
+            value = expression.evaluate(names)
+        except ExpressionError as exc:
+            # The data does not have the shape the condition expects: retrying would not change it.
+            raise AirflowFailException(f"agent {self.task_id}: condition {self.condition!r} failed: {exc}") from None
+        if not value:
+            self._skip(context, f"condition {self.condition!r} was false")
+        self.log.info("Condition %r is true", self.condition)
+
+    def _skip(self, context: Context, reason: str) -> None:
+        """
+        Skip with ``reason``. The ``return_value`` is a skip record, so that dependants running
+        under ``all_done`` see ``results.<agent>.status == "skipped"`` and its ``reason``.
+        """
+        record = skip_record(reason, task_id=self.task_id, agent=self.agent_meta, **self._item_fields(context))
+        push = getattr(context["ti"], "xcom_push", None)
+        if push is not None:
+            push(key="return_value", value=record)
+        raise AirflowSkipException(reason)
+
+    def _item_fields(self, context: Context) -> dict[str, Any]:
+        map_index = getattr(context["ti"], "map_index", -1)
+        if map_index is None or map_index < 0:
+            return {}
+        return {"item": self.item, "map_index": map_index}
+
+    def _agent_label(self) -> str:
+        module, agent = self.agent_meta.get("module"), self.agent_meta.get("agent")
+        return f"{module}.{agent}" if module and agent else self.task_id
+
+    def _complete_answer(self, context: Context, state: dict[str, Any]) -> bool:
+        """
+        An answer is complete: validate its structure, then decide whether to go round again.
+
+        Returns True when a new iteration was started (a user turn appended), False when done.
+        """
+        messages = state["messages"]
+        final = messages[-1] if messages and messages[-1]["role"] == "assistant" else {}
+        text = final.get("content") or ""
+        if self.output_schema is not None:
+            try:
+                state["output"] = validate_output(text, self.output_schema, self._agent_label())
+            except OutputValidationError:
+                # Paid for and counted, but not kept: the retry asks the model again for this answer.
+                if final:
+                    messages.pop()
+                self._save_state(context, state)
+                raise
+        else:
+            state["output"] = text
+        expression = compile_checked(self.repeat_until, REPEAT_UNTIL_NAMES, "repeat_until")
+        if expression is None:
+            return False
+        iteration = int(state.get("iteration", 1))
+        last = {"text": text, "output": state["output"], "iteration": iteration}
+        names = {**self._expression_names(context), "last": last, "iteration": iteration}
+        try:
+            satisfied = bool(expression.evaluate(names))
+        except ExpressionError as exc:
+            raise AirflowFailException(
+                f"agent {self.task_id}: repeat_until {self.repeat_until!r} failed after iteration {iteration}: {exc}"
+            ) from None
+        if satisfied:
+            self.log.info("repeat_until %r is true after iteration %d", self.repeat_until, iteration)
+            return False
+        if state.get("stopped") == "max_rounds":
+            return False
+        if iteration >= self.max_iterations:
+            state["stopped"] = "max_iterations"
+            self.log.warning(
+                "Agent %s stopped after max_iterations=%d while repeat_until %r was still false; "
+                "returning the last answer",
+                self.task_id,
+                self.max_iterations,
+                self.repeat_until,
+            )
+            return False
+        state["iteration"] = iteration + 1
+        state["iteration_start_round"] = state["rounds"]
+        messages.append(asdict(Message(role="user", content=self._iteration_prompt(context, last, iteration + 1))))
+        self._save_state(context, state)
+        self.log.info(
+            "repeat_until %r is false: iteration %d of at most %d", self.repeat_until, iteration + 1, self.max_iterations
+        )
+        return True
+
+    def _iteration_prompt(self, context: Context, last: dict[str, Any], iteration: int) -> str:
+        """The next turn: a header, then the prompt rendered again with ``last`` and ``iteration``."""
+        prompt = self.prompt
+        if self._prompt_template is not None:
+            ctx = dict(context)
+            ctx.update(last=last, iteration=iteration)
+            prompt = self.render_template(self._prompt_template, ctx, self._jinja_env or self.get_template_env())
+        return f"Iteration {iteration} of at most {self.max_iterations}: revise your previous answer.\n\n{prompt}"
 
     def _finish(self, context: Context, state: dict[str, Any]) -> dict[str, Any]:
         texts = [m["content"] for m in state["messages"] if m["role"] == "assistant" and m.get("content")]
@@ -523,7 +688,7 @@ class LLMAgentOperator(BaseOperator):
         result: dict[str, Any] = {
             "status": "success",
             "text": text,
-            "output": self._output(text),
+            "output": state.get("output", text),
             "provider": state["provider"],
             "model": state["model"],
             "usage": dict(state["usage"]),
@@ -541,6 +706,8 @@ class LLMAgentOperator(BaseOperator):
             "stopped": state["stopped"],
             "task_id": self.task_id,
             "agent": dict(self.agent_meta),
+            "iterations": int(state.get("iteration", 1)),
+            **self._item_fields(context),
         }
         self._clear_state(context)
         return result
