@@ -1,17 +1,35 @@
 """Rate-limit operations of the Redis store (see stores/limits_api.py).
 
-Per rate-limit key, four Redis keys share one hash tag (``{key}``) so that a cluster keeps them on
+Per rate-limit key, three Redis keys share one hash tag (``{key}``) so that a cluster keeps them on
 one slot, which a multi-key Lua script needs:
 
-* ``log``   sorted set, grant id -> grant time (integer microseconds of the server clock);
-* ``tok``   hash, grant id -> tokens (only while some token window is registered);
-* ``meta``  hash: ``keep`` (longest window seen, the log's retention), ``tw`` (the registered token
-  windows), ``c:<w>`` / ``s:<w>`` (per token window: cursor and running total), ``pause``;
+* ``log``   sorted set, grant id -> grant time (integer microseconds of the script clock);
+* ``meta``  hash: ``keep`` (longest window seen: the log's retention), ``pause``, ``np`` (next
+  maintenance), ``lx`` (expiry set on ``lease``), and, once a token window is registered, ``tw``
+  (the registered token windows), ``T`` (running sum of every grant's tokens), per token window
+  ``c:<w>`` (cursor) and ``b:<w>`` (the part of ``T`` from entries at or before the cursor), and
+  one field per grant id holding its tokens (a separate hash would cost one more write per call);
 * ``lease`` sorted set, grant id -> lease expiry.
 
-Request windows are counted with ``ZCOUNT`` (O(log n)); token windows keep a running total that
-each call moves forward over the entries that left the window, so neither grows with the size of a
-day-long log. Each operation is one Lua script that reads ``TIME`` on the server: every worker
+Why it is exact yet cheap (each ``redis.call`` inside a script costs about a microsecond, so the
+script is shaped to make as few as possible on the common path):
+
+* A token window's total is ``T - b:<w>``. Entries only ever leave a window, so with a cursor that
+  lags, ``T - b`` is an upper bound of the true total: when the bound grants, the true total grants
+  too, and the cursor is moved (one ``ZRANGEBYSCORE`` + ``HMGET``) only when the bound would refuse,
+  and during maintenance. A grant adds its tokens to ``T`` alone, whatever the number of windows.
+* A request window's count is at most ``ZCARD(log)`` (O(1)); ``ZCOUNT`` runs only when that bound
+  would refuse. Leases likewise: ``ZCARD(lease)`` counts expired leases too, so expired ones are
+  removed only when the bound would refuse, and during maintenance.
+* Maintenance (at most every ``_MAINT_US`` of the script clock per key) moves every token cursor,
+  prunes what has left the longest window (after the cursors passed it, so no token is lost) and
+  expired leases, and sets the keys' expiries. Keys created between two maintenances are caught by
+  ``ZCARD == 0``, so no key is ever left without an expiry.
+
+On the common path an acquire runs TIME, HMGET, ZCARD x2, ZADD x2 and one HSET: about a third of
+the server time of the previous layout (a ZCOUNT per tier, cursor moves and PEXPIREs on every call).
+
+Each operation is one Lua script (one round trip) that reads ``TIME`` on the server: every worker
 shares that one clock, and the check-and-take is atomic. Times are integer microseconds inside
 the scripts (a Lua double keeps them exact; ``tostring`` would not, hence ``string.format('%d')``).
 """
@@ -19,7 +37,7 @@ the scripts (a Lua double keeps them exact; ``tostring`` would not, hence ``stri
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -37,167 +55,254 @@ end
 
 local function fmt(x) return string.format('%d', x) end
 
-local function token_windows(meta, tw)
+local function split(s)
   local list = {}
-  if tw == nil then tw = redis.call('HGET', meta, 'tw') end
-  if tw then for w in string.gmatch(tw, '[^,]+') do list[#list + 1] = w end end
+  if s then for w in string.gmatch(s, '[^,]+') do list[#list + 1] = w end end
   return list
 end
 
--- Sum of the tokens of the log entries whose time is in (lo, hi].
-local function tokens_between(log, tok, lo, hi)
-  local ids = redis.call('ZRANGEBYSCORE', log, '(' .. fmt(lo), fmt(hi))
+-- Sum of the tokens (grant fields of meta) of the given grant ids.
+local function tokens_of(meta, ids)
   local sum = 0
   for i = 1, #ids, 1000 do
-    local vals = redis.call('HMGET', tok, unpack(ids, i, math.min(i + 999, #ids)))
+    local vals = redis.call('HMGET', meta, unpack(ids, i, math.min(i + 999, #ids)))
     for j = 1, #vals do sum = sum + (tonumber(vals[j]) or 0) end
   end
   return sum
 end
+
+-- Sum of the tokens of the log entries whose time is in (lo, hi] (hi may be '+inf').
+local function tokens_between(log, meta, lo, hi)
+  return tokens_of(meta, redis.call('ZRANGEBYSCORE', log, '(' .. fmt(lo), hi))
+end
 """
 
-_ACQUIRE = _COMMON + r"""
-local log, tok, meta, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+# Maintenance period per key (script clock) and the most log entries one maintenance prunes:
+# bounded so that no single call stalls the server after a long idle gap.
+_MAINT_US = 250_000
+_PRUNE_BATCH = 5000
+
+# The acquire script is generated per policy (tiers + whether it takes a lease), with the tiers'
+# limits and windows written into the code: parsing a tier list and looping over it costs a Lua
+# script several microseconds per call, more than most of the Redis commands it runs. A worker uses
+# a handful of policies, so the server caches a handful of scripts. ``@...@`` marks what is filled in.
+_ACQUIRE_TEMPLATE = _COMMON + r"""
+local log, meta, lease = KEYS[1], KEYS[2], KEYS[3]
 local now = now_us(ARGV[1])
-local tokens = tonumber(ARGV[2])
-local maxc = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local gid = ARGV[5]
+local tokens, gid = tonumber(ARGV[2]), ARGV[3]
 
--- ARGV[6]: one line per tier, "unit<TAB>limit<TAB>window_us<TAB>name" (fewer arguments to encode).
-local tiers = {}
-local head = redis.call('HMGET', meta, 'keep', 'tw', 'pause')
+-- One read for everything the common path needs.
+local head = redis.call('HMGET', meta, 'keep', 'pause', 'np', 'lx', 'T'@FIELDS@)
 local keep = tonumber(head[1] or '0')
-local newkeep = keep
-for unit, limit, w, name in string.gmatch(ARGV[6], '([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t([^\n]*)\n') do
-  local tier = {unit = unit, limit = tonumber(limit), w = tonumber(w), name = name}
-  tiers[#tiers + 1] = tier
-  if tier.w > newkeep then newkeep = tier.w end
-end
-if newkeep ~= keep then redis.call('HSET', meta, 'keep', fmt(newkeep)); keep = newkeep end
+local pause = tonumber(head[2] or '0')
+local np = tonumber(head[3])
+local lx = tonumber(head[4] or '0')
+local T = tonumber(head[5])
+-- Token windows of this policy: window (string, as in field names) -> cursor and b.
+local state = {@STATE@}
 
--- Register new token windows, then move every token window to now.
-local tws = token_windows(meta, head[2])
-local known = {}
-for _, w in ipairs(tws) do known[w] = true end
-local totals = {}
-for _, tier in ipairs(tiers) do
-  local w = fmt(tier.w)
-  if tier.unit == 't' and not known[w] then
-    local cutoff = now - tier.w
-    local total = tokens_between(log, tok, cutoff, now + 1e12)
-    redis.call('HSET', meta, 'c:' .. w, fmt(cutoff), 's:' .. w, fmt(total))
-    tws[#tws + 1] = w
-    known[w] = true
-    redis.call('HSET', meta, 'tw', table.concat(tws, ','))
-  end
-end
-for _, w in ipairs(tws) do
-  local state = redis.call('HMGET', meta, 'c:' .. w, 's:' .. w)
-  local cursor, total = tonumber(state[1]), tonumber(state[2])
+-- Fields of meta to write, sent as one HSET at the end.
+local put, tdirty = {}, false
+local function set(f, v) put[#put + 1] = f; put[#put + 1] = v end
+
+local function advance(w, st)
   local cutoff = now - tonumber(w)
-  if cutoff > cursor then
-    total = total - tokens_between(log, tok, cursor, cutoff)
-    redis.call('HSET', meta, 'c:' .. w, fmt(cutoff), 's:' .. w, fmt(total))
+  if cutoff > st.c then
+    st.b = st.b + tokens_between(log, meta, st.c, fmt(cutoff))
+    st.c = cutoff
+    st.dirty = true
   end
-  totals[w] = total
 end
 
--- Prune what has left the longest window.
-local old = now - keep
-if keep > 0 then
-  if #tws > 0 then
-    local gone = redis.call('ZRANGEBYSCORE', log, '-inf', fmt(old))
-    for i = 1, #gone, 1000 do redis.call('HDEL', tok, unpack(gone, i, math.min(i + 999, #gone))) end
+if keep < @KEEP@ then keep = @KEEP@; set('keep', '@KEEP@') end
+
+-- Register new token windows: cursor at the window's start, total read off the log once.
+local registered = nil
+for w, st in pairs(state) do
+  if st.c == nil or st.b == nil then
+    if T == nil then T = 0; tdirty = true end
+    st.c = now - tonumber(w)
+    st.b = T - tokens_between(log, meta, st.c, '+inf')
+    st.dirty = true
+    if registered == nil then registered = split(redis.call('HGET', meta, 'tw')) end
+    local found = false
+    for _, r in ipairs(registered) do if r == w then found = true end end
+    if not found then registered[#registered + 1] = w; set('tw', table.concat(registered, ',')) end
   end
-  redis.call('ZREMRANGEBYSCORE', log, '-inf', fmt(old))
 end
 
-local wait, reason = 0, false
-for _, tier in ipairs(tiers) do
-  local cutoff = now - tier.w
-  local tw = 0
-  if tier.unit == 'r' then
-    local c = redis.call('ZCOUNT', log, '(' .. fmt(cutoff), '+inf')
-    if c + 1 > tier.limit then
-      local rank = redis.call('ZCARD', log) - tier.limit
-      local e = redis.call('ZRANGE', log, rank, rank, 'WITHSCORES')
-      tw = tonumber(e[2]) + tier.w - now
+-- Maintenance: move every cursor, then prune what they have all passed, then expired leases.
+local maint = np == nil or now >= np or np - now > @MAINT@
+if maint then
+  local nextm = now + @MAINT@
+  if T ~= nil then
+    if registered == nil then registered = split(redis.call('HGET', meta, 'tw')) end
+    local miss, f = {}, {}
+    for _, w in ipairs(registered) do
+      if not state[w] then miss[#miss + 1] = w; f[#f + 1] = 'c:' .. w; f[#f + 1] = 'b:' .. w end
     end
-  else
-    local total = totals[fmt(tier.w)]
-    if tokens > tier.limit then
-      tw = -1
-    elseif total + tokens > tier.limit then
-      local excess = total + tokens - tier.limit
-      local freed, offset = 0, 0
-      tw = tier.w
-      while true do
-        local ids = redis.call('ZRANGEBYSCORE', log, '(' .. fmt(cutoff), '+inf', 'WITHSCORES', 'LIMIT', offset, 200)
-        if #ids == 0 then break end
-        local done = false
-        for i = 1, #ids, 2 do
-          freed = freed + (tonumber(redis.call('HGET', tok, ids[i])) or 0)
-          if freed >= excess then tw = tonumber(ids[i + 1]) + tier.w - now; done = true; break end
-        end
-        if done then break end
-        offset = offset + 200
+    if #f > 0 then
+      local cb = redis.call('HMGET', meta, unpack(f))
+      for i, w in ipairs(miss) do
+        if cb[2 * i - 1] and cb[2 * i] then state[w] = {c = tonumber(cb[2 * i - 1]), b = tonumber(cb[2 * i])} end
       end
     end
+    for w, st in pairs(state) do advance(w, st) end
   end
-  if tw < 0 then return {0, now, -1, tier.name} end
-  if tw > wait then wait, reason = tw, tier.name end
+  if keep > 0 then
+    local gone = redis.call('ZRANGEBYSCORE', log, '-inf', fmt(now - keep), 'LIMIT', 0, @PRUNE@)
+    if #gone > 0 then
+      if T ~= nil then
+        for i = 1, #gone, 1000 do redis.call('HDEL', meta, unpack(gone, i, math.min(i + 999, #gone))) end
+      end
+      redis.call('ZREMRANGEBYRANK', log, 0, #gone - 1)
+      if #gone >= @PRUNE@ then nextm = now end
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', lease, '-inf', fmt(now))
+  set('np', fmt(nextm))
 end
 
-redis.call('ZREMRANGEBYSCORE', lease, '-inf', fmt(now))
-if maxc > 0 then
-  local held = redis.call('ZCARD', lease)
-  if held >= maxc then
-    local first = redis.call('ZRANGE', lease, 0, 0, 'WITHSCORES')
-    local tw = tonumber(first[2]) - now
-    if tw > wait then wait, reason = tw, 'concurrency' end
+local n_log = 0
+if keep > 0 then n_log = redis.call('ZCARD', log) end
+
+local function finish(res)
+  for w, st in pairs(state) do
+    if st.dirty then set('c:' .. w, fmt(st.c)); set('b:' .. w, fmt(st.b)) end
+  end
+  if tdirty then set('T', fmt(T)) end
+  if #put > 0 then redis.call('HSET', meta, unpack(put)) end
+  -- Expiries: at maintenance, and whenever this call may have created the log.
+  if maint or (keep > 0 and n_log == 0) then
+    local idle_ms = math.floor(math.max(keep, pause - now) / 1000) + 60000
+    if keep > 0 then redis.call('PEXPIRE', log, idle_ms) end
+    redis.call('PEXPIRE', meta, idle_ms)
+  end
+  return res
+end
+
+-- Seconds until a token window could take ``tokens``: its total is T - b, an upper bound while
+-- the cursor lags, so the cursor is moved only when the bound alone would refuse.
+local function token_wait(ws, w, limit)
+  local st = state[ws]
+  if T - st.b + tokens > limit then advance(ws, st) end
+  local excess = T - st.b + tokens - limit
+  if excess <= 0 then return 0 end
+  local cutoff, freed, offset = '(' .. fmt(now - w), 0, 0
+  while true do
+    local ids = redis.call('ZRANGEBYSCORE', log, cutoff, '+inf', 'WITHSCORES', 'LIMIT', offset, 200)
+    if #ids == 0 then return w end
+    local names = {}
+    for i = 1, #ids, 2 do names[#names + 1] = ids[i] end
+    local vals = redis.call('HMGET', meta, unpack(names))
+    for j = 1, #names do
+      freed = freed + (tonumber(vals[j]) or 0)
+      if freed >= excess then return tonumber(ids[2 * j]) + w - now end
+    end
+    offset = offset + 200
   end
 end
 
-local pause = tonumber(head[3] or '0')
+-- Same for a request window: its count is at most ZCARD(log), so ZCOUNT runs only when that would refuse.
+local function request_wait(w, limit)
+  if n_log < limit then return 0 end
+  if redis.call('ZCOUNT', log, '(' .. fmt(now - w), '+inf') < limit then return 0 end
+  local e = redis.call('ZRANGE', log, -limit, -limit, 'WITHSCORES')
+  return tonumber(e[2]) + w - now
+end
+
+-- Tiers (reason = the tier's position in the policy).
+local wait, reason = 0, false
+local tw
+@CHECKS@
+@LEASE_CHECK@
 if pause - now > wait then wait, reason = pause - now, 'paused' end
+if wait > 0 then return finish({0, now, wait, reason}) end
 
-if wait > 0 then return {0, now, wait, reason} end
-
-local idle_ms = math.floor(math.max(keep, pause - now) / 1000) + 60000
 if keep > 0 then
   redis.call('ZADD', log, fmt(now), gid)
-  redis.call('PEXPIRE', log, idle_ms)
-  if #tws > 0 then
-    redis.call('HSET', tok, gid, tokens)
-    redis.call('PEXPIRE', tok, idle_ms)
-    for _, w in ipairs(tws) do redis.call('HINCRBY', meta, 's:' .. w, tokens) end
-  end
+  if T ~= nil and tokens ~= 0 then set(gid, fmt(tokens)); T = T + tokens; tdirty = true end
 end
-redis.call('PEXPIRE', meta, idle_ms)
-if maxc > 0 then
-  redis.call('ZADD', lease, fmt(now + ttl), gid)
-  local ttl_ms = math.floor(ttl / 1000) + 1000
-  if redis.call('PTTL', lease) < ttl_ms then redis.call('PEXPIRE', lease, ttl_ms) end
-end
-return {1, now, 0, false}
+@LEASE_TAKE@
+return finish({1, now})
 """
 
+# Concurrency: ZCARD(lease) also counts expired leases, so they are removed only when it would refuse.
+_LEASE_CHECK = r"""
+local maxc, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n_lease = redis.call('ZCARD', lease)
+if n_lease >= maxc and not maint then
+  redis.call('ZREMRANGEBYSCORE', lease, '-inf', fmt(now))
+  n_lease = redis.call('ZCARD', lease)
+end
+if n_lease >= maxc then
+  local first = redis.call('ZRANGE', lease, 0, 0, 'WITHSCORES')
+  tw = tonumber(first[2]) - now
+  if tw > wait then wait, reason = tw, 'concurrency' end
+end
+"""
+
+# lx: the expiry last given to the lease key (script clock), always past every lease in it.
+_LEASE_TAKE = r"""
+redis.call('ZADD', lease, fmt(now + ttl), gid)
+if n_lease == 0 or now + ttl > lx then
+  redis.call('PEXPIRE', lease, math.floor(ttl / 1000) + 60000)
+  set('lx', fmt(now + ttl + 60000000))
+end
+"""
+
+
+@lru_cache(maxsize=256)
+def _acquire_script(spec: tuple[tuple[str, int, int], ...], lease: bool) -> str:
+    """The acquire script for one policy: ``spec`` is (unit, limit, window in µs) per tier."""
+    windows = sorted({w for unit, _, w in spec if unit == "tokens"})
+    fields = "".join(f", 'c:{w}', 'b:{w}'" for w in windows)
+    state = ", ".join(f"['{w}'] = {{c = tonumber(head[{6 + 2 * i}]), b = tonumber(head[{7 + 2 * i}])}}"
+                      for i, w in enumerate(windows))
+    checks = []
+    for i, (unit, limit, w) in enumerate(spec, start=1):
+        if unit == "tokens":
+            checks.append(f"if tokens > {limit} then return finish({{0, now, -1, {i}}}) end\n"
+                          f"tw = token_wait('{w}', {w}, {limit})")
+        else:
+            checks.append(f"tw = request_wait({w}, {limit})")
+        checks.append(f"if tw > wait then wait, reason = tw, {i} end")
+    lua = _ACQUIRE_TEMPLATE
+    for marker, value in (
+        ("@FIELDS@", fields), ("@STATE@", state), ("@KEEP@", str(max((w for *_, w in spec), default=0))),
+        ("@MAINT@", str(_MAINT_US)), ("@PRUNE@", str(_PRUNE_BATCH)), ("@CHECKS@", "\n".join(checks)),
+        ("@LEASE_CHECK@", _LEASE_CHECK if lease else ""), ("@LEASE_TAKE@", _LEASE_TAKE if lease else ""),
+    ):
+        lua = lua.replace(marker, value)
+    return lua
+
+
 _SETTLE = _COMMON + r"""
-local log, tok, meta = KEYS[1], KEYS[2], KEYS[3]
+local log, meta = KEYS[1], KEYS[2]
 local gid, actual = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('ZSCORE', log, gid)
 if not t then return 0 end
 t = tonumber(t)
-local tws = token_windows(meta)
+local h = redis.call('HMGET', meta, 'tw', 'T', gid)
+local tws = split(h[1])
 if #tws == 0 then return 0 end
-local delta = actual - (tonumber(redis.call('HGET', tok, gid)) or 0)
-if delta ~= 0 then
-  redis.call('HSET', tok, gid, actual)
-  for _, w in ipairs(tws) do
-    if t > tonumber(redis.call('HGET', meta, 'c:' .. w)) then redis.call('HINCRBY', meta, 's:' .. w, delta) end
-  end
+-- Left every token window by the latest grant: nothing to correct (as if already pruned).
+local maxw = 0
+for _, w in ipairs(tws) do maxw = math.max(maxw, tonumber(w)) end
+local latest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+if t <= tonumber(latest[2]) - maxw then return 0 end
+local delta = actual - (tonumber(h[3]) or 0)
+if delta == 0 then return 0 end
+local f = {}
+for _, w in ipairs(tws) do f[#f + 1] = 'c:' .. w; f[#f + 1] = 'b:' .. w end
+local cb = redis.call('HMGET', meta, unpack(f))
+local put = {gid, fmt(actual), 'T', fmt((tonumber(h[2]) or 0) + delta)}
+for i, w in ipairs(tws) do
+  local c, b = tonumber(cb[2 * i - 1]), tonumber(cb[2 * i])
+  -- A window whose cursor has passed the entry holds it in b: the correction must not count there.
+  if c and b and t <= c then put[#put + 1] = 'b:' .. w; put[#put + 1] = fmt(b + delta) end
 end
+redis.call('HSET', meta, unpack(put))
 return delta
 """
 
@@ -222,18 +327,22 @@ return {tonumber(redis.call('HGET', KEYS[1], 'pause') or '0'), now_us('')}
 
 
 def _us(seconds: float) -> int:
-    return int(round(seconds * _US))
+    return round(seconds * _US)
 
 
 @lru_cache(maxsize=256)
-def _tier_spec(tiers: tuple[Tier, ...]) -> str:
-    """The tiers as one script argument; cached because a worker repeats the same policy."""
-    for tier in tiers:
-        if any(c in tier.name for c in "\t\n"):
-            raise ValueError(f"tier name {tier.name!r} must not contain tabs or newlines")
-    return "".join(
-        f"{'r' if t.unit == 'requests' else 't'}\t{int(t.limit)}\t{_us(t.window_s)}\t{t.name}\n" for t in tiers
-    )
+def _policy(tiers: tuple[Tier, ...], lease: bool) -> tuple[str, str, tuple[str, ...]]:
+    """(script name, script, tier names) for one policy; cached because a worker repeats its policies."""
+    spec = tuple((t.unit, int(t.limit), _us(t.window_s)) for t in tiers)
+    name = "rl_acquire:" + repr((spec, lease))
+    return name, _acquire_script(spec, lease), tuple(t.name for t in tiers)
+
+
+def _reason(reason: int | bytes | str, names: tuple[str, ...]) -> str:
+    """A refused call's reason: a tier's position in the policy, or a word the script returns."""
+    if isinstance(reason, int):
+        return names[reason - 1]
+    return reason.decode() if isinstance(reason, bytes) else reason
 
 
 class RedisLimitsMixin:
@@ -246,7 +355,7 @@ class RedisLimitsMixin:
             if len(cache) > 10_000:
                 cache.clear()
             tag = "{" + key + "}"
-            keys = cache[key] = [self._key("rl", tag, part) for part in ("log", "tok", "meta", "lease")]  # type: ignore[attr-defined]
+            keys = cache[key] = [self._key("rl", tag, part) for part in ("log", "meta", "lease")]  # type: ignore[attr-defined]
         return keys
 
     def store_time(self) -> float:
@@ -265,44 +374,44 @@ class RedisLimitsMixin:
     ) -> Grant:
         if max_concurrent is not None and max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
-        gid = uuid.uuid4().hex
-        args: list[object] = [
-            "" if now is None else _us(now),
-            int(tokens),
-            0 if max_concurrent is None else int(max_concurrent),
-            _us(lease_ttl_s),
-            gid,
-            _tier_spec(tuple(tiers)),
-        ]
+        if tokens < 0:  # the script's token bounds rely on entries never being negative
+            raise ValueError(f"tokens must be >= 0, got {tokens}")
+        gid = os.urandom(12).hex()  # 96 random bits; cheaper than uuid4 on the client
+        lease = max_concurrent is not None
+        name, lua, names = _policy(tuple(tiers), lease)
+        args: list[object] = ["" if now is None else _us(now), int(tokens), gid]
+        if lease:
+            args += [int(max_concurrent), _us(lease_ttl_s)]  # type: ignore[arg-type]
         with self._guard():  # type: ignore[attr-defined]
-            granted, at_us, wait_us, reason = self._script("rl_acquire", _ACQUIRE)(  # type: ignore[attr-defined]
-                keys=self._rl_keys(key), args=args
-            )
-        at = at_us / _US
-        if granted:
+            res = self._script(name, lua)(keys=self._rl_keys(key), args=args)  # type: ignore[attr-defined]
+        at = res[1] / _US
+        if res[0]:
             return Grant(True, gid, 0.0, at, None)
+        wait_us, reason = res[2], res[3]
         wait = math.inf if wait_us < 0 else wait_us / _US
-        return Grant(False, None, wait, at, reason.decode() if isinstance(reason, bytes) else reason)
+        return Grant(False, None, wait, at, _reason(reason, names))
 
     def settle(self, key: str, grant_id: str, actual_tokens: int) -> int:
-        keys = self._rl_keys(key)[:3]
+        if actual_tokens < 0:
+            raise ValueError(f"actual_tokens must be >= 0, got {actual_tokens}")
+        keys = self._rl_keys(key)[:2]
         with self._guard():  # type: ignore[attr-defined]
             return int(self._script("rl_settle", _SETTLE)(keys=keys, args=[grant_id, int(actual_tokens)]))  # type: ignore[attr-defined]
 
     def release(self, key: str, grant_id: str) -> bool:
         # A single ZREM is atomic by itself; no script needed.
         with self._guard():  # type: ignore[attr-defined]
-            return bool(self._redis.zrem(self._rl_keys(key)[3], grant_id))  # type: ignore[attr-defined]
+            return bool(self._redis.zrem(self._rl_keys(key)[2], grant_id))  # type: ignore[attr-defined]
 
     def penalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
         if (until is None) == (delay_s is None):
             raise ValueError("penalize needs exactly one of until or delay_s")
         args = [_us(until), ""] if until is not None else ["", _us(delay_s)]  # type: ignore[arg-type]
-        meta = self._rl_keys(key)[2]
+        meta = self._rl_keys(key)[1]
         with self._guard():  # type: ignore[attr-defined]
             return int(self._script("rl_penalize", _PENALIZE)(keys=[meta], args=args)) / _US  # type: ignore[attr-defined]
 
     def paused_until(self, key: str) -> float | None:
         with self._guard():  # type: ignore[attr-defined]
-            pause, now = self._script("rl_paused", _PAUSED)(keys=[self._rl_keys(key)[2]])  # type: ignore[attr-defined]
+            pause, now = self._script("rl_paused", _PAUSED)(keys=[self._rl_keys(key)[1]])  # type: ignore[attr-defined]
         return pause / _US if pause > now else None
