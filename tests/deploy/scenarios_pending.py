@@ -6,7 +6,10 @@ Run them explicitly, on their own stack::
 
     pytest -m distributed tests/deploy/scenarios_pending.py
 
-Rename the file to ``test_scenarios.py`` once the wiring lands. Each scenario runs across both
+Status after the guarded pipeline landed (3e7cca4/d2c941c): the budget and SIGKILL scenarios pass;
+the rate-limit one does not yet (see its docstring). Rename the file to ``test_scenarios.py`` (or
+move the passing tests into ``test_distributed.py``) when CI time allows: this module adds about
+3.5 minutes (its own stack, then three runs). Each scenario runs across both
 Celery workers, so every limit must hold across processes, which only the Redis store can do.
 """
 
@@ -37,7 +40,11 @@ def _ledger_entries(stack: LocalDeployment, dag_id: str, run_id: str) -> list:
 
 
 def test_rate_limit_holds_across_both_workers(stack: LocalDeployment) -> None:
-    """36 agents under 30 requests/minute: no 60-second window of the server's log holds more than 30."""
+    """36 agents under 30 requests/minute: no 60-second window of the server's log holds more than 30.
+
+    Not passing yet: one run ended ``failed`` under load; an isolated run succeeded but the server
+    answered 51 successful calls for 36 single-call agents, so some calls are sent twice.
+    """
     stack.llm.reset()
     run_id = stack.trigger("deploy_rate_limited")
     assert stack.wait("deploy_rate_limited", run_id, timeout=600) == "success"
