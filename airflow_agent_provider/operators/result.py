@@ -264,7 +264,7 @@ def compile_result(
             "cost_known": result.get("cost_known", cost is not None),
             "rounds": result.get("rounds"),
             "latency_s": result.get("latency_s"),
-            "output": result.get("output", result.get("text")) if status == "success" else None,
+            "output": result.get("output", result.get("text")),
             "duration_s": result.get("duration_s", durations.get(task_id)),
             "stopped": result.get("stopped"),
             "iterations": result.get("iterations"),
