@@ -323,7 +323,9 @@ def format_table(result: Mapping[str, Any]) -> str:
         cost = "unknown" if a["cost_usd"] is None and a["status"] == "success" else f"{a['cost_usd'] or 0:.6f}"
         rows.append(
             (
-                task_id + ("" if a["critical"] else " (optional)"),
+                task_id
+                + (f" [{len(a['items'])} item{'' if len(a['items']) == 1 else 's'}]" if a.get("items") is not None else "")
+                + ("" if a["critical"] else " (optional)"),
                 a["status"],
                 a["model"] or "-",
                 str(a["usage"]["input_tokens"]),

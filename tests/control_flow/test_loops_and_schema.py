@@ -102,6 +102,7 @@ def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(tm
     assert agents["Loops.until_max"]["output"] == {"done": False} and agents["Loops.until_max"]["rounds"] == 3
     # Deferred: each iteration goes through the trigger and comes back.
     assert len(requests_with(stats, "LOOP-DEFER")) == 2 and agents["Loops.deferred_loop"]["iterations"] == 2
+    assert len(requests_with(stats, "LOOP-DEFER it=2")) == 1  # re-rendered after resuming from the trigger
     # Retry resumes from task_state_store: iteration 1 is not paid again.
     assert states["Loops.resumed_loop"] == "success"
     assert len(requests_with(stats, "LOOP-RESUME it=1")) == 1

@@ -143,3 +143,39 @@ def test_compile_result_aggregates_mapped_items_and_explains_skips():
     assert res["agents"]["I.find"]["duration_s"] == 2.0 and res["agents"]["I.find"]["mapped"] is False
     assert res["outcome"] == "partial"  # only the optional mapped agent failed
     assert res["totals"]["usage"]["input_tokens"] == 20
+
+
+class _TI:
+    """Answers xcom_pull from a dict and records pushes (the items task runs without a DAG here)."""
+
+    def __init__(self, xcoms):
+        self.xcoms, self.pushed = xcoms, {}
+
+    def xcom_pull(self, task_ids, **_):
+        return self.xcoms.get(task_ids)
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def _items(expression, xcoms, params=None):
+    from airflow_agent_provider.operators.control_flow import ForEachItemsOperator
+
+    op = ForEachItemsOperator(
+        task_id="each__items", expression=expression, upstream_tasks={"src": "M.src"}, agent_task_id="M.each"
+    )
+    ti = _TI(xcoms)
+    return op.execute({"ti": ti, "run_id": "r", "params": params or {}}), ti.pushed
+
+
+def test_items_task_lists_empty_lists_missing_upstreams_and_bad_values():
+    src = {"status": "success", "text": "", "output": {"xs": ["a", "b"], "n": 3}}
+    assert _items("results.src.output.xs", {"M.src": src}) == (["a", "b"], {})
+    assert _items("results.src.output.xs[:params.k]", {"M.src": src}, {"k": 1})[0] == ["a"]
+    assert _items("[]", {"M.src": src}) == ([], {"skip_reason": "for_each '[]' gave an empty list"})
+    items, pushed = _items("results.src.output.xs", {})  # a failed optional upstream (all_done)
+    assert items == [] and "upstream ['src'] produced no result" in pushed["skip_reason"]
+    with pytest.raises(ValueError, match=r"agent M.each: for_each 'results.src.output.n' must give a list, got int"):
+        _items("results.src.output.n", {"M.src": src})
+    with pytest.raises(ValueError, match=r"agent M.each: for_each 'results.src.output.missing' failed"):
+        _items("results.src.output.missing", {"M.src": src})
