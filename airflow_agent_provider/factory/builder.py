@@ -38,13 +38,21 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup
 
-from airflow_agent_provider.definitions import AgentSpec, BudgetGateSpec, ModuleSpec, Workflow
+from airflow_agent_provider.definitions import (
+    AgentSpec,
+    BudgetGateSpec,
+    ModuleSpec,
+    Workflow,
+)
 from airflow_agent_provider.definitions.models import default_asset_uri
 from airflow_agent_provider.factory.pools import agent_pool
 from airflow_agent_provider.factory.trigger_rules import gate_for
 from airflow_agent_provider.operators.agent import LLMAgentOperator
 from airflow_agent_provider.operators.control_flow import ForEachItemsOperator
-from airflow_agent_provider.operators.result import RESULT_TASK_ID, WorkflowResultOperator
+from airflow_agent_provider.operators.result import (
+    RESULT_TASK_ID,
+    WorkflowResultOperator,
+)
 from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
 from airflow_agent_provider.sensors.budget import CostBudgetSensor
 

@@ -24,7 +24,11 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
-from airflow_agent_provider.definitions import Problem, WorkflowDefinitionError, load_workflows
+from airflow_agent_provider.definitions import (
+    Problem,
+    WorkflowDefinitionError,
+    load_workflows,
+)
 from airflow_agent_provider.factory.builder import build_dag
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,7 @@ class InvalidWorkflowDefinitions(ValueError):
 class _InvalidDefinitionsDag(DAG):
     """Never runs: exists only so that DagBag records the definition errors as an import error."""
 
-    def validate(self) -> None:  # noqa: D102 - see module docstring
+    def validate(self) -> None:
         raise InvalidWorkflowDefinitions(self.doc_md)
 
 

@@ -20,7 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
+from airflow_agent_provider.definitions.expressions import (
+    Expression,
+    ExpressionError,
+    compile_expression,
+)
 from airflow_agent_provider.llm.prompt import build_results, is_available, upstream_text
 
 if TYPE_CHECKING:
@@ -161,7 +165,7 @@ class ForEachItemsOperator(BaseOperator):
         if isinstance(items, tuple):
             items = list(items)
         if not isinstance(items, list):
-            raise ValueError(
+            raise TypeError(
                 f"agent {self.agent_task_id}: for_each {self.expression!r} must give a list, "
                 f"got {type(items).__name__}: {items!r:.200}"
             )
@@ -240,7 +244,7 @@ def is_mapped_upstream(task: BaseOperator, task_id: str) -> bool:
         return False
     try:
         return bool(task.dag.get_task(task_id).is_mapped)
-    except Exception:  # an upstream outside the DAG: treat as a plain task
+    except Exception:  # noqa: BLE001 - an upstream outside the DAG: treat it as a plain task
         return False
 
 
@@ -257,9 +261,9 @@ def pull_mapped(ti: Any, task_id: str, run_id: str) -> list[Any]:
 
 
 __all__ = [
+    "SKIP_REASON_KEY",
     "ForEachItemsOperator",
     "OutputValidationError",
-    "SKIP_REASON_KEY",
     "compile_checked",
     "plain_params",
     "skip_record",

@@ -411,7 +411,7 @@ class WorkflowResultOperator(BaseOperator):
         """
         try:
             return [dict(row) for row in ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=run_id)]
-        except Exception as exc:  # an older API server: states still work, durations are unknown
+        except Exception as exc:  # noqa: BLE001 - an older API server: states still work, durations unknown
             log.debug("No task breadcrumbs (%s); durations of this run are unknown", exc)
             return None
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_agent_provider.operators.result import RESULT_TASK_ID
 from airflow_agent_provider.factory import build_dag
+from airflow_agent_provider.operators.result import RESULT_TASK_ID
 from tests.control_flow._support import requests_with, workflow_from
 from tests.fixtures.airflow_env import task_states, xcom_result
 

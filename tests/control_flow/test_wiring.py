@@ -6,14 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from airflow_agent_provider.definitions import load_workflow
 from airflow_agent_provider.factory import build_dag
 from airflow_agent_provider.factory.builder import upstream_aliases
 from airflow_agent_provider.operators.agent import LLMAgentOperator
-from airflow_agent_provider.operators.control_flow import OutputValidationError, flat_upstream_text, validate_output
+from airflow_agent_provider.operators.control_flow import (
+    OutputValidationError,
+    flat_upstream_text,
+    validate_output,
+)
 from airflow_agent_provider.operators.result import RESULT_TASK_ID, compile_result
 from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
 from airflow_agent_provider.resilience.classify import classify
-from airflow_agent_provider.definitions import load_workflow
 from tests.control_flow._support import workflow_from
 
 EXAMPLE = Path(__file__).parents[2] / "dags" / "workflows" / "inventory_compliance.yaml"
@@ -175,7 +179,7 @@ def test_items_task_lists_empty_lists_missing_upstreams_and_bad_values():
     assert _items("[]", {"M.src": src}) == ([], {"skip_reason": "for_each '[]' gave an empty list"})
     items, pushed = _items("results.src.output.xs", {})  # a failed optional upstream (all_done)
     assert items == [] and "upstream ['src'] produced no result" in pushed["skip_reason"]
-    with pytest.raises(ValueError, match=r"agent M.each: for_each 'results.src.output.n' must give a list, got int"):
+    with pytest.raises(TypeError, match=r"agent M.each: for_each 'results.src.output.n' must give a list, got int"):
         _items("results.src.output.n", {"M.src": src})
     with pytest.raises(ValueError, match=r"agent M.each: for_each 'results.src.output.missing' failed"):
         _items("results.src.output.missing", {"M.src": src})
