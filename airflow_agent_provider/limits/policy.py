@@ -25,6 +25,13 @@ class RateLimitPolicy:
     A provider enforces several limits at once (per minute, per day, tokens), so one acquisition
     must satisfy all of them; ``tiers()`` lists them for the store. ``lease_ttl_s`` bounds how long
     a concurrency slot stays taken when its holder dies without releasing it.
+
+    ``window_margin_s`` lengthens every window: the limiter counts a request when its permit is
+    granted, the provider when the request *arrives*, and the delay between the two varies (process
+    scheduling, connection set-up, a loaded worker). Without a margin, requests granted late in one
+    window and requests that arrived late from its start can meet in one window on the provider's
+    side and exceed the limit there. The margin must exceed that variation; 2 s costs a per-minute
+    limit about 3 % of its throughput.
     """
 
     requests_per_minute: int | None = None
@@ -33,6 +40,7 @@ class RateLimitPolicy:
     tokens_per_minute: int | None = None
     max_concurrent: int | None = None
     lease_ttl_s: float = 600.0
+    window_margin_s: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute",
@@ -44,6 +52,8 @@ class RateLimitPolicy:
                 raise ValueError(f"rate limit {name} must be a positive integer, got {value!r}")
         if not self.lease_ttl_s > 0:
             raise ValueError(f"rate limit lease_ttl_s must be > 0, got {self.lease_ttl_s!r}")
+        if not self.window_margin_s >= 0:
+            raise ValueError(f"rate limit window_margin_s must be >= 0, got {self.window_margin_s!r}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | str | None) -> RateLimitPolicy:
@@ -69,7 +79,7 @@ class RateLimitPolicy:
         for name, value in data.items():
             if value is None:
                 continue
-            if name == "lease_ttl_s":
+            if name in ("lease_ttl_s", "window_margin_s"):
                 values[name] = float(value)
             elif isinstance(value, float) and value.is_integer():
                 values[name] = int(value)
@@ -86,12 +96,13 @@ class RateLimitPolicy:
         merged: dict[str, Any] = {}
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            merged[f.name] = b if a is None else a if b is None else min(a, b)
+            stricter = max if f.name == "window_margin_s" else min
+            merged[f.name] = b if a is None else a if b is None else stricter(a, b)
         return replace(self, **merged)
 
     def tiers(self) -> list[Tier]:
         return [
-            Tier(name, getattr(self, name), window, unit)  # type: ignore[arg-type]
+            Tier(name, getattr(self, name), window + self.window_margin_s, unit)  # type: ignore[arg-type]
             for name, window, unit in _TIERS
             if getattr(self, name) is not None
         ]

@@ -68,10 +68,14 @@ def test_policy_from_mapping_and_tiers():
         {"requests_per_minute": 500, "requests_per_hour": 20000, "requests_per_day": 200000,
          "tokens_per_minute": 200000, "max_concurrent": 8}
     )
+    # every window is lengthened by the safety margin (default 2 s) for the grant-to-arrival delay
     assert policy.tiers() == [
-        Tier("requests_per_minute", 500, 60.0), Tier("requests_per_hour", 20000, 3600.0),
-        Tier("requests_per_day", 200000, 86400.0), Tier("tokens_per_minute", 200000, 60.0, "tokens"),
+        Tier("requests_per_minute", 500, 62.0), Tier("requests_per_hour", 20000, 3602.0),
+        Tier("requests_per_day", 200000, 86402.0), Tier("tokens_per_minute", 200000, 62.0, "tokens"),
     ]
+    exact = RateLimitPolicy.from_mapping({"requests_per_minute": 5, "window_margin_s": 0})
+    assert exact.tiers() == [Tier("requests_per_minute", 5, 60.0)]
+    assert exact.merge(policy).window_margin_s == 2.0  # the larger margin is the safer one
     assert policy.max_concurrent == 8 and policy.lease_ttl_s == 600.0
     assert RateLimitPolicy.from_mapping('{"requests_per_minute": 5, "lease_ttl_s": 30}') == RateLimitPolicy(
         requests_per_minute=5, lease_ttl_s=30.0)
