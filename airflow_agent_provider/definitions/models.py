@@ -53,7 +53,7 @@ ParamName = Annotated[str, StringConstraints(pattern=PARAM_NAME_PATTERN)]
 AssetUri = Annotated[str, StringConstraints(pattern=ASSET_URI_PATTERN, max_length=1500)]
 
 # The names each expression field may read (see :mod:`.expressions` for the syntax).
-CONDITION_NAMES = frozenset({"results", "params"})
+CONDITION_NAMES = frozenset({"results", "params", "item"})
 FOR_EACH_NAMES = frozenset({"results", "params"})
 REPEAT_UNTIL_NAMES = frozenset({"last", "iteration", "params", "results", "item"})
 # Names a prompt may use besides ``results``/``upstream_text`` and Airflow's own template context.

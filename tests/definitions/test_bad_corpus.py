@@ -123,8 +123,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "condition_unknown_name.yaml": [
         "modules.Inventory.agents[1].condition",
-        "unknown name 'result' (allowed names: params, results); did you mean 'results'? (column 5)",
-        "modules.Inventory.agents[2].condition: invalid expression 'item.qty > 0': unknown name 'item'",
+        "unknown name 'result' (allowed names: item, params, results); did you mean 'results'? (column 5)",
+    ],
+    "condition_item_without_for_each.yaml": [
+        "modules.Inventory.agents[1].condition",
+        "uses item but the agent has no for_each",
     ],
     "unknown_param_reference.yaml": [
         "modules.Inventory.agents[0].prompt: prompt uses params.regoin but the workflow declares no param 'regoin'",
