@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from airflow_agent_provider.limits.policy import RateLimitPolicy
+from airflow_agent_provider.resilience.fallback import FallbackTarget
 
 
 @dataclass(frozen=True)
@@ -42,19 +43,6 @@ class RateLimitRule:
 
 
 @dataclass(frozen=True)
-class CallTarget:
-    """Where a call goes: the primary model or one of its fallbacks."""
-
-    provider: str
-    model: str
-    llm_conn_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.provider}/{self.model}"
-
-
-@dataclass(frozen=True)
 class GuardConfig:
     """Everything that applies to the model calls of one agent task instance."""
 
@@ -77,7 +65,7 @@ class GuardConfig:
     call_retries: dict[str, Any] = field(default_factory=dict)
     #: ``BreakerConfig`` mapping, or None to call without a circuit breaker.
     breaker: dict[str, Any] | None = field(default_factory=dict)
-    fallbacks: tuple[CallTarget, ...] = ()
+    fallbacks: tuple[FallbackTarget, ...] = ()
     #: A reservation not settled within this time stops counting (its worker died).
     reservation_ttl_s: float = 900.0
 
@@ -89,9 +77,9 @@ class GuardConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["rate_limits"] = tuple(RateLimitRule(**r) for r in values.get("rate_limits") or ())
-        values["fallbacks"] = tuple(CallTarget(**t) for t in values.get("fallbacks") or ())
+        values["fallbacks"] = tuple(FallbackTarget(**t) for t in values.get("fallbacks") or ())
         return cls(**values)
 
-    def rules_for(self, target: CallTarget) -> list[RateLimitRule]:
+    def rules_for(self, target: FallbackTarget) -> list[RateLimitRule]:
         rules = [r for r in self.rate_limits if r.matches(target.provider, target.model, target.llm_conn_id)]
         return sorted(rules, key=lambda r: r.key)

@@ -35,7 +35,7 @@ from typing import Any
 from airflow_agent_provider.cost.budget import BudgetExceeded, BudgetGuard, BudgetLimits, CallScope, Reservation
 from airflow_agent_provider.cost.estimate import estimate_input_tokens
 from airflow_agent_provider.cost.pricing import CallCost, PriceOverride, max_call_cost, price_call
-from airflow_agent_provider.guard.config import CallTarget, GuardConfig
+from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.limits.limiter import Permit, RateLimiter
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 from airflow_agent_provider.observability import metrics
@@ -90,7 +90,7 @@ class GuardedResult:
     """The response and what it took to get it."""
 
     response: LLMResponse
-    target: CallTarget
+    target: FallbackTarget
     cost: CallCost
     #: Seconds spent waiting for rate-limit permits, all attempts together.
     wait_s: float = 0.0
@@ -104,7 +104,7 @@ class GuardedResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "response": self.response.to_dict(),
-            "target": {"provider": self.target.provider, "model": self.target.model, "llm_conn_id": self.target.llm_conn_id},
+            "target": self.target.to_dict(),
             "cost": {"usd": self.cost.usd, "source": self.cost.source, "warning": self.cost.warning},
             "wait_s": self.wait_s,
             "requests": self.requests,
@@ -116,7 +116,7 @@ class GuardedResult:
     def from_dict(cls, data: dict[str, Any]) -> GuardedResult:
         return cls(
             response=LLMResponse.from_dict(data["response"]),
-            target=CallTarget(**data["target"]),
+            target=FallbackTarget(**data["target"]),
             cost=CallCost(**data["cost"]),
             wait_s=data.get("wait_s", 0.0),
             requests=data.get("requests", 0),
@@ -231,7 +231,7 @@ class GuardedCaller:
                 attempts: list[Any]) -> GuardedResult:
         return GuardedResult(
             response=response,
-            target=CallTarget(target.provider, target.model, target.llm_conn_id),
+            target=target,
             cost=cost,
             wait_s=round(tally.wait_s, 6),
             requests=tally.requests,
@@ -258,7 +258,7 @@ class GuardedCaller:
         def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
             with ExitStack() as stack:
                 permits = []
-                for rule in self.config.rules_for(CallTarget(target.provider, target.model, target.llm_conn_id)):
+                for rule in self.config.rules_for(target):
                     permit = self.limiter.acquire(
                         rule.key, rule.policy, self._tokens(req), timeout=self.config.rate_limit_timeout_s
                     )
@@ -314,7 +314,7 @@ class GuardedCaller:
         async def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
             permits: list[Permit] = []
             try:
-                for rule in self.config.rules_for(CallTarget(target.provider, target.model, target.llm_conn_id)):
+                for rule in self.config.rules_for(target):
                     permit = await self.limiter.aacquire(
                         rule.key, rule.policy, self._tokens(req), timeout=self.config.rate_limit_timeout_s
                     )

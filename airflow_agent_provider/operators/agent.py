@@ -28,7 +28,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from airflow_agent_provider.cost.pricing import PriceOverride
-from airflow_agent_provider.guard.config import CallTarget, GuardConfig, RateLimitRule
+from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
 from airflow_agent_provider.guard.pipeline import GuardedCaller, GuardedResult
 from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
 from airflow_agent_provider.hooks.store import get_store
@@ -51,6 +51,7 @@ from airflow_agent_provider.operators.control_flow import (
 )
 from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
 from airflow_agent_provider.resilience.classify import ClassifiedError
+from airflow_agent_provider.resilience.fallback import FallbackTarget
 from airflow_agent_provider.triggers.llm import LLMCallTrigger
 
 if TYPE_CHECKING:
@@ -302,7 +303,7 @@ class LLMAgentOperator(BaseOperator):
             rate_limit_timeout_s=self.rate_limit_timeout,
             call_retries=self.call_retries,
             breaker=None if breaker is False else ({} if breaker is True else dict(breaker)),
-            fallbacks=tuple(CallTarget(**f) for f in self.fallbacks),
+            fallbacks=tuple(FallbackTarget(**f) for f in self.fallbacks),
             **self.budget,
         )
 
@@ -722,7 +723,7 @@ def _unguarded(response: LLMResponse, state: dict[str, Any], override: PriceOver
 
     return GuardedResult(
         response=response,
-        target=CallTarget(state["provider"], state["model"]),
+        target=FallbackTarget(state["provider"], state["model"]),
         cost=price_call(state["provider"], response.model or state["model"], response.usage, override),
         requests=1,
     )

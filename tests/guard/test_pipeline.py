@@ -13,7 +13,8 @@ import pytest
 
 from airflow_agent_provider.cost.budget import BudgetExceeded
 from airflow_agent_provider.cost.ledger import Ledger
-from airflow_agent_provider.guard.config import CallTarget, GuardConfig, RateLimitRule
+from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
+from airflow_agent_provider.resilience.fallback import FallbackTarget
 from airflow_agent_provider.guard.pipeline import GuardedCaller, reserve_input_tokens
 from airflow_agent_provider.llm.adapters import get_adapter
 from airflow_agent_provider.llm.types import LLMRequest, Message
@@ -167,7 +168,7 @@ def test_open_breaker_fails_fast_and_fallback_answers(store, llm):
         "r8",
         call_retries={"max_attempts": 1},
         breaker={"failure_threshold": 2, "window_s": 60, "reset_timeout_s": 60},
-        fallbacks=(CallTarget("anthropic", "claude-haiku-4-5"),),
+        fallbacks=(FallbackTarget("anthropic", "claude-haiku-4-5"),),
     )
     caller = GuardedCaller(store, config)
     for i in range(2):  # two transient failures open the primary's breaker; the fallback answers
