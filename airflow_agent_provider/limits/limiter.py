@@ -24,10 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class RateLimitTimeout(TimeoutError):
-    """The permit could not be had within the caller's timeout."""
+    """
+    The permit could not be had within the caller's timeout.
+
+    Transient, with ``retry_after_s`` = the store's "next chance": the task retry then waits exactly
+    as long as the limit needs instead of its generic backoff.
+    """
+
+    transient = True
 
     def __init__(self, key: str, timeout: float, wait_s: float, reason: str | None) -> None:
         self.key, self.timeout, self.wait_s, self.reason = key, timeout, wait_s, reason
+        self.retry_after_s = wait_s
         super().__init__(
             f"rate limit {key!r}: no permit within {timeout:.3f}s "
             f"(limited by {reason or 'unknown'}, next chance in {wait_s:.3f}s)"

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_agent_provider.limits.limiter import RateLimitTimeout
 from airflow_agent_provider.operators.agent import LLMAgentOperator
+from airflow_agent_provider.resilience.classify import classify
 from tests.operators.agent_support import make_context, run_operator
 
 
@@ -33,8 +34,10 @@ def test_connection_extra_limits_every_agent_of_the_connection(limited_connectio
                                                    "window_margin_s": 2.0})]
     assert run_operator(op, context)["text"] == "ok"
     # a second agent on the same connection (another task, same account) is held back by the limit
-    with pytest.raises(RateLimitTimeout):
+    with pytest.raises(RateLimitTimeout) as err:
         run_operator(_agent("second"), make_context())
+    info = classify(err.value)  # the task retry waits for the limit's next chance
+    assert info.transient and 0 < info.retry_after_s <= 62
     assert limited_connection.stats()["requests"] == 1
 
 
