@@ -152,15 +152,16 @@ class LLMAgentOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("retry_policy") is None:
-            # Permanent model errors (401, 400, budget) fail at once; transient ones wait for the
-            # provider's retry-after. Built from the task's own retry settings.
-            kwargs["retry_policy"] = AgentRetryPolicy(
-                base_delay=kwargs.get("retry_delay") or 300.0,
-                max_delay=kwargs.get("max_retry_delay") or 3600.0,
-                exponential=bool(kwargs.get("retry_exponential_backoff")),
-            )
         super().__init__(**kwargs)
+        if self.retry_policy is None:
+            # Permanent model errors (401, 400, budget) fail at once; transient ones wait for the
+            # provider's retry-after. Built from the task's own (resolved) retry settings.
+            base = self.retry_delay.total_seconds()
+            self.retry_policy = AgentRetryPolicy(
+                base_delay=base,
+                max_delay=self.max_retry_delay.total_seconds() if self.max_retry_delay else max(base, 3600.0),
+                exponential=bool(self.retry_exponential_backoff),
+            )
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         if tools is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in tools.items()):
