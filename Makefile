@@ -18,8 +18,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/airflow-agents demo
 
+# Two pytest workers: many end-to-end tests mostly wait (minute windows, scheduler round trips).
+# --dist loadfile keeps a module's tests (and its fixtures, e.g. the distributed stack) together.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do $(VENV)/bin/python $$f || exit 1; done

@@ -8,6 +8,7 @@ from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.hooks.store import get_store
 from airflow_agent_provider.operators.result import RESULT_TASK_ID
 from tests.e2e._workflows import all_agents, variant
+from tests.sensors.test_budget_sensor_runs import _spend_today
 from tests.fixtures.airflow_env import task_states, xcom_result
 
 pytestmark = pytest.mark.airflow
@@ -81,12 +82,13 @@ def test_agent_cost_limit_is_checked_before_the_call(tmp_path, run_dag, llm_conn
 
 
 def test_module_budget_gate_holds_the_module_back(tmp_path, run_dag, llm_connections):
-    """A day-scope gate whose limit is already reached skips Compliance; the run is partial, not failed."""
+    """A day-scope gate whose limit earlier runs already reached skips Compliance; the run is partial."""
 
     def mutate(data):
-        data["modules"]["Compliance"]["budget_gate"] = {"scope": "run", "max_spend": 0.000001}
+        data["modules"]["Compliance"]["budget_gate"] = {"scope": "day", "max_spend": 0.5}
 
     workflow, dag = variant(tmp_path, "erp_month_end.yaml", "e2e_gate", mutate)
+    _spend_today("e2e_gate", 0.75)  # earlier runs today already spent more than the gate allows
     run = run_dag(dag)
     states = task_states(run)
     assert states["Compliance.budget_gate"] == "skipped"
