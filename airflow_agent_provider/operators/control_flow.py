@@ -25,18 +25,16 @@ from airflow_agent_provider.definitions.expressions import (
     ExpressionError,
     compile_expression,
 )
+from airflow_agent_provider.definitions.models import (  # the names each expression may read
+    CONDITION_NAMES,
+    FOR_EACH_NAMES,
+    MAX_FOR_EACH_ITEMS,
+    REPEAT_UNTIL_NAMES,
+)
 from airflow_agent_provider.llm.prompt import build_results, is_available, upstream_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-#: Names each expression may read at runtime (the definitions layer may allow fewer).
-CONDITION_NAMES = frozenset({"results", "params", "item"})
-FOR_EACH_NAMES = frozenset({"results", "params"})
-REPEAT_UNTIL_NAMES = frozenset({"last", "iteration", "params", "results", "item"})
-
-#: Airflow's default ``max_map_length``: a longer list could not be expanded anyway.
-MAX_FOR_EACH_ITEMS = 1024
 
 #: XCom key under which a skipped task records why (also in its ``return_value`` for agents).
 SKIP_REASON_KEY = "skip_reason"
