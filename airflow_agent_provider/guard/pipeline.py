@@ -2,7 +2,7 @@
 
 For each target (the primary model, then its fallbacks):
 
-1. **Budget** — reserve the most the call can cost (a pessimistic input estimate plus
+1. **Budget** — reserve the most the call can cost (an upper bound of the input tokens plus
    ``max_tokens`` at the model's price) in every budget scope at once; if any would be exceeded the
    call is not made and :class:`~airflow_agent_provider.cost.budget.BudgetExceeded` (permanent)
    is raised. This is why budgets are never overshot: the check happens before the money is spent.
@@ -56,32 +56,46 @@ from airflow_agent_provider.stores.breaker_api import BreakerConfig
 
 log = logging.getLogger(__name__)
 
-#: Budget reservations use twice the usual chars/4 input estimate (plus per-message overhead):
-#: tokenizers differ by language and provider, and an estimate that is too low could let a budget be
-#: overshot. Settlement refunds the difference, so the margin costs nothing but headroom.
-RESERVE_INPUT_FACTOR = 2
+#: Tokens a provider adds per message (role markers, separators) beyond its text.
 PER_MESSAGE_OVERHEAD_TOKENS = 8
 
 
-def request_chars(request: LLMRequest) -> int:
-    """Characters the provider will count as input: system prompt, messages, tool schemas."""
-    chars = len(request.system or "")
+def _input_texts(request: LLMRequest) -> list[str]:
+    """What the provider counts as input: system prompt, messages, tool calls, tool schemas."""
+    texts = [request.system or ""]
     for message in request.messages:
-        chars += len(message.content or "")
-        for call in message.tool_calls:
-            chars += len(call.name) + len(json.dumps(call.arguments))
-    for tool in request.tools:
-        chars += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters))
+        texts.append(message.content or "")
+        texts.extend(call.name + json.dumps(call.arguments) for call in message.tool_calls)
+    texts.extend(tool.name + tool.description + json.dumps(tool.parameters) for tool in request.tools)
     if request.output_schema:
-        chars += len(json.dumps(request.output_schema))
-    return chars
+        texts.append(json.dumps(request.output_schema))
+    return texts
 
 
-def reserve_input_tokens(request: LLMRequest) -> int:
-    """The pessimistic input-token estimate used for reservations (see ``RESERVE_INPUT_FACTOR``)."""
-    return (
-        RESERVE_INPUT_FACTOR * estimate_input_tokens(request_chars(request))
-        + PER_MESSAGE_OVERHEAD_TOKENS * (len(request.messages) + 1)
+def request_chars(request: LLMRequest) -> int:
+    return sum(len(text) for text in _input_texts(request))
+
+
+def typical_input_tokens(request: LLMRequest) -> int:
+    """The usual characters/4 estimate: what the shared tokens-per-minute limiter reserves.
+
+    Settlement corrects it to the real usage seconds later, so a typical estimate is right there:
+    reserving an upper bound would hold back other callers' tokens for nothing.
+    """
+    return estimate_input_tokens(request_chars(request)) + PER_MESSAGE_OVERHEAD_TOKENS * (len(request.messages) + 1)
+
+
+def max_input_tokens(request: LLMRequest) -> int:
+    """
+    An upper bound of the input tokens: the UTF-8 bytes of the input, plus per-message overhead.
+
+    Budget reservations use it because an estimate that is too low could let a budget be overshot
+    (characters/4 holds for English, but one CJK character can be a whole token). Byte-level BPE
+    tokenizers (OpenAI's, Anthropic's) never produce more tokens than bytes, so this bound holds
+    whatever the language; settlement refunds the difference, so it costs only headroom.
+    """
+    return sum(len(text.encode("utf-8")) for text in _input_texts(request)) + PER_MESSAGE_OVERHEAD_TOKENS * (
+        len(request.messages) + 1
     )
 
 
@@ -169,7 +183,7 @@ class GuardedCaller:
 
     def _reserve(self, target: FallbackTarget, request: LLMRequest, step_id: str) -> Reservation:
         amount = max_call_cost(
-            target.provider, target.model, reserve_input_tokens(request), request.max_tokens, self.override
+            target.provider, target.model, max_input_tokens(request), request.max_tokens, self.override
         )
         scope = CallScope(
             dag_id=self.config.dag_id,
@@ -240,7 +254,7 @@ class GuardedCaller:
         )
 
     def _tokens(self, request: LLMRequest) -> int:
-        return reserve_input_tokens(request) + request.max_tokens
+        return typical_input_tokens(request) + request.max_tokens
 
     # -- sync ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from airflow_agent_provider.cost.budget import BudgetExceeded
 from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
 from airflow_agent_provider.resilience.fallback import FallbackTarget
-from airflow_agent_provider.guard.pipeline import GuardedCaller, reserve_input_tokens
+from airflow_agent_provider.guard.pipeline import GuardedCaller, max_input_tokens, typical_input_tokens
 from airflow_agent_provider.llm.adapters import get_adapter
 from airflow_agent_provider.llm.types import LLMRequest, Message
 from airflow_agent_provider.resilience.breaker import CircuitOpenError
@@ -206,6 +206,9 @@ def test_async_path_matches_the_sync_one(store, llm):
     assert Ledger(store).run_summary("wf", "r9").total.calls == 1
 
 
-def test_reservation_is_pessimistic():
-    request = _request("x" * 4000)
-    assert reserve_input_tokens(request) >= 2 * 1000
+def test_budget_reservation_bounds_the_input_whatever_the_language():
+    english = _request("x" * 4000)
+    assert typical_input_tokens(english) >= 1000
+    assert max_input_tokens(english) >= 4000  # bytes: an upper bound of byte-level BPE tokens
+    cjk = _request("月" * 1000)  # one character can be a whole token; 3 UTF-8 bytes each
+    assert max_input_tokens(cjk) >= 3000 >= 1000
