@@ -59,6 +59,9 @@ REPEAT_UNTIL_NAMES = frozenset({"last", "iteration", "params", "results", "item"
 # Names a prompt may use besides ``results``/``upstream_text`` and Airflow's own template context.
 PROMPT_EXTRA_NAMES = frozenset({"item", "params", "iteration", "last"})
 MAX_FOR_EACH_ITEMS = 1024  # Airflow's default max_map_length
+#: Where an agent runs (``execution:``). ``auto`` picks per agent from what it uses; see :func:`effective_execution`.
+EXECUTION_MODES: tuple[str, ...] = ("auto", "worker", "deferred", "triggerer")
+ExecutionMode = Literal["auto", "worker", "deferred", "triggerer"]
 MAX_ITERATIONS = 50
 
 DEFAULT_START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -253,13 +256,46 @@ class AgentDefaults(_Strict):
     timeout: PositiveDuration | None = DEFAULT_AGENT_TIMEOUT
     max_rounds: int = Field(8, ge=1, description="Bound on tool-calling rounds.")
     critical: bool = Field(True, description="A failure fails the run unless partial completion is allowed.")
-    deferrable: bool = False
+    deferrable: bool = Field(False, description="Wait for the model on the triggerer (execution: auto means deferred).")
+    execution: ExecutionMode = Field(
+        "auto",
+        description="Where the agent runs: auto (chosen from what it uses), worker, deferred (on the triggerer "
+        "between model rounds, a worker for tools), triggerer (start and finish in the triggerer; no tools).",
+    )
     request_timeout: PositiveDuration | None = Field(None, description="Per model call; None: the connection's.")
     call_retries: CallRetrySpec = Field(default_factory=CallRetrySpec)
     fallbacks: list[FallbackSpec] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _execution_agrees_with_deferrable(self) -> AgentDefaults:
+        # Both written in the same place and saying opposite things: which one was meant is a guess.
+        if self.execution == "worker" and self.deferrable and "deferrable" in self.model_fields_set:
+            raise ValueError(
+                "execution: worker contradicts deferrable: true (deferrable means waiting on the triggerer); "
+                "drop deferrable, or use execution: deferred"
+            )
+        return self
+
+    @property
+    def requested_execution(self) -> str:
+        """``execution`` with ``deferrable`` folded in (see :func:`effective_execution`)."""
+        return effective_execution(self.execution, self.deferrable)
+
 
 INHERITED_FIELDS: tuple[str, ...] = tuple(AgentDefaults.model_fields)
+
+
+def effective_execution(execution: str, deferrable: bool) -> str:
+    """
+    How ``execution`` and the older ``deferrable`` flag combine into one requested mode.
+
+    An explicit ``worker``, ``deferred`` or ``triggerer`` wins over ``deferrable``. ``auto`` with
+    ``deferrable: true`` means ``deferred`` (what ``deferrable: true`` always meant); ``auto`` with
+    ``deferrable: false`` stays ``auto``: the operator/builder chooses from what the agent uses.
+    """
+    if execution == "auto" and deferrable:
+        return "deferred"
+    return execution
 
 
 def _expression_field(value: str | None, names: frozenset[str]) -> str | None:

@@ -59,6 +59,7 @@ class _Checker:
         self.check_prompts()
         self.check_expressions()
         self.check_repeat()
+        self.check_execution()
         self.check_output_schemas()
         self.check_params()
         self.check_triggers()
@@ -239,6 +240,16 @@ class _Checker:
         for _, path, agent in self.agents():
             if agent.repeat_until is None and "max_iterations" in agent.model_fields_set:
                 self.add((*path, "max_iterations"), "max_iterations only applies together with repeat_until")
+
+    def check_execution(self) -> None:
+        """``execution: triggerer`` never reaches a worker, and tools run on a worker."""
+        for _, path, agent in self.agents():
+            if agent.execution == "triggerer" and agent.tools:
+                self.add(
+                    (*path, "execution"),
+                    f"execution: triggerer cannot run tools (tools run on a worker; this agent uses "
+                    f"{', '.join(agent.tools)}); use execution: deferred or auto",
+                )
 
     def check_output_schemas(self) -> None:
         for _, path, agent in self.agents():
