@@ -15,9 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from genai_prices import Usage as _GenaiUsage
-from genai_prices import calc_price
-
 from airflow_agent_provider.llm.types import Usage
 
 PriceSource = Literal["genai-prices", "override", "unknown"]
@@ -101,6 +98,10 @@ def unknown_price_warning(provider: str, model: str) -> str:
 
 def _catalogue_price(provider: str, model: str, input_tokens: int, output_tokens: int, cached: int) -> float | None:
     """The genai-prices price, or None when it does not know the provider or model."""
+    # Imported here, not at module level: this module is loaded at DAG parse time (every task start).
+    from genai_prices import Usage as _GenaiUsage
+    from genai_prices import calc_price
+
     usage = _GenaiUsage(
         input_tokens=max(input_tokens, 0),
         output_tokens=max(output_tokens, 0),

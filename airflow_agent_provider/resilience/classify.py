@@ -23,6 +23,7 @@ import asyncio
 import email.utils
 import math
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,33 +114,36 @@ class ErrorInfo:
 
 
 # ---------------------------------------------------------------------------------------------
-# Exception classes of the optional transports, looked up once.
+# Exception classes of the optional transports, looked up when an exception is classified.
 # ---------------------------------------------------------------------------------------------
 
-
-def _classes(module_name: str, *names: str) -> tuple[type[BaseException], ...]:
-    try:
-        module = __import__(module_name)
-    except ImportError:
-        return ()
-    return tuple(getattr(module, n) for n in names if isinstance(getattr(module, n, None), type))
-
-
+# Never imported here: the SDKs take seconds to import, and this module is loaded at DAG parse time
+# (every task start). An exception of an SDK class can only exist once that SDK has been imported,
+# so looking the classes up in ``sys.modules`` at classification time finds all the ones that matter.
 # The SDKs ship their own copy of httpx ("httpx2"); plain httpx is what other callers use.
-_TIMEOUT_CLASSES = (
-    _classes("openai", "APITimeoutError")
-    + _classes("anthropic", "APITimeoutError")
-    + _classes("httpx", "TimeoutException")
-    + _classes("httpx2", "TimeoutException")
-    + (asyncio.TimeoutError, TimeoutError)
-)
-_CONNECTION_CLASSES = (
-    _classes("openai", "APIConnectionError")
-    + _classes("anthropic", "APIConnectionError")
-    + _classes("httpx", "TransportError")
-    + _classes("httpx2", "TransportError")
-    + (ConnectionError,)
-)
+_TIMEOUT_CLASS_NAMES = (("openai", "APITimeoutError"), ("anthropic", "APITimeoutError"),
+                        ("httpx", "TimeoutException"), ("httpx2", "TimeoutException"))
+_CONNECTION_CLASS_NAMES = (("openai", "APIConnectionError"), ("anthropic", "APIConnectionError"),
+                           ("httpx", "TransportError"), ("httpx2", "TransportError"))
+
+
+def _loaded_classes(specs: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
+    """The classes named by ``(module, class)`` among the modules already imported; imports nothing."""
+    found = []
+    for module_name, name in specs:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, name, None) if module is not None else None
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
+
+def _timeout_classes() -> tuple[type[BaseException], ...]:
+    return _loaded_classes(_TIMEOUT_CLASS_NAMES) + (asyncio.TimeoutError, TimeoutError)
+
+
+def _connection_classes() -> tuple[type[BaseException], ...]:
+    return _loaded_classes(_CONNECTION_CLASS_NAMES) + (ConnectionError,)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,9 +335,9 @@ def _classify_one(exc: BaseException) -> ErrorInfo | None:
 
     if name in _PERMANENT_NAMES and provider:
         return ErrorInfo(PERMANENT, _PERMANENT_NAMES[name], None, None, provider, name, message)
-    if isinstance(exc, _TIMEOUT_CLASSES):
+    if isinstance(exc, _timeout_classes()):
         return ErrorInfo(TRANSIENT, "timeout", None, None, provider, name, message)
-    if isinstance(exc, _CONNECTION_CLASSES):
+    if isinstance(exc, _connection_classes()):
         return ErrorInfo(TRANSIENT, "connection_error", None, None, provider, name, message)
 
     # An API error without a usable status (an error event inside a streamed 200 response).
