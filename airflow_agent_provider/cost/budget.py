@@ -203,7 +203,33 @@ class Reservation:
         Settling an id that was already settled (for example by an earlier try of the task)
         charges nothing and returns False. An unknown cost is recorded in the ledger as unknown.
         """
-        entry = LedgerEntry(
+        charged = self.store.budget_settle(self.reservation_id, cost.usd, [self._entry(cost, usage)],
+                                           scopes=self._scope_keys())
+        self.settled = True
+        return charged
+
+    async def asettle(self, cost: CallCost, usage: Usage) -> bool:
+        """:meth:`settle` without blocking the event loop (triggers)."""
+        charged = await self.store.abudget_settle(self.reservation_id, cost.usd, [self._entry(cost, usage)],
+                                                  scopes=self._scope_keys())
+        self.settled = True
+        return charged
+
+    def release(self) -> bool:
+        """Free the held amount: the call did not happen (or failed before the provider charged)."""
+        self.released = True
+        return self.store.budget_release(self.reservation_id)
+
+    async def arelease(self) -> bool:
+        """:meth:`release` without blocking the event loop (triggers)."""
+        self.released = True
+        return await self.store.abudget_release(self.reservation_id)
+
+    def _scope_keys(self) -> list[str]:
+        return [key for key, _ in BudgetLimits().scopes(self.call)]
+
+    def _entry(self, cost: CallCost, usage: Usage) -> LedgerEntry:
+        return LedgerEntry(
             entry_id=self.reservation_id,
             reservation_id=self.reservation_id,
             dag_id=self.call.dag_id,
@@ -218,16 +244,6 @@ class Reservation:
             usd=cost.usd,
             price_source=cost.source,
         )
-        charged = self.store.budget_settle(
-            self.reservation_id, cost.usd, [entry], scopes=[key for key, _ in BudgetLimits().scopes(self.call)]
-        )
-        self.settled = True
-        return charged
-
-    def release(self) -> bool:
-        """Free the held amount: the call did not happen (or failed before the provider charged)."""
-        self.released = True
-        return self.store.budget_release(self.reservation_id)
 
     def __repr__(self) -> str:
         return f"Reservation({self.reservation_id!r}, amount_usd={self.amount_usd!r})"
@@ -255,6 +271,26 @@ class BudgetGuard:
         (its cost is then recorded as unknown), otherwise ``UnpricedModelError``. ``ttl_s`` bounds
         how long a reservation of a worker that died keeps counting.
         """
+        amount = self._amount(call, amount_usd, limits)
+        result = self.store.budget_reserve(reservation_id, limits.scopes(call), amount, ttl_s)
+        return self._reservation(call, reservation_id, amount_usd, amount, result)
+
+    async def areserve(
+        self,
+        call: CallScope,
+        amount_usd: float | None,
+        limits: BudgetLimits,
+        *,
+        reservation_id: str,
+        ttl_s: float = 900,
+    ) -> Reservation:
+        """:meth:`reserve` without blocking the event loop (triggers); same checks, same errors."""
+        amount = self._amount(call, amount_usd, limits)
+        result = await self.store.abudget_reserve(reservation_id, limits.scopes(call), amount, ttl_s)
+        return self._reservation(call, reservation_id, amount_usd, amount, result)
+
+    @staticmethod
+    def _amount(call: CallScope, amount_usd: float | None, limits: BudgetLimits) -> float:
         if amount_usd is None:
             if limits.any:
                 set_limits = ", ".join(f"{name}={value}" for name, value in limits._named() if value is not None)
@@ -262,12 +298,13 @@ class BudgetGuard:
                     f"cannot run {call.module}.{call.agent} under a budget ({set_limits}): "
                     + unknown_price_warning(call.provider, call.model)
                 )
-            amount = 0.0
-        else:
-            if math.isnan(amount_usd) or amount_usd < 0:
-                raise ValueError(f"amount_usd must be a non-negative number, got {amount_usd!r}")
-            amount = amount_usd
-        result = self.store.budget_reserve(reservation_id, limits.scopes(call), amount, ttl_s)
+            return 0.0
+        if math.isnan(amount_usd) or amount_usd < 0:
+            raise ValueError(f"amount_usd must be a non-negative number, got {amount_usd!r}")
+        return amount_usd
+
+    def _reservation(self, call: CallScope, reservation_id: str, amount_usd: float | None, amount: float,
+                     result: ReserveResult) -> Reservation:
         if not result.granted:
             raise BudgetExceeded(result.refused_scope or "?", result.limit, result.spent, result.reserved, amount)
         return Reservation(self.store, call, reservation_id, amount_usd, result)

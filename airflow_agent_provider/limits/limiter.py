@@ -85,6 +85,18 @@ class Permit:
             self._holds_lease = False
             self._store.release(self.key, self.grant_id)
 
+    async def asettle(self, actual_tokens: int) -> int:
+        """:meth:`settle` without blocking the event loop."""
+        delta = await self._store.asettle(self.key, self.grant_id, int(actual_tokens))
+        self.settled_tokens = int(actual_tokens)
+        return delta
+
+    async def arelease(self) -> None:
+        """:meth:`release` without blocking the event loop. Safe to call twice."""
+        if self._holds_lease:
+            self._holds_lease = False
+            await self._store.arelease(self.key, self.grant_id)
+
     def __enter__(self) -> Permit:
         return self
 
@@ -97,7 +109,7 @@ class Permit:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        self.release()
+        await self.arelease()
 
     def __repr__(self) -> str:
         return f"Permit(key={self.key!r}, grant_id={self.grant_id!r}, tokens={self.tokens}, wait_s={self.wait_s:.3f})"
@@ -125,16 +137,21 @@ class RateLimiter:
                 return self._permit(key, policy, grant, tokens, time.monotonic() - start)
             time.sleep(self._next_sleep(key, grant, start, timeout))
 
+    async def atry_acquire(self, key: str, policy: RateLimitPolicy, tokens: int = 0) -> Permit | None:
+        """:meth:`try_acquire` for the event loop."""
+        grant = await self._aattempt(key, policy, tokens)
+        return self._permit(key, policy, grant, tokens, 0.0) if grant.granted else None
+
     async def aacquire(self, key: str, policy: RateLimitPolicy, tokens: int = 0, *,
                        timeout: float | None = None) -> Permit:
-        """``acquire`` for the event loop (triggers): sleeps with ``asyncio.sleep``.
+        """``acquire`` for the event loop (triggers): the store's async operation, ``asyncio.sleep`` between tries.
 
-        The store call itself is short and synchronous; it runs in a thread so that a slow store
-        never blocks the triggerer's loop.
+        Nothing here blocks the loop: the Redis store answers through its asyncio client, the
+        SQLite store on its own thread pool.
         """
         start = time.monotonic()
         while True:
-            grant = await asyncio.to_thread(self._attempt, key, policy, tokens)
+            grant = await self._aattempt(key, policy, tokens)
             if grant.granted:
                 return self._permit(key, policy, grant, tokens, time.monotonic() - start)
             await asyncio.sleep(self._next_sleep(key, grant, start, timeout))
@@ -148,9 +165,22 @@ class RateLimiter:
         log.info("rate limit %r paused for %.3fs by provider feedback", key, delay)
         return until
 
+    async def aobserve_headers(self, key: str, headers: Mapping[str, str]) -> float | None:
+        """:meth:`observe_headers` for the event loop."""
+        delay = pause_seconds(headers) if headers else None
+        if delay is None:
+            return None
+        until = await self.store.apenalize(key, delay_s=delay)
+        log.info("rate limit %r paused for %.3fs by provider feedback", key, delay)
+        return until
+
     def pause(self, key: str, seconds: float) -> float:
         """Make every acquirer of ``key`` wait ``seconds`` from now (store clock)."""
         return self.store.penalize(key, delay_s=seconds)
+
+    async def apause(self, key: str, seconds: float) -> float:
+        """:meth:`pause` for the event loop."""
+        return await self.store.apenalize(key, delay_s=seconds)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -160,6 +190,18 @@ class RateLimiter:
         grant = self.store.acquire(
             key, policy.tiers(), tokens, max_concurrent=policy.max_concurrent, lease_ttl_s=policy.lease_ttl_s
         )
+        return self._checked(key, grant, tokens)
+
+    async def _aattempt(self, key: str, policy: RateLimitPolicy, tokens: int) -> Grant:
+        if tokens < 0:
+            raise ValueError(f"tokens must be >= 0, got {tokens}")
+        grant = await self.store.aacquire(
+            key, policy.tiers(), tokens, max_concurrent=policy.max_concurrent, lease_ttl_s=policy.lease_ttl_s
+        )
+        return self._checked(key, grant, tokens)
+
+    @staticmethod
+    def _checked(key: str, grant: Grant, tokens: int) -> Grant:
         if not grant.granted and math.isinf(grant.wait_s):
             raise RateLimitImpossible(
                 f"rate limit {key!r}: {tokens} tokens can never be granted (limited by {grant.reason})"

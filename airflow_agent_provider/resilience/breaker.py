@@ -89,6 +89,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerStateName:
+        """The current state; a read that changes nothing (see ``stores/breaker_api.py``)."""
         return self.store.breaker_state(self.key)
 
     def allow(self) -> BreakerDecision:
@@ -112,6 +113,51 @@ class CircuitBreaker:
             self.store.breaker_release(self.key, trial_id)
         return None
 
+    def release(self, trial_id: str) -> None:
+        """Give a half-open trial slot back without an outcome."""
+        self.store.breaker_release(self.key, trial_id)
+
+    def reset(self) -> None:
+        """Forget the key's state (operator's escape hatch)."""
+        self.store.breaker_reset(self.key)
+
+    # -- async twins: the store's async operations, nothing blocks the event loop -----------------
+
+    async def astate(self) -> BreakerStateName:
+        """:attr:`state` for the event loop."""
+        return await self.store.abreaker_state(self.key)
+
+    async def aallow(self) -> BreakerDecision:
+        """:meth:`allow` for the event loop."""
+        return await self.store.abreaker_allow(self.key, self.config)
+
+    async def arecord_success(self, trial_id: str | None = None) -> BreakerStateName:
+        """:meth:`record_success` for the event loop."""
+        return await self.store.abreaker_record(self.key, True, self.config, trial_id=trial_id)
+
+    async def arecord_failure(self, trial_id: str | None = None) -> BreakerStateName:
+        """:meth:`record_failure` for the event loop."""
+        state = await self.store.abreaker_record(self.key, False, self.config, trial_id=trial_id)
+        if state == OPEN:
+            log.warning("Circuit breaker %r is open", self.key)
+        return state
+
+    async def arecord_error(self, exc: BaseException, trial_id: str | None = None) -> BreakerStateName | None:
+        """:meth:`record_error` for the event loop."""
+        if counts_as_failure(exc):
+            return await self.arecord_failure(trial_id)
+        if trial_id is not None:
+            await self.store.abreaker_release(self.key, trial_id)
+        return None
+
+    async def arelease(self, trial_id: str) -> None:
+        """:meth:`release` for the event loop."""
+        await self.store.abreaker_release(self.key, trial_id)
+
+    async def areset(self) -> None:
+        """:meth:`reset` for the event loop."""
+        await self.store.abreaker_reset(self.key)
+
     def _admit(self, decision: BreakerDecision) -> str | None:
         if not decision.allowed:
             raise CircuitOpenError(self.key, decision.retry_in_s, decision.state)
@@ -129,13 +175,13 @@ class CircuitBreaker:
         return result
 
     async def acall(self, afn: Callable[[], Awaitable[T]]) -> T:
-        """Async twin of :meth:`call`; store calls run in a thread so the event loop never blocks."""
-        trial_id = self._admit(await asyncio.to_thread(self.allow))
+        """Async twin of :meth:`call`, on the store's async operations (the loop never blocks)."""
+        trial_id = self._admit(await self.aallow())
         try:
             result = await afn()
         except BaseException as exc:
             # Cancellation must still give a half-open trial slot back; shield the bookkeeping.
-            await asyncio.shield(asyncio.to_thread(self.record_error, exc, trial_id))
+            await asyncio.shield(self.arecord_error(exc, trial_id))
             raise
-        await asyncio.to_thread(self.record_success, trial_id)
+        await self.arecord_success(trial_id)
         return result

@@ -7,6 +7,12 @@ a concrete store (SQLite, Redis) implements all of them, one mixin module per co
 
 Every method that checks and then takes must be atomic across processes: the SQLite store runs it
 in one ``BEGIN IMMEDIATE`` transaction, the Redis store in one Lua script.
+
+Every operation has an async twin with an ``a`` prefix (``aacquire``, ``abudget_reserve``,
+``abreaker_allow``...) for triggers, which must never block the triggerer's event loop: the Redis
+store runs the very same Lua scripts through redis-py's asyncio client (one client and connection
+pool per event loop), the SQLite store runs its sync operation on a small thread pool of its own
+(``stores.offload``). The sync API is what workers use, unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from abc import ABC, abstractmethod
 from airflow_agent_provider.stores.breaker_api import BreakerStore
 from airflow_agent_provider.stores.budget_api import BudgetStore
 from airflow_agent_provider.stores.limits_api import RateLimitStore
+from airflow_agent_provider.stores.offload import run_blocking
 
 
 class Store(RateLimitStore, BudgetStore, BreakerStore, ABC):
@@ -31,6 +38,13 @@ class Store(RateLimitStore, BudgetStore, BreakerStore, ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections. The store must not be used afterwards."""
+
+    async def aping(self) -> None:
+        """Async :meth:`ping`."""
+        await run_blocking(self.ping)
+
+    async def aclose(self) -> None:
+        """Release what the async twins opened for the running event loop (the sync side stays usable)."""
 
 
 class StoreUnavailable(RuntimeError):

@@ -8,7 +8,7 @@ the endpoint healthy again.
 The state machine, per key (``provider/model`` or ``provider``)::
 
     closed --(failure_threshold failures within window_s)--> open
-    open   --(reset_timeout_s elapsed)--------------------> half_open   (computed lazily on read)
+    open   --(reset_timeout_s elapsed)--------------------> half_open   (taken by the next allow)
     half_open --(a trial succeeds)--> closed
     half_open --(a trial fails)-----> open                               (a new reset_timeout_s)
 
@@ -23,6 +23,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
+
+from airflow_agent_provider.stores.offload import run_blocking
 
 BreakerStateName = Literal["closed", "open", "half_open"]
 
@@ -70,7 +72,15 @@ class BreakerDecision:
 
 
 class BreakerStore(ABC):
-    """Circuit-breaker state shared by every worker and triggerer."""
+    """
+    Circuit-breaker state shared by every worker and triggerer.
+
+    Reads never write: ``breaker_state`` reports an open breaker whose timeout has passed as
+    ``half_open`` without persisting anything (no write lock, no stored transition); only
+    ``breaker_allow`` moves the stored state from open to half-open, when it admits the first trial.
+    Async twins (``a`` prefix) serve the triggerer: by default the sync operation on the stores'
+    thread pool (SQLite), natively async in the Redis store.
+    """
 
     @abstractmethod
     def breaker_allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
@@ -100,8 +110,32 @@ class BreakerStore(ABC):
 
     @abstractmethod
     def breaker_state(self, key: str) -> BreakerStateName:
-        """The current state of ``key`` (``closed`` for a key never seen)."""
+        """The current state of ``key`` (``closed`` for a key never seen); changes nothing."""
 
     @abstractmethod
     def breaker_reset(self, key: str) -> None:
         """Forget everything about ``key`` (operator's escape hatch; also used by tests)."""
+
+    # -- async twins (same contract; see the class docstring) ------------------------------------
+
+    async def abreaker_allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
+        """Async :meth:`breaker_allow`."""
+        return await run_blocking(self.breaker_allow, key, cfg)
+
+    async def abreaker_record(
+        self, key: str, success: bool, cfg: BreakerConfig, *, trial_id: str | None = None
+    ) -> BreakerStateName:
+        """Async :meth:`breaker_record`."""
+        return await run_blocking(self.breaker_record, key, success, cfg, trial_id=trial_id)
+
+    async def abreaker_release(self, key: str, trial_id: str) -> None:
+        """Async :meth:`breaker_release`."""
+        await run_blocking(self.breaker_release, key, trial_id)
+
+    async def abreaker_state(self, key: str) -> BreakerStateName:
+        """Async :meth:`breaker_state`."""
+        return await run_blocking(self.breaker_state, key)
+
+    async def abreaker_reset(self, key: str) -> None:
+        """Async :meth:`breaker_reset`."""
+        await run_blocking(self.breaker_reset, key)

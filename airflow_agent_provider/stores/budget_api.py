@@ -25,6 +25,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from airflow_agent_provider.stores.offload import run_blocking
+
 #: Nano-dollars per dollar: the unit every store keeps.
 NANO = 1_000_000_000
 
@@ -109,7 +111,12 @@ class LedgerEntry:
 
 
 class BudgetStore(ABC):
-    """Budget reservations, spend per scope and the per-call ledger; every write is atomic."""
+    """
+    Budget reservations, spend per scope and the per-call ledger; every write is atomic.
+
+    Async twins (``a`` prefix) serve the triggerer's event loop: by default the sync operation on
+    the stores' thread pool (the SQLite store), natively async in the Redis store.
+    """
 
     @abstractmethod
     def budget_reserve(
@@ -161,3 +168,34 @@ class BudgetStore(ABC):
     @abstractmethod
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
         """Every ledger entry of one DAG run, oldest first."""
+
+    # -- async twins (same contract; see the class docstring) ------------------------------------
+
+    async def abudget_reserve(
+        self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
+    ) -> ReserveResult:
+        """Async :meth:`budget_reserve`."""
+        return await run_blocking(self.budget_reserve, reservation_id, scopes, amount, ttl_s)
+
+    async def abudget_settle(
+        self,
+        reservation_id: str,
+        actual: float | None,
+        ledger_entries: Sequence[LedgerEntry] = (),
+        *,
+        scopes: Sequence[str] = (),
+    ) -> bool:
+        """Async :meth:`budget_settle`."""
+        return await run_blocking(self.budget_settle, reservation_id, actual, ledger_entries, scopes=scopes)
+
+    async def abudget_release(self, reservation_id: str) -> bool:
+        """Async :meth:`budget_release`."""
+        return await run_blocking(self.budget_release, reservation_id)
+
+    async def abudget_totals(self, scope: str) -> ScopeTotals:
+        """Async :meth:`budget_totals`."""
+        return await run_blocking(self.budget_totals, scope)
+
+    async def aledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
+        """Async :meth:`ledger_entries`."""
+        return await run_blocking(self.ledger_entries, dag_id, run_id)

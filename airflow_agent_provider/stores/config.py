@@ -74,13 +74,12 @@ def store_from_url(url: str) -> Store:
 
         return SQLiteStore(sqlite_path_from_url(url))
     if scheme in ("redis", "rediss", "unix"):
-        import redis
-
         from airflow_agent_provider.stores.redis import RedisStore
 
         client_url, prefix = _split_prefix(url)
-        client = redis.Redis.from_url(client_url, socket_connect_timeout=5, health_check_interval=30)
-        return RedisStore(client, prefix=prefix)
+        # The asyncio client of each event loop is opened from the same URL and options.
+        options = {"socket_connect_timeout": 5, "health_check_interval": 30}
+        return RedisStore(client_url, prefix=prefix, client_options=options)
     raise ValueError(
         f"unknown store URL scheme {scheme!r} in {mask_url(url)!r}: "
         "use sqlite:///absolute/path.db, redis://host:port/db or rediss://host:port/db"

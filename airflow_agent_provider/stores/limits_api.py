@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from airflow_agent_provider.stores.offload import run_blocking
+
 Unit = Literal["requests", "tokens"]
 
 #: ``Grant.reason`` values other than a tier name.
@@ -71,7 +73,13 @@ class Grant:
 
 
 class RateLimitStore(ABC):
-    """Shared sliding-window logs, concurrency leases and pauses; every method is atomic."""
+    """
+    Shared sliding-window logs, concurrency leases and pauses; every method is atomic.
+
+    Each operation has an async twin (``a`` prefix) for the triggerer's event loop. The defaults
+    here run the sync operation on the stores' thread pool (``stores.offload``), which is what the
+    SQLite store uses; the Redis store overrides them with its asyncio client.
+    """
 
     @abstractmethod
     def acquire(
@@ -122,3 +130,40 @@ class RateLimitStore(ABC):
     @abstractmethod
     def store_time(self) -> float:
         """The clock every window is measured by (seconds since the epoch)."""
+
+    # -- async twins (same contract; see the class docstring) ------------------------------------
+
+    async def aacquire(
+        self,
+        key: str,
+        tiers: Sequence[Tier],
+        tokens: int = 0,
+        *,
+        max_concurrent: int | None = None,
+        lease_ttl_s: float = 600.0,
+        now: float | None = None,
+    ) -> Grant:
+        """Async :meth:`acquire`."""
+        return await run_blocking(
+            self.acquire, key, tiers, tokens, max_concurrent=max_concurrent, lease_ttl_s=lease_ttl_s, now=now
+        )
+
+    async def asettle(self, key: str, grant_id: str, actual_tokens: int) -> int:
+        """Async :meth:`settle`."""
+        return await run_blocking(self.settle, key, grant_id, actual_tokens)
+
+    async def arelease(self, key: str, grant_id: str) -> bool:
+        """Async :meth:`release`."""
+        return await run_blocking(self.release, key, grant_id)
+
+    async def apenalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
+        """Async :meth:`penalize`."""
+        return await run_blocking(self.penalize, key, until, delay_s=delay_s)
+
+    async def apaused_until(self, key: str) -> float | None:
+        """Async :meth:`paused_until`."""
+        return await run_blocking(self.paused_until, key)
+
+    async def astore_time(self) -> float:
+        """Async :meth:`store_time`."""
+        return await run_blocking(self.store_time)

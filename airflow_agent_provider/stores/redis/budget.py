@@ -173,12 +173,39 @@ def _limit_from_nano(nano: int) -> float:
     return math.inf if nano < 0 else from_nano(nano)
 
 
-class RedisBudgetMixin:
-    """Reservations, spend and ledger in Redis hashes and sorted sets (see the module docstring)."""
+def _reserve_answer(res: list) -> ReserveResult:
+    granted, scope, spent, reserved, limit, dup = res
+    return ReserveResult(
+        granted=bool(int(granted)),
+        refused_scope=(scope.decode() if isinstance(scope, bytes) else scope) or None,
+        spent=from_nano(int(spent)),
+        reserved=from_nano(int(reserved)),
+        limit=_limit_from_nano(int(limit)),
+        duplicate=bool(int(dup)),
+    )
 
-    def budget_reserve(
+
+def _totals_answer(res: list) -> ScopeTotals:
+    spent, reserved, calls = res
+    return ScopeTotals(from_nano(int(spent)), from_nano(int(reserved)), int(calls))
+
+
+def _ledger_answer(raw: list, dag_id: str, run_id: str) -> list[LedgerEntry]:
+    entries = [LedgerEntry(**json.loads(value)) for value in raw]
+    entries = [e for e in entries if e.dag_id == dag_id and e.run_id == run_id]
+    return sorted(entries, key=lambda e: (e.ts or 0.0, e.entry_id))
+
+
+class RedisBudgetMixin:
+    """Reservations, spend and ledger in Redis hashes and sorted sets (see the module docstring).
+
+    The sync operations and their async twins (``a`` prefix) build the same script arguments and
+    read the same answers; only the client differs.
+    """
+
+    def _reserve_args(
         self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
-    ) -> ReserveResult:
+    ) -> list[str | int | float]:
         args: list[str | int | float] = [
             self.prefix,  # type: ignore[attr-defined]
             reservation_id,
@@ -190,25 +217,24 @@ class RedisBudgetMixin:
         ]
         for scope, limit in scopes:
             args += [scope, limit_to_nano(limit)]
-        granted, scope, spent, reserved, limit, dup = self._script("budget_reserve", _RESERVE)(args=args)  # type: ignore[attr-defined]
-        return ReserveResult(
-            granted=bool(int(granted)),
-            refused_scope=(scope.decode() if isinstance(scope, bytes) else scope) or None,
-            spent=from_nano(int(spent)),
-            reserved=from_nano(int(reserved)),
-            limit=_limit_from_nano(int(limit)),
-            duplicate=bool(int(dup)),
-        )
+        return args
 
-    def budget_settle(
-        self,
-        reservation_id: str,
-        actual: float | None,
-        ledger_entries: Sequence[LedgerEntry] = (),
-        *,
-        scopes: Sequence[str] = (),
-    ) -> bool:
-        now = self._server_time() if any(e.ts is None for e in ledger_entries) else None  # type: ignore[attr-defined]
+    def budget_reserve(
+        self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
+    ) -> ReserveResult:
+        args = self._reserve_args(reservation_id, scopes, amount, ttl_s)
+        return _reserve_answer(self._script("budget_reserve", _RESERVE)(args=args))  # type: ignore[attr-defined]
+
+    async def abudget_reserve(
+        self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
+    ) -> ReserveResult:
+        args = self._reserve_args(reservation_id, scopes, amount, ttl_s)
+        return _reserve_answer(await self._ascript("budget_reserve", _RESERVE)(args=args))  # type: ignore[attr-defined]
+
+    def _settle_args(
+        self, reservation_id: str, actual: float | None, ledger_entries: Sequence[LedgerEntry],
+        scopes: Sequence[str], now: float | None,
+    ) -> list[str | int]:
         args: list[str | int] = [
             self.prefix,  # type: ignore[attr-defined]
             reservation_id,
@@ -222,15 +248,48 @@ class RedisBudgetMixin:
             row["ts"] = now if entry.ts is None else entry.ts
             row["reservation_id"] = entry.reservation_id or reservation_id
             args += [self._key("bud", "ledger", entry.dag_id, entry.run_id), entry.entry_id, json.dumps(row)]  # type: ignore[attr-defined]
+        return args
+
+    def budget_settle(
+        self,
+        reservation_id: str,
+        actual: float | None,
+        ledger_entries: Sequence[LedgerEntry] = (),
+        *,
+        scopes: Sequence[str] = (),
+    ) -> bool:
+        now = None
+        if any(e.ts is None for e in ledger_entries):
+            with self._guard():  # type: ignore[attr-defined]
+                now = self._server_time()  # type: ignore[attr-defined]
+        args = self._settle_args(reservation_id, actual, ledger_entries, scopes, now)
         return bool(self._script("budget_settle", _SETTLE)(args=args))  # type: ignore[attr-defined]
+
+    async def abudget_settle(
+        self,
+        reservation_id: str,
+        actual: float | None,
+        ledger_entries: Sequence[LedgerEntry] = (),
+        *,
+        scopes: Sequence[str] = (),
+    ) -> bool:
+        now = await self._aserver_time() if any(e.ts is None for e in ledger_entries) else None  # type: ignore[attr-defined]
+        args = self._settle_args(reservation_id, actual, ledger_entries, scopes, now)
+        return bool(await self._ascript("budget_settle", _SETTLE)(args=args))  # type: ignore[attr-defined]
 
     def budget_release(self, reservation_id: str) -> bool:
         args = [self.prefix, reservation_id, int(RESERVATION_RETENTION_S)]  # type: ignore[attr-defined]
         return bool(self._script("budget_release", _RELEASE)(args=args))  # type: ignore[attr-defined]
 
+    async def abudget_release(self, reservation_id: str) -> bool:
+        args = [self.prefix, reservation_id, int(RESERVATION_RETENTION_S)]  # type: ignore[attr-defined]
+        return bool(await self._ascript("budget_release", _RELEASE)(args=args))  # type: ignore[attr-defined]
+
     def budget_totals(self, scope: str) -> ScopeTotals:
-        spent, reserved, calls = self._script("budget_totals", _TOTALS)(args=[self.prefix, scope])  # type: ignore[attr-defined]
-        return ScopeTotals(from_nano(int(spent)), from_nano(int(reserved)), int(calls))
+        return _totals_answer(self._script("budget_totals", _TOTALS)(args=[self.prefix, scope]))  # type: ignore[attr-defined]
+
+    async def abudget_totals(self, scope: str) -> ScopeTotals:
+        return _totals_answer(await self._ascript("budget_totals", _TOTALS)(args=[self.prefix, scope]))  # type: ignore[attr-defined]
 
     def budget_spent(self, scope: str) -> float:
         return self.budget_totals(scope).spent
@@ -241,6 +300,9 @@ class RedisBudgetMixin:
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
         with self._guard():  # type: ignore[attr-defined]
             raw = self._redis.hvals(self._key("bud", "ledger", dag_id, run_id))  # type: ignore[attr-defined]
-        entries = [LedgerEntry(**json.loads(value)) for value in raw]
-        entries = [e for e in entries if e.dag_id == dag_id and e.run_id == run_id]
-        return sorted(entries, key=lambda e: (e.ts or 0.0, e.entry_id))
+        return _ledger_answer(raw, dag_id, run_id)
+
+    async def aledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
+        with self._guard():  # type: ignore[attr-defined]
+            raw = await self._aclient().hvals(self._key("bud", "ledger", dag_id, run_id))  # type: ignore[attr-defined]
+        return _ledger_answer(raw, dag_id, run_id)

@@ -346,7 +346,12 @@ def _reason(reason: int | bytes | str, names: tuple[str, ...]) -> str:
 
 
 class RedisLimitsMixin:
-    """Sliding-window logs, leases and pauses on the shared Redis server."""
+    """Sliding-window logs, leases and pauses on the shared Redis server.
+
+    Each operation is split into building the script call and reading its answer, so the sync
+    operation and its async twin (``a`` prefix, redis-py's asyncio client) run the same script with
+    the same arguments and read the same answer.
+    """
 
     def _rl_keys(self, key: str) -> list[str]:
         cache = self.__dict__.setdefault("_rl_key_cache", {})
@@ -362,16 +367,16 @@ class RedisLimitsMixin:
         with self._guard():  # type: ignore[attr-defined]
             return self._server_time()  # type: ignore[attr-defined]
 
-    def acquire(
-        self,
-        key: str,
-        tiers: Sequence[Tier],
-        tokens: int = 0,
-        *,
-        max_concurrent: int | None = None,
-        lease_ttl_s: float = 600.0,
-        now: float | None = None,
-    ) -> Grant:
+    async def astore_time(self) -> float:
+        return await self._aserver_time()  # type: ignore[attr-defined]
+
+    # -- acquire -----------------------------------------------------------------------------
+
+    def _acquire_call(
+        self, key: str, tiers: Sequence[Tier], tokens: int, max_concurrent: int | None, lease_ttl_s: float,
+        now: float | None,
+    ) -> tuple[str, str, list[str], list[object], str, tuple[str, ...]]:
+        """(script name, script, keys, args, grant id, tier names) of one acquire."""
         if max_concurrent is not None and max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
         if tokens < 0:  # the script's token bounds rely on entries never being negative
@@ -382,8 +387,10 @@ class RedisLimitsMixin:
         args: list[object] = ["" if now is None else _us(now), int(tokens), gid]
         if lease:
             args += [int(max_concurrent), _us(lease_ttl_s)]  # type: ignore[arg-type]
-        with self._guard():  # type: ignore[attr-defined]
-            res = self._script(name, lua)(keys=self._rl_keys(key), args=args)  # type: ignore[attr-defined]
+        return name, lua, self._rl_keys(key), args, gid, names
+
+    @staticmethod
+    def _acquire_answer(res: list, gid: str, names: tuple[str, ...]) -> Grant:
         at = res[1] / _US
         if res[0]:
             return Grant(True, gid, 0.0, at, None)
@@ -391,27 +398,78 @@ class RedisLimitsMixin:
         wait = math.inf if wait_us < 0 else wait_us / _US
         return Grant(False, None, wait, at, _reason(reason, names))
 
-    def settle(self, key: str, grant_id: str, actual_tokens: int) -> int:
+    def acquire(
+        self,
+        key: str,
+        tiers: Sequence[Tier],
+        tokens: int = 0,
+        *,
+        max_concurrent: int | None = None,
+        lease_ttl_s: float = 600.0,
+        now: float | None = None,
+    ) -> Grant:
+        name, lua, keys, args, gid, names = self._acquire_call(key, tiers, tokens, max_concurrent, lease_ttl_s, now)
+        res = self._script(name, lua)(keys=keys, args=args)  # type: ignore[attr-defined]
+        return self._acquire_answer(res, gid, names)
+
+    async def aacquire(
+        self,
+        key: str,
+        tiers: Sequence[Tier],
+        tokens: int = 0,
+        *,
+        max_concurrent: int | None = None,
+        lease_ttl_s: float = 600.0,
+        now: float | None = None,
+    ) -> Grant:
+        name, lua, keys, args, gid, names = self._acquire_call(key, tiers, tokens, max_concurrent, lease_ttl_s, now)
+        res = await self._ascript(name, lua)(keys=keys, args=args)  # type: ignore[attr-defined]
+        return self._acquire_answer(res, gid, names)
+
+    # -- settle, release -----------------------------------------------------------------------
+
+    def _settle_call(self, key: str, grant_id: str, actual_tokens: int) -> tuple[list[str], list[object]]:
         if actual_tokens < 0:
             raise ValueError(f"actual_tokens must be >= 0, got {actual_tokens}")
-        keys = self._rl_keys(key)[:2]
-        with self._guard():  # type: ignore[attr-defined]
-            return int(self._script("rl_settle", _SETTLE)(keys=keys, args=[grant_id, int(actual_tokens)]))  # type: ignore[attr-defined]
+        return self._rl_keys(key)[:2], [grant_id, int(actual_tokens)]
+
+    def settle(self, key: str, grant_id: str, actual_tokens: int) -> int:
+        keys, args = self._settle_call(key, grant_id, actual_tokens)
+        return int(self._script("rl_settle", _SETTLE)(keys=keys, args=args))  # type: ignore[attr-defined]
+
+    async def asettle(self, key: str, grant_id: str, actual_tokens: int) -> int:
+        keys, args = self._settle_call(key, grant_id, actual_tokens)
+        return int(await self._ascript("rl_settle", _SETTLE)(keys=keys, args=args))  # type: ignore[attr-defined]
 
     def release(self, key: str, grant_id: str) -> bool:
         # A single ZREM is atomic by itself; no script needed.
         with self._guard():  # type: ignore[attr-defined]
             return bool(self._redis.zrem(self._rl_keys(key)[2], grant_id))  # type: ignore[attr-defined]
 
-    def penalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
+    async def arelease(self, key: str, grant_id: str) -> bool:
+        with self._guard():  # type: ignore[attr-defined]
+            return bool(await self._aclient().zrem(self._rl_keys(key)[2], grant_id))  # type: ignore[attr-defined]
+
+    # -- pauses --------------------------------------------------------------------------------
+
+    def _penalize_call(self, key: str, until: float | None, delay_s: float | None) -> tuple[list[str], list[object]]:
         if (until is None) == (delay_s is None):
             raise ValueError("penalize needs exactly one of until or delay_s")
         args = [_us(until), ""] if until is not None else ["", _us(delay_s)]  # type: ignore[arg-type]
-        meta = self._rl_keys(key)[1]
-        with self._guard():  # type: ignore[attr-defined]
-            return int(self._script("rl_penalize", _PENALIZE)(keys=[meta], args=args)) / _US  # type: ignore[attr-defined]
+        return [self._rl_keys(key)[1]], args
+
+    def penalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
+        keys, args = self._penalize_call(key, until, delay_s)
+        return int(self._script("rl_penalize", _PENALIZE)(keys=keys, args=args)) / _US  # type: ignore[attr-defined]
+
+    async def apenalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
+        keys, args = self._penalize_call(key, until, delay_s)
+        return int(await self._ascript("rl_penalize", _PENALIZE)(keys=keys, args=args)) / _US  # type: ignore[attr-defined]
 
     def paused_until(self, key: str) -> float | None:
-        with self._guard():  # type: ignore[attr-defined]
-            pause, now = self._script("rl_paused", _PAUSED)(keys=[self._rl_keys(key)[1]])  # type: ignore[attr-defined]
+        pause, now = self._script("rl_paused", _PAUSED)(keys=[self._rl_keys(key)[1]])  # type: ignore[attr-defined]
+        return pause / _US if pause > now else None
+
+    async def apaused_until(self, key: str) -> float | None:
+        pause, now = await self._ascript("rl_paused", _PAUSED)(keys=[self._rl_keys(key)[1]])  # type: ignore[attr-defined]
         return pause / _US if pause > now else None

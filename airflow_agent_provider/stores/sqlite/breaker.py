@@ -61,13 +61,20 @@ class SQLiteBreakerMixin:
         conn.execute("DELETE FROM breaker_failures WHERE key = ?", (key,))
         conn.execute("DELETE FROM breaker_trials WHERE key = ?", (key,))
 
-    def _breaker_current(self, conn: sqlite3.Connection, key: str, now: float) -> tuple[str, float, int]:
-        """The row with the lazy open -> half-open transition applied (and persisted)."""
+    def _breaker_current(
+        self, conn: sqlite3.Connection, key: str, now: float, *, persist: bool = False
+    ) -> tuple[str, float, int]:
+        """The row with the open -> half-open transition applied once the timeout has passed.
+
+        Only ``breaker_allow`` persists that transition (``persist=True``, inside its write
+        transaction): reads report it without writing, and ``breaker_record`` writes its own outcome.
+        """
         state, open_until, seq = self._breaker_row(conn, key)
         if state == OPEN and now >= open_until:
             state = HALF_OPEN
-            self._breaker_put(conn, key, state, open_until, seq)
-            conn.execute("DELETE FROM breaker_trials WHERE key = ?", (key,))
+            if persist:
+                self._breaker_put(conn, key, state, open_until, seq)
+                conn.execute("DELETE FROM breaker_trials WHERE key = ?", (key,))
         return state, open_until, seq
 
     # -- BreakerStore ------------------------------------------------------------------------------
@@ -75,7 +82,7 @@ class SQLiteBreakerMixin:
     def breaker_allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
         with self._tx() as conn:  # type: ignore[attr-defined]
             now = time.time()
-            state, open_until, seq = self._breaker_current(conn, key, now)
+            state, open_until, seq = self._breaker_current(conn, key, now, persist=True)
             if state == CLOSED:
                 return BreakerDecision(True, CLOSED)
             if state == OPEN:
@@ -127,9 +134,10 @@ class SQLiteBreakerMixin:
             conn.execute("DELETE FROM breaker_trials WHERE key = ? AND trial_id = ?", (key, trial_id))
 
     def breaker_state(self, key: str) -> BreakerStateName:
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            state, _, _ = self._breaker_current(conn, key, time.time())
-            return state  # type: ignore[return-value]
+        # A plain read in autocommit mode: no write lock, nothing persisted (reads never write).
+        conn = self._conn()  # type: ignore[attr-defined]
+        state, _, _ = self._breaker_current(conn, key, time.time())
+        return state  # type: ignore[return-value]
 
     def breaker_reset(self, key: str) -> None:
         with self._tx() as conn:  # type: ignore[attr-defined]
