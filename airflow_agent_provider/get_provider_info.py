@@ -100,6 +100,26 @@ def get_provider_info() -> dict:
                         "example": "redis_default",
                         "default": "",
                     },
+                    "allowed_tool_modules": {
+                        "description": "Comma-separated module prefixes that workflow files may take "
+                        "tools and output_schema models from (a prefix covers its submodules: "
+                        "'my_company.tools' allows 'my_company.tools.erp' but not 'my_company.tools_old'). "
+                        "A module outside them is a definition error and is never imported. Empty allows "
+                        "none. builtins, os, subprocess, shutil, pickle, importlib, sys, socket, Airflow, "
+                        "this provider (except its examples) and their kin are refused whatever this says.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "my_company.agent_tools, my_company.schemas",
+                        "default": "airflow_agent_provider.examples",
+                    },
+                    "max_workflow_file_bytes": {
+                        "description": "Largest workflow YAML file (bytes) the DAG factory reads; a larger file "
+                        "is a definition error and is not parsed.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "2097152",
+                        "default": "1048576",
+                    },
                 },
             }
         },

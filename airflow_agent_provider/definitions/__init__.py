@@ -9,8 +9,12 @@ from __future__ import annotations
 from airflow_agent_provider.definitions.durations import parse_duration
 from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
 from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
-from airflow_agent_provider.definitions.loader import load_workflow, load_workflows, parse_workflow
+from airflow_agent_provider.definitions.loader import load_workflow, load_workflows, parse_workflow, read_workflow_text
 from airflow_agent_provider.definitions.models import (
+    EXECUTION_MODES,
+    MAX_PROMPT_CHARS,
+    MAX_PROMPT_TEMPLATE_CHARS,
+    PROMPT_NAMES,
     AgentDefaults,
     AgentSpec,
     BreakerSpec,
@@ -25,12 +29,17 @@ from airflow_agent_provider.definitions.models import (
     Workflow,
     default_asset_uri,
     default_connection_id,
+    effective_execution,
     qualified_id,
     resolve_dependency,
 )
 from airflow_agent_provider.definitions.validation import check_workflow
 
 __all__ = [
+    "EXECUTION_MODES",
+    "MAX_PROMPT_CHARS",
+    "MAX_PROMPT_TEMPLATE_CHARS",
+    "PROMPT_NAMES",
     "AgentDefaults",
     "AgentSpec",
     "BreakerSpec",
@@ -51,10 +60,12 @@ __all__ = [
     "compile_expression",
     "default_asset_uri",
     "default_connection_id",
+    "effective_execution",
     "load_workflow",
     "load_workflows",
     "parse_duration",
     "parse_workflow",
+    "read_workflow_text",
     "qualified_id",
     "resolve_dependency",
 ]

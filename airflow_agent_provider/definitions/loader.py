@@ -3,18 +3,28 @@
 Loading runs in three stages and keeps going after a failing one where it can: YAML (syntax and
 duplicate keys), the models (fields and values), then whole-workflow checks. All problems of a file
 end up in one :class:`WorkflowDefinitionError`. ``load_workflows`` loads a folder file by file, so
-one broken file never hides the others from the DAG processor.
+one broken file never hides the others from the DAG processor: whatever a file does while it is
+loaded (an oversized or undecodable file, YAML that expands without bound, a tool module that raises
+anything at import, a RecursionError or MemoryError) becomes that file's definition error.
+
+Input is bounded before it is parsed: a file larger than ``max_file_bytes`` (default
+``[agent_provider] max_workflow_file_bytes``, 1 MiB) is not read past the cap, and the YAML itself is
+bounded while it is composed (:mod:`.yaml_loader`).
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
+from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from airflow_agent_provider.config import MAX_WORKFLOW_FILE_BYTES_OPTION, ProviderConfigError, setting_name
+from airflow_agent_provider.definitions.code_refs import describe
 from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
 from airflow_agent_provider.definitions.models import Workflow
 from airflow_agent_provider.definitions.pydantic_errors import problems_from_validation_error
@@ -22,28 +32,67 @@ from airflow_agent_provider.definitions.validation import check_workflow
 from airflow_agent_provider.definitions.yaml_loader import parse_yaml
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml")
+log = logging.getLogger(__name__)
 
 
-def load_workflow(path: str | PathLike[str]) -> Workflow:
+def load_workflow(
+    path: str | PathLike[str],
+    *,
+    allowed_modules: Iterable[str] | None = None,
+    max_file_bytes: int | None = None,
+) -> Workflow:
     """
     Read, validate and return the workflow in ``path``.
 
-    :raises WorkflowDefinitionError: listing every problem found in the file.
+    :param allowed_modules: module prefixes tools and output schemas may come from; None reads
+        ``[agent_provider] allowed_tool_modules`` when the file names code.
+    :param max_file_bytes: largest file read; None reads ``[agent_provider] max_workflow_file_bytes``.
+    :raises WorkflowDefinitionError: listing every problem found in the file. Nothing else: any other
+        exception while loading it becomes a problem of the file.
     """
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkflowDefinitionError(file_path, [Problem("(file)", f"cannot read the file: {exc}")]) from None
-    return parse_workflow(text, source=file_path)
+        text = read_workflow_text(file_path, max_file_bytes)
+        return parse_workflow(text, source=file_path, allowed_modules=allowed_modules, max_file_bytes=max_file_bytes)
+    except WorkflowDefinitionError:
+        raise
+    except (Exception, SystemExit) as exc:  # confined: one file's failure must not take the folder down
+        raise _unexpected(file_path, exc) from None
 
 
-def parse_workflow(text: str, source: str | PathLike[str] | None = None) -> Workflow:
+def parse_workflow(
+    text: str,
+    source: str | PathLike[str] | None = None,
+    *,
+    allowed_modules: Iterable[str] | None = None,
+    max_file_bytes: int | None = None,
+) -> Workflow:
     """
     Validate a workflow given as YAML text; ``source`` names it in errors and as ``source_path``.
 
+    ``allowed_modules`` and ``max_file_bytes`` as for :func:`load_workflow`.
+
     :raises WorkflowDefinitionError: listing every problem found.
     """
+    try:
+        return _parse_workflow(text, source, allowed_modules, max_file_bytes)
+    except WorkflowDefinitionError:
+        raise
+    except (Exception, SystemExit) as exc:  # e.g. a tool module raising at import: this source's problem
+        raise _unexpected(source, exc) from None
+
+
+def _parse_workflow(
+    text: str, source: str | PathLike[str] | None, allowed_modules: Iterable[str] | None, max_file_bytes: int | None
+) -> Workflow:
+    try:
+        limit = _file_limit(max_file_bytes)
+    except ProviderConfigError as exc:
+        raise WorkflowDefinitionError(source, [Problem("(file)", str(exc))]) from None
+    # The text is already in memory here; the cap keeps parsing and everything after it bounded.
+    if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
+        size = len(text) if len(text) > limit else len(text.encode("utf-8", "surrogatepass"))
+        raise WorkflowDefinitionError(source, [_too_large(size, limit)])
     parsed = parse_yaml(text)
     problems = list(parsed.problems)
     workflow = None
@@ -57,14 +106,19 @@ def parse_workflow(text: str, source: str | PathLike[str] | None = None) -> Work
             except ValidationError as exc:
                 problems.extend(problems_from_validation_error(exc, Workflow, parsed.line_of))
             else:
-                problems.extend(check_workflow(workflow, parsed.line_of))
+                problems.extend(check_workflow(workflow, parsed.line_of, allowed_modules))
     if problems or workflow is None:
         raise WorkflowDefinitionError(source, _in_line_order(problems))
     workflow._source_path = Path(source) if source is not None else None
     return workflow
 
 
-def load_workflows(folder: str | PathLike[str]) -> tuple[list[Workflow], list[WorkflowDefinitionError]]:
+def load_workflows(
+    folder: str | PathLike[str],
+    *,
+    allowed_modules: Iterable[str] | None = None,
+    max_file_bytes: int | None = None,
+) -> tuple[list[Workflow], list[WorkflowDefinitionError]]:
     """
     Load every ``*.yaml``/``*.yml`` file of ``folder`` (not recursive), in sorted order.
 
@@ -72,16 +126,22 @@ def load_workflows(folder: str | PathLike[str]) -> tuple[list[Workflow], list[Wo
     earlier file is an error for the later file, because both would become the same ``dag_id``.
     ``triggered_by`` must name workflows loaded from the same folder, without a trigger cycle (each
     run would start the next one forever); a workflow that fails this is an error for its file.
+    ``allowed_modules`` and ``max_file_bytes`` as for :func:`load_workflow` (the settings are read once
+    for the folder).
     """
     workflows: list[Workflow] = []
     errors: list[WorkflowDefinitionError] = []
     first_file: dict[str, Path] = {}
+    allowed = _allowed_for_folder(allowed_modules)
     files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix in WORKFLOW_SUFFIXES)
     for file_path in files:
         try:
-            workflow = load_workflow(file_path)
+            workflow = load_workflow(file_path, allowed_modules=allowed, max_file_bytes=max_file_bytes)
         except WorkflowDefinitionError as exc:
             errors.append(exc)
+            continue
+        except (Exception, SystemExit) as exc:  # load_workflow confines everything; this is the last net
+            errors.append(_unexpected(file_path, exc))
             continue
         if workflow.name in first_file:
             message = f"workflow name {workflow.name!r} is already used by {first_file[workflow.name]}"
@@ -155,7 +215,10 @@ def _triggered_next(by_name: dict[str, Workflow], name: str) -> list[str]:
 def _lines(workflow: Workflow) -> dict[tuple[str | int, ...], int]:
     if workflow.source_path is None:
         return {}
-    return parse_yaml(workflow.source_path.read_text(encoding="utf-8")).lines
+    try:
+        return parse_yaml(read_workflow_text(workflow.source_path, None)).lines
+    except (Exception, SystemExit):  # the file changed since it was loaded: report without lines
+        return {}
 
 
 def _top_level_problem(data: Any) -> Problem | None:
@@ -172,4 +235,72 @@ def _in_line_order(problems: list[Problem]) -> list[Problem]:
 
 
 def _name_line(file_path: Path) -> int | None:
-    return parse_yaml(file_path.read_text(encoding="utf-8")).lines.get(("name",))
+    try:
+        return parse_yaml(read_workflow_text(file_path, None)).lines.get(("name",))
+    except (Exception, SystemExit):
+        return None
+
+
+def _allowed_for_folder(allowed_modules: Iterable[str] | None) -> tuple[str, ...] | None:
+    """The allow-list read once for a whole folder; None (each file reports the bad setting) when invalid."""
+    if allowed_modules is not None:
+        return tuple(allowed_modules)
+    from airflow_agent_provider.config import allowed_tool_modules
+
+    try:
+        return allowed_tool_modules()
+    except ProviderConfigError:
+        return None
+
+
+def _file_limit(max_file_bytes: int | None) -> int:
+    if max_file_bytes is not None:
+        return max_file_bytes
+    from airflow_agent_provider.config import max_workflow_file_bytes
+
+    return max_workflow_file_bytes()
+
+
+def _too_large(size: int, limit: int) -> Problem:
+    return Problem(
+        "(file)",
+        f"the file is {size:,} bytes, more than the {limit:,} a workflow file may have "
+        f"({setting_name(MAX_WORKFLOW_FILE_BYTES_OPTION)}); it was not parsed",
+    )
+
+
+def read_workflow_text(file_path: Path, max_file_bytes: int | None = None) -> str:
+    """
+    The text of a workflow file, read only up to the cap (``max_file_bytes``, default
+    ``[agent_provider] max_workflow_file_bytes``), plus one byte to tell that it is larger.
+
+    :raises WorkflowDefinitionError: the file is too large, unreadable or not UTF-8 (one problem).
+    """
+    try:
+        limit = _file_limit(max_file_bytes)
+    except ProviderConfigError as exc:
+        raise WorkflowDefinitionError(file_path, [Problem("(file)", str(exc))]) from None
+    try:
+        size = file_path.stat().st_size
+        if size > limit:
+            raise WorkflowDefinitionError(file_path, [_too_large(size, limit)])
+        with file_path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise WorkflowDefinitionError(file_path, [Problem("(file)", f"cannot read the file: {exc}")]) from None
+    if len(data) > limit:  # grew since stat
+        raise WorkflowDefinitionError(file_path, [_too_large(len(data), limit)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorkflowDefinitionError(
+            file_path, [Problem("(file)", f"cannot read the file: it is not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        ) from None
+
+
+def _unexpected(file_path: str | PathLike[str] | None, exc: BaseException) -> WorkflowDefinitionError:
+    log.warning(
+        "Unexpected error while loading %s", file_path or "<workflow>", exc_info=(type(exc), exc, exc.__traceback__)
+    )
+    message = f"could not load the file: {describe(exc)}"
+    return WorkflowDefinitionError(file_path, [Problem("(file)", message)])

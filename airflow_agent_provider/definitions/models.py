@@ -56,8 +56,21 @@ AssetUri = Annotated[str, StringConstraints(pattern=ASSET_URI_PATTERN, max_lengt
 CONDITION_NAMES = frozenset({"results", "params", "item"})
 FOR_EACH_NAMES = frozenset({"results", "params"})
 REPEAT_UNTIL_NAMES = frozenset({"last", "iteration", "params", "results", "item"})
-# Names a prompt may use besides ``results``/``upstream_text`` and Airflow's own template context.
+# Names a prompt may use besides ``results``/``upstream_text`` (kept for the operator's context building).
 PROMPT_EXTRA_NAMES = frozenset({"item", "params", "iteration", "last"})
+#: Every name a YAML workflow's templated field (prompt, system_prompt, model, connection) may read. Not
+#: Airflow's full template context: ``conn``, ``var``, ``ti``, ``macros``... would hand secrets and
+#: the metadata of other tasks to a workflow file author and, through the model's reply, to XCom.
+PROMPT_NAMES = frozenset(
+    {"results", "upstream_text", "params", "item", "last", "iteration", "ds", "logical_date", "run_id", "dag_id"}
+)
+#: Longest prompt or system prompt *template* in a workflow file (characters).
+MAX_PROMPT_TEMPLATE_CHARS = 100_000
+#: Longest *rendered* prompt (characters) the operator sends: past any model's context window
+#: (about 250,000 tokens), so a longer one is a runaway template or upstream result, not a prompt.
+MAX_PROMPT_CHARS = 1_000_000
+PromptTemplate = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_TEMPLATE_CHARS)]
+SystemPromptTemplate = Annotated[str, StringConstraints(max_length=MAX_PROMPT_TEMPLATE_CHARS)]
 MAX_FOR_EACH_ITEMS = 1024  # Airflow's default max_map_length
 #: Where an agent runs (``execution:``). ``auto`` picks per agent from what it uses; see :func:`effective_execution`.
 EXECUTION_MODES: tuple[str, ...] = ("auto", "worker", "deferred", "triggerer")
@@ -251,7 +264,7 @@ class AgentDefaults(_Strict):
     model: NonEmptyStr | None = None
     temperature: float | None = Field(None, ge=0, le=2, description="None: the provider's default.")
     max_tokens: int = Field(1024, ge=1)
-    system_prompt: str | None = None
+    system_prompt: SystemPromptTemplate | None = None
     retries: RetrySpec = Field(default_factory=RetrySpec)
     timeout: PositiveDuration | None = DEFAULT_AGENT_TIMEOUT
     max_rounds: int = Field(8, ge=1, description="Bound on tool-calling rounds.")
@@ -324,7 +337,7 @@ class AgentSpec(AgentDefaults):
 
     name: Name
     description: str = ""
-    prompt: NonEmptyStr = Field(description="Jinja template; upstream results under `results`.")
+    prompt: PromptTemplate = Field(description="Jinja template; upstream results under `results`.")
     tools: list[ToolName] = Field(default_factory=list)
     dependencies: list[DependencyRef] = Field(default_factory=list)
     priority: int = Field(1, ge=1, description="Airflow priority_weight.")

@@ -2,23 +2,27 @@
 
 They are collected, never raised one by one, so an author sees the unknown dependency, the cycle and
 the missing tool of one file in the same report. Nothing here imports Airflow; the only code that
-is imported is what the workflow's ``tools:`` allow-list names, to prove it is a callable.
+is imported is what the workflow's ``tools:`` and ``output_schema:`` name, and only once the module is
+known to be allowed (``allowed_modules``, see :mod:`.code_refs`), to prove it is what it claims to be.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-import jinja2
-import jinja2.meta
-
+from airflow_agent_provider.definitions.code_refs import tool_problem
 from airflow_agent_provider.definitions.errors import Problem
 from airflow_agent_provider.definitions.expressions import Expression
-from airflow_agent_provider.definitions.models import AgentSpec, Workflow, qualified_id, resolve_dependency
+from airflow_agent_provider.definitions.models import AgentDefaults, AgentSpec, Workflow, qualified_id, resolve_dependency
 from airflow_agent_provider.definitions.output_schemas import output_schema_import_problem
+from airflow_agent_provider.definitions.templates import (
+    TemplateSyntaxProblem,
+    parse_template,
+    template_problems,
+    undeclared_names,
+)
 from airflow_agent_provider.definitions.yaml_loader import FieldPath, format_path
 
 LineOf = Callable[[FieldPath], int | None]
@@ -29,22 +33,44 @@ _RESULT_REFS = re.compile(r"""\bresults\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Z
 _PARAM_REFS = re.compile(r"""\bparams\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Za-z0-9_]+)['"]\s*\])""")
 # Prompt names that only have a value for some agents: name -> (field that provides it, what it is).
 _PROMPT_NAMES_NEEDING = {"item": ("for_each", "the current for_each item"), "last": ("repeat_until", "the previous answer")}
-_JINJA = jinja2.Environment(autoescape=False)
+# The agent fields Airflow renders as Jinja templates (LLMAgentOperator.template_fields).
+TEMPLATED_FIELDS = ("prompt", "system_prompt", "model", "connection")
 
 
-def check_workflow(workflow: Workflow, line_of: LineOf | None = None) -> list[Problem]:
-    """Every whole-workflow problem of ``workflow``; an empty list means it is usable."""
-    checker = _Checker(workflow, line_of or (lambda path: None))
+def check_workflow(
+    workflow: Workflow, line_of: LineOf | None = None, allowed_modules: Iterable[str] | None = None
+) -> list[Problem]:
+    """
+    Every whole-workflow problem of ``workflow``; an empty list means it is usable.
+
+    :param allowed_modules: module prefixes tools and output schemas may come from. None reads
+        ``[agent_provider] allowed_tool_modules`` (:mod:`airflow_agent_provider.config`), and only when
+        the workflow names code at all.
+    """
+    checker = _Checker(workflow, line_of or (lambda path: None), allowed_modules)
     checker.run()
     return checker.problems
 
 
 class _Checker:
-    def __init__(self, workflow: Workflow, line_of: LineOf) -> None:
+    def __init__(self, workflow: Workflow, line_of: LineOf, allowed_modules: Iterable[str] | None = None) -> None:
         self.workflow = workflow
         self.line_of = line_of
         self.problems: list[Problem] = []
         self.paths: dict[str, FieldPath] = {}  # qualified id -> path of the (first) agent with that id
+        self._allowed: tuple[str, ...] | None = None if allowed_modules is None else tuple(allowed_modules)
+        self._allowed_error: str | None = None
+
+    def allowed_modules(self) -> tuple[str, ...] | None:
+        """The allow-list, read from the configuration on first use; None when the setting is invalid."""
+        if self._allowed is None and self._allowed_error is None:
+            from airflow_agent_provider.config import ProviderConfigError, allowed_tool_modules
+
+            try:
+                self._allowed = allowed_tool_modules()
+            except ProviderConfigError as exc:
+                self._allowed_error = str(exc)
+        return self._allowed
 
     def add(self, path: FieldPath, message: str) -> None:
         self.problems.append(Problem(format_path(path), message, self.line_of(path)))
@@ -152,24 +178,50 @@ class _Checker:
 
     def check_allow_list(self) -> None:
         for name, dotted in self.workflow.tools.items():
-            reason = import_problem(dotted)
+            allowed = self.allowed_modules()
+            reason = self._allowed_error if allowed is None else tool_problem(dotted, allowed)
             if reason:
                 self.add(("tools", name), reason)
 
     def check_prompts(self) -> None:
+        # A template inherited from defaults: is reported once, at defaults.<field>.
+        from_defaults = self.check_default_templates(self.workflow.defaults)
         for module_name, path, agent in self.agents():
-            for field in ("prompt", "system_prompt"):
+            for field in TEMPLATED_FIELDS:
                 template = getattr(agent, field)
                 if not template:
                     continue
-                try:
-                    parsed = _JINJA.parse(template)
-                except jinja2.TemplateSyntaxError as exc:
-                    self.add((*path, field), f"invalid Jinja template (template line {exc.lineno}): {exc.message}")
-                    continue
-                self.check_prompt_names(path, field, agent, jinja2.meta.find_undeclared_variables(parsed))
+                names = self.check_template((*path, field), field, template, from_defaults)
+                if names is not None and field in ("prompt", "system_prompt"):
+                    self.check_prompt_names(path, field, agent, names)
             self.check_result_references(module_name, path, agent.prompt, agent.dependencies)
             self.check_param_references((*path, "prompt"), "prompt", _regex_refs(_PARAM_REFS, agent.prompt))
+
+    def check_default_templates(self, defaults: AgentDefaults) -> set[tuple[str, str]]:
+        checked: set[tuple[str, str]] = set()
+        for field in TEMPLATED_FIELDS:
+            template = getattr(defaults, field, None)
+            if template and field in defaults.model_fields_set:
+                self.check_template(("defaults", field), field, template, set())
+                checked.add((field, template))
+        return checked
+
+    def check_template(
+        self, path: FieldPath, field: str, template: str, already: set[tuple[str, str]]
+    ) -> set[str] | None:
+        """Report the template's problems (unless ``already`` reported); its context names, None if unparsable."""
+        reported = (field, template) in already
+        try:
+            parsed = parse_template(template)
+        except TemplateSyntaxProblem as exc:
+            if not reported:
+                where = f" (template line {exc.lineno})" if exc.lineno is not None else ""
+                self.add(path, f"invalid Jinja template{where}: {exc}")
+            return None
+        if not reported:
+            for message in template_problems(parsed, field):
+                self.add(path, message)
+        return undeclared_names(parsed)
 
     def check_prompt_names(self, path: FieldPath, field: str, agent: AgentSpec, names: set[str]) -> None:
         """``item`` and ``last`` only have a value for agents with ``for_each`` / ``repeat_until``."""
@@ -254,7 +306,8 @@ class _Checker:
     def check_output_schemas(self) -> None:
         for _, path, agent in self.agents():
             if isinstance(agent.output_schema, str):
-                reason = output_schema_import_problem(agent.output_schema)
+                allowed = self.allowed_modules()
+                reason = self._allowed_error if allowed is None else output_schema_import_problem(agent.output_schema, allowed)
                 if reason:
                     self.add((*path, "output_schema"), reason)
 
@@ -289,20 +342,6 @@ class _Checker:
 def _regex_refs(pattern: re.Pattern[str], text: str) -> list[tuple[str, bool]]:
     """``(key, written with a dot)`` for every match of a ``name.key`` / ``name['key']`` pattern."""
     return [(match.group(1) or match.group(2), bool(match.group(1))) for match in pattern.finditer(text)]
-
-
-def import_problem(dotted: str) -> str | None:
-    """Why ``dotted`` (``package.module.attr``) is not an importable callable, or None if it is."""
-    module_path, _, attribute = dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_path)
-    except Exception as exc:  # any import-time failure is the author's to see, not ours to crash on
-        return f"cannot import {module_path!r} for tool {dotted!r}: {type(exc).__name__}: {exc}"
-    if not hasattr(module, attribute):
-        return f"module {module_path!r} has no attribute {attribute!r}"
-    if not callable(getattr(module, attribute)):
-        return f"{dotted!r} is not callable"
-    return None
 
 
 def _find_cycles(graph: dict[str, list[str]]) -> list[list[str]]:

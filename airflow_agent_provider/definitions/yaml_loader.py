@@ -4,6 +4,14 @@
 agent would quietly replace the first. Here the document is composed into nodes first (SafeLoader
 only, no arbitrary objects), walked once to record the line of every key and list item and to find
 duplicate keys, and only then constructed into plain Python data.
+
+Composing is bounded. Aliases let a few hundred bytes stand for millions of nodes ("billion laughs":
+each level repeats the previous one nine times), and everything downstream (validation, the DAG,
+its serialization) would pay for the expanded size. So while composing, every node counts once and
+an alias counts as the whole size of what it points to, in nodes and in scalar characters; a
+document past :data:`MAX_YAML_NODES`, :data:`MAX_YAML_SCALAR_CHARS` or :data:`MAX_YAML_DEPTH`
+levels of nesting stops there with one problem, before anything is expanded. An alias to a node that
+contains it (a recursive structure) is refused too.
 """
 
 from __future__ import annotations
@@ -12,15 +20,80 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from airflow_agent_provider.definitions.errors import Problem
 
 FieldPath = tuple[str | int, ...]
 
+#: Most nodes (keys, values, list items) a workflow document may expand to, aliases expanded.
+#: A 500-agent workflow is about 10,000.
+MAX_YAML_NODES = 100_000
+#: Most characters all scalars of a document may add up to, aliases expanded (twice the 1 MiB file cap).
+MAX_YAML_SCALAR_CHARS = 2 * 1024 * 1024
+#: Deepest nesting of mappings and lists (an inline JSON Schema is the deepest part of a workflow).
+MAX_YAML_DEPTH = 64
+
+
+class YamlBoundError(yaml.MarkedYAMLError):
+    """The document is larger or deeper than the bounds above (raised while composing)."""
+
 
 class WorkflowYamlLoader(yaml.SafeLoader):
-    """SafeLoader subclass used for workflow files (no custom tags, nothing executable)."""
+    """SafeLoader subclass used for workflow files (no custom tags, nothing executable), with bounds."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0  # expanded nodes so far
+        self._chars = 0  # expanded scalar characters so far
+        self._depth = 0
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, chars) once fully composed
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                size = self._sizes.get(id(node))
+                if size is None:
+                    raise YamlBoundError(
+                        None, None, f"alias *{event.anchor} refers to a node that contains it (a recursive structure)",
+                        event.start_mark,
+                    )
+                self._count(size[0], size[1], event.start_mark, f"alias *{event.anchor}")
+            return super().compose_node(parent, index)  # undefined aliases: PyYAML's own error
+        event = self.peek_event()
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise YamlBoundError(
+                None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels of mappings and lists", event.start_mark
+            )
+        nodes_before, chars_before = self._nodes, self._chars
+        node = super().compose_node(parent, index)
+        chars = len(node.value) if isinstance(node, ScalarNode) else 0
+        self._count(1, chars, event.start_mark, "this value")
+        self._sizes[id(node)] = (self._nodes - nodes_before, self._chars - chars_before)
+        self._depth -= 1
+        return node
+
+    def _count(self, nodes: int, chars: int, mark: Any, what: str) -> None:
+        self._nodes += nodes
+        self._chars += chars
+        if self._nodes > MAX_YAML_NODES:
+            raise YamlBoundError(
+                None, None,
+                f"the document expands to more than {MAX_YAML_NODES:,} YAML nodes at {what} (aliases count as "
+                "the size of what they point to); split the workflow or use fewer aliases",
+                mark,
+            )
+        if self._chars > MAX_YAML_SCALAR_CHARS:
+            raise YamlBoundError(
+                None, None,
+                f"the document's values expand to more than {MAX_YAML_SCALAR_CHARS:,} characters at {what} "
+                "(aliases count as the size of what they point to)",
+                mark,
+            )
 
 
 @dataclass
@@ -64,15 +137,22 @@ def parse_yaml(text: str) -> ParsedYaml:
     except yaml.MarkedYAMLError as exc:
         result.problems.append(_syntax_problem(exc))
     except yaml.YAMLError as exc:
-        result.problems.append(Problem("(file)", f"cannot read YAML: {exc}"))
+        result.problems.append(Problem("(file)", f"cannot read YAML: {_bounded(str(exc))}"))
+    except (ValueError, OverflowError, TypeError) as exc:  # e.g. an integer of more than 4300 digits
+        result.data = None
+        result.problems.append(Problem("(file)", f"cannot read a YAML value: {_bounded(str(exc))}"))
     finally:
         loader.dispose()
     return result
 
 
+def _bounded(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
-    reason = exc.problem or exc.context or "invalid YAML"
+    reason = _bounded(exc.problem or exc.context or "invalid YAML")
     if exc.problem and exc.context:
         where = f" on line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
         reason += f" ({exc.context}{where})"

@@ -3,7 +3,11 @@
 Why an allow-list of dotted paths: the model chooses which tool to call and with which
 arguments, so the model's output must never decide *what code* runs. An operator receives
 ``tools={"name": "package.module.function"}`` and nothing outside that mapping is ever callable;
-paths are imported with importlib, never evaluated.
+paths are imported with importlib, never evaluated. Whoever writes the mapping, code from the
+modules :mod:`airflow_agent_provider.module_policy` denies (``builtins``, ``os``, ``subprocess``,
+``pickle``, Airflow, this provider...) is never a tool: the module is checked before it is imported,
+and the callable's own ``__module__`` after (YAML workflows are further limited to the platform team's
+allow-list when they are loaded).
 
 Arguments are validated against the function's signature (pydantic), and every failure - bad JSON,
 a validation error, an exception inside the tool, an unknown tool name - becomes a bounded error
@@ -25,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from airflow_agent_provider.llm.adapter_common import arguments_error
 from airflow_agent_provider.llm.types import ToolCall, ToolSpec
+from airflow_agent_provider.module_policy import denied, denied_message, refused_definition
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,10 @@ def import_callable(dotted_path: str) -> Callable[..., Any]:
         module_name, _, attr_path = path.rpartition(".")
     if not module_name or not attr_path:
         raise ToolImportError(f"tool path {dotted_path!r} must look like 'package.module.function'")
+    if denied(module_name):  # before the import: a denied module's top-level code never runs
+        raise ToolImportError(f"tool {dotted_path!r} is refused: {denied_message(module_name, 'tools')}")
+    if any(part.startswith("__") for part in attr_path.split(".")):
+        raise ToolImportError(f"tool {dotted_path!r} is refused: a tool path cannot go through dunder attributes")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr_path.split("."):
@@ -57,7 +66,15 @@ def import_callable(dotted_path: str) -> Callable[..., Any]:
         raise ToolImportError(f"cannot import tool {dotted_path!r}: {exc}") from exc
     if not callable(obj):
         raise ToolImportError(f"tool {dotted_path!r} is not callable")
+    _refuse_denied(obj, dotted_path)
     return obj
+
+
+def _refuse_denied(func: Callable[..., Any], shown: str) -> None:
+    """Refuse a callable defined in (or wrapping one from) a denied module, e.g. a re-exported ``os.system``."""
+    refused = refused_definition(func, None)
+    if refused:
+        raise ToolImportError(f"tool {shown!r} is refused: {refused}")
 
 
 def _bounded(text: str, limit: int) -> str:
@@ -123,6 +140,7 @@ class Tool:
     def __init__(self, name: str, func: Callable[..., Any], dotted_path: str | None = None) -> None:
         if not _NAME.match(name):
             raise ValueError(f"tool name {name!r} must match {_NAME.pattern}")
+        _refuse_denied(func, dotted_path or name)
         self.name = name
         self.func = func
         self.dotted_path = dotted_path

@@ -52,8 +52,9 @@ EXPECTED: dict[str, list[str]] = {
         "did you mean 'get_stock_level'?",
     ],
     "tool_not_importable.yaml": [
-        "tools.missing_module: cannot import 'no_such_package_xyz.tools'",
-        "ModuleNotFoundError: No module named 'no_such_package_xyz'",
+        "tools.missing_module: cannot import 'airflow_agent_provider.examples.no_such_module'",
+        "ModuleNotFoundError: No module named 'airflow_agent_provider.examples.no_such_module'",
+        "tools.not_a_function: 'airflow_agent_provider.examples.erp_schemas.ReorderProposal' is not a Python function",
         "tools.missing_function: module 'airflow_agent_provider.examples.erp_tools' has no attribute 'no_such_tool'",
         "tools.not_callable: 'airflow_agent_provider.examples.erp_tools.annotations' is not callable",
     ],
@@ -149,8 +150,11 @@ EXPECTED: dict[str, list[str]] = {
         "modules.Inventory.agents[2].output_schema: output_schema as text must be the dotted path of a pydantic model",
     ],
     "output_schema_not_importable.yaml": [
-        "modules.Inventory.agents[0].output_schema: cannot import 'no_such_package_xyz.models'",
+        "modules.Inventory.agents[0].output_schema: cannot import 'airflow_agent_provider.examples.no_such_module'",
         "ModuleNotFoundError",
+        "modules.Inventory.agents[2].output_schema: module 'no_such_package_xyz.models' is not allowed for output "
+        "schemas: [agent_provider] allowed_tool_modules (AIRFLOW__AGENT_PROVIDER__ALLOWED_TOOL_MODULES) allows "
+        "airflow_agent_provider.examples",
         (
             "modules.Inventory.agents[1].output_schema: 'airflow_agent_provider.examples.erp_tools.get_stock_level' is "
             "not a pydantic model"
@@ -181,6 +185,50 @@ EXPECTED: dict[str, list[str]] = {
         "triggered_by[1]: workflow 'compliance_after_close' cannot be triggered by itself",
         "triggered_by[2]: workflow 'erp_month_end' is listed twice",
         "params.month: param 'month' needs a default: the workflow is scheduled",
+    ],
+    # issue 13: code only from vetted modules, a narrow template context, bounded input
+    "tool_denied_module.yaml": [
+        *(
+            f"tools.{name}: module {module!r} may never provide tools"
+            for name, module in [
+                ("shell", "os"),
+                ("output", "subprocess"),
+                ("run_code", "builtins"),
+                ("unpickle", "pickle"),
+                ("wipe", "shutil"),
+                ("internals", "airflow_agent_provider.definitions.loader"),
+            ]
+        ),
+        "[agent_provider] allowed_tool_modules (AIRFLOW__AGENT_PROVIDER__ALLOWED_TOOL_MODULES) cannot allow it",
+        "tools.outside: module 'no_such_package_xyz.tools' is not allowed for tools",
+        "tools.lookalike: module 'airflow_agent_provider_examples_evil.tools' is not allowed for tools",
+        "(nothing was imported)",
+    ],
+    "prompt_context.yaml": [
+        "defaults.system_prompt: system_prompt uses 'var', which a workflow template cannot read",
+        "modules.Finance.agents[0].prompt: prompt uses 'conn'",
+        "allowed names: dag_id, ds, item, iteration, last, logical_date, params, results, run_id, upstream_text",
+        "modules.Finance.agents[1].prompt: prompt uses 'var'",
+        "modules.Finance.agents[2].prompt: prompt uses 'ti'",
+        "modules.Finance.agents[3].prompt: prompt uses 'dag_run'",
+        "modules.Finance.agents[3].prompt: prompt uses 'macros'",
+        "modules.Finance.agents[3].prompt: prompt uses 'task_instance'",
+        "modules.Finance.agents[4].prompt: prompt reaches the attribute '__class__'",
+        "modules.Finance.agents[4].prompt: prompt reaches the attribute '__mro__'",
+        "modules.Finance.agents[4].prompt: prompt reaches the attribute 'mro'",
+        "modules.Finance.agents[4].prompt: prompt reaches the attribute '__init__'",
+        "modules.Finance.agents[5].prompt: prompt uses {% include %}: workflow templates cannot load other templates",
+        "modules.Finance.agents[5].prompt: prompt uses the power operator '**'",
+        "modules.Finance.agents[6].model: model uses 'conn'",
+    ],
+    "yaml_billion_laughs.yaml": [
+        "1 problem in workflow definition",
+        "line 14, column 18: the document expands to more than 100,000 YAML nodes at alias *l4",
+    ],
+    "yaml_too_deep.yaml": ["1 problem in workflow definition", "nesting deeper than 64 levels"],
+    "output_schema_too_large.yaml": [
+        "1 problem in workflow definition",
+        "modules.HR.agents[0].output_schema: the schema is larger than 100,000 characters as JSON",
     ],
 }
 
