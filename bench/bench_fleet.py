@@ -148,6 +148,9 @@ class ModeFigures:
     blocked_count: int = 0
     blocked_max_s: float = 0.0
     call_starts: list[float] = field(default_factory=list)
+    call_ends: list[float] = field(default_factory=list)
+    task_ends: list[float] = field(default_factory=list)
+    run_end: float | None = None
     note: str = ""
 
 
@@ -195,12 +198,15 @@ def run_mode(stack: Any, mode: str, n: int, timeout: float) -> ModeFigures:
     figures.calls_ok = sum(1 for e in completions if e["status"] == 200)
     figures.peak_in_flight = int(stats["max_in_flight"])
     figures.call_starts = sorted(e["t_start"] - t_trigger for e in completions)
+    figures.call_ends = sorted(e["t_end"] - t_trigger for e in completions)
     run = stack._api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
     start, end = _ts(run.get("start_date")), _ts(run.get("end_date"))
     if start and end:
         figures.run_duration_s = end - start
+        figures.run_end = end - t_trigger
     tis = stack.task_instances(dag_id, run_id)
     agents = [ti for ti in tis if ti["task_id"].startswith("M")]
+    figures.task_ends = sorted(t - t_trigger for t in (_ts(ti.get("end_date")) for ti in agents) if t)
     figures.on_workers = sum(1 for ti in agents if (ti.get("hostname") or "").startswith("worker"))
     figures.queued_to_executor = sum(1 for ti in agents if ti.get("queued_when"))
     figures.blocked_count, figures.blocked_max_s = _blocked(triggerer_log, offset)
@@ -231,6 +237,9 @@ def print_mode(f: ModeFigures) -> None:
     print(f"   tasks on a Celery worker {f.on_workers}, ever queued to the executor {f.queued_to_executor}; "
           f"'async thread was blocked' x{f.blocked_count} (longest {f.blocked_max_s:.2f} s)")
     print(f"   call starts: {_spread(f.call_starts)}")
+    if f.call_ends:
+        print(f"   call ends:   {_spread(f.call_ends)}")
+    print(f"   task ends:   {_spread(f.task_ends)}; run ended {f.run_end or 0:.1f} s after the trigger")
     if f.note:
         print(f"   note: {f.note}")
 
@@ -301,6 +310,7 @@ def main() -> int:
                         help="dag-processor min_file_process_interval in seconds (default 600; Airflow's is 30)")
     parser.add_argument("--timeout", type=float, default=3600, help="longest wait per run in seconds")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--keep-logs", type=Path, help="copy the stack's logs to this directory before cleaning up")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - set(ALL_MODES)
@@ -338,6 +348,8 @@ def main() -> int:
                 sys.stdout.flush()
         finally:
             stack.down()
+            if args.keep_logs:
+                shutil.copytree(stack.logs, args.keep_logs, dirs_exist_ok=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -362,7 +374,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "commit": commit, "dirty": dirty, "agents": args.agents, "latency": args.latency, "slots": slots,
-            "modes": {m: {k: v for k, v in vars(f).items() if k != "call_starts"} for m, f in figs.items()},
+            "modes": {m: vars(f) for m, f in figs.items()},
             "skipped": skipped, "deserialization": deser,
         }, indent=2))
     return 0 if all(f.state == "success" for f in figs.values()) else 1
