@@ -11,7 +11,7 @@ the model, and the budget engine refuses to budget such a call (see ``cost/budge
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -143,3 +143,35 @@ def max_call_cost(
     at the output price. This is what the budget reserves before the call; None when unknown.
     """
     return _price(provider, model, input_tokens_estimate, max_tokens, 0, override).usd
+
+
+def warm_prices(models: Sequence[tuple[str, str]] = ()) -> None:
+    """
+    Import genai-prices and load its price data now (the first lookup reads a bundled data file),
+    then look up each ``(provider, model)`` once so that its lookup is cached.
+
+    Blocking: the async path calls :func:`awarm_prices` instead.
+    """
+    _catalogue_price("openai", "gpt-5-mini", 1, 1, 0)
+    for provider, model in models:
+        _catalogue_price(provider, model, 1, 1, 0)
+
+
+async def awarm_prices(models: Sequence[tuple[str, str]] = ()) -> None:
+    """:func:`warm_prices` off the event loop, once per process (later calls return at once).
+
+    Triggers await it (through ``hooks.llm.awarm``) before their first price lookup, so that loading
+    the price data never blocks the triggerer's loop; lookups after it are in-memory.
+    """
+    import asyncio
+
+    missing = [pair for pair in models if pair not in _warmed]
+    if _warmed and not missing:
+        return
+    await asyncio.to_thread(warm_prices, missing)
+    _warmed.update(missing)
+    _warmed.add(("openai", "gpt-5-mini"))
+
+
+#: ``(provider, model)`` pairs whose price lookup :func:`awarm_prices` has already cached.
+_warmed: set[tuple[str, str]] = set()

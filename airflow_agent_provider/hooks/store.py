@@ -9,6 +9,10 @@ This is the only module of the limits/stores side that imports Airflow. Settings
 
 The store is cached per process (and rebuilt in a forked child), because every operator, hook and
 trigger of a worker must count against the same connections rather than open their own.
+
+Triggers use :func:`aget_store`: on the triggerer's event loop the first call resolves the settings
+(the Redis connection through the Task SDK's async connection lookup) and opens the store off the
+loop; later calls return the cached store at once.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import logging
 import os
 import threading
+from typing import Any
 from urllib.parse import quote
 
 from airflow_agent_provider.stores.base import Store
@@ -52,9 +57,6 @@ def redis_url_from_connection(conn_id: str) -> str:
 
     conn = BaseHook.get_connection(conn_id)
     extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else json.loads(conn.extra or "{}")
-    ssl = str(extra.get("ssl", "")).lower() in ("1", "true", "yes") or conn.conn_type == "rediss"
-    db = extra.get("db", conn.schema or 0) or 0
-    auth = ""
     if conn.password:
         try:
             from airflow.sdk.log import mask_secret
@@ -62,6 +64,27 @@ def redis_url_from_connection(conn_id: str) -> str:
             mask_secret(conn.password)
         except ImportError:  # pragma: no cover - older task SDK
             pass
+    return _redis_url(conn, extra)
+
+
+async def aredis_url_from_connection(conn_id: str) -> str:
+    """:func:`redis_url_from_connection` for the event loop (the Task SDK's async connection lookup)."""
+    from airflow.sdk import BaseHook
+
+    conn = await BaseHook.aget_connection(conn_id)
+    extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+    if conn.password:
+        from airflow.sdk.log import amask_secret
+
+        await amask_secret(conn.password)
+    return _redis_url(conn, extra if isinstance(extra, dict) else {})
+
+
+def _redis_url(conn: Any, extra: dict[str, Any]) -> str:
+    ssl = str(extra.get("ssl", "")).lower() in ("1", "true", "yes") or conn.conn_type == "rediss"
+    db = extra.get("db", conn.schema or 0) or 0
+    auth = ""
+    if conn.password:
         auth = f"{quote(conn.login or '', safe='')}:{quote(conn.password, safe='')}@"
     elif conn.login:
         auth = f"{quote(conn.login, safe='')}@"
@@ -84,12 +107,42 @@ def resolve_store_url() -> str:
 
 def get_store() -> Store:
     """The process-wide shared store."""
+    cached = _cached_store()
+    if cached is not None:
+        return cached
+    return _install(resolve_store_url())
+
+
+async def aget_store() -> Store:
+    """:func:`get_store` for the event loop: nothing that blocks runs on the loop.
+
+    The settings are read and the store opened (SQLite: the file and its schema; Redis: the client
+    and the redis import) off the loop, once per process; then the cached store comes back at once.
+    """
+    cached = _cached_store()
+    if cached is not None:
+        return cached
+    from airflow_agent_provider.stores.offload import run_blocking
+
+    conn_id = await run_blocking(_setting, "redis_conn_id")
+    if conn_id:
+        url = await aredis_url_from_connection(conn_id)
+    else:
+        url = await run_blocking(resolve_store_url)
+    return await run_blocking(_install, url)
+
+
+def _cached_store() -> Store | None:
+    cached = _cached
+    return cached[1] if cached is not None and cached[0] == os.getpid() else None
+
+
+def _install(url: str) -> Store:
     global _cached
     pid = os.getpid()
     with _lock:
         if _cached is not None and _cached[0] == pid:
             return _cached[1]
-        url = resolve_store_url()
         store = store_from_url(url)
         log.info("agent provider store: %s (%s)", store.kind, mask_url(url))
         _cached = (pid, store)

@@ -381,14 +381,18 @@ def error_event(exc: BaseException, **extra: Any) -> dict[str, Any]:
     The JSON-safe dict a trigger yields for a failed call (the exception itself cannot cross).
 
     ``extra`` is merged in (for example the request id), without overriding the error fields.
+    The message is scrubbed (``security.redact``): an endpoint that echoed the API key or a
+    credential header into its error body does not put it into the event, XCom or the result.
     """
+    from airflow_agent_provider.security.redact import scrub
+
     info = classify(exc)
     event = dict(extra)
     event.update(
         status="error",
         error_type=info.error_type,
         status_code=info.status_code,
-        message=info.message,
+        message=scrub(info.message),
         retry_after_s=info.retry_after_s,
         kind=info.kind,
         reason=info.reason,

@@ -118,3 +118,22 @@ def test_resolved_url_is_logged_masked(fresh_resolver, monkeypatch):
         logger.disabled = old_disabled
     text = "\n".join(handler.lines)
     assert "redis" in text and "***" in text and "topsecret99" not in text
+
+
+def test_aget_store_resolves_off_the_loop_and_shares_the_cache(fresh_resolver, monkeypatch, redis_server):
+    import asyncio
+
+    monkeypatch.setenv("AIRFLOW_CONN_AAP_ASYNC_REDIS", f"redis://{redis_server.host}:{redis_server.port}/3")
+    monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__REDIS_CONN_ID", "aap_async_redis")
+
+    async def scenario():
+        first = await store_hook.aget_store()
+        second = await store_hook.aget_store()
+        await first.aping()
+        await first.aclose()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert isinstance(first, RedisStore) and first is second
+    assert store_hook.get_store() is first  # the worker-side resolver sees the same store
+    assert first._url == f"redis://{redis_server.host}:{redis_server.port}/3"

@@ -1,0 +1,102 @@
+"""The hook on an event loop (the triggerer): shared async clients, SDK imports off the loop, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from airflow_agent_provider.hooks.llm import LLMHook, aclose_clients, awarm
+from airflow_agent_provider.llm.types import LLMRequest, Message
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_async_clients_are_shared_per_loop_connection_and_key(llm_connections, monkeypatch):
+    async def on_one_loop():
+        try:
+            a = await LLMHook("agent_openai_default").get_async_conn()
+            b = await LLMHook("agent_openai_default").get_async_conn()
+            other = await LLMHook("agent_anthropic_default").get_async_conn()
+            request = LLMRequest(provider="openai", model="gpt-5-mini", messages=[Message("user", "[[reply: ok]]")])
+            replies = await asyncio.gather(*(LLMHook("agent_openai_default").acomplete(request) for _ in range(20)))
+            c = await LLMHook("agent_openai_default").get_async_conn()
+            return a, b, other, c, replies
+        finally:
+            await aclose_clients()
+
+    a, b, other, c, replies = asyncio.run(on_one_loop())
+    assert a is b is c and a is not other
+    assert [r.text for r in replies] == ["ok"] * 20
+    assert llm_connections.stats()["requests"] == 20
+
+    # A rotated key is a different client (keyed by a fingerprint of the key), and a new loop gets its own.
+    conn = json.loads(os.environ["AIRFLOW_CONN_AGENT_OPENAI_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_AGENT_OPENAI_DEFAULT", json.dumps({**conn, "password": "rotated-key"}))
+
+    async def again():
+        try:
+            return await LLMHook("agent_openai_default").get_async_conn()
+        finally:
+            await aclose_clients()
+
+    rotated = asyncio.run(again())
+    assert rotated is not a and rotated.api_key == "rotated-key"
+
+
+def test_awarm_is_cheap_once_warm():
+    async def twice():
+        await awarm("openai")
+        await awarm()  # both SDKs and the price data; idempotent
+
+    asyncio.run(twice())
+    assert "openai" in sys.modules and "anthropic" in sys.modules and "genai_prices" in sys.modules
+
+
+_PROBE = textwrap.dedent(
+    """
+    import asyncio, importlib.abc, json, sys, threading
+
+    seen = []
+
+    class Probe(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name in ("openai", "anthropic", "genai_prices"):
+                seen.append((name, threading.current_thread().name))
+            return None
+
+    sys.meta_path.insert(0, Probe())
+
+    from airflow_agent_provider.hooks.llm import LLMHook, aclose_clients, awarm
+    from airflow_agent_provider.llm.types import LLMRequest, Message
+
+    async def main():
+        loop_thread = threading.current_thread().name
+        request = LLMRequest(provider="anthropic", model="claude-sonnet-4-6", messages=[Message("user", "[[reply: ok]]")])
+        # Twenty triggers start at once, before anything is imported.
+        replies = await asyncio.gather(*(LLMHook("agent_anthropic_default").acomplete(request) for _ in range(20)))
+        await asyncio.gather(*(awarm("openai") for _ in range(5)))
+        await aclose_clients()
+        return loop_thread, [r.text for r in replies]
+
+    before = [m for m in ("openai", "anthropic", "genai_prices") if m in sys.modules]
+    loop_thread, texts = asyncio.run(main())
+    print(json.dumps({"before": before, "loop_thread": loop_thread, "texts": texts, "seen": seen}))
+    """
+)
+
+
+def test_sdk_and_price_imports_happen_off_the_loop_exactly_once(llm_connections):
+    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=REPO, env=dict(os.environ), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["before"] == []  # importing the hook loads no SDK and no price data
+    assert result["texts"] == ["ok"] * 20
+    names = [name for name, _ in result["seen"]]
+    assert sorted(names) == ["anthropic", "genai_prices", "openai"]  # each imported once
+    assert all(thread != result["loop_thread"] for _, thread in result["seen"])  # none on the loop's thread
