@@ -10,6 +10,15 @@ is a real process in its own session with its own log under ``DIR/logs``. ``DIR/
 records pids, ports and URLs, so ``down`` stops exactly what ``up`` started (and nothing else) and
 ``status`` can report on it from another shell.
 
+Every deployment gets its own secrets (``DIR/secrets.json``, 0600): Postgres, Redis
+(``requirepass``, in a 0600 config file rather than on the command line), admin password, JWT
+secret, API secret key and Fernet key. The init steps include the same secrets check as Compose.
+
+Exit codes: 0 success; 1 ``up`` failed (everything it started is stopped again), ``status`` found
+a component unhealthy, or ``down``/``status`` found no deployment recorded in ``DIR`` (nothing to
+stop is reported, not ignored: a script that runs ``down`` in the wrong folder should notice);
+2 bad arguments. Errors are one line on stderr, never a traceback.
+
 The same is available from Python for tests and benchmarks: :class:`LocalDeployment`.
 """
 
@@ -18,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -33,6 +41,7 @@ from typing import Any
 
 from airflow_agent_provider.deploy import postgres, settings
 from airflow_agent_provider.deploy.auth import fetch_token
+from airflow_agent_provider.deploy.secrets_check import token
 from airflow_agent_provider.deploy.processes import (
     Proc,
     alive,
@@ -94,9 +103,11 @@ def _new_secrets() -> dict[str, str]:
 
     return {
         "fernet_key": Fernet.generate_key().decode(),
-        "jwt_secret": secrets.token_urlsafe(32),
-        "admin_password": secrets.token_urlsafe(12),
-        "postgres_password": secrets.token_urlsafe(16),
+        "jwt_secret": token(48),
+        "api_secret_key": token(48),
+        "admin_password": token(16),
+        "postgres_password": token(24),
+        "redis_password": token(24),
     }
 
 
@@ -162,10 +173,12 @@ class LocalDeployment:
         _write_private(self.dir / STATE_FILE, self.state)
 
     def _secrets(self) -> dict[str, str]:
+        """This deployment's secrets, generated once; a file from an older version gains the new ones."""
         path = self.dir / SECRETS_FILE
-        loaded = _load_json(path)
-        if loaded is None:
-            loaded = _new_secrets()
+        loaded = _load_json(path) or {}
+        missing = {k: v for k, v in _new_secrets().items() if k not in loaded}
+        if missing:
+            loaded.update(missing)
             _write_private(path, loaded)
         return loaded
 
@@ -176,13 +189,13 @@ class LocalDeployment:
         return settings.Topology(
             postgres_host="127.0.0.1", postgres_port=str(ports["postgres"]), postgres_user=postgres.SUPERUSER,
             postgres_password=sec["postgres_password"], postgres_db="airflow",
-            redis_host="127.0.0.1", redis_port=str(ports["redis"]),
+            redis_host="127.0.0.1", redis_port=str(ports["redis"]), redis_password=sec["redis_password"],
             api_bind="127.0.0.1", api_host="127.0.0.1", api_port=str(ports["api"]), api_workers="1",
             scheduler_health_port=str(ports["scheduler_health"]),
             llm_host="127.0.0.1", llm_port=str(ports["llm"]), llm_latency=str(self.llm_latency),
             dags_folder=str(self.dags_folder), config_dir=str(self.dir / "config"),
             logs_folder=str(self.logs / "airflow"),
-            fernet_key=sec["fernet_key"], jwt_secret=sec["jwt_secret"],
+            fernet_key=sec["fernet_key"], jwt_secret=sec["jwt_secret"], api_secret_key=sec["api_secret_key"],
             admin_user="admin", admin_password=sec["admin_password"],
             dags_paused="False", worker_concurrency=str(self.concurrency),
             openai_base_url=f"{llm}/v1", openai_api_key="local-key",
@@ -224,6 +237,8 @@ class LocalDeployment:
         """Start everything and wait until every component is healthy; on failure stop what started."""
         if self._state is not None and any(alive(p) for p in self._procs()):
             raise RuntimeError(f"a deployment recorded in {self.dir} is still running; run `down` first")
+        if not self.dags_folder.is_dir():
+            raise FileNotFoundError(f"DAGs folder {self.dags_folder} does not exist")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o711)  # the postgres OS user must reach its data dir
         (self.dir / ".gitignore").write_text("*\n")
@@ -264,8 +279,13 @@ class LocalDeployment:
         pg = self._record(*postgres.start(pg_base, ports["postgres"], self.logs / "postgres.log"))
         redis_bin = shutil.which("redis-server") or "redis-server"
         (self.dir / "redis").mkdir(exist_ok=True)
+        # The password goes into a private config file: a command line is readable by every local user.
+        redis_conf = self.dir / "redis" / "redis.conf"
+        fd = os.open(redis_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f'requirepass "{sec["redis_password"]}"\n')
         redis = self._record(*spawn(
-            "redis", [redis_bin, "--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
+            "redis", [redis_bin, str(redis_conf), "--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
                       "--appendonly", "no", "--dir", str(self.dir / "redis"), "--protected-mode", "yes"],
             dict(os.environ), self.logs / "redis.log", ports={"redis": ports["redis"]}))
         llm_cmd = self._argv(services["llm-server"].command, self._base_env())
@@ -274,7 +294,7 @@ class LocalDeployment:
             self.logs / "llm-server.log", ports={"llm": ports["llm"]}))
         wait_until(lambda: postgres.ready(ports["postgres"]), timeout, "postgres", proc=pg)
         postgres.create_database(ports["postgres"], sec["postgres_password"], topo.postgres_db)
-        wait_until(lambda: _redis_ping(ports["redis"]), timeout, "redis", proc=redis)
+        wait_until(lambda: _redis_ping(ports["redis"], sec["redis_password"]), timeout, "redis", proc=redis)
         wait_until(lambda: self.llm.stats() is not None, timeout, "llm-server", proc=llm)
 
     def _init(self, topo: settings.Topology, env: dict[str, str]) -> None:
@@ -303,7 +323,8 @@ class LocalDeployment:
         with open(log, "ab") as out:
             result = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
-            raise RuntimeError(f"init step failed ({result.returncode}): {' '.join(argv)}\n{log_tail(str(log))}")
+            raise RuntimeError(f"init step failed (exit {result.returncode}): {' '.join(argv)}; log: {log}\n"
+                               f"{log_tail(str(log))}")
 
     def _start_airflow(self, topo: settings.Topology, env: dict[str, str], ports: dict[str, int], timeout: float) -> None:
         services = settings.services(topo)
@@ -341,7 +362,7 @@ class LocalDeployment:
     def down(self, timeout: float = 15.0) -> dict[str, Any]:
         """Stop every recorded process (workers first, Postgres last); returns what was stopped."""
         if self._state is None:
-            return {"stopped": [], "ports_open": []}
+            return {"stopped": [], "ports_open": [], "still_running": []}
         procs = self._procs()
         for proc in reversed(procs):
             stop(proc, timeout=timeout, popen=self._popens.get(proc.name))
@@ -365,13 +386,14 @@ class LocalDeployment:
     def status(self) -> dict[str, dict[str, Any]]:
         """Per component: pid, running, healthy (by the component's own health endpoint)."""
         ports = self.state["ports"]
+        redis_password = _url_password(self.state.get("env", {}).get("AIRFLOW__CELERY__BROKER_URL", ""))
         try:
             monitor = self._monitor()
         except Exception:
             monitor = {}
         checks: dict[str, Callable[[], bool]] = {
             "postgres": lambda: postgres.ready(ports["postgres"]),
-            "redis": lambda: _redis_ping(ports["redis"]),
+            "redis": lambda: _redis_ping(ports["redis"], redis_password),
             "llm-server": lambda: _http_ok(self.state["urls"]["llm"] + "/_admin/stats"),
             "airflow-apiserver": lambda: monitor.get("metadatabase", {}).get("status") == "healthy",
             "airflow-scheduler": lambda: _http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
@@ -481,12 +503,35 @@ def _pools_sync_available() -> bool:
     return True
 
 
-def _redis_ping(port: int) -> bool:
+def _url_password(url: str) -> str | None:
+    try:
+        return urllib.parse.urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def _resp(*words: str) -> bytes:
+    """A Redis command in the protocol's array form (safe for any password)."""
+    out = [f"*{len(words)}\r\n".encode()]
+    for word in words:
+        data = word.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _redis_ping(port: int, password: str | None = None) -> bool:
+    """PING (after AUTH when the server has a password) answered with PONG."""
     import socket
 
     with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-        sock.sendall(b"PING\r\n")
-        return sock.recv(16).startswith(b"+PONG")
+        sock.sendall((_resp("AUTH", password) if password else b"") + _resp("PING"))
+        buf = b""
+        while buf.count(b"\r\n") < (2 if password else 1):
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            buf += chunk
+        return buf.splitlines()[-1:] == [b"+PONG"] if buf else False
 
 
 def _http_ok(url: str) -> bool:
@@ -515,9 +560,13 @@ def _print_status(report: dict[str, dict[str, Any]]) -> None:
         print(f"{name:<24}{row['pid']:>8}  {str(row['running']):<8}{str(row['healthy']):<8}{ports}")
 
 
+PROG = "python -m airflow_agent_provider.deploy.local"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_agent_provider.deploy.local",
-                                     description="Run the provider's multi-process deployment natively.")
+    from airflow_agent_provider.cli.errors import OneLineParser, run
+
+    parser = OneLineParser(prog=PROG, description="Run the provider's multi-process deployment natively.")
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--dir", default=DEFAULT_DIR, help=f"working directory (default {DEFAULT_DIR})")
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
@@ -525,6 +574,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-latency", type=float, default=0.0, help="seconds per LLM answer (default 0)")
     parser.add_argument("--dags-folder", default="dags", help="DAGs folder (default ./dags)")
     args = parser.parse_args(argv)
+    if args.workers < 1 or args.concurrency < 1 or args.llm_latency < 0:
+        parser.error("--workers and --concurrency must be at least 1, --llm-latency at least 0")
+    return run(f"{PROG} {args.action}", lambda: _run_action(args))
+
+
+def _run_action(args: argparse.Namespace) -> int:
     dep = LocalDeployment(args.dir, workers=args.workers, dags_folder=args.dags_folder,
                           llm_latency=args.llm_latency, concurrency=args.concurrency)
     if args.action == "up":
@@ -535,17 +590,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"airflow CLI: set -a; . {dep.dir / 'airflow.env'}; set +a; airflow dags list")
         _write_env_file(dep)
         return 0
+    if dep._state is None:
+        what = "nothing to stop" if args.action == "down" else "nothing to report"
+        print(f"{PROG} {args.action}: no deployment recorded in {dep.dir} ({what}; see --dir)", file=sys.stderr)
+        return 1
     if args.action == "status":
-        if dep._state is None:
-            print(f"no deployment running in {dep.dir}")
-            return 1
         report = dep.status()
         _print_status(report)
         return 0 if all(r["healthy"] for r in report.values()) else 1
     report = dep.down()
     print(f"stopped: {', '.join(report['stopped']) or 'nothing'}")
     if report["ports_open"] or report["still_running"]:
-        print(f"still open ports: {report['ports_open']}  still running: {report['still_running']}", file=sys.stderr)
+        print(f"{PROG} down: still open ports: {report['ports_open']}, still running: {report['still_running']}",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -41,6 +41,7 @@ class Topology:
     postgres_db: str
     redis_host: str
     redis_port: str
+    redis_password: str
     api_bind: str
     api_host: str
     api_port: str
@@ -54,6 +55,7 @@ class Topology:
     logs_folder: str
     fernet_key: str
     jwt_secret: str
+    api_secret_key: str
     admin_user: str
     admin_password: str
     dags_paused: str
@@ -78,7 +80,14 @@ class Topology:
         )
 
     def redis_url(self, db: int) -> str:
-        return f"redis://{self.redis_host}:{self.redis_port}/{db}"
+        """The Redis URL of database ``db``; with the server's password (``requirepass``) when it has one.
+
+        The password is part of the URL because both users of the server read a URL: Celery's
+        ``broker_url`` and the provider's ``store_url``. It must therefore be URL-safe, which the
+        init check (:mod:`.secrets_check`) enforces and ``secrets.token_urlsafe`` guarantees.
+        """
+        auth = f":{self.redis_password}@" if self.redis_password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{db}"
 
     @property
     def api_url(self) -> str:
@@ -128,6 +137,9 @@ def airflow_env(topology: Topology) -> dict[str, str]:
         "AIRFLOW__CORE__FERNET_KEY": t.fernet_key,
         # Every component signs or checks the execution API's tokens: one shared secret.
         "AIRFLOW__API_AUTH__JWT_SECRET": t.jwt_secret,
+        # Signs the api-server's sessions and its log requests to the workers' log servers: shared
+        # too, or every process would invent its own and logs of other machines could not be read.
+        "AIRFLOW__API__SECRET_KEY": t.api_secret_key,
         "AIRFLOW__API__WORKERS": t.api_workers,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{t.api_url}/execution/",
         "AIRFLOW__CORE__DAGS_FOLDER": t.dags_folder,
@@ -148,10 +160,17 @@ def init_env(topology: Topology) -> dict[str, str]:
     return {"AIRFLOW_ADMIN_PASSWORD": topology.admin_password}
 
 
+#: Refuses missing, placeholder, short or malformed secrets (exit 1, one line per problem with the
+#: command that generates a good value); first step of ``airflow-init`` and the ``secrets-check``
+#: service that Postgres and Redis wait for.
+SECRETS_CHECK = ("python", "-m", "airflow_agent_provider.deploy.secrets_check")
+
+
 def init_steps(topology: Topology) -> list[tuple[str, ...]]:
     """What ``airflow-init`` does, in order, before any other Airflow component starts."""
     t = topology
     return [
+        SECRETS_CHECK,
         ("airflow", "db", "migrate"),
         ("python", "-m", "airflow_agent_provider.deploy.auth", "write-passwords"),
         (*POOLS_SYNC, f"{t.dags_folder}/workflows", "--write", t.pools_file),
@@ -175,9 +194,15 @@ class Service:
     environment: dict[str, str] = field(default_factory=dict)
     airflow: bool = True
     scalable: bool = False
+    #: Compose profiles; a service with a profile only starts when that profile is selected.
+    profiles: tuple[str, ...] = ()
 
 
+_SECRETS_OK = {"secrets-check": "service_completed_successfully"}
 _INFRA_READY = {"postgres": "service_healthy", "redis": "service_healthy"}
+
+#: The profile of the demo's local LLM server (``demo.env`` selects it and points the base URLs at it).
+DEMO_PROFILE = "demo"
 _AIRFLOW_READY = {**_INFRA_READY, "airflow-init": "service_completed_successfully"}
 
 
@@ -185,13 +210,21 @@ def services(topology: Topology) -> dict[str, Service]:
     """Every service of the deployment, in start order."""
     t = topology
     items = [
+        # Before Postgres initialises its volume with whatever POSTGRES_PASSWORD says: a placeholder
+        # password written into a new cluster would outlive the fix in .env.
+        # The image's entrypoint waits for the metadata DB before any command unless told not to;
+        # this service runs before the DB exists.
+        Service("secrets-check", SECRETS_CHECK, None, {}, {**init_env(t), "CONNECTION_CHECK_MAX_COUNT": "0"}),
         Service(
             "postgres",
             (),
             ("CMD", "pg_isready", "-U", t.postgres_user, "-d", t.postgres_db),
+            dict(_SECRETS_OK),
             airflow=False,
         ),
-        Service("redis", (), ("CMD", "redis-cli", "ping"), airflow=False),
+        # redis-cli takes the password from REDISCLI_AUTH (not argv); "NOAUTH" is no PONG.
+        Service("redis", (), ("CMD-SHELL", "redis-cli ping | grep -q PONG"), dict(_SECRETS_OK),
+                {"REDISCLI_AUTH": t.redis_password}, airflow=False),
         Service(
             "llm-server",
             (
@@ -205,6 +238,7 @@ def services(topology: Topology) -> dict[str, Service]:
                 f"import urllib.request; urllib.request.urlopen('http://localhost:{t.llm_port}/_admin/stats', timeout=5)",
             ),
             airflow=False,
+            profiles=(DEMO_PROFILE,),
         ),
         Service("airflow-init", ("bash", "-c", init_shell(t)), None, dict(_INFRA_READY), init_env(t)),
         Service(
@@ -245,15 +279,26 @@ def services(topology: Topology) -> dict[str, Service]:
     return {s.name: s for s in items}
 
 
+def _required(name: str) -> str:
+    """``${NAME:?...}``: Compose refuses to run when ``NAME`` is unset or empty in ``.env``."""
+    return f"${{{name}:?set {name} in .env (see .env.example)}}"
+
+
+#: Where Compose publishes the API/UI port: loopback unless the user opts in (``AGENT_BIND_ADDRESS=0.0.0.0``).
+BIND_ADDRESS_VAR = "AGENT_BIND_ADDRESS"
+COMPOSE_BIND_ADDRESS = f"${{{BIND_ADDRESS_VAR}:-127.0.0.1}}"
+
 #: The Compose side: container names, the image's paths, secrets and keys from ``.env``.
+#: Every secret is required (no default), and ``airflow-init`` refuses placeholders and short ones.
 COMPOSE = Topology(
     postgres_host="postgres",
     postgres_port="5432",
     postgres_user="airflow",
-    postgres_password="${POSTGRES_PASSWORD:-airflow}",
+    postgres_password=_required("POSTGRES_PASSWORD"),
     postgres_db="airflow",
     redis_host="redis",
     redis_port="6379",
+    redis_password=_required("REDIS_PASSWORD"),
     api_bind="0.0.0.0",
     api_host="airflow-apiserver",
     api_port="8080",
@@ -265,17 +310,29 @@ COMPOSE = Topology(
     dags_folder="/opt/airflow/dags",
     config_dir="/opt/airflow/config",
     logs_folder="/opt/airflow/logs",
-    fernet_key="${AIRFLOW_FERNET_KEY:-}",
-    jwt_secret="${AIRFLOW_JWT_SECRET:?set AIRFLOW_JWT_SECRET in .env (see .env.example)}",
+    fernet_key=_required("AIRFLOW_FERNET_KEY"),
+    jwt_secret=_required("AIRFLOW_JWT_SECRET"),
+    api_secret_key=_required("AIRFLOW_API_SECRET_KEY"),
     admin_user="${AIRFLOW_ADMIN_USER:-admin}",
-    admin_password="${AIRFLOW_ADMIN_PASSWORD:?set AIRFLOW_ADMIN_PASSWORD in .env (see .env.example)}",
+    admin_password=_required("AIRFLOW_ADMIN_PASSWORD"),
     dags_paused="${AIRFLOW_DAGS_PAUSED_AT_CREATION:-True}",
     worker_concurrency="${AIRFLOW_WORKER_CONCURRENCY:-8}",
+    # Empty means the vendor's own API: a user who fills in only a real key reaches the real vendor.
     openai_base_url="${OPENAI_BASE_URL:-}",
     openai_api_key="${OPENAI_API_KEY:-}",
     anthropic_base_url="${ANTHROPIC_BASE_URL:-}",
     anthropic_api_key="${ANTHROPIC_API_KEY:-}",
 )
+
+#: ``demo.env`` (used as a second ``--env-file``): selects the demo profile and points both default
+#: connections at its local LLM server. Generated from here like ``docker-compose.yml``.
+DEMO_ENV = {
+    "COMPOSE_PROFILES": DEMO_PROFILE,
+    "OPENAI_BASE_URL": f"http://llm-server:{COMPOSE.llm_port}/v1",
+    "ANTHROPIC_BASE_URL": f"http://llm-server:{COMPOSE.llm_port}",
+    "OPENAI_API_KEY": "demo-key-for-the-local-llm-server",
+    "ANTHROPIC_API_KEY": "demo-key-for-the-local-llm-server",
+}
 
 #: Images of the infrastructure services in Compose (the native launcher runs the local binaries).
 POSTGRES_IMAGE = "postgres:16"

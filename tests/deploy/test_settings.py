@@ -17,15 +17,17 @@ from airflow_agent_provider.deploy.processes import alive, members, spawn, stop
 
 def _local_topology(tmp_path: Path) -> settings.Topology:
     ports = {name: 10000 + i for i, name in enumerate(("postgres", "redis", "llm", "api", "scheduler_health"))}
-    secrets = {"postgres_password": "pw", "fernet_key": "fk", "jwt_secret": "js", "admin_password": "ap"}
+    secrets = {"postgres_password": "pw", "fernet_key": "fk", "jwt_secret": "js", "admin_password": "ap",
+               "redis_password": "rp", "api_secret_key": "ak"}
     return LocalDeployment(tmp_path)._topology(ports, secrets)
 
 
 def test_local_and_compose_set_the_same_airflow_settings(tmp_path: Path) -> None:
     local = settings.airflow_env(_local_topology(tmp_path))
     assert set(local) == set(settings.airflow_env(settings.COMPOSE))
-    assert local["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:10001/0"
-    assert local["AIRFLOW__AGENT_PROVIDER__STORE_URL"] == "redis://127.0.0.1:10001/2"
+    assert local["AIRFLOW__CELERY__BROKER_URL"] == "redis://:rp@127.0.0.1:10001/0"
+    assert local["AIRFLOW__AGENT_PROVIDER__STORE_URL"] == "redis://:rp@127.0.0.1:10001/2"
+    assert local["AIRFLOW__API__SECRET_KEY"] == "ak"
     assert local["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:10003/execution/"
     assert local["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
     assert json.loads(local["AIRFLOW_CONN_AGENT_OPENAI_DEFAULT"])["host"] == "http://127.0.0.1:10002/v1"
@@ -37,9 +39,10 @@ def test_admin_password_reaches_only_the_init_step() -> None:
     assert settings.services(settings.COMPOSE)["airflow-init"].environment == settings.init_env(settings.COMPOSE)
 
 
-def test_init_steps_migrate_first_and_import_the_synced_pools() -> None:
+def test_init_steps_check_secrets_then_migrate_and_import_the_synced_pools() -> None:
     steps = settings.init_steps(settings.COMPOSE)
-    assert steps[0] == ("airflow", "db", "migrate")
+    assert steps[0] == settings.SECRETS_CHECK
+    assert steps[1] == ("airflow", "db", "migrate")
     sync = next(s for s in steps if s[:3] == settings.POOLS_SYNC)
     assert steps.index(sync) < steps.index(("airflow", "pools", "import", settings.COMPOSE.pools_file))
     assert settings.COMPOSE.pools_file in sync
@@ -98,8 +101,6 @@ def test_stop_reaches_children_in_their_own_process_group(tmp_path: Path) -> Non
     assert popen.returncode == -signal.SIGTERM
 
 
-def test_down_without_up_is_a_no_op(tmp_path: Path) -> None:
-    assert LocalDeployment(tmp_path).down() == {"stopped": [], "ports_open": []}
-    result = subprocess.run([sys.executable, "-m", "airflow_agent_provider.deploy.local", "status", "--dir", str(tmp_path)],
-                            capture_output=True, text=True)
-    assert result.returncode == 1 and "no deployment" in result.stdout
+def test_down_without_up_stops_nothing(tmp_path: Path) -> None:
+    """From Python a no-op with the full report; the command line says so (tests/deploy/test_local_cli.py)."""
+    assert LocalDeployment(tmp_path).down() == {"stopped": [], "ports_open": [], "still_running": []}
