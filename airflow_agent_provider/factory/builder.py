@@ -11,7 +11,7 @@ definition                  Airflow
 ``name``                    ``dag_id``
 ``schedule``/``start_date`` ``schedule``/``start_date``
 ``timeout``                 ``dagrun_timeout``
-``max_parallel_agents``     ``max_active_tasks``
+``max_parallel_agents``     ``max_active_tasks`` (unset: derived from the concurrency limits, see :mod:`.pools`)
 agent ``priority``          ``priority_weight`` (``weight_rule="absolute"``)
 agent ``retries``           ``retries``/``retry_delay``/``retry_exponential_backoff``/``max_retry_delay``
 agent ``timeout``           ``execution_timeout``
@@ -33,7 +33,10 @@ agent ``for_each`` expr     a ``ForEachItemsOperator`` ``<agent>__items`` + ``.e
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup
@@ -44,8 +47,8 @@ from airflow_agent_provider.definitions import (
     ModuleSpec,
     Workflow,
 )
-from airflow_agent_provider.definitions.models import default_asset_uri
-from airflow_agent_provider.factory.pools import agent_pool
+from airflow_agent_provider.definitions.models import default_asset_uri, resolve_dependency
+from airflow_agent_provider.factory.pools import agent_pool, max_active_tasks
 from airflow_agent_provider.factory.trigger_rules import gate_for
 from airflow_agent_provider.operators.agent import LLMAgentOperator
 from airflow_agent_provider.operators.control_flow import ForEachItemsOperator
@@ -113,6 +116,35 @@ def rate_limit_rules(workflow: Workflow) -> list[dict[str, Any]]:
     return rules
 
 
+@dataclass
+class _Shared:
+    """
+    What every agent of one workflow gets the same of, computed once per workflow, not per agent.
+
+    A 500-agent workflow otherwise rebuilds the same limiter rules, budgets and output schemas 500
+    times at every DAG parse (and a parse happens at every task start).
+    """
+
+    workflow: Workflow
+    rate_limits: list[dict[str, Any]] = field(init=False)
+    budgets: dict[str, dict[str, float | None]] = field(init=False)
+    _schemas: dict[str, dict[str, Any] | None] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limits = rate_limit_rules(self.workflow)
+        self.budgets = {name: _budget_kwargs(self.workflow, module) for name, module in self.workflow.modules.items()}
+
+    def output_schema(self, agent: AgentSpec) -> dict[str, Any] | None:
+        """The agent's resolved output schema; resolved once per distinct schema, a copy per agent."""
+        value = agent.output_schema
+        if value is None:
+            return None
+        key = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        if key not in self._schemas:
+            self._schemas[key] = agent.resolved_output_schema()
+        return copy.deepcopy(self._schemas[key])
+
+
 def _budget_kwargs(workflow: Workflow, module: ModuleSpec) -> dict[str, float | None]:
     return {
         "module_cost_budget": module.cost_budget,
@@ -175,8 +207,10 @@ def _agent_operator(
     critical_by_id: dict[str, bool],
     gate_ids: list[str],
     items: Any = None,
+    shared: _Shared | None = None,
 ) -> Any:
     """The agent's task: an ``LLMAgentOperator``, or its mapped form for ``for_each`` (``items``)."""
+    shared = shared or _Shared(workflow)
     gate = gate_for(upstream_ids, critical_by_id, workflow.allow_partial_completion)
     pool_kwargs: dict[str, Any] = {"pool_slots": agent.pool_slots}
     derived = agent_pool(workflow, agent)
@@ -201,13 +235,13 @@ def _agent_operator(
         critical_upstreams=[*gate.critical_upstreams, *(gate_ids if gate.trigger_rule != "all_success" else [])],
         price_override=agent.price.model_dump() if agent.price else None,
         cost_limit=agent.cost_limit,
-        budget=_budget_kwargs(workflow, workflow.modules[module]),
-        rate_limits=rate_limit_rules(workflow),
+        budget=dict(shared.budgets[module]),
+        rate_limits=shared.rate_limits,
         call_retries=agent.call_retries.to_engine(),
         circuit_breaker=workflow.circuit_breaker.to_engine() or False,
         fallbacks=[f.to_engine() for f in agent.fallbacks],
         request_timeout=agent.request_timeout.total_seconds() if agent.request_timeout else None,
-        output_schema=agent.resolved_output_schema(),
+        output_schema=shared.output_schema(agent),
         condition=agent.condition,
         repeat_until=agent.repeat_until,
         max_iterations=agent.max_iterations,
@@ -269,6 +303,12 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
     critical_by_id = {
         workflow.agent_id(module, agent.name): agent.critical for module, agent in workflow.iter_agents()
     }
+    # Upstreams of every agent, once (``Workflow.upstream_ids`` looks the agent up by a linear scan).
+    upstream_by_id = {
+        workflow.agent_id(module, agent.name): [resolve_dependency(module, dep) for dep in agent.dependencies]
+        for module, agent in workflow.iter_agents()
+    }
+    shared = _Shared(workflow)
     source = workflow.source_path
     doc = workflow.description or f"LLM agent workflow {workflow.name}"
     if source is not None:
@@ -284,7 +324,7 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
         tags=sorted({"llm-agents", *workflow.tags}),
         default_args={"owner": workflow.owner},
         dagrun_timeout=workflow.timeout,
-        max_active_tasks=workflow.max_parallel_agents or 16,
+        max_active_tasks=max_active_tasks(workflow, other_tasks=_other_task_count(workflow)),
         params=dag_params(workflow),
     )
     tasks: dict[str, Any] = {}
@@ -297,7 +337,7 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
                 module_gate = _gate_sensor(GATE_TASK_ID, module.budget_gate) if module.budget_gate else None
                 for agent in module.agents:
                     qualified = workflow.agent_id(module_name, agent.name)
-                    upstream = workflow.upstream_ids(qualified)
+                    upstream = upstream_by_id[qualified]
                     in_module = [u for u in upstream if u.partition(".")[0] == module_name]
                     # Gates stand in front of entry agents; the rest of the module waits on those.
                     agent_gates = []
@@ -314,13 +354,13 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
                         items = items_task.output
                     tasks[qualified] = _agent_operator(
                         workflow, module_name, agent, upstream, critical_by_id, [g.task_id for g in agent_gates],
-                        items,
+                        items, shared,
                     )
                     for gate_task in agent_gates:
                         gate_task >> tasks[qualified]
                         gates.setdefault(gate_task.task_id, []).append(qualified)
         for qualified, task in tasks.items():
-            for upstream in workflow.upstream_ids(qualified):
+            for upstream in upstream_by_id[qualified]:
                 tasks[upstream] >> task
                 if qualified in items_tasks:
                     tasks[upstream] >> dag.get_task(items_tasks[qualified])
@@ -339,6 +379,13 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
         )
         list(tasks.values()) >> result
     return dag
+
+
+def _other_task_count(workflow: Workflow) -> int:
+    """Tasks of the DAG that are not agents: the result task, budget gates and ``for_each`` item tasks."""
+    gates = int(workflow.budget_gate is not None) + sum(m.budget_gate is not None for m in workflow.modules.values())
+    items = sum(isinstance(agent.for_each, str) for _, agent in workflow.iter_agents())
+    return 1 + gates + items
 
 
 def _result_meta(module: str, agent: AgentSpec, items_task: str | None) -> dict[str, Any]:
