@@ -4,7 +4,9 @@ Why self-contained: the page is shown inside the Airflow UI (an iframe under ``/
 and must work in air-gapped deployments, so it loads nothing from elsewhere. Inline script and
 style carry a per-response nonce that the Content-Security-Policy header names; every value from
 the store is put into the page with ``textContent``, never as HTML, so a DAG or model name cannot
-inject markup. URLs are relative, so the page works under any Airflow ``base_url``.
+inject markup. URLs are relative, so the page works under any Airflow ``base_url``. The page itself holds no data and
+is served only to a signed-in user; every number comes from the JSON endpoints, which check the
+user's permissions (fetch sends the Airflow UI's ``_token`` cookie: same origin).
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ async function getJson(path) {
   const response = await fetch(new URL(path, location.origin + base), {headers: {Accept: "application/json"}});
   let body = null;
   try { body = await response.json(); } catch (e) { body = {detail: response.statusText}; }
+  // The API answers with Airflow's own 401/403: say what they mean rather than "Forbidden".
+  if (response.status === 401) body = {detail: "Not signed in to Airflow, or the session has expired: sign in again and reload this page."};
+  if (response.status === 403) body = {detail: "Your Airflow user is not allowed to read this (" + path.split("/").slice(0, 3).join("/") + ")."};
   return {status: response.status, ok: response.ok, body: body};
 }
 
@@ -156,7 +161,7 @@ function totalsCells(name, t) {
 async function loadStore() {
   const r = await getJson("api/store");
   text($("store-kind"), r.body.kind || "unknown");
-  text($("store-url"), r.body.url || "unknown");
+  text($("store-url"), r.body.url === null ? "hidden (needs configuration read permission)" : (r.body.url || "unknown"));
   if (r.ok) {
     text($("store-health"), "healthy (" + r.body.latency_ms + " ms)", "ok");
     text($("store-time"), r.body.store_time_iso);

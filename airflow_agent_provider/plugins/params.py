@@ -1,7 +1,7 @@
 """Input checks for the Operations API: every path and query value is bounded and whitelisted.
 
-Why whitelists rather than escaping: the app is mounted without authentication, so its inputs are
-anybody's. Values only ever become store keys, never file paths, but refusing ``/``, ``..`` and
+Why whitelists rather than escaping: the app's inputs come from any signed-in Airflow user (and
+are checked only after authentication and authorization, so an outsider never reaches them). Values only ever become store keys, never file paths, but refusing ``/``, ``..`` and
 control characters up front keeps a scope key from being confused with another one and keeps
 error messages (which echo the value) harmless.
 """

@@ -1,9 +1,14 @@
 """``AgentProviderPlugin``: mounts the read-only Operations app in the Airflow API server.
 
 Registered through the ``airflow.plugins`` entry point (``agent_provider``). The app is mounted
-at ``/agent-provider`` (outside Airflow's reserved prefixes) **without Airflow's authentication**,
-which is why it only reads and masks the store URL (see ``api.py``). The nav entry shows the page
-inside the Airflow UI (``/plugin/agent-provider``, an iframe of ``/agent-provider/``).
+at ``/agent-provider`` (outside Airflow's reserved prefixes). Airflow mounts plugin apps without
+authentication, so the app checks every request itself with Airflow's auth manager
+(``auth.py``: a signed-in user everywhere, DAG run read for a DAG's costs, the cluster activity
+view for store-wide state) and only reads. The nav entry shows the page inside the Airflow UI
+(``/plugin/agent-provider``, an iframe of ``/agent-provider/``, which gets the UI's session cookie).
+
+Loading the plugin (every Airflow process does, workers included) imports neither Airflow's API
+server code nor a store: both happen at the first request to the app.
 """
 
 from __future__ import annotations

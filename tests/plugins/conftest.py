@@ -3,21 +3,31 @@
 ``spent_store`` is the shared ``store`` fixture (a fresh SQLite file, or a unique prefix on the
 session's redis-server) holding two runs' worth of calls that went through
 ``BudgetGuard.reserve(...).settle(...)``, exactly as the guarded pipeline writes them.
+
+In-process tests authorize through ``TEST_ACCESS``: an ``Access`` policy with the same shape as
+Airflow's (FastAPI dependencies raising 401/403) over a fixed table of users named by an
+``Authorization: Bearer <user>`` header. It checks what this app is responsible for: which
+permission each route asks for, with which DAG id, before anything is read. Airflow's own
+dependencies are tested against a real ``airflow api-server`` in ``test_api_server_auth.py``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from fastapi import Depends, HTTPException, Request
 from fastapi.testclient import TestClient
 
 from airflow_agent_provider.cost.budget import BudgetGuard, BudgetLimits, CallScope
 from airflow_agent_provider.cost.pricing import CallCost
 from airflow_agent_provider.llm.types import Usage
-from airflow_agent_provider.plugins.api import create_app
+from airflow_agent_provider.plugins.api import Access, create_app
 
 DAG = "erp_month_end"
+#: A DAG whose runs only ``admin`` may read.
+SECRET_DAG = "payroll_close"
 RUN = "manual__2026-11-30T23:00:00+00:00"
 AT = datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc)
 
@@ -43,13 +53,73 @@ def charge(store, *, dag_id=DAG, run_id=RUN, at=AT, calls=CALLS, prefix="c"):
     return total
 
 
+@dataclass(frozen=True)
+class Grants:
+    """What a test user may read: ``dags`` (``None``: every DAG), the fleet view, the store's location."""
+
+    dags: frozenset[str] | None
+    fleet: bool
+    config: bool
+
+
+USERS = {
+    "admin": Grants(dags=None, fleet=True, config=True),
+    "erp_reader": Grants(dags=frozenset({DAG}), fleet=False, config=False),
+    "fleet_viewer": Grants(dags=frozenset(), fleet=True, config=False),
+    "nobody": Grants(dags=frozenset(), fleet=False, config=False),
+}
+
+
+def _user(request: Request) -> Grants:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, "Not authenticated")
+    if token not in USERS:
+        raise HTTPException(403, "Invalid JWT token")
+    return USERS[token]
+
+
+def _authenticated(user: Grants = Depends(_user)) -> None:
+    pass
+
+
+def _dag_runs(request: Request, user: Grants = Depends(_user)) -> None:
+    if user.dags is not None and request.path_params.get("dag_id") not in user.dags:
+        raise HTTPException(403, "Forbidden")
+
+
+def _fleet(user: Grants = Depends(_user)) -> None:
+    if not user.fleet:
+        raise HTTPException(403, "Forbidden")
+
+
+def _store_details(user: Grants = Depends(_user)) -> bool:
+    return user.config
+
+
+TEST_ACCESS = Access(
+    authenticated=_authenticated,
+    dag_runs=_dag_runs,
+    fleet=_fleet,
+    store_details=_store_details,
+    login_url=lambda request: "/auth/login?next=" + request.url.path,
+)
+
+
+def make_client(store, url, user: str | None = "admin") -> TestClient:
+    """A TestClient of the app over ``store`` that sends ``Authorization: Bearer <user>`` (none if ``None``)."""
+    headers = {"Authorization": f"Bearer {user}"} if user else {}
+    return TestClient(create_app(lambda: store, lambda: url, access=TEST_ACCESS), headers=headers)
+
+
 @pytest.fixture
 def spent_store(store):
     charge(store)
+    charge(store, dag_id=SECRET_DAG, run_id=RUN, calls=CALLS[:1], prefix="s")
     return store
 
 
 @pytest.fixture
 def client(spent_store, store_url):
-    with TestClient(create_app(lambda: spent_store, lambda: store_url)) as test_client:
+    with make_client(spent_store, store_url) as test_client:
         yield test_client

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,7 +14,7 @@ from airflow_agent_provider.cost.budget import BudgetGuard, BudgetLimits, CallSc
 from airflow_agent_provider.plugins.api import create_app, masked_store_url
 from airflow_agent_provider.stores.breaker_api import BreakerConfig
 from airflow_agent_provider.stores.config import store_from_url
-from tests.plugins.conftest import AT, DAG, RUN, charge
+from tests.plugins.conftest import AT, DAG, RUN, TEST_ACCESS, charge, make_client
 
 TOTALS_KEYS = {"calls", "input_tokens", "output_tokens", "cached_input_tokens", "usd", "unknown_cost_calls"}
 
@@ -46,7 +48,7 @@ def test_run_costs_are_the_ledger_summary(client):
 def test_live_reservation_shows_before_the_first_settlement(store, store_url):
     call = CallScope(DAG, "running", "Finance", "reconcile", "gpt-5-mini", "openai", at=AT)
     BudgetGuard(store).reserve(call, 0.5, BudgetLimits(), reservation_id="live")
-    with TestClient(create_app(lambda: store, lambda: store_url)) as client:
+    with make_client(store, store_url) as client:
         body = client.get(f"/api/runs/{DAG}/running/costs").json()
     assert body["total"]["calls"] == 0
     assert body["run_scope"]["reserved_usd"] == pytest.approx(0.5)
@@ -102,7 +104,7 @@ def test_workflow_spend_defaults_to_today_on_the_store_clock(spent_store, store_
     now = datetime.fromtimestamp(spent_store.store_time(), tz=timezone.utc)
     charge(spent_store, run_id="today", at=now, calls=[("Finance", "a", "openai", "gpt-5-mini", 10, 10, 0, 0.5)],
            prefix="today")
-    with TestClient(create_app(lambda: spent_store, lambda: store_url)) as client:
+    with make_client(spent_store, store_url) as client:
         body = client.get(f"/api/workflows/{DAG}/spend").json()
     assert body["day"]["period"] == now.strftime("%Y-%m-%d")
     assert body["day"]["spent_usd"] == pytest.approx(0.5)
@@ -140,14 +142,26 @@ def test_store_info_is_healthy_and_masked(client, store_url, store_kind):
     assert body["latency_ms"] >= 0 and body["store_time"] == pytest.approx(time.time(), abs=60)
 
 
+def test_store_location_only_for_who_may_read_configuration(spent_store, store_url, store_kind):
+    with make_client(spent_store, store_url, user="fleet_viewer") as client:
+        response = client.get("/api/store")
+    body = response.json()
+    assert body["healthy"] is True and body["kind"] == store_kind
+    assert body["url"] is None
+    location = urlsplit(store_url).netloc or urlsplit(store_url).path  # redis host:port, or the SQLite file
+    assert location not in response.text
+
+
 def test_unreachable_redis_is_503_without_the_password():
     url = f"redis://ops:s3cr3t-pw@127.0.0.1:{closed_port()}/0"
     store = store_from_url(url)
     try:
-        with TestClient(create_app(lambda: store, lambda: url)) as client:
+        with make_client(store, url) as client:
             info = client.get("/api/store")
             costs = client.get(f"/api/runs/{DAG}/{RUN}/costs")
             breaker = client.get("/api/breakers/openai/gpt-5-mini")
+        with make_client(store, url, user="fleet_viewer") as client:
+            hidden = client.get("/api/store")
     finally:
         store.close()
     assert info.status_code == 503
@@ -158,15 +172,21 @@ def test_unreachable_redis_is_503_without_the_password():
         # The Redis budget reads raise redis' ConnectionError, the breaker reads StoreUnavailable: both are 503.
         assert response.json()["detail"].startswith("the agent provider store is unavailable (")
         assert "Connection refused" in response.json()["detail"]
-    for response in (info, costs, breaker):
+    for response in (info, costs, breaker, hidden):
         assert "s3cr3t" not in response.text and "Traceback" not in response.text
+    # Who may not read the configuration learns that the store is down, not where it is.
+    assert hidden.status_code == 503
+    assert hidden.json()["url"] is None and hidden.json()["healthy"] is False
+    assert re.fullmatch(r"the agent provider store is unavailable \(\w+\); see the API server log", hidden.json()["detail"])
+    assert "127.0.0.1" not in hidden.text
 
 
 def test_store_that_cannot_be_opened_is_503(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     url = f"sqlite:///{blocker}/sub/store.db"
-    with TestClient(create_app(lambda: store_from_url(url), lambda: url)) as client:
+    with TestClient(create_app(lambda: store_from_url(url), lambda: url, access=TEST_ACCESS),
+                    headers={"Authorization": "Bearer admin"}) as client:
         for path in ("/api/store", f"/api/workflows/{DAG}/spend", "/api/limits/openai"):
             response = client.get(path)
             assert response.status_code == 503, path
@@ -183,7 +203,7 @@ def test_default_store_comes_from_airflow_settings(tmp_path, monkeypatch):
         store = store_from_url(f"sqlite:///{db}")
         charge(store)
         store.close()
-        with TestClient(create_app()) as client:
+        with TestClient(create_app(access=TEST_ACCESS), headers={"Authorization": "Bearer admin"}) as client:
             assert client.get("/api/store").json()["url"] == f"sqlite:///{db}"
             assert client.get(f"/api/runs/{DAG}/{RUN}/costs").json()["total"]["calls"] == 4
     finally:

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from airflow_agent_provider.plugins.api import create_app
-from tests.plugins.conftest import DAG, RUN
+from tests.plugins.conftest import DAG, RUN, TEST_ACCESS
 
 HEADINGS = ["Shared store", "Workflow spend", "Run cost per agent", "Run cost per module", "Models used by the run",
             "Agent", "Calls", "Input tokens", "Output tokens", "Cost (USD)", "Reserved (USD)", "Circuit breaker"]
@@ -46,7 +46,7 @@ def test_page_csp_nonce_matches_inline_script_and_changes_per_response(client):
 def served(spent_store, store_url) -> Iterator[str]:
     """The app mounted at /agent-provider in a parent app (as Airflow's API server does), on uvicorn."""
     parent = FastAPI()
-    parent.mount("/agent-provider", create_app(lambda: spent_store, lambda: store_url))
+    parent.mount("/agent-provider", create_app(lambda: spent_store, lambda: store_url, access=TEST_ACCESS))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -65,7 +65,7 @@ def served(spent_store, store_url) -> Iterator[str]:
 
 
 def test_served_under_the_plugin_prefix(served):
-    with httpx.Client(base_url=served) as http:
+    with httpx.Client(base_url=served, headers={"Authorization": "Bearer admin"}) as http:
         redirect = http.get("/agent-provider")
         assert redirect.status_code in (307, 308) and redirect.headers["location"].endswith("/agent-provider/")
         page = http.get("/agent-provider/")
