@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,9 +81,32 @@ def check_json_schema(schema: dict[str, Any]) -> None:
     """
     Raise :class:`ValueError` unless ``schema`` is a valid JSON Schema (2020-12) with an object root.
 
-    The reason names the failing keyword and where it is inside the schema.
+    The reason names the failing keyword and where it is inside the schema. The size is checked
+    first; the (slow) meta-schema check runs once per distinct schema, since a fleet's agents usually
+    share theirs.
     """
     check_schema_size(schema)
+    try:
+        key: str | None = json.dumps(schema, sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # e.g. keys of mixed types: just check it
+        key = None
+    if key is not None and key in _CHECKED:
+        reason = _CHECKED[key]
+    else:
+        reason = _schema_problem(schema)
+        if key is not None:
+            if len(_CHECKED) >= _MAX_CHECKED:
+                _CHECKED.clear()
+            _CHECKED[key] = reason
+    if reason is not None:
+        raise ValueError(reason)
+
+
+_CHECKED: dict[str, str | None] = {}  # canonical JSON of a schema -> why it is invalid (None: valid)
+_MAX_CHECKED = 1024
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
     import jsonschema
     from jsonschema.validators import Draft202012Validator
 
@@ -90,14 +114,13 @@ def check_json_schema(schema: dict[str, Any]) -> None:
         Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
-        raise ValueError(
-            f"not a valid JSON Schema{f' at {where}' if where else ''}: {bounded(exc.message)}"
-        ) from None
+        return f"not a valid JSON Schema{f' at {where}' if where else ''}: {bounded(exc.message)}"
     if schema.get("type") != "object":
-        raise ValueError(
+        return (
             f"the schema's root must have type: object (structured answers are JSON objects), got "
             f"{'no type' if 'type' not in schema else bounded(repr(schema['type']), 60)}"
         )
+    return None
 
 
 def output_schema_import_problem(dotted: str, allowed: Sequence[str] | None = None) -> str | None:

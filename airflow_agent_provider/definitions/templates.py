@@ -13,6 +13,7 @@ stall the worker). The operator renders YAML workflows with the same narrow cont
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import jinja2
@@ -58,6 +59,24 @@ def parse_template(template: str) -> nodes.Template:
         raise TemplateSyntaxProblem(exc.message or "invalid syntax", exc.lineno) from None
     except RecursionError:
         raise TemplateSyntaxProblem("the template is nested too deeply to parse", None) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def analyse_template(template: str, field: str) -> tuple[frozenset[str] | None, tuple[str, ...]]:
+    """
+    ``(names the template reads, problems)`` of one templated field; names is None when it does not parse.
+
+    Cached: a fleet's agents share their templates (``system_prompt`` from ``defaults:``, generated
+    prompts), and text without ``{`` cannot contain Jinja at all, so it is not parsed.
+    """
+    if "{" not in template:
+        return frozenset(), ()
+    try:
+        parsed = parse_template(template)
+    except TemplateSyntaxProblem as exc:
+        where = f" (template line {exc.lineno})" if exc.lineno is not None else ""
+        return None, (f"invalid Jinja template{where}: {exc}",)
+    return frozenset(undeclared_names(parsed)), tuple(template_problems(parsed, field))
 
 
 def undeclared_names(parsed: nodes.Template) -> set[str]:

@@ -17,12 +17,7 @@ from airflow_agent_provider.definitions.errors import Problem
 from airflow_agent_provider.definitions.expressions import Expression
 from airflow_agent_provider.definitions.models import AgentDefaults, AgentSpec, Workflow, qualified_id, resolve_dependency
 from airflow_agent_provider.definitions.output_schemas import output_schema_import_problem
-from airflow_agent_provider.definitions.templates import (
-    TemplateSyntaxProblem,
-    parse_template,
-    template_problems,
-    undeclared_names,
-)
+from airflow_agent_provider.definitions.templates import analyse_template
 from airflow_agent_provider.definitions.yaml_loader import FieldPath, format_path
 
 LineOf = Callable[[FieldPath], int | None]
@@ -208,22 +203,15 @@ class _Checker:
 
     def check_template(
         self, path: FieldPath, field: str, template: str, already: set[tuple[str, str]]
-    ) -> set[str] | None:
+    ) -> frozenset[str] | None:
         """Report the template's problems (unless ``already`` reported); its context names, None if unparsable."""
-        reported = (field, template) in already
-        try:
-            parsed = parse_template(template)
-        except TemplateSyntaxProblem as exc:
-            if not reported:
-                where = f" (template line {exc.lineno})" if exc.lineno is not None else ""
-                self.add(path, f"invalid Jinja template{where}: {exc}")
-            return None
-        if not reported:
-            for message in template_problems(parsed, field):
+        names, problems = analyse_template(template, field)
+        if (field, template) not in already:
+            for message in problems:
                 self.add(path, message)
-        return undeclared_names(parsed)
+        return names
 
-    def check_prompt_names(self, path: FieldPath, field: str, agent: AgentSpec, names: set[str]) -> None:
+    def check_prompt_names(self, path: FieldPath, field: str, agent: AgentSpec, names: frozenset[str]) -> None:
         """``item`` and ``last`` only have a value for agents with ``for_each`` / ``repeat_until``."""
         for name, (needed, what) in _PROMPT_NAMES_NEEDING.items():
             if name in names and getattr(agent, needed) is None:

@@ -59,7 +59,7 @@ EXPECTED: dict[str, list[str]] = {
         "tools.not_callable: 'airflow_agent_provider.examples.erp_tools.annotations' is not callable",
     ],
     "bad_yaml_syntax.yaml": ["line 8, column 1:", "unexpected end of stream", "quoted scalar on line 6"],
-    "bad_yaml_indent.yaml": ["line 6, column 8:", "expected <block end>"],
+    "bad_yaml_indent.yaml": ["line 6, column 8:", "did not find expected '-' indicator", "block collection on line 5"],
     "empty.yaml": ["(file): the file is empty"],
     "comment_only.yaml": ["(file): the file is empty"],
     "top_level_list.yaml": ["the top level must be a mapping", "got a list"],
