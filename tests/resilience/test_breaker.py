@@ -191,7 +191,8 @@ def _result(proc: subprocess.Popen[str]) -> dict:
 
 
 def test_breaker_is_shared_across_processes(store, store_url, llm):
-    cfg = BreakerConfig(failure_threshold=3, reset_timeout_s=0.5, half_open_max_calls=2, trial_timeout_s=60)
+    # The reset timeout must outlast a child process's exit on a loaded machine (about 1 s seen).
+    cfg = BreakerConfig(failure_threshold=3, reset_timeout_s=5.0, half_open_max_calls=2, trial_timeout_s=60)
 
     # Another process sees the provider fail and opens the breaker ...
     assert _result(_worker(store_url, cfg, "fail", 3)) == {"state": "open"}
@@ -203,7 +204,7 @@ def test_breaker_is_shared_across_processes(store, store_url, llm):
     assert llm.stats()["requests"] == 0
 
     # Once half-open, four processes racing for trials get exactly half_open_max_calls between them.
-    _wait_past(0.5)
+    _wait_past(5.0)
     workers = [_worker(store_url, cfg, "grab", 25) for _ in range(4)]
     assert sum(_result(w)["admitted"] for w in workers) == 2
     assert store.breaker_state(KEY) == "half_open"
