@@ -284,6 +284,7 @@ def create_app(
                     login = request.app.state.agent_provider_access.login_url(request)
                 except Exception:  # noqa: BLE001 - a missing link must not turn a 401 into a 500
                     log.warning("agent provider: no login URL", exc_info=True)
+            headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'self'; base-uri 'none'"
             return HTMLResponse(_refusal_page(exc.status_code, login), status_code=exc.status_code, headers=headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 

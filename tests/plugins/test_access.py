@@ -74,6 +74,7 @@ def test_a_browser_without_a_session_gets_a_sign_in_link_and_no_data(spent_store
     assert response.status_code == 401 and response.headers["content-type"].startswith("text/html")
     assert '<a href="/auth/login?next=/" target="_top">Sign in</a>' in response.text
     assert "<script" not in response.text and "Run cost per agent" not in response.text
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
     # The sign-in link names the page asked for (the caller's own URL), and nothing from the store.
     assert api.status_code == 401 and "Finance" not in api.text and "usd" not in api.text
     with make_client(spent_store, store_url, user="nobody") as client:
