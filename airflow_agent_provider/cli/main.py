@@ -2,6 +2,9 @@
 
 Subcommands talk to the same places Airflow does (the metadata DB through Airflow's own models,
 the shared store) and are meant for operators at a shell, not for task code.
+
+Exit codes: 0 success, 1 the command failed (an invalid workflow file, no such run, a database or
+store that cannot be reached: one line on stderr, secrets masked), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -12,14 +15,35 @@ import sys
 from pathlib import Path
 
 
+def _format_failure(err: object) -> list[str]:
+    """Every problem of a bad file, one per line (the DAG import error may shorten the list; this never does)."""
+    problems = list(getattr(err, "problems", []) or [])
+    path = getattr(err, "path", None) or "<workflow>"
+    if not problems:
+        return [f"FAIL {err}"]
+    count = len(problems)
+    return [f"FAIL {path}: {count} problem{'s' if count != 1 else ''} in workflow definition",
+            *(f"  - {problem}" for problem in problems)]
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from airflow_agent_provider.definitions import WorkflowDefinitionError, load_workflow, load_workflows
+    from airflow_agent_provider.definitions.loader import WORKFLOW_SUFFIXES
 
     failures = 0
     for raw in args.paths:
         path = Path(raw)
         if path.is_dir():
+            if not any(p.is_file() and p.suffix in WORKFLOW_SUFFIXES for p in path.iterdir()):
+                print(f"FAIL {path}: no workflow files ({', '.join('*' + s for s in WORKFLOW_SUFFIXES)}) in this folder",
+                      file=sys.stderr)
+                failures += 1
+                continue
             workflows, errors = load_workflows(path)
+        elif not path.exists():
+            print(f"FAIL {path}: no such file or directory", file=sys.stderr)
+            failures += 1
+            continue
         else:
             workflows, errors = [], []
             try:
@@ -30,16 +54,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             agents = sum(1 for _ in wf.iter_agents())
             print(f"ok   {wf.source_path}: workflow {wf.name} ({len(wf.modules)} modules, {agents} agents)")
         for err in errors:
-            print(f"FAIL {err}", file=sys.stderr)
+            print("\n".join(_format_failure(err)), file=sys.stderr)
         failures += len(errors)
     return 1 if failures else 0
+
+
+def _existing_dir(raw: str, what: str) -> Path:
+    path = Path(raw)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} {path} does not exist (or is not a directory)")
+    return path
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from airflow_agent_provider.cli.demo import run_demo
 
     return run_demo(
-        dags_folder=Path(args.dags_folder),
+        dags_folder=_existing_dir(args.dags_folder, "DAGs folder"),
         airflow_home=Path(args.airflow_home) if args.airflow_home else None,
         only=args.workflow,
     )
@@ -54,7 +85,8 @@ def _cmd_result(args: argparse.Namespace) -> int:
 def _cmd_pools_sync(args: argparse.Namespace) -> int:
     from airflow_agent_provider.cli.pools import run_pools_sync
 
-    return run_pools_sync(Path(args.folder), Path(args.write) if args.write else None, dry_run=args.dry_run)
+    return run_pools_sync(_existing_dir(args.folder, "workflow folder"), Path(args.write) if args.write else None,
+                          dry_run=args.dry_run)
 
 
 def _cmd_costs(args: argparse.Namespace) -> int:
@@ -75,13 +107,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if run_id is None:
         print(f"no run of DAG {args.dag_id!r}", file=sys.stderr)
         return 1
-    snapshot = run_snapshot(store, args.dag_id, run_id)
+    from airflow_agent_provider.security.redact import scrub_value
+
+    snapshot = scrub_value(run_snapshot(store, args.dag_id, run_id))
     print(json.dumps(snapshot, indent=2, default=str) if args.json else format_snapshot(snapshot))
     return 0
 
 
+PROG = "airflow-agents"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="airflow-agents", description=__doc__.splitlines()[0])
+    from airflow_agent_provider.cli.errors import OneLineParser
+
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="validate workflow definition files or folders")
@@ -126,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from airflow_agent_provider.cli.errors import run
+
     args = build_parser().parse_args(argv)
     # stdout carries the command's data (tables, JSON); the provider's info logs would mix into it.
     logging.getLogger("airflow_agent_provider").setLevel(logging.WARNING)
-    return args.func(args)
+    command = " ".join(w for w in (args.command, getattr(args, "pools_command", None)) if w)
+    return run(f"{PROG} {command}", lambda: args.func(args))
 
 
 if __name__ == "__main__":

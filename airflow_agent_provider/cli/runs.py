@@ -45,6 +45,10 @@ def print_run_result(dag_id: str, run_id: str | None = None, *, as_json: bool = 
     if result is None:
         print(f"{dag_id} {found_run_id}: run state {state}; no workflow result recorded", file=sys.stderr)
         return 1
+    from airflow_agent_provider.security.redact import scrub_value
+
+    # Error texts in the result come from model endpoints: defence in depth against an echoed key.
+    result = scrub_value(result)
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
