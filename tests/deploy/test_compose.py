@@ -232,6 +232,11 @@ def test_a_real_key_alone_reaches_the_real_vendor(tmp_path: Path) -> None:
         openai = json.loads(env["AIRFLOW_CONN_AGENT_OPENAI_DEFAULT"])
         assert openai["host"] == "" and openai["password"] == "sk-proj-real-key-0123456789"
         assert json.loads(env["AIRFLOW_CONN_AGENT_ANTHROPIC_DEFAULT"])["host"] == ""
+    # ... which the hook turns into the vendor's own endpoint
+    from airflow_agent_provider.hooks.llm import VENDOR_BASE_URLS, client_settings
+
+    client = client_settings("agent_openai_default", "openai", openai["password"], openai["host"], {})
+    assert client.base_url == VENDOR_BASE_URLS["openai"] == "https://api.openai.com/v1"
 
 
 def test_demo_env_selects_the_fake_server_and_sets_the_base_urls(tmp_path: Path) -> None:
