@@ -7,13 +7,15 @@ result. So each templated field is parsed into Jinja's AST when the file is load
 it reads a name outside :data:`~.models.PROMPT_NAMES` (Jinja's own globals such as ``range`` aside),
 reaches Python internals through attributes (``__class__``, ``mro``, ``gi_frame``...; Airflow
 renders in a sandbox, this is the second line), loads other templates (``include``, ``import``,
-``extends`` would read files of the template search path), or uses ``**`` (``9 ** 9 ** 9`` would
-stall the worker). The operator renders YAML workflows with the same narrow context (defence in depth).
+``extends`` would read files of the template search path), or uses ``**`` or numbers above
+:data:`MAX_TEMPLATE_NUMBER` (``9 ** 9 ** 9``, ``'x' * 999999999`` or ``center(999999999)`` would stall
+the worker or exhaust its memory while rendering). The operator renders YAML workflows with the same narrow context (defence in depth).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 
 import jinja2
@@ -41,6 +43,9 @@ _ATTRIBUTE_FILTERS = frozenset(
 )
 _LOADING_NODES = {nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "from ... import", nodes.Extends: "extends"}
 _ENV = jinja2.Environment(autoescape=False)
+#: Largest number a template may write (see :func:`_huge_numbers`).
+MAX_TEMPLATE_NUMBER = 100_000
+_DIGITS = re.compile(r"\d+")
 
 
 class TemplateSyntaxProblem(ValueError):
@@ -98,12 +103,41 @@ def template_problems(parsed: nodes.Template, field: str) -> list[str]:
             problems.append(f"{field} uses {{% {statement} %}}: workflow templates cannot load other templates")
     if any(True for _ in parsed.find_all(nodes.Pow)):
         problems.append(f"{field} uses the power operator '**', which workflow templates cannot use")
+    if _huge_numbers(parsed):
+        problems.append(
+            f"{field} uses a number above {MAX_TEMPLATE_NUMBER:,} (a repeat count, width or padding that "
+            "large would make rendering allocate without bound)"
+        )
     for attribute in sorted(set(_unsafe_attributes(parsed))):
         problems.append(
             f"{field} reaches the attribute {attribute!r}: workflow templates cannot read Python internals "
             "(names starting with '_', mro, gi_frame, ...)"
         )
     return problems
+
+
+def _huge_numbers(parsed: nodes.Template) -> bool:
+    """Numeric constants above the bound, and format strings with a width above it (``'%999999999s'``)."""
+    # Where a number sizes what is built: a factor of '*', an argument of a filter, test or call.
+    # (A comparison such as ``total > 1000000`` builds nothing and stays allowed.)
+    sizing: list[nodes.Node] = []
+    for node in parsed.find_all(nodes.Mul):
+        sizing += [node.left, node.right]
+    for node in parsed.find_all((nodes.Filter, nodes.Test, nodes.Call)):
+        sizing += [*node.args, *(keyword.value for keyword in node.kwargs)]
+    for node in sizing:
+        value = node.value if isinstance(node, nodes.Const) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_TEMPLATE_NUMBER:
+            return True
+    format_strings = [
+        node.node for node in parsed.find_all(nodes.Filter) if node.name == "format" and node.node is not None
+    ]
+    format_strings += [node.node for node in parsed.find_all(nodes.Getattr) if node.attr in ("format", "format_map")]
+    for node in format_strings:
+        if isinstance(node, nodes.Const) and isinstance(node.value, str):
+            if any(int(digits) > MAX_TEMPLATE_NUMBER for digits in _DIGITS.findall(node.value)):
+                return True
+    return False
 
 
 def _unsafe(name: str) -> bool:

@@ -311,6 +311,11 @@ def test_attributes_reaching_python_internals_are_definition_errors(prompt, attr
         ("{% from 'm.j2' import x %}", "{% from ... import %}"),
         ("{% extends 'base.j2' %}", "{% extends %}"),
         ("{{ 9 ** 9 ** 9 }}", "power operator"),
+        ("{{ 'lol' * 999999999 }}", "a number above 100,000"),
+        ("{{ ds | center(999999999) }}", "a number above 100,000"),
+        ("{{ '%999999999s' | format(ds) }}", "a number above 100,000"),
+        ("{{ '{:>999999999}'.format(ds) }}", "a number above 100,000"),
+        ("{{ range(5000000) | list }}", "a number above 100,000"),
     ],
 )
 def test_loading_templates_and_unbounded_arithmetic_are_refused(prompt, message):
@@ -323,6 +328,7 @@ def test_the_narrow_context_and_jinja_itself_are_accepted():
         "{{ ds }} {{ logical_date }} {{ run_id }} {{ dag_id }} {{ upstream_text }} {{ params }} "
         "{% set n = namespace(total=0) %}{% for i in range(3) %}{{ loop.index }}{% endfor %}"
         "{{ 'x' | upper }} {{ [1, 2] | join(', ') }} {{ dict(a=1) | tojson }} {{ '%.2f' | format(1.5) }}"
+        "{% if results | length > 1000000 %}above a million{% endif %} {{ '-' * 40 }} Invoices above 10,000,000 EUR."
     )
     parse_workflow(_prompt(prompt))
     assert {"results", "upstream_text", "params", "item", "last", "iteration"} <= PROMPT_NAMES
