@@ -50,11 +50,13 @@ def test_airflow_conf_answers_once_airflow_is_imported(tmp_path: Path):
     env.pop("AIRFLOW_CONFIG", None)
     env["AIRFLOW__AGENT_PROVIDER__MAX_WORKFLOW_FILE_BYTES"] = "4096"
     code = (
-        "import airflow.configuration; from airflow_agent_provider import config;"
-        "print(config.allowed_tool_modules(), config.max_workflow_file_bytes())"
+        "from airflow.configuration import conf; from airflow_agent_provider import config;"
+        "print(config.allowed_tool_modules(), config.max_workflow_file_bytes(),"
+        " conf.get('agent_provider', 'allowed_tool_modules'), conf.get('agent_provider', 'max_workflow_file_bytes'))"
     )
-    # The allow-list default comes from provider info's config section through Airflow's conf.
-    assert _run(code, env) == "('airflow_agent_provider.examples',) 4096"
+    # Airflow knows both options and their defaults from provider info's config section (no fallback
+    # given to conf.get), and the environment variable wins as for any Airflow setting.
+    assert _run(code, env) == "('airflow_agent_provider.examples',) 4096 airflow_agent_provider.examples 4096"
 
 
 @pytest.mark.parametrize("value", ["my_tools.*", "my tools", "a,,b.c.", "1abc"])
