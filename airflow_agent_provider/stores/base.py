@@ -23,9 +23,10 @@ from airflow_agent_provider.stores.breaker_api import BreakerStore
 from airflow_agent_provider.stores.budget_api import BudgetStore
 from airflow_agent_provider.stores.limits_api import RateLimitStore
 from airflow_agent_provider.stores.offload import run_blocking
+from airflow_agent_provider.stores.runs_api import RunIndexStore
 
 
-class Store(RateLimitStore, BudgetStore, BreakerStore, ABC):
+class Store(RateLimitStore, BudgetStore, BreakerStore, RunIndexStore, ABC):
     """A complete store: what the engines receive."""
 
     #: Short name for logs and metrics ("sqlite", "redis").
