@@ -8,10 +8,13 @@ no credentials, only connection ids.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_agent_provider.limits.policy import RateLimitPolicy
-from airflow_agent_provider.resilience.fallback import FallbackTarget
+
+if TYPE_CHECKING:
+    # Imported where used: this module is loaded at DAG parse time, the resilience engines are not needed then.
+    from airflow_agent_provider.resilience.fallback import FallbackTarget
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class GuardConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["rate_limits"] = tuple(RateLimitRule(**r) for r in values.get("rate_limits") or ())
+        from airflow_agent_provider.resilience.fallback import FallbackTarget
+
         values["fallbacks"] = tuple(FallbackTarget(**t) for t in values.get("fallbacks") or ())
         return cls(**values)
 

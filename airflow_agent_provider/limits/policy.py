@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_agent_provider.stores.limits_api import Tier
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.limits_api import Tier
 
 _TIERS: tuple[tuple[str, float, str], ...] = (
     ("requests_per_minute", 60.0, "requests"),
@@ -101,6 +102,9 @@ class RateLimitPolicy:
         return replace(self, **merged)
 
     def tiers(self) -> list[Tier]:
+        # Imported here: policies are parsed at DAG parse time, the store API is needed for calls only.
+        from airflow_agent_provider.stores.limits_api import Tier
+
         return [
             Tier(name, getattr(self, name), window + self.window_margin_s, unit)  # type: ignore[arg-type]
             for name, window, unit in _TIERS
