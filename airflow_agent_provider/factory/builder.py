@@ -252,6 +252,8 @@ def _agent_operator(
             "critical": agent.critical,
         },
         deferrable=agent.deferrable,
+        execution=agent.execution,  # auto: tool-less agents start and end in the triggerer
+        prompt_context="workflow",  # workflow files get the narrow prompt context (no conn/var/ti/macros)
         trigger_rule=gate.trigger_rule,
         priority_weight=agent.priority,
         weight_rule="absolute",

@@ -18,6 +18,15 @@ For each target (the primary model, then its fallbacks):
    writes the ledger entry. Reservation ids are per task try and step, and settling is idempotent,
    so one successful call is charged exactly once.
 
+Why settlement happens after the fallback loop, and what "no lost charges" means: once a response
+has arrived it has been paid for, whatever happens to the store next. The caller is handed a
+:class:`PendingCharge` (``on_paid``) *before* settlement, to persist it (the operator writes it to
+``task_state_store``); if the store then fails, :class:`UnsettledCharge` (transient) carries the
+same record, no fallback target is tried and the model is not called again. A retry settles the
+pending record's reservation id with :meth:`GuardedCaller.settle_pending` — the store charges an
+id that expired or was never reserved, and charges an id only once — so the spend reaches the
+ledger exactly once.
+
 The caller supplies ``call_target(target, request)`` (the hook call), so this module stays
 Airflow-free; ``GuardedCaller.call`` and ``GuardedCaller.acall`` share everything but the waiting.
 """
@@ -30,6 +39,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_agent_provider.cost.budget import BudgetExceeded, BudgetGuard, BudgetLimits, CallScope, Reservation
@@ -139,6 +149,61 @@ class GuardedResult:
         )
 
 
+@dataclass
+class PendingCharge:
+    """
+    A paid response whose settlement has not been confirmed: all it takes to settle it later.
+
+    JSON round-trippable (it is persisted in ``task_state_store`` and carried in trigger events).
+    ``result.charged`` means nothing until it is settled.
+    """
+
+    reservation_id: str
+    result: GuardedResult
+    #: When the call was reserved (epoch seconds, UTC): decides its day and month scopes.
+    at: float
+    #: The amount the reservation held (None: unpriced and unbudgeted).
+    amount_usd: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reservation_id": self.reservation_id, "result": self.result.to_dict(), "at": self.at,
+                "amount_usd": self.amount_usd}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PendingCharge:
+        return cls(reservation_id=data["reservation_id"], result=GuardedResult.from_dict(data["result"]),
+                   at=float(data["at"]), amount_usd=data.get("amount_usd"))
+
+
+class UnsettledCharge(RuntimeError):
+    """
+    The model answered (and was paid) but its budget settlement failed (the store went away).
+
+    Transient: the retry settles :attr:`pending` instead of calling the model again.
+    """
+
+    transient = True
+    reason = "settlement_failed"
+
+    def __init__(self, pending: PendingCharge, cause: BaseException) -> None:
+        self.pending = pending
+        super().__init__(
+            f"the model answered but its charge (reservation {pending.reservation_id}) could not be settled: "
+            f"{type(cause).__name__}: {cause}; a retry settles it without calling the model again"
+        )
+
+
+class _AlreadyPaid(Exception):
+    """Raised instead of calling another target once a response was paid for (never leaves this module)."""
+
+    permanent = True
+
+
+#: Test hooks: each is called with the :class:`PendingCharge` right before it is settled (tests make
+#: the store go away there, to prove that a paid response is not lost). Empty in production.
+BEFORE_SETTLE: list[Callable[[PendingCharge], Any]] = []
+
+
 class _Tally:
     """Mutable counters of one guarded call (shared by its attempts)."""
 
@@ -146,6 +211,8 @@ class _Tally:
         self.wait_s = 0.0
         self.requests = 0
         self.charged = True
+        #: (response, cost, reservation, target) of the paid call, once there is one.
+        self.paid: tuple[LLMResponse, CallCost, Reservation, FallbackTarget] | None = None
 
 
 class GuardedCaller:
@@ -181,21 +248,65 @@ class GuardedCaller:
     def _breaker_for(self, target: FallbackTarget) -> CircuitBreaker:
         return CircuitBreaker(self.store, target.key, self.breaker_config)
 
-    def _reserve(self, target: FallbackTarget, request: LLMRequest, step_id: str) -> Reservation:
-        amount = max_call_cost(
-            target.provider, target.model, max_input_tokens(request), request.max_tokens, self.override
-        )
-        scope = CallScope(
+    def _scope(self, target: FallbackTarget, at: datetime | None = None) -> CallScope:
+        return CallScope(
             dag_id=self.config.dag_id,
             run_id=self.config.run_id,
             module=self.config.module,
             agent=self.config.agent,
             model=target.model,
             provider=target.provider,
+            at=at or datetime.now(timezone.utc),
         )
+
+    def _amount(self, target: FallbackTarget, request: LLMRequest) -> float | None:
+        return max_call_cost(
+            target.provider, target.model, max_input_tokens(request), request.max_tokens, self.override
+        )
+
+    def _reserve(self, target: FallbackTarget, request: LLMRequest, step_id: str) -> Reservation:
         return self.budget.reserve(
-            scope, amount, self.limits, reservation_id=f"{step_id}|{target.key}", ttl_s=self.config.reservation_ttl_s
+            self._scope(target), self._amount(target, request), self.limits,
+            reservation_id=f"{step_id}|{target.key}", ttl_s=self.config.reservation_ttl_s,
         )
+
+    def _pending(self, tally: _Tally, attempts: list[Any]) -> PendingCharge:
+        assert tally.paid is not None
+        response, cost, reservation, target = tally.paid
+        result = self._result(response, target, cost, tally, attempts)
+        return PendingCharge(reservation.reservation_id, result, reservation.call.at.timestamp(),
+                             reservation.amount_usd)
+
+    def _reservation_of(self, pending: PendingCharge) -> Reservation:
+        """The reservation a pending charge was made under, to settle it (the store may not know it any more)."""
+        from airflow_agent_provider.stores.budget_api import ReserveResult
+
+        at = datetime.fromtimestamp(pending.at, timezone.utc)
+        return Reservation(self.store, self._scope(pending.result.target, at), pending.reservation_id,
+                           pending.amount_usd, ReserveResult(True, None, 0.0, 0.0, float("inf")))
+
+    @staticmethod
+    def _note_paid(pending: PendingCharge, on_paid: Callable[[PendingCharge], Any] | None) -> None:
+        if on_paid is not None:
+            try:
+                on_paid(pending)
+            except Exception as exc:  # noqa: BLE001 - persisting is insurance; settling still goes ahead
+                log.warning("Could not persist the paid response before settling it: %s", exc)
+        for hook in list(BEFORE_SETTLE):
+            hook(pending)
+
+    def settle_pending(self, pending: PendingCharge) -> GuardedResult:
+        """
+        Settle a paid response whose settlement did not happen (or was not confirmed) on an earlier try.
+
+        Charged exactly once: an id the store already settled charges nothing (``charged`` False).
+        """
+        try:
+            charged = self._reservation_of(pending).settle(pending.result.cost, pending.result.response.usage)
+        except Exception as exc:
+            raise UnsettledCharge(pending, exc) from exc
+        log.info("Settled the pending charge %s of an earlier try (charged: %s)", pending.reservation_id, charged)
+        return replace(pending.result, charged=charged)
 
     def _price(self, target: FallbackTarget, response: LLMResponse) -> CallCost:
         cost = price_call(target.provider, response.model or target.model, response.usage, self.override)
@@ -265,8 +376,13 @@ class GuardedCaller:
         step_id: str,
         llm_conn_id: str | None,
         call_target: Callable[[FallbackTarget, LLMRequest], LLMResponse],
+        on_paid: Callable[[PendingCharge], Any] | None = None,
     ) -> GuardedResult:
-        """Make one logical model call (``step_id`` must be unique per task try and step)."""
+        """
+        Make one logical model call (``step_id`` must be unique per task try and step).
+
+        ``on_paid(pending)`` runs once the response is in, before settlement (persist it there).
+        """
         tally = _Tally()
 
         def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
@@ -288,7 +404,9 @@ class GuardedCaller:
                 self._after_success(permits, response)
                 return response
 
-        def call_one(target: FallbackTarget) -> tuple[LLMResponse, CallCost]:
+        def call_one(target: FallbackTarget) -> None:
+            if tally.paid is not None:  # a paid response exists: never call (and pay) another target
+                raise _AlreadyPaid()
             req = self._request_for(target, request)
             reservation = self._reserve(target, req, step_id)
             try:
@@ -296,19 +414,26 @@ class GuardedCaller:
             except BaseException:
                 reservation.release()
                 raise
-            cost = self._price(target, response)
-            tally.charged = reservation.settle(cost, response.usage)
-            return response, cost
+            tally.paid = (response, self._price(target, response), reservation, target)
 
         breaker_for = self._breaker_for if self.breaker_config is not None else None
+        attempts: list[Any]
         try:
-            (response, cost), target, attempts = call_with_fallbacks(
-                self.targets(request, llm_conn_id), call_one, breaker_for
-            )
+            _, _, attempts = call_with_fallbacks(self.targets(request, llm_conn_id), call_one, breaker_for)
         except Exception as exc:
-            self._observe_failure(request, exc, tally)
-            raise
-        result = self._result(response, target, cost, tally, attempts)
+            if tally.paid is None:
+                self._observe_failure(request, exc, tally)
+                raise
+            # Paid, then the store failed (the breaker's bookkeeping): settle what was paid for.
+            log.warning("The store failed after a paid response (%s: %s); settling it", type(exc).__name__, exc)
+            attempts = []
+        pending = self._pending(tally, attempts)
+        self._note_paid(pending, on_paid)
+        try:
+            charged = tally.paid[2].settle(pending.result.cost, pending.result.response.usage)  # type: ignore[index]
+        except Exception as exc:
+            raise UnsettledCharge(pending, exc) from exc
+        result = replace(pending.result, charged=charged)
         self._observe(result)
         return result
 
@@ -321,6 +446,7 @@ class GuardedCaller:
         step_id: str,
         llm_conn_id: str | None,
         call_target: Callable[[FallbackTarget, LLMRequest], Awaitable[LLMResponse]],
+        on_paid: Callable[[PendingCharge], Any] | None = None,
     ) -> GuardedResult:
         """:meth:`call` for the triggerer's event loop; store access runs in threads."""
         tally = _Tally()
@@ -346,9 +472,12 @@ class GuardedCaller:
                 for permit in permits:
                     await asyncio.to_thread(permit.release)
 
-        async def acall_one(target: FallbackTarget) -> tuple[LLMResponse, CallCost]:
+        async def acall_one(target: FallbackTarget) -> None:
+            if tally.paid is not None:  # a paid response exists: never call (and pay) another target
+                raise _AlreadyPaid()
             req = self._request_for(target, request)
             reservation = await asyncio.to_thread(self._reserve, target, req, step_id)
+
             async def one_attempt() -> LLMResponse:  # a coroutine function, as tenacity requires
                 return await attempt(target, req)
 
@@ -357,18 +486,30 @@ class GuardedCaller:
             except BaseException:
                 await asyncio.to_thread(reservation.release)
                 raise
-            cost = self._price(target, response)
-            tally.charged = await asyncio.to_thread(reservation.settle, cost, response.usage)
-            return response, cost
+            tally.paid = (response, self._price(target, response), reservation, target)
 
         breaker_for = self._breaker_for if self.breaker_config is not None else None
+        attempts: list[Any]
         try:
-            (response, cost), target, attempts = await acall_with_fallbacks(
-                self.targets(request, llm_conn_id), acall_one, breaker_for
+            _, _, attempts = await acall_with_fallbacks(self.targets(request, llm_conn_id), acall_one, breaker_for)
+        except Exception as exc:
+            if tally.paid is None:
+                self._observe_failure(request, exc, tally)
+                raise
+            log.warning("The store failed after a paid response (%s: %s); settling it", type(exc).__name__, exc)
+            attempts = []
+        pending = self._pending(tally, attempts)
+        self._note_paid(pending, on_paid)
+        try:
+            charged = await asyncio.to_thread(
+                tally.paid[2].settle, pending.result.cost, pending.result.response.usage  # type: ignore[index]
             )
         except Exception as exc:
-            self._observe_failure(request, exc, tally)
-            raise
-        result = self._result(response, target, cost, tally, attempts)
+            raise UnsettledCharge(pending, exc) from exc
+        result = replace(pending.result, charged=charged)
         self._observe(result)
         return result
+
+    async def asettle_pending(self, pending: PendingCharge) -> GuardedResult:
+        """:meth:`settle_pending` off the event loop."""
+        return await asyncio.to_thread(self.settle_pending, pending)

@@ -17,12 +17,20 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agent_provider.guard.config import GuardConfig
-from airflow_agent_provider.guard.pipeline import GuardedCaller
+from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
 from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
 from airflow_agent_provider.hooks.store import get_store
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 from airflow_agent_provider.resilience.classify import error_event
 from airflow_agent_provider.resilience.fallback import FallbackTarget
+from airflow_agent_provider.security.redact import scrub_value
+
+
+async def call_target(llm_conn_id: str, provider: str | None, target: FallbackTarget, request: LLMRequest
+                      ) -> LLMResponse:
+    """One attempt at one target from the triggerer: the target's connection (or the agent's), asynchronously."""
+    conn_id = target.llm_conn_id or (llm_conn_id if target.provider == provider else DEFAULT_CONN_IDS[target.provider])
+    return await LLMHook(llm_conn_id=conn_id, provider=target.provider).acomplete(request)
 
 
 class LLMCallTrigger(BaseTrigger):
@@ -32,7 +40,8 @@ class LLMCallTrigger(BaseTrigger):
     With a ``guard`` (what the operator always passes) the call goes through the same guarded
     pipeline as on a worker — budget reservation, circuit breaker, shared rate limits (waiting
     with ``asyncio.sleep``, so the wait costs no worker slot), retries, fallbacks, settlement — and
-    fires ``{"status": "success", "result": GuardedResult.to_dict()}``; without one it fires
+    fires ``{"status": "success", "result": GuardedResult.to_dict()}`` (a paid response whose
+    settlement failed fires an error event with ``pending``: the worker settles it); without one it fires
     ``{"status": "success", "response": LLMResponse.to_dict()}``; errors fire
     ``{"status": "error", "error_type", "message", "status_code", "retry_after_s", "kind", "reason", ...}``
     (``resilience.classify.error_event``: classified once, read the same way on the worker).
@@ -72,10 +81,7 @@ class LLMCallTrigger(BaseTrigger):
         )
 
     async def _call_target(self, target: FallbackTarget, request: LLMRequest) -> LLMResponse:
-        conn_id = target.llm_conn_id or (
-            self.llm_conn_id if target.provider == self.provider else DEFAULT_CONN_IDS[target.provider]
-        )
-        return await LLMHook(llm_conn_id=conn_id, provider=target.provider).acomplete(request)
+        return await call_target(self.llm_conn_id, self.provider, target, request)
 
     async def _call_model(self, request: LLMRequest) -> LLMResponse:
         """
@@ -100,8 +106,14 @@ class LLMCallTrigger(BaseTrigger):
                     call_target=self._call_target,
                 )
                 event = {"status": "success", "result": result.to_dict()}
+        except UnsettledCharge as exc:
+            # Paid, not settled: the worker persists the response and settles it (never calls again).
+            self.log.warning("LLM call on %s: %s", self.llm_conn_id, exc)
+            yield TriggerEvent(scrub_value({**error_event(exc, llm_conn_id=self.llm_conn_id),
+                                            "pending": exc.pending.to_dict()}))
+            return
         except Exception as exc:
             self.log.warning("LLM call on %s failed: %s: %s", self.llm_conn_id, type(exc).__name__, exc)
-            yield TriggerEvent(error_event(exc, llm_conn_id=self.llm_conn_id))
+            yield TriggerEvent(scrub_value(error_event(exc, llm_conn_id=self.llm_conn_id)))
             return
         yield TriggerEvent(event)

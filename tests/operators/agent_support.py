@@ -49,7 +49,30 @@ def make_context(xcoms: dict[str, Any] | None = None, store: MemoryStateStore | 
     return context
 
 
+def run_trigger(trigger) -> Any:
+    """The first event of a trigger, run in a fresh event loop (as ``dag.test()`` runs triggers inline)."""
+    import asyncio
+
+    async def first():
+        async for event in trigger.run():
+            return event
+
+    return asyncio.run(first())
+
+
 def run_operator(op, context: dict[str, Any]) -> Any:
-    """Render the templated fields (with upstream results) and execute, as the task runner does."""
+    """
+    Render the templated fields (with upstream results) and execute, as the task runner does; a
+    deferral runs its trigger inline and resumes ``execute_complete`` with the event (as ``dag.test()``).
+    """
+    from airflow.sdk.exceptions import TaskDeferred
+
     op.render_template_fields(context)
-    return op.execute(context)
+    step, kwargs = op.execute, {}
+    while True:
+        try:
+            return step(context, **kwargs)
+        except TaskDeferred as deferred:
+            event = run_trigger(deferred.trigger)
+            kwargs = {**(deferred.kwargs or {}), "event": event.payload}
+            step = getattr(op, deferred.method_name)

@@ -125,10 +125,10 @@ def test_deferrable_tool_loops_through_the_trigger(llm_connections, run_dag):
 class FlakyNetworkAgent(LLMAgentOperator):
     """Loses the connection on its second model call of the first try (a worker-side failure)."""
 
-    def _call_model(self, request, context, state):
+    def _call_model(self, request, context, loop, *args):
         if context["ti"].try_number == 1 and any(m.role == "tool" for m in request.messages):
             raise ConnectionError("network dropped before the second call")
-        return super()._call_model(request, context, state)
+        return super()._call_model(request, context, loop, *args)
 
 
 def test_retry_resumes_from_task_state_store(llm_connections, run_dag):

@@ -31,6 +31,7 @@ def test_text_agent_result_shape_and_cost(llm_connections):
         prompt="Summarise payroll [[reply: Payroll totals 1.2M.]]",
         system_prompt="You are the HR agent.",
         agent_meta={"workflow": "erp", "module": "HR", "agent": "summary", "critical": True},
+        execution="worker",  # the worker path persists the loop after each call
     )
     result = run_operator(op, make_context(store=store))
     assert RESULT_KEYS <= set(result)

@@ -22,7 +22,8 @@ def limited_connection(llm, monkeypatch):
 
 def _agent(task_id: str) -> LLMAgentOperator:
     return LLMAgentOperator(task_id=task_id, llm_conn_id="limited_openai", prompt=f"{task_id} [[reply: ok]]",
-                            rate_limit_timeout=0.5, call_retries={"max_attempts": 1})
+                            rate_limit_timeout=0.5, call_retries={"max_attempts": 1},
+                            execution="worker")  # the worker path: the limit's own error reaches the task
 
 
 def test_connection_extra_limits_every_agent_of_the_connection(limited_connection):
