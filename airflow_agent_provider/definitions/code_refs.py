@@ -30,6 +30,20 @@ def bounded(text: str, limit: int = _MAX_REASON_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def must_propagate(exc: BaseException) -> bool:
+    """
+    True for the interruptions a file's load must not swallow: Ctrl-C, generator shutdown, and
+    Airflow's own (the DagBag import timeout raises ``AirflowTaskTimeout``, a BaseException, in
+    whatever code runs when the alarm fires). Everything else a file's load raises, whatever its type,
+    becomes that file's problem.
+    """
+    if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+        return True
+    return not isinstance(exc, Exception) and any(
+        (getattr(cls, "__module__", "") or "").split(".", 1)[0] == "airflow" for cls in type(exc).__mro__
+    )
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message``, bounded, even for an exception whose ``__str__`` itself fails."""
     try:
@@ -58,7 +72,9 @@ def import_attribute(dotted: str, what: str) -> tuple[Any, str | None]:
     module_path, _, attribute = dotted.rpartition(".")
     try:
         module = importlib.import_module(module_path)
-    except (Exception, SystemExit) as exc:  # any import-time failure is the author's to see, not ours to crash on
+    except BaseException as exc:  # any import-time failure is the author's to see, not ours to crash on
+        if must_propagate(exc):
+            raise
         return None, f"cannot import {module_path!r} for {what} {dotted!r}: {describe(exc)}"
     if attribute.startswith("__") or not hasattr(module, attribute):
         return None, f"module {module_path!r} has no attribute {attribute!r}"

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from airflow_agent_provider.config import MAX_WORKFLOW_FILE_BYTES_OPTION, ProviderConfigError, setting_name
-from airflow_agent_provider.definitions.code_refs import describe
+from airflow_agent_provider.definitions.code_refs import describe, must_propagate
 from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
 from airflow_agent_provider.definitions.models import Workflow
 from airflow_agent_provider.definitions.pydantic_errors import problems_from_validation_error
@@ -56,7 +56,9 @@ def load_workflow(
         return parse_workflow(text, source=file_path, allowed_modules=allowed_modules, max_file_bytes=max_file_bytes)
     except WorkflowDefinitionError:
         raise
-    except (Exception, SystemExit) as exc:  # confined: one file's failure must not take the folder down
+    except BaseException as exc:  # confined: one file's failure must not take the folder down
+        if must_propagate(exc):
+            raise
         raise _unexpected(file_path, exc) from None
 
 
@@ -78,7 +80,9 @@ def parse_workflow(
         return _parse_workflow(text, source, allowed_modules, max_file_bytes)
     except WorkflowDefinitionError:
         raise
-    except (Exception, SystemExit) as exc:  # e.g. a tool module raising at import: this source's problem
+    except BaseException as exc:  # e.g. a tool module raising at import: this source's problem
+        if must_propagate(exc):
+            raise
         raise _unexpected(source, exc) from None
 
 
@@ -140,7 +144,9 @@ def load_workflows(
         except WorkflowDefinitionError as exc:
             errors.append(exc)
             continue
-        except (Exception, SystemExit) as exc:  # load_workflow confines everything; this is the last net
+        except BaseException as exc:  # load_workflow confines everything; this is the last net
+            if must_propagate(exc):
+                raise
             errors.append(_unexpected(file_path, exc))
             continue
         if workflow.name in first_file:
@@ -217,7 +223,7 @@ def _lines(workflow: Workflow) -> dict[tuple[str | int, ...], int]:
         return {}
     try:
         return parse_yaml(read_workflow_text(workflow.source_path, None)).lines
-    except (Exception, SystemExit):  # the file changed since it was loaded: report without lines
+    except Exception:  # the file changed since it was loaded: report without lines
         return {}
 
 
@@ -237,7 +243,7 @@ def _in_line_order(problems: list[Problem]) -> list[Problem]:
 def _name_line(file_path: Path) -> int | None:
     try:
         return parse_yaml(read_workflow_text(file_path, None)).lines.get(("name",))
-    except (Exception, SystemExit):
+    except Exception:
         return None
 
 

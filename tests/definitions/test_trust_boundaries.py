@@ -438,11 +438,13 @@ def _bad_files(folder: Path, code_dir: Path) -> dict[str, str]:
     (code_dir / "raises_weird_xyz.py").write_text(
         "class Weird(Exception):\n    def __str__(self):\n        raise RuntimeError('no message either')\nraise Weird()\n"
     )
+    (code_dir / "raises_base_xyz.py").write_text("class Odd(BaseException):\n    pass\nraise Odd('not even an Exception')\n")
     files = {
         "exit.yaml": (_with_tool("raises_system_exit_xyz.run", "exit"), "SystemExit: 3"),
         "recursion.yaml": (_with_tool("raises_recursion_xyz.run", "recursion"), "RecursionError"),
         "memory.yaml": (_with_tool("raises_memory_xyz.run", "memory"), "MemoryError: pretend"),
         "weird.yaml": (_with_tool("raises_weird_xyz.run", "weird"), "Weird: (the exception's message cannot be shown)"),
+        "base.yaml": (_with_tool("raises_base_xyz.run", "base"), "Odd: not even an Exception"),
         "laughs.yaml": (_laughs(8, "laughs"), "more than 100,000 YAML nodes"),
         "deep.yaml": ("name: deep\nx: " + "[" * 5000 + "]" * 5000 + "\n", "nesting"),  # libyaml stops flow nesting at 1000 itself
         "schema.yaml": (_laughs(4, "schema"), "the schema is larger than 100,000 characters"),
@@ -467,7 +469,7 @@ def test_each_bad_file_gives_one_clear_error_and_the_folder_still_loads(tmp_path
     (folder / "z_good.yaml").write_text(GOOD.replace("good_neighbour", "other_neighbour"))
     # Every allowed module of the test (the raising ones included) may be imported: the error must come
     # from what the import does, not from the allow-list.
-    allowed = [DEFAULT_ALLOWED_TOOL_MODULES, "raises_system_exit_xyz", "raises_recursion_xyz", "raises_memory_xyz", "raises_weird_xyz"]
+    allowed = [DEFAULT_ALLOWED_TOOL_MODULES, *(f"raises_{kind}_xyz" for kind in ("system_exit", "recursion", "memory", "weird", "base"))]
     expected = _bad_files(folder, code_dir)
     workflows, errors = load_workflows(folder, allowed_modules=allowed)
     assert [w.name for w in workflows] == ["good_neighbour", "other_neighbour"]
@@ -478,3 +480,15 @@ def test_each_bad_file_gives_one_clear_error_and_the_folder_still_loads(tmp_path
         assert len(error.problems) == 1, str(error)
         assert fragment in str(error), str(error)
         assert len(str(error)) < 2000  # bounded: no 200 MiB or 10 MB message either
+
+
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt()", "AirflowTaskTimeout('DagBag import timeout')"])
+def test_interruptions_are_not_swallowed(tmp_path: Path, code_dir: Path, raised):
+    # Ctrl-C and Airflow's DagBag import timeout (a BaseException raised wherever the alarm fires) must
+    # still stop the DAG file's import instead of becoming one workflow's definition error.
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    (code_dir / "interrupts_xyz.py").write_text(f"from airflow.sdk.exceptions import AirflowTaskTimeout\nraise {raised}\n")
+    (tmp_path / "wf.yaml").write_text(_with_tool("interrupts_xyz.run"))
+    with pytest.raises((KeyboardInterrupt, AirflowTaskTimeout)):
+        load_workflows(tmp_path, allowed_modules=["interrupts_xyz"])
