@@ -212,3 +212,39 @@ def test_a_few_problems_are_shown_in_full(tmp_path):
     message = import_error_message([info.value], tmp_path)
     assert message.count("unknown field 'modle'") == 3
     assert "more problem" not in message
+
+
+_CLASH = """name: clash
+schedule: null
+params:
+  rows: {type: array, default: [1]}
+defaults: {provider: openai, model: gpt-5-mini}
+modules:
+  M:
+    agents:
+      - {name: a, for_each: params.rows, prompt: "row {{ item }}"}
+      - {name: a__items, prompt: hi}
+"""
+
+
+def test_a_workflow_that_fails_to_build_stays_confined_to_its_file(tmp_path, monkeypatch):
+    """Valid YAML that the factory cannot turn into a DAG (a task id clash): an import error naming the file."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = tmp_path / "dags"
+    (folder / "workflows").mkdir(parents=True)
+    shutil.copy(REPO / "dags" / "erp_workflows.py", folder / "erp_workflows.py")
+    shutil.copy(REPO / "dags" / "workflows" / "quickstart.yaml", folder / "workflows" / "quickstart.yaml")
+    (folder / "workflows" / "clash.yaml").write_text(_CLASH)
+    for dag_id, expected in ((None, ["quickstart"]), ("clash", []), ("quickstart", ["quickstart"])):
+        if dag_id is None:
+            monkeypatch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", raising=False)
+        else:
+            monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", dag_id)
+        bag = DagBag(dag_folder=str(folder))
+        assert sorted(bag.dag_ids) == expected, dag_id
+        if dag_id == "quickstart":
+            assert bag.import_errors == {}
+        else:
+            ((_, message),) = bag.import_errors.items()
+            assert "clash.yaml" in message and "could not build the DAG" in message and "a__items" in message
