@@ -33,7 +33,6 @@ Airflow-free; ``GuardedCaller.call`` and ``GuardedCaller.acall`` share everythin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -270,6 +269,12 @@ class GuardedCaller:
             reservation_id=f"{step_id}|{target.key}", ttl_s=self.config.reservation_ttl_s,
         )
 
+    async def _areserve(self, target: FallbackTarget, request: LLMRequest, step_id: str) -> Reservation:
+        return await self.budget.areserve(
+            self._scope(target), self._amount(target, request), self.limits,
+            reservation_id=f"{step_id}|{target.key}", ttl_s=self.config.reservation_ttl_s,
+        )
+
     def _pending(self, tally: _Tally, attempts: list[Any]) -> PendingCharge:
         assert tally.paid is not None
         response, cost, reservation, target = tally.paid
@@ -328,6 +333,18 @@ class GuardedCaller:
             permit.settle(0)
             if info.status_code == 429 and info.retry_after_s:
                 self.limiter.pause(permit.key, info.retry_after_s)
+
+    async def _aafter_success(self, permits: list[Permit], response: LLMResponse) -> None:
+        for permit in permits:
+            await permit.asettle(response.usage.total_tokens)
+            await self.limiter.aobserve_headers(permit.key, response.rate_limit_headers)
+
+    async def _aafter_failure(self, permits: list[Permit], exc: BaseException) -> None:
+        info = classify(exc)
+        for permit in permits:
+            await permit.asettle(0)
+            if info.status_code == 429 and info.retry_after_s:
+                await self.limiter.apause(permit.key, info.retry_after_s)
 
     @staticmethod
     def _request_for(target: FallbackTarget, request: LLMRequest) -> LLMRequest:
@@ -448,7 +465,7 @@ class GuardedCaller:
         call_target: Callable[[FallbackTarget, LLMRequest], Awaitable[LLMResponse]],
         on_paid: Callable[[PendingCharge], Any] | None = None,
     ) -> GuardedResult:
-        """:meth:`call` for the triggerer's event loop; store access runs in threads."""
+        """:meth:`call` for the triggerer's event loop, on the stores' async operations (nothing blocks the loop)."""
         tally = _Tally()
 
         async def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
@@ -464,19 +481,19 @@ class GuardedCaller:
                 try:
                     response = await call_target(target, req)
                 except BaseException as exc:
-                    await asyncio.to_thread(self._after_failure, permits, exc)
+                    await self._aafter_failure(permits, exc)
                     raise
-                await asyncio.to_thread(self._after_success, permits, response)
+                await self._aafter_success(permits, response)
                 return response
             finally:
                 for permit in permits:
-                    await asyncio.to_thread(permit.release)
+                    await permit.arelease()
 
         async def acall_one(target: FallbackTarget) -> None:
             if tally.paid is not None:  # a paid response exists: never call (and pay) another target
                 raise _AlreadyPaid()
             req = self._request_for(target, request)
-            reservation = await asyncio.to_thread(self._reserve, target, req, step_id)
+            reservation = await self._areserve(target, req, step_id)
 
             async def one_attempt() -> LLMResponse:  # a coroutine function, as tenacity requires
                 return await attempt(target, req)
@@ -484,7 +501,7 @@ class GuardedCaller:
             try:
                 response = await acall_with_retries(one_attempt, self.retry_policy)
             except BaseException:
-                await asyncio.to_thread(reservation.release)
+                await reservation.arelease()
                 raise
             tally.paid = (response, self._price(target, response), reservation, target)
 
@@ -501,9 +518,7 @@ class GuardedCaller:
         pending = self._pending(tally, attempts)
         self._note_paid(pending, on_paid)
         try:
-            charged = await asyncio.to_thread(
-                tally.paid[2].settle, pending.result.cost, pending.result.response.usage  # type: ignore[index]
-            )
+            charged = await tally.paid[2].asettle(pending.result.cost, pending.result.response.usage)  # type: ignore[index]
         except Exception as exc:
             raise UnsettledCharge(pending, exc) from exc
         result = replace(pending.result, charged=charged)
@@ -511,5 +526,10 @@ class GuardedCaller:
         return result
 
     async def asettle_pending(self, pending: PendingCharge) -> GuardedResult:
-        """:meth:`settle_pending` off the event loop."""
-        return await asyncio.to_thread(self.settle_pending, pending)
+        """:meth:`settle_pending` on the store's async operations (the event loop never blocks)."""
+        try:
+            charged = await self._reservation_of(pending).asettle(pending.result.cost, pending.result.response.usage)
+        except Exception as exc:
+            raise UnsettledCharge(pending, exc) from exc
+        log.info("Settled the pending charge %s of an earlier try (charged: %s)", pending.reservation_id, charged)
+        return replace(pending.result, charged=charged)

@@ -44,7 +44,8 @@ from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, AgentConfig,
 from airflow_agent_provider.agent_loop.drive import run_async
 from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
-from airflow_agent_provider.hooks.store import get_store
+from airflow_agent_provider.hooks.llm import awarm
+from airflow_agent_provider.hooks.store import aget_store
 from airflow_agent_provider.resilience.classify import error_event
 from airflow_agent_provider.security.redact import scrub_value
 from airflow_agent_provider.triggers.llm import call_target
@@ -194,9 +195,10 @@ class AgentTrigger(BaseTrigger):
         await asyncio.to_thread(check_output_schema, cfg.output_schema)
         hook = LLMHook(llm_conn_id=rendered["llm_conn_id"], provider=cfg.provider)
         conn = await hook.aconnection()
+        extras = await hook.aextras()
         provider = resolve_provider(conn.conn_type, cfg.provider)
-        model = rendered["model"] or str((conn.extra_dejson or {}).get("default_model") or DEFAULT_MODELS[provider])
-        guard = cfg.guard_config(dag_id=ti.dag_id, run_id=ti.run_id, conn_extras=conn.extra_dejson,
+        model = rendered["model"] or str(extras.get("default_model") or DEFAULT_MODELS[provider])
+        guard = cfg.guard_config(dag_id=ti.dag_id, run_id=ti.run_id, conn_extras=extras,
                                  llm_conn_id=rendered["llm_conn_id"] or DEFAULT_CONN_IDS[provider])
         spec = cfg.loop_spec(system=rendered["system_prompt"])
         print_ = fingerprint(provider, model, rendered["prompt"], rendered["system_prompt"], cfg.tools,
@@ -220,7 +222,10 @@ class AgentTrigger(BaseTrigger):
             conn_id, provider = args["llm_conn_id"], args["provider"]
             loop = AgentLoop.from_dict(args["loop"])
             spec = LoopSpec.from_dict(args["spec"])
-            caller = GuardedCaller(await asyncio.to_thread(get_store), GuardConfig.from_dict(args["guard"]))
+            guard = GuardConfig.from_dict(args["guard"])
+            # SDK, prices and store load off the event loop (once per triggerer process).
+            await awarm(provider, [(provider, loop.model), *((t.provider, t.model) for t in guard.fallbacks)])
+            caller = GuardedCaller(await aget_store(), guard)
             host = _TriggerHost(spec, args.get("names") or {}, cfg.prompt, cfg.prompt_context, self._context, self.log)
             prefix = args["step_prefix"]
 

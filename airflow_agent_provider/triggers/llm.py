@@ -18,8 +18,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
-from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
-from airflow_agent_provider.hooks.store import get_store
+from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook, awarm
+from airflow_agent_provider.hooks.store import aget_store
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 from airflow_agent_provider.resilience.classify import error_event
 from airflow_agent_provider.resilience.fallback import FallbackTarget
@@ -100,7 +100,11 @@ class LLMCallTrigger(BaseTrigger):
                 response = await self._call_model(request)
                 event: dict[str, Any] = {"status": "success", "response": response.to_dict()}
             else:
-                caller = GuardedCaller(get_store(), GuardConfig.from_dict(self.guard))
+                guard = GuardConfig.from_dict(self.guard)
+                # SDK, prices and store load off the event loop (once per triggerer process).
+                await awarm(request.provider, [(request.provider, request.model),
+                                               *((t.provider, t.model) for t in guard.fallbacks)])
+                caller = GuardedCaller(await aget_store(), guard)
                 result = await caller.acall(
                     request, step_id=self.step_id or "trigger", llm_conn_id=self.llm_conn_id,
                     call_target=self._call_target,
