@@ -492,3 +492,10 @@ def test_interruptions_are_not_swallowed(tmp_path: Path, code_dir: Path, raised)
     (tmp_path / "wf.yaml").write_text(_with_tool("interrupts_xyz.run"))
     with pytest.raises((KeyboardInterrupt, AirflowTaskTimeout)):
         load_workflows(tmp_path, allowed_modules=["interrupts_xyz"])
+
+
+def test_validation_and_rendering_agree_on_the_prompt_names():
+    # The operator renders workflow prompts with exactly the names validation lets through.
+    from airflow_agent_provider.operators.prompt_context import WORKFLOW_NAMES
+
+    assert set(WORKFLOW_NAMES) == PROMPT_NAMES
