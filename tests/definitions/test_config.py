@@ -61,7 +61,8 @@ def test_airflow_conf_answers_once_airflow_is_imported(tmp_path: Path):
 
 @pytest.mark.parametrize("value", ["my_tools.*", "my tools", "a,,b.c.", "1abc"])
 def test_invalid_entries_name_the_setting(value):
-    with pytest.raises(config.ProviderConfigError, match=r"\[agent_provider\] allowed_tool_modules \(AIRFLOW__AGENT_PROVIDER__ALLOWED_TOOL_MODULES\) has an invalid entry"):
+    setting = r"\[agent_provider\] allowed_tool_modules \(AIRFLOW__AGENT_PROVIDER__ALLOWED_TOOL_MODULES\)"
+    with pytest.raises(config.ProviderConfigError, match=setting + " has an invalid entry"):
         config.parse_module_prefixes(value)
 
 
