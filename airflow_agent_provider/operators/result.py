@@ -415,6 +415,44 @@ class WorkflowResultOperator(BaseOperator):
             log.debug("No task breadcrumbs (%s); durations of this run are unknown", exc)
             return None
 
+    def _workflow_limits(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The budgets and rate-limit rules the agent tasks carry (the factory gives each the same)."""
+        budgets: dict[str, Any] = {"run": self.cost_budget, "daily": None, "monthly": None, "modules": {}}
+        rules: list[dict[str, Any]] = []
+        for task_id, meta in self.agents.items():
+            task = self.dag.get_task(task_id) if self.has_dag() and self.dag.has_task(task_id) else None
+            budget = getattr(task, "budget", None) or {}
+            for name, key in (("run", "run_cost_budget"), ("daily", "daily_budget"), ("monthly", "monthly_budget")):
+                if budgets[name] is None and budget.get(key) is not None:
+                    budgets[name] = budget[key]
+            budgets["modules"].setdefault(meta["module"], budget.get("module_cost_budget"))
+            if not rules:
+                rules = [dict(r) for r in getattr(task, "rate_limits", None) or []]
+        return budgets, rules
+
+    def _record_run(self, context: Context, result: dict[str, Any], results: Mapping[str, Any]) -> None:
+        """
+        Write the run record the Operations view lists (stores/runs_api.py). Best effort: the run's
+        verdict is this task's state and XCom, so a store that cannot take the record is logged,
+        not a failed run.
+        """
+        try:
+            from airflow_agent_provider.hooks.store import get_store
+            from airflow_agent_provider.stores.runs_api import run_record_from_result
+
+            store = get_store()
+            budgets, rules = self._workflow_limits()
+            start = getattr(context.get("dag_run"), "start_date", None)
+            store.run_record(
+                run_record_from_result(
+                    result, agent_results=dict(results), budgets=budgets, rate_limits=rules,
+                    started_at=start.timestamp() if start is not None else None, ended_at=store.store_time(),
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - the record is for the overview; the run result stands
+            self.log.warning("Could not record run %s in the agent store (the overview will not list it): %s",
+                             result.get("run_id"), type(exc).__name__)
+
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         run_id = context["run_id"]
@@ -478,6 +516,7 @@ class WorkflowResultOperator(BaseOperator):
             durations=durations,
         )
         self.log.info("Workflow %s finished with outcome %s\n%s", self.workflow, result["outcome"], format_table(result))
+        self._record_run(context, result, results)
         if result["outcome"] == "failed":
             # Keep the record even though the task fails: the failure is the run's verdict, not lost data.
             ti.xcom_push(key="return_value", value=result)

@@ -11,12 +11,18 @@ Route (all ``GET``)                     Who may read it
 ======================================  ==========================================================
 ``/`` (the HTML page, ``page.py``)      any authenticated user (the page holds no data; it reads
 ``/api/openapi.json``                   everything through the endpoints below)
-``/api/runs/{dag_id}/{run_id}/costs``   read access to the runs of *that* DAG
-``/api/runs/{dag_id}/{run_id}/snapshot``  (``requires_access_dag("GET", DagAccessEntity.RUN)``)
+``/static/chart.umd.min.js``            (Chart.js, vendored: the page loads nothing from elsewhere)
+``/api/runs``                           any authenticated user; rows only of DAGs they may read
+``/api/runs/{dag_id}/{run_id}``         read access to the runs of *that* DAG
+``/api/runs/{dag_id}/{run_id}/costs``   (``requires_access_dag("GET", DagAccessEntity.RUN)``)
+``/api/runs/{dag_id}/{run_id}/snapshot``
+``/api/workflows/{dag_id}``
 ``/api/workflows/{dag_id}/spend``
-``/api/store``                          the fleet view: ``requires_access_view(CLUSTER_ACTIVITY)``
-``/api/limits/{key}``                   (store-wide state that belongs to no single DAG, like
-``/api/breakers/{key}``                 Airflow's own cluster-activity dashboard)
+``/api/overview``                       the fleet view: ``requires_access_view(CLUSTER_ACTIVITY)``,
+``/api/store``                          per-DAG rows of the overview only for DAGs they may read
+``/api/limits``                         (store-wide state that belongs to no single DAG, like
+``/api/limits/{key}``                   Airflow's own cluster-activity dashboard)
+``/api/breakers/{key}``
 ======================================  ==========================================================
 
 Where the store is (its masked URL, and the text of a connection error, which names host and
@@ -31,8 +37,14 @@ Endpoints (errors are ``{"detail": "..."}``):
 - ``/api/runs/{dag_id}/{run_id}/snapshot``: :func:`~airflow_agent_provider.observability.snapshots.run_snapshot`;
 - ``/api/workflows/{dag_id}/spend``: spend and reservations of the DAG's UTC day and month scopes
   (``?day=YYYY-MM-DD&month=YYYY-MM``, default: the store clock's today);
-- ``/api/limits/{key}``: whether a rate-limit key is paused and until when;
+- ``/api/overview``, ``/api/workflows/{dag_id}``, ``/api/runs/{dag_id}/{run_id}``: the three views
+  of the page (``views.py``); ``/api/runs``: recent runs;
+- ``/api/limits``: every configured rate-limit key's use per tier, leases, pause and breaker;
+- ``/api/limits/{key}``: the same for one key, and whether it is paused and until when;
 - ``/api/breakers/{key}``: a circuit breaker's state.
+
+Honest states: an unknown DAG, run or key is 404 with ``{"detail", "unknown": "dag"|"run"|"key"}``
+(never $0 or "closed"); a workflow without a run record has ``budgets.known: false``.
 
 401 is no (or an expired) session, 403 a user without the permission above (or an invalid
 token), 422 a value that fails its check (``params.py``), 503 a store that cannot be reached or
@@ -59,8 +71,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_agent_provider.cost.budget import day_scope, month_scope, run_scope
 from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.observability.snapshots import iso_utc, pause_info, run_snapshot
-from airflow_agent_provider.plugins import params
-from airflow_agent_provider.plugins.page import TITLE, render_page
+from airflow_agent_provider.plugins import params, views
+from airflow_agent_provider.plugins.page import CHART_JS, TITLE, render_page
 from airflow_agent_provider.stores.base import Store, StoreUnavailable
 from airflow_agent_provider.stores.budget_api import ScopeTotals
 from airflow_agent_provider.stores.config import mask_url
@@ -84,6 +96,10 @@ def _no_login_url(_: Request) -> str | None:
     return None
 
 
+def _no_dags() -> frozenset[str]:
+    return frozenset()
+
+
 @dataclass(frozen=True)
 class Access:
     """
@@ -95,7 +111,10 @@ class Access:
     - ``fleet``: may read store-wide state (store health, rate-limit pauses, circuit breakers);
     - ``store_details``: *returns* whether the caller may see where the store is (its URL and the
       text of connection errors), never refuses;
-    - ``login_url``: where a browser without a session signs in (``None``: no link offered).
+    - ``login_url``: where a browser without a session signs in (``None``: no link offered);
+    - ``readable_dags``: *returns* which DAGs' runs the caller may read: a set of DAG ids, a
+      predicate ``dag_id -> bool`` (asked once per DAG and request) or ``None`` (every DAG);
+      fleet-wide lists (overview, recent runs) show only those DAGs' rows. The default reads none.
 
     The API server uses :func:`airflow_agent_provider.plugins.auth.airflow_access` (Airflow's own
     auth manager); there is deliberately no "allow everyone" policy in the package.
@@ -106,6 +125,7 @@ class Access:
     fleet: Callable[..., Any]
     store_details: Callable[..., Any]
     login_url: Callable[[Request], str | None] = _no_login_url
+    readable_dags: Callable[..., Any] = _no_dags
 
 
 AccessProvider = Callable[[], Access]
@@ -264,6 +284,10 @@ def create_app(
     async def _invalid(_: Request, exc: params.InvalidParam) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422, headers=_SECURITY_HEADERS)
 
+    @app.exception_handler(views.Unknown)
+    async def _unknown(_: Request, exc: views.Unknown) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "unknown": exc.what}, status_code=404, headers=_SECURITY_HEADERS)
+
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404, headers=_SECURITY_HEADERS)
@@ -403,6 +427,8 @@ def create_app(
             if month is not None:
                 params.month(month)
             s = store()
+            if not s.runs_list(dag_id, limit=1) and not s.ledger_runs(dag_id, limit=1):
+                raise views.Unknown("dag", f"unknown DAG {dag_id!r}: the agent store has no run and no spend of it")
             now = s.store_time()
             today = datetime.fromtimestamp(now, tz=timezone.utc)
             day = day or today.strftime("%Y-%m-%d")
@@ -418,19 +444,76 @@ def create_app(
 
         @router.get("/api/limits/{key:path}", dependencies=fleet)
         def limit(key: str) -> dict[str, Any]:
-            """Whether every caller of rate-limit ``key`` is told to wait (provider feedback), and until when."""
+            """A rate-limit key: use per tier against its limits, leases held, whether callers are told to
+            wait (provider feedback) and until when; 404 for a key no workflow configures and never seen."""
             params.limit_key(key)
             s = store()
             now = s.store_time()
-            return {**pause_info(s, key, now), "store_time": now, "store_time_iso": iso_utc(now)}
+            return {**views.limit_view(s, key, now), **pause_info(s, key, now),
+                    "store_time": now, "store_time_iso": iso_utc(now)}
 
         @router.get("/api/breakers/{key:path}", dependencies=fleet)
         def breaker(key: str) -> dict[str, Any]:
-            """The circuit breaker state of ``key`` (``closed`` for a key never seen); a read, it changes nothing."""
+            """The circuit breaker state of ``key``; 404 for a key nothing configures or called; a read."""
             params.limit_key(key)
             s = store()
             now = s.store_time()
-            return {"key": key, "state": s.breaker_state(key), "store_time": now, "store_time_iso": iso_utc(now)}
+            return {**views.breaker_view(s, key), "store_time": now, "store_time_iso": iso_utc(now)}
+
+        def readable(allowed: Any = Depends(policy.readable_dags)) -> Callable[[str], bool]:
+            if allowed is None:
+                return lambda _dag_id: True
+            if callable(allowed):
+                cache: dict[str, bool] = {}
+                return lambda dag_id: cache[dag_id] if dag_id in cache else cache.setdefault(dag_id, bool(allowed(dag_id)))
+            return frozenset(allowed).__contains__
+
+        @router.get("/static/chart.umd.min.js", include_in_schema=False)
+        def chart_js() -> Response:
+            return Response(
+                CHART_JS.read_bytes(), media_type="text/javascript",
+                headers={"Cache-Control": "private, max-age=86400"},
+            )
+
+        @router.get("/api/overview", dependencies=fleet)
+        def fleet_overview(can_read: Callable[[str], bool] = Depends(readable)) -> dict[str, Any]:
+            """The fleet: per-workflow spend against budgets, recent runs, top agents and models,
+            30 days of daily spend, rate-limit usage per configured key, open breakers, pauses.
+            Per-DAG rows only for the DAGs whose runs the caller may read."""
+            return views.overview(store(), can_read)
+
+        @router.get("/api/runs")
+        def runs(dag_id: str | None = None, limit: int = 25,
+                 can_read: Callable[[str], bool] = Depends(readable)) -> dict[str, Any]:
+            """Recent runs (of one DAG with ``?dag_id=``), newest first: state, outcome, cost, duration."""
+            if dag_id is not None:
+                params.dag_id(dag_id)
+            if not 1 <= limit <= 200:
+                raise params.InvalidParam("limit", "must be 1-200")
+            return {"runs": views.recent_runs(store(), can_read, dag_id, limit), "currency": views.CURRENCY}
+
+        @router.get("/api/runs/{dag_id}/{run_id}", dependencies=dag_runs)
+        def run_detail(dag_id: str, run_id: str) -> dict[str, Any]:
+            """One run: per-agent cost (most expensive first) with status and reason from the run result,
+            modules against their budgets, the run budget, live reservations. 404 names what is unknown."""
+            params.dag_id(dag_id)
+            params.run_id(run_id)
+            return views.run_view(store(), dag_id, run_id)
+
+        @router.get("/api/workflows/{dag_id}", dependencies=dag_runs)
+        def workflow_detail(dag_id: str) -> dict[str, Any]:
+            """One workflow: budgets, spend today and this month, runs, agents, models, daily spend, limits."""
+            params.dag_id(dag_id)
+            return views.workflow_view(store(), dag_id)
+
+        @router.get("/api/limits", dependencies=fleet)
+        def limits() -> dict[str, Any]:
+            """Every rate-limit key the workflows configure: use per tier, leases held, pause, breaker."""
+            s = store()
+            now = s.store_time()
+            records = views.known_dags(s, lambda _dag_id: True).values()
+            return {"limits": views.limits_view(s, [r for r in records if r is not None], now),
+                    "store_time": now, "store_time_iso": iso_utc(now)}
 
         app.include_router(router)
         app.state.agent_provider_access = policy

@@ -12,6 +12,8 @@ configured auth manager (SimpleAuthManager, FAB, Keycloak, ...) decides. The per
 - the store, limit and breaker endpoints (fleet-wide state that belongs to no DAG): the cluster
   activity view (``requires_access_view(AccessView.CLUSTER_ACTIVITY)``), the permission of
   Airflow's own fleet dashboard; Viewer and above have it in SimpleAuthManager and FAB;
+- fleet lists (overview, recent runs): a row of a DAG only if the user may read that DAG's runs
+  (the same ``is_authorized_dag(GET, RUN)`` question, asked per DAG);
 - the store's location (masked URL, connection error text): configuration read of the
   ``agent_provider`` section (``is_authorized_configuration``), Admin in FAB.
 
@@ -36,6 +38,7 @@ def airflow_access() -> Access:
         AccessView,
         ConfigurationDetails,
         DagAccessEntity,
+        DagDetails,
     )
     from airflow.api_fastapi.core_api.security import (
         get_user,
@@ -49,6 +52,17 @@ def airflow_access() -> Access:
             method="GET", details=ConfigurationDetails(section=CONFIG_SECTION), user=user
         )
 
+    def readable_dags(user=Depends(get_user)):  # noqa: ANN001, ANN202 - the auth manager's user type
+        """Per DAG, the check ``requires_access_dag("GET", RUN)`` makes for a DAG in the path."""
+        manager = get_auth_manager()
+
+        def may_read(dag_id: str) -> bool:
+            return manager.is_authorized_dag(
+                method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
+            )
+
+        return may_read
+
     def login_url(request: Request) -> str:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return get_auth_manager().get_url_login(next_url=target)
@@ -59,6 +73,7 @@ def airflow_access() -> Access:
         fleet=requires_access_view(AccessView.CLUSTER_ACTIVITY),
         store_details=store_details,
         login_url=login_url,
+        readable_dags=readable_dags,
     )
 
 

@@ -4,8 +4,9 @@ Registered through the ``airflow.plugins`` entry point (``agent_provider``). The
 at ``/agent-provider`` (outside Airflow's reserved prefixes). Airflow mounts plugin apps without
 authentication, so the app checks every request itself with Airflow's auth manager
 (``auth.py``: a signed-in user everywhere, DAG run read for a DAG's costs, the cluster activity
-view for store-wide state) and only reads. The nav entry shows the page inside the Airflow UI
-(``/plugin/agent-provider``, an iframe of ``/agent-provider/``, which gets the UI's session cookie).
+view for store-wide state) and only reads. The page shows inside the Airflow UI (iframes of
+``/agent-provider/...``, which get the UI's session cookie): the fleet overview under Browse
+(``/plugin/agent-provider``), and a *Costs* tab on every DAG and every DAG run.
 
 Loading the plugin (every Airflow process does, workers included) imports neither Airflow's API
 server code nor a store: both happen at the first request to the app.
@@ -19,6 +20,11 @@ from airflow_agent_provider.plugins.api import create_app
 from airflow_agent_provider.plugins.page import TITLE
 
 URL_PREFIX = "/agent-provider"
+#: Where the views live in the Airflow UI: ``/plugin/<NAV_ROUTE>``, ``/dags/<dag>/plugin/<DAG_ROUTE>``
+#: and ``/dags/<dag>/runs/<run>/plugin/<RUN_ROUTE>`` (routes must be unique across plugins).
+NAV_ROUTE = "agent-provider"
+DAG_ROUTE = "agent-provider-dag-costs"
+RUN_ROUTE = "agent-provider-run-costs"
 
 
 class AgentProviderPlugin(AirflowPlugin):
@@ -28,12 +34,27 @@ class AgentProviderPlugin(AirflowPlugin):
     fastapi_apps = [  # noqa: RUF012 - AirflowPlugin's own attribute, read by the plugins manager
         {"app": create_app(), "url_prefix": URL_PREFIX, "name": "LLM agents: costs & limits API"},
     ]
+    # Airflow's UI puts the DAG id and run id into ``href`` with ``encodeURIComponent`` (so ``+`` and
+    # ``:`` of a run id arrive intact) and shows each entry in an iframe: the nav entry under
+    # Browse, a "Costs" tab on every DAG and on every DAG run.
     external_views = [  # noqa: RUF012 - AirflowPlugin's own attribute
         {
             "name": TITLE,
             "href": f"{URL_PREFIX}/",
             "destination": "nav",
             "category": "browse",
-            "url_route": "agent-provider",
+            "url_route": NAV_ROUTE,
+        },
+        {
+            "name": "Costs",
+            "href": f"{URL_PREFIX}/?view=dag&dag_id={{DAG_ID}}",
+            "destination": "dag",
+            "url_route": DAG_ROUTE,
+        },
+        {
+            "name": "Costs",
+            "href": f"{URL_PREFIX}/?view=run&dag_id={{DAG_ID}}&run_id={{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": RUN_ROUTE,
         },
     ]

@@ -154,3 +154,84 @@ __all__ = [
     "TierUsage",
     "clamp_limit",
 ]
+
+
+_REASON_CHARS = 500
+
+
+def _fallback_targets(raw: Any) -> list[str]:
+    targets = []
+    for item in raw or []:
+        target = item.get("target") if isinstance(item, dict) else item
+        if isinstance(target, str) and target not in targets:
+            targets.append(target)
+    return targets
+
+
+def run_record_from_result(
+    result: dict[str, Any],
+    *,
+    agent_results: dict[str, Any] | None = None,
+    budgets: dict[str, Any] | None = None,
+    rate_limits: list[dict[str, Any]] | None = None,
+    started_at: float | None = None,
+    ended_at: float | None = None,
+) -> RunRecord:
+    """
+    The run record of a ``workflow_result`` result (operators/result.py's shape).
+
+    Keeps what the overview shows (status, reason, answered by, fallbacks, usage, cost, duration per
+    agent) and never an agent's output: outputs can be large and hold business data, and the
+    Operations view is for people who answer for the bill, not for the content.
+    """
+    agent_results = agent_results or {}
+    agents: dict[str, dict[str, Any]] = {}
+    for task_id, a in (result.get("agents") or {}).items():
+        raw = agent_results.get(task_id) or {}
+        raw = raw if isinstance(raw, dict) else {}
+        reason = a.get("reason")
+        answered_by = raw.get("answered_by") or (
+            f"{a['provider']}/{a['model']}" if a.get("provider") and a.get("model") else None
+        )
+        agents[task_id] = {
+            "task_id": task_id,
+            "module": a.get("module"),
+            "agent": a.get("agent"),
+            "critical": bool(a.get("critical")),
+            "status": a.get("status"),
+            "gated": bool(a.get("gated")),
+            "reason": reason[:_REASON_CHARS] if isinstance(reason, str) else None,
+            "provider": a.get("provider"),
+            "model": a.get("model"),
+            "answered_by": answered_by,
+            "fallbacks_used": _fallback_targets(raw.get("fallbacks_used")),
+            "usage": dict(a.get("usage") or {}),
+            "cost_usd": a.get("cost_usd"),
+            "rounds": a.get("rounds"),
+            "duration_s": a.get("duration_s"),
+            "mapped": bool(a.get("mapped")),
+            "items": len(a["items"]) if isinstance(a.get("items"), list) else None,
+        }
+    totals = result.get("totals") or {}
+    outcome = result.get("outcome")
+    return RunRecord(
+        dag_id=str(result["dag_id"]),
+        run_id=str(result["run_id"]),
+        workflow=str(result.get("workflow") or result["dag_id"]),
+        state="failed" if outcome == "failed" else "success",
+        outcome=outcome,
+        started_at=started_at,
+        ended_at=ended_at,
+        cost_usd=totals.get("cost_usd"),
+        cost_complete=bool(totals.get("cost_complete", True)),
+        budgets=dict(budgets or {"run": result.get("cost_budget")}),
+        rate_limits=[{"key": r["key"], "limits": dict(r.get("limits") or {})} for r in rate_limits or [] if r.get("key")],
+        agents=agents,
+        modules={
+            name: {"agents": m.get("agents"), "succeeded": m.get("succeeded"), "cost_usd": m.get("cost_usd")}
+            for name, m in (result.get("modules") or {}).items()
+        },
+    )
+
+
+__all__ += ["run_record_from_result"]

@@ -2,7 +2,8 @@
 
 ``spent_store`` is the shared ``store`` fixture (a fresh SQLite file, or a unique prefix on the
 session's redis-server) holding two runs' worth of calls that went through
-``BudgetGuard.reserve(...).settle(...)``, exactly as the guarded pipeline writes them.
+``BudgetGuard.reserve(...).settle(...)``, exactly as the guarded pipeline writes them, and the run
+records their result tasks would write (``record_run``: budgets and rate limits included).
 
 In-process tests authorize through ``TEST_ACCESS``: an ``Access`` policy with the same shape as
 Airflow's (FastAPI dependencies raising 401/403) over a fixed table of users named by an
@@ -97,12 +98,17 @@ def _store_details(user: Grants = Depends(_user)) -> bool:
     return user.config
 
 
+def _readable_dags(user: Grants = Depends(_user)):
+    return None if user.dags is None else user.dags
+
+
 TEST_ACCESS = Access(
     authenticated=_authenticated,
     dag_runs=_dag_runs,
     fleet=_fleet,
     store_details=_store_details,
     login_url=lambda request: "/auth/login?next=" + request.url.path,
+    readable_dags=_readable_dags,
 )
 
 
@@ -112,10 +118,45 @@ def make_client(store, url, user: str | None = "admin") -> TestClient:
     return TestClient(create_app(lambda: store, lambda: url, access=TEST_ACCESS), headers=headers)
 
 
+#: The workflow's limits as its result task records them with the run (see ``record_run``).
+BUDGETS = {"run": 0.05, "daily": 0.04, "monthly": 1.0, "modules": {"Finance": 0.02, "Inventory": None}}
+RATE_LIMITS = [
+    {"key": "openai/gpt-5-mini", "limits": {"requests_per_minute": 60, "tokens_per_minute": 100_000, "max_concurrent": 4}},
+    {"key": "anthropic", "limits": {"requests_per_hour": 1000}},
+]
+
+
+def record_run(store, *, dag_id=DAG, run_id=RUN, outcome="partial", cost=0.0274, budgets=BUDGETS,
+               rate_limits=RATE_LIMITS, started=None, ended=None):
+    """The run record a ``workflow_result`` task writes (stores/runs_api.py), for a charged run."""
+    from airflow_agent_provider.stores.runs_api import RunRecord
+
+    ended = AT.timestamp() + 600 if ended is None else ended
+    agents = {
+        "Finance.reconcile": {"task_id": "Finance.reconcile", "module": "Finance", "agent": "reconcile", "critical": True,
+                              "status": "success", "reason": None, "answered_by": "openai/gpt-5-mini",
+                              "fallbacks_used": [], "duration_s": 3.5, "cost_usd": 0.0034},
+        "Finance.close_books": {"task_id": "Finance.close_books", "module": "Finance", "agent": "close_books",
+                                "critical": True, "status": "success", "reason": None,
+                                "answered_by": "anthropic/claude-sonnet-4-5", "fallbacks_used": ["anthropic/claude-sonnet-4-5"],
+                                "duration_s": 9.0, "cost_usd": 0.024},
+        "Inventory.count": {"task_id": "Inventory.count", "module": "Inventory", "agent": "count", "critical": False,
+                            "status": "failed", "reason": "price unknown for local/mystery-model", "answered_by": None,
+                            "fallbacks_used": [], "duration_s": 1.0, "cost_usd": None},
+    }
+    store.run_record(RunRecord(
+        dag_id=dag_id, run_id=run_id, workflow=dag_id, state="failed" if outcome == "failed" else "success",
+        outcome=outcome, started_at=(ended - 60) if started is None else started, ended_at=ended, cost_usd=cost,
+        cost_complete=False, budgets=budgets, rate_limits=rate_limits, agents=agents,
+    ))
+
+
 @pytest.fixture
 def spent_store(store):
     charge(store)
     charge(store, dag_id=SECRET_DAG, run_id=RUN, calls=CALLS[:1], prefix="s")
+    record_run(store)
+    record_run(store, dag_id=SECRET_DAG, outcome="success", cost=0.0021, rate_limits=[])
     return store
 
 

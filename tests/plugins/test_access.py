@@ -27,6 +27,14 @@ ROUTES = {
     f"/api/runs/{SECRET_DAG}/{R}/costs": {"admin"},
     f"/api/runs/{SECRET_DAG}/{R}/snapshot": {"admin"},
     f"/api/workflows/{SECRET_DAG}/spend?day=2026-11-30": {"admin"},
+    f"/api/runs/{DAG}/{R}": {"admin", "erp_reader"},
+    f"/api/runs/{SECRET_DAG}/{R}": {"admin"},
+    f"/api/workflows/{DAG}": {"admin", "erp_reader"},
+    f"/api/workflows/{SECRET_DAG}": {"admin"},
+    "/api/runs": {"admin", "erp_reader", "fleet_viewer", "nobody"},  # rows filtered per DAG: test_api
+    "/api/overview": {"admin", "fleet_viewer"},
+    "/api/limits": {"admin", "fleet_viewer"},
+    "/static/chart.umd.min.js": {"admin", "erp_reader", "fleet_viewer", "nobody"},
     "/api/store": {"admin", "fleet_viewer"},
     "/api/limits/openai/gpt-5-mini": {"admin", "fleet_viewer"},
     "/api/breakers/openai/gpt-5-mini": {"admin", "fleet_viewer"},
@@ -85,7 +93,9 @@ def test_a_browser_without_a_session_gets_a_sign_in_link_and_no_data(spent_store
 def test_openapi_lists_every_endpoint(client):
     paths = set(client.get("/api/openapi.json").json()["paths"])
     assert paths == {"/api/store", "/api/runs/{dag_id}/{run_id}/costs", "/api/runs/{dag_id}/{run_id}/snapshot",
-                     "/api/workflows/{dag_id}/spend", "/api/limits/{key}", "/api/breakers/{key}"}
+                     "/api/workflows/{dag_id}/spend", "/api/limits/{key}", "/api/breakers/{key}",
+                     "/api/overview", "/api/runs", "/api/runs/{dag_id}/{run_id}", "/api/workflows/{dag_id}",
+                     "/api/limits"}
     assert client.get("/openapi.json").status_code == 404  # FastAPI's own, unauthenticated one is off
 
 

@@ -109,7 +109,8 @@ def test_workflow_spend_defaults_to_today_on_the_store_clock(spent_store, store_
     assert body["day"]["period"] == now.strftime("%Y-%m-%d")
     assert body["day"]["spent_usd"] == pytest.approx(0.5)
     assert body["month"]["period"] == now.strftime("%Y-%m")
-    assert client.get("/api/workflows/other_dag/spend").json()["day"]["calls"] == 0
+    typo = client.get("/api/workflows/other_dag/spend")
+    assert typo.status_code == 404 and typo.json()["unknown"] == "dag"  # a typo is not "$0 spent"
 
 
 def test_limits_pause_and_breaker_state(client, spent_store):
@@ -119,7 +120,9 @@ def test_limits_pause_and_breaker_state(client, spent_store):
     assert 55 < body["resume_in_s"] <= 60
     assert body["paused_until"] == pytest.approx(body["store_time"] + 60, abs=5)
     assert body["paused_until_iso"].endswith("+00:00")
-    assert client.get("/api/limits/openai").json()["paused"] is False
+    unknown = client.get("/api/limits/openai")  # no workflow configures it and the store never saw it
+    assert unknown.status_code == 404 and unknown.json()["unknown"] == "key"
+    assert client.get("/api/limits/anthropic").json()["paused"] is False  # configured, idle
 
     spent_store.breaker_record("anthropic/claude-sonnet-4-5", False, BreakerConfig(failure_threshold=1))
     assert client.get("/api/breakers/anthropic/claude-sonnet-4-5").json()["state"] == "open"

@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from airflow_agent_provider.plugins.api import create_app
 from tests.plugins.conftest import DAG, RUN, TEST_ACCESS
 
-HEADINGS = ["Shared store", "Workflow spend", "Run cost per agent", "Run cost per module", "Models used by the run",
-            "Agent", "Calls", "Input tokens", "Output tokens", "Cost (USD)", "Reserved (USD)", "Circuit breaker"]
+HEADINGS = ["Workflows: spend against budgets", "Daily spend, last 30 days", "Recent runs", "Most expensive agents",
+            "Most expensive models", "Rate limits: current use", "Open breakers", "Active pauses", "Budgets",
+            "Cost per agent", "Agents", "Modules against their budgets", "Answered by", "Fallbacks", "Reason"]
 
 
 def test_page_renders_with_table_headings_and_no_external_assets(client):
@@ -29,6 +30,7 @@ def test_page_renders_with_table_headings_and_no_external_assets(client):
         assert f">{heading}<" in html, heading
     assert "<title>LLM Agents: costs &amp; limits</title>" in html or "<title>LLM Agents: costs & limits</title>" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert '<script nonce="' in html and 'src="static/chart.umd.min.js"' in html  # the vendored chart library
     assert "<link" not in html and "@import" not in html
     assert "innerHTML" not in html  # values go in with textContent only
 
@@ -38,6 +40,8 @@ def test_page_csp_nonce_matches_inline_script_and_changes_per_response(client):
     csp = first.headers["content-security-policy"]
     nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
     assert f'<script nonce="{nonce}">' in first.text and f'<style nonce="{nonce}">' in first.text
+    assert f'<script nonce="{nonce}" src="static/chart.umd.min.js">' in first.text
+    assert "style=" not in first.text  # inline style attributes would be refused by the CSP
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp
     assert nonce not in second.headers["content-security-policy"]
 
@@ -69,7 +73,10 @@ def test_served_under_the_plugin_prefix(served):
         redirect = http.get("/agent-provider")
         assert redirect.status_code in (307, 308) and redirect.headers["location"].endswith("/agent-provider/")
         page = http.get("/agent-provider/")
-        assert page.status_code == 200 and ">Run cost per agent<" in page.text
+        assert page.status_code == 200 and ">Cost per agent<" in page.text
+        chart = http.get("/agent-provider/static/chart.umd.min.js")
+        assert chart.status_code == 200 and chart.headers["content-type"].startswith("text/javascript")
+        assert chart.text.startswith("/*!\n * Chart.js v4")
         # The page fetches relative URLs; these are what they resolve to under the prefix.
         run = RUN.replace("+", "%2B").replace(":", "%3A")
         costs = http.get(f"/agent-provider/api/runs/{DAG}/{run}/snapshot")

@@ -25,6 +25,11 @@ VIEW = {
     "category": "browse",
     "url_route": "agent-provider",
 }
+#: The Costs tabs: Airflow's UI fills {DAG_ID} / {RUN_ID} with encodeURIComponent.
+DAG_VIEW = {"name": "Costs", "href": "/agent-provider/?view=dag&dag_id={DAG_ID}", "destination": "dag",
+            "url_route": "agent-provider-dag-costs"}
+RUN_VIEW = {"name": "Costs", "href": "/agent-provider/?view=run&dag_id={DAG_ID}&run_id={RUN_ID}",
+            "destination": "dag_run", "url_route": "agent-provider-run-costs"}
 
 
 @pytest.fixture
@@ -56,7 +61,7 @@ def test_airflow_plugins_lists_it_with_its_fastapi_app_and_nav_view(airflow_env,
     assert ours[0]["fastapi_apps"] == [
         {"app": "fastapi.applications.FastAPI", "url_prefix": "/agent-provider", "name": "LLM agents: costs & limits API"}
     ]
-    assert ours[0]["external_views"] == [VIEW]
+    assert ours[0]["external_views"] == [VIEW, DAG_VIEW, RUN_VIEW]
     # Loading the plugin does not open the store.
     assert not (tmp_path / "store.db").exists()
 
