@@ -30,14 +30,17 @@ AGENT_TRIGGER = "airflow_agent_provider.triggers.agent.AgentTrigger"
 BUDGET_KEYS = frozenset({"module_cost_budget", "run_cost_budget", "daily_budget", "monthly_budget"})
 
 
-def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool) -> str:
+def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool, reads_upstream: bool = False) -> str:
     """
     The mode an agent runs in: ``worker``, ``deferred`` or ``triggerer``.
 
     ``auto``: an agent with tools runs on a worker (``deferred`` when ``deferrable``): its tools are
-    deployment code that must not run inside the shared triggerer. An agent without tools runs in
-    the triggerer from start to end (``deferred`` when ``deferrable`` asks for it, which ends in the
-    triggerer too). An explicit mode wins over ``deferrable``; ``triggerer`` with tools is an error.
+    deployment code that must not run inside the shared triggerer. An agent without tools that
+    reads no upstream result runs in the triggerer from start to end; one that reads upstream
+    results starts on a worker, where they are read, and then runs and ends in the triggerer
+    (``deferred``, one worker start instead of two); so does any tool-less agent when
+    ``deferrable`` asks for deferral. An explicit mode wins over ``deferrable`` (``triggerer`` reads
+    upstream results in the triggerer); ``triggerer`` with tools is an error.
     """
     if execution not in EXECUTION_MODES:
         raise ValueError(f"execution must be one of {EXECUTION_MODES}, got {execution!r}")
@@ -50,7 +53,9 @@ def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool) -> s
         return execution
     if deferrable:
         return "deferred"
-    return "worker" if has_tools else "triggerer"
+    if has_tools:
+        return "worker"
+    return "deferred" if reads_upstream else "triggerer"
 
 
 def _key(value: Any) -> str:

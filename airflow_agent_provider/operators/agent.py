@@ -100,7 +100,8 @@ class LLMAgentOperator(BaseOperator):
     :param max_iterations: Bound on the answers of a ``repeat_until`` loop.
     :param item: The ``for_each`` item of a mapped agent (``.partial(...).expand(item=[...])``).
     :param execution: ``auto`` (default), ``worker``, ``deferred`` or ``triggerer``; see the module
-        docstring. ``auto``: tools → worker (``deferred`` if ``deferrable``); no tools → triggerer.
+        docstring. ``auto``: tools → worker (``deferred`` if ``deferrable``); no tools → triggerer, or
+        ``deferred`` (start on a worker, end in the triggerer) when it reads upstream results.
     :param prompt_context: ``airflow`` (default: Airflow's full template context) or ``workflow``
         (only ``results``, ``upstream_text``, ``params``, ``item``, ``last``, ``iteration``, ``ds``,
         ``logical_date``, ``run_id``, ``dag_id``: what YAML workflows get).
@@ -162,7 +163,10 @@ class LLMAgentOperator(BaseOperator):
         self.fallbacks = [dict(f) for f in fallbacks or []]
         self.rate_limit_timeout = rate_limit_timeout
         self.prompt_context, self.deferrable, self.execution = prompt_context, deferrable, execution
-        self.execution_mode = resolve_execution(execution, deferrable=deferrable, has_tools=bool(self.tools))
+        self.execution_mode = resolve_execution(
+            execution, deferrable=deferrable, has_tools=bool(self.tools),
+            reads_upstream=bool(self.upstream_tasks or self.critical_upstreams),
+        )
         if self.execution_mode == "triggerer":
             # The scheduler hands the task straight to the triggerer; a mapped agent (which Airflow
             # 3.3 cannot start there) or dag.test() calls execute(), which defers once instead.

@@ -148,7 +148,9 @@ class AgentTrigger(BaseTrigger):
             if mapped(task_id):
                 return [build_results({task_id: task_id}, {task_id: v})[task_id]
                         for v in pull_mapped(ti, task_id, ti.run_id)]
-            return ti.xcom_pull(task_ids=task_id)
+            # One map index: a GetXCom request. Without map_indexes the SDK asks for a slice of every
+            # index (GetXComSequenceSlice), which the 3.3 triggerer's supervisor does not answer.
+            return ti.xcom_pull(task_ids=task_id, map_indexes=-1)
 
         pulled = {task_id: await asyncio.to_thread(pull, task_id) for task_id in task_ids}
         by_task_id = build_results({t: t for t in task_ids if not isinstance(pulled[t], list)},
