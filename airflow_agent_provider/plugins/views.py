@@ -354,13 +354,22 @@ def run_view(store: Store, dag_id: str, run_id: str) -> dict[str, Any]:
     now = store.store_time()
     latest = record or next(iter(store.runs_list(dag_id, limit=1)), None)
     budgets = _budgets(latest)
-    result_agents = record.agents if record is not None else {}
+    if record is not None:
+        result_agents = record.agents
+    else:  # still running: the agents of the workflow's latest run, without their (not yet known) results
+        result_agents = {t: {"module": a.get("module"), "agent": a.get("agent"), "mapped": a.get("mapped")}
+                         for t, a in (latest.agents if latest is not None else {}).items()}
     by_name = {f"{a.get('module')}.{a.get('agent')}": (task_id, a) for task_id, a in result_agents.items()}
     rows: list[dict[str, Any]] = []
     for name in sorted(set(summary.agents) | set(by_name)):
         totals = summary.agents.get(name)
         task_id, agent = by_name.get(name, (None, {}))
         module, _, agent_name = name.partition(".")
+        reserved = store.budget_totals(agent_scope(dag_id, run_id, module, agent_name)).reserved
+        if record is None:
+            status = "running" if reserved > 0 else "called" if totals else "not called yet"
+        else:
+            status = agent.get("status")
         rows.append({
             "agent": name,
             "task_id": task_id,
@@ -371,8 +380,8 @@ def run_view(store: Store, dag_id: str, run_id: str) -> dict[str, Any]:
             "cached_input_tokens": totals.cached_input_tokens if totals else 0,
             "cost_usd": usd(totals.usd) if totals else 0.0,
             "unknown_cost_calls": totals.unknown_cost_calls if totals else 0,
-            "reserved_usd": usd(store.budget_totals(agent_scope(dag_id, run_id, module, agent_name)).reserved),
-            "status": agent.get("status") or ("running" if record is None else None),
+            "reserved_usd": usd(reserved),
+            "status": status,
             "reason": agent.get("reason"),
             "critical": agent.get("critical"),
             "answered_by": agent.get("answered_by"),
