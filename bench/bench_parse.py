@@ -57,6 +57,7 @@ print(json.dumps({
     "dags": len(bag.dags),
     "tasks": sum(len(d.tasks) for d in bag.dags.values()),
     "import_errors": len(bag.import_errors),
+    "first_error": next(iter(bag.import_errors.values()), "")[-1500:],
     "heavy": [m for m in ("openai", "anthropic", "genai_prices", "redis") if m in sys.modules],
 }))
 """
@@ -166,6 +167,8 @@ def run_child(folder: Path, home: Path, dag_id: str | None = None, serialize: bo
         AIRFLOW__CORE__DAGS_FOLDER=str(folder),
         AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY="False",
         DO_NOT_TRACK="1",
+        # A loaded machine must not turn a slow parse into an import error (the default is 30 s).
+        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="900",
         SCARF_NO_ANALYTICS="true",
     )
     if dag_id is not None:
@@ -180,6 +183,8 @@ def run_child(folder: Path, home: Path, dag_id: str | None = None, serialize: bo
     if proc.returncode != 0:
         raise RuntimeError(f"parse of {folder} failed:\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["import_errors"]:
+        raise RuntimeError(f"parse of {folder} recorded {result['import_errors']} import error(s):\n{result['first_error']}")
     result["process_s"] = wall
     return result
 
