@@ -6,9 +6,8 @@ agent (serialized with the DAG), and inside a deferral. It holds connection ids,
 
 Checking it is cheap and cached: a DAG of 500 agents shares a handful of distinct rate-limit
 rules and price overrides, so each distinct one is parsed once per process
-(:func:`check_rate_limits`, :func:`check_price_override`); JSON schemas are checked when the agent
-first runs (``jsonschema`` is never imported at DAG parse; the YAML factory validates the schemas of
-a file when it loads it).
+(:func:`check_rate_limits`, :func:`check_price_override`, :func:`check_output_schema`; the last
+imports ``jsonschema`` only when an agent has a schema).
 """
 
 from __future__ import annotations
@@ -96,7 +95,7 @@ def _checked_schema(key: str) -> None:
 
 
 def check_output_schema(schema: Mapping[str, Any] | None) -> None:
-    """Check a JSON schema (once per distinct schema): before the agent's first paid call."""
+    """Check a JSON schema once per distinct schema (at DAG parse, and again for free before the first call)."""
     if schema is not None:
         _checked_schema(_key(schema))
 

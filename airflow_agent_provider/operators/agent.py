@@ -60,50 +60,45 @@ class LLMAgentOperator(BaseOperator):
     """
     Run one LLM agent: a prompt, optionally with tools, against OpenAI, Anthropic or a compatible endpoint.
 
-    :param prompt: The user prompt (templated). ``results[alias]`` / ``results[task_id]`` hold the
-        upstream results (``{{ results.payroll_summary.text }}``) and ``upstream_text`` all of them.
-    :param llm_conn_id: Airflow Connection (``agent_openai`` / ``agent_anthropic``). Default: the
-        provider's default connection.
+    :param prompt: The user prompt (templated): ``results[alias]`` / ``results[task_id]`` hold the upstream
+        results (``{{ results.payroll_summary.text }}``), ``upstream_text`` all of them.
+    :param llm_conn_id: Airflow Connection (``agent_openai`` / ``agent_anthropic``); default: the provider's.
     :param provider: ``openai`` or ``anthropic``; only needed when the connection type does not say.
     :param model: Model name (templated); default: the connection's ``default_model``.
     :param system_prompt: System prompt (templated).
-    :param temperature: Sampling temperature; None leaves the provider's default.
-    :param max_tokens: Output token limit of each call.
+    :param temperature: Sampling temperature (None: the provider's default). :param max_tokens: per call.
     :param tools: ``{name: "package.module.function"}``; the only callables the model can reach.
-    :param max_rounds: Most model calls of one run; when the model still asks for tools after
-        that, the agent stops with ``"stopped": "max_rounds"`` and a warning.
+    :param max_rounds: Most model calls of one run; then ``"stopped": "max_rounds"`` and a warning.
     :param upstream_tasks: ``{alias: upstream task_id}`` whose results are exposed to the prompt.
-    :param critical_upstreams: Upstream task_ids that must have a result, otherwise the task is
-        skipped before any model call (use with trigger rule ``all_done``).
-    :param price_override: Price per million tokens (``input_per_mtok``, ``output_per_mtok``,
+    :param critical_upstreams: Upstream task_ids that must have a result, else the task is skipped
+        before any model call (use with trigger rule ``all_done``).
+    :param price_override: USD per million tokens (``input_per_mtok``, ``output_per_mtok``,
         ``cached_input_per_mtok``) for models genai-prices does not know.
-    :param cost_limit: USD this agent may spend per run, checked *before* every call (the call's
-        maximum cost is reserved first; a call that would not fit fails with ``BudgetExceeded``).
-    :param budget: Budgets shared with other agents, in USD: ``module_cost_budget``,
-        ``run_cost_budget``, ``daily_budget``, ``monthly_budget`` (the factory fills these in).
-    :param rate_limits: Shared rate-limit rules (``guard.config.RateLimitRule`` fields). The
-        connection's ``rate_limits`` extra adds one more rule, keyed by the connection.
+    :param cost_limit: USD this agent may spend per run, checked *before* every call (the call's most
+        is reserved first; a call that would not fit fails with ``BudgetExceeded``).
+    :param budget: Shared budgets in USD: ``module_cost_budget``, ``run_cost_budget``, ``daily_budget``,
+        ``monthly_budget`` (the factory fills these in).
+    :param rate_limits: Shared rate-limit rules (``guard.config.RateLimitRule`` fields); the connection's
+        ``rate_limits`` extra adds one more, keyed by the connection.
     :param call_retries: In-call retries of transient errors (``CallRetryPolicy`` fields).
     :param circuit_breaker: ``True`` (defaults), ``False`` (off) or ``BreakerConfig`` fields.
-    :param fallbacks: ``[{"provider", "model", "llm_conn_id"}]`` tried in order when the model's
-        breaker is open or it keeps failing transiently.
+    :param fallbacks: ``[{"provider", "model", "llm_conn_id"}]`` tried in order when the model's breaker
+        is open or it keeps failing transiently.
     :param rate_limit_timeout: Longest wait in seconds for a rate-limit permit.
     :param agent_meta: ``{"workflow", "module", "agent", "critical"}``, copied into the result.
     :param request_timeout: Seconds per model call.
-    :param output_schema: JSON schema of a structured answer; ``output`` is the parsed data, and a
-        reply that does not validate raises :class:`OutputValidationError` (transient).
-    :param condition: Expression over ``results``, ``params`` and ``item``, evaluated before any
-        model call; when false the task is skipped and its ``return_value`` is a skip record.
-    :param repeat_until: Expression over ``last``, ``iteration``, ``params``, ``results``, ``item``:
-        after each answer the agent runs again, as a new turn, until it is true or
-        ``max_iterations`` answers were given (then ``stopped: "max_iterations"``).
-    :param max_iterations: Bound on the answers of a ``repeat_until`` loop.
+    :param output_schema: JSON schema of a structured answer: ``output`` is the parsed data; a reply that
+        does not validate raises ``OutputValidationError`` (transient).
+    :param condition: Expression over ``results``, ``params``, ``item``, evaluated before any call; when
+        false the task is skipped and its ``return_value`` is a skip record.
+    :param repeat_until: Expression over ``last``, ``iteration``, ``params``, ``results``, ``item``: the
+        agent answers again, as a new turn, until it is true or ``max_iterations`` answers were given.
     :param item: The ``for_each`` item of a mapped agent (``.partial(...).expand(item=[...])``).
-    :param execution: ``auto`` (default), ``worker``, ``deferred`` or ``triggerer``; see the module
-        docstring. ``auto``: tools → worker (``deferred`` if ``deferrable``); no tools → triggerer, or
-        ``deferred`` (start on a worker, end in the triggerer) when it reads upstream results.
-    :param prompt_context: ``airflow`` (default: Airflow's full template context) or ``workflow``
-        (only ``results``, ``upstream_text``, ``params``, ``item``, ``last``, ``iteration``, ``ds``,
+    :param execution: ``auto`` (default), ``worker``, ``deferred`` or ``triggerer`` (module docstring).
+        ``auto``: tools → worker (``deferred`` if ``deferrable``); no tools → triggerer, or ``deferred``
+        (start on a worker, end in the triggerer) when it reads upstream results.
+    :param prompt_context: ``airflow`` (default: Airflow's full template context) or ``workflow`` (only
+        ``results``, ``upstream_text``, ``params``, ``item``, ``last``, ``iteration``, ``ds``,
         ``logical_date``, ``run_id``, ``dag_id``: what YAML workflows get).
     :param deferrable: Wait for each model call in the triggerer (``execution="deferred"``).
     """
@@ -131,7 +126,7 @@ class LLMAgentOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         # Runs once per agent per DAG parse (500 times for a 500-agent workflow): plain assignments
-        # and cached checks only; schemas are checked before the first paid call.
+        # and checks cached per distinct value.
         super().__init__(**kwargs)
         if self.retry_policy is None:
             # Permanent model errors (401, 400, budget) fail at once; transient ones wait for the
@@ -147,7 +142,8 @@ class LLMAgentOperator(BaseOperator):
         self.price_override = dict(price_override) if price_override else None
         rt.check_arguments(max_rounds=max_rounds, tools=tools, max_iterations=max_iterations,
                            prompt_context=prompt_context, budget=self.budget, rate_limits=self.rate_limits,
-                           price_override=self.price_override, condition=condition, repeat_until=repeat_until)
+                           price_override=self.price_override, condition=condition, repeat_until=repeat_until,
+                           output_schema=output_schema)
         self.prompt, self.system_prompt, self.model, self.provider = prompt, system_prompt, model, provider
         self.llm_conn_id = llm_conn_id or DEFAULT_CONN_IDS.get(provider or "openai", "agent_openai_default")
         self.temperature, self.max_tokens, self.request_timeout = temperature, max_tokens, request_timeout
@@ -334,14 +330,13 @@ class LLMAgentOperator(BaseOperator):
                 rt.WorkerHost.saver(context, self.state_key, self.log)(AgentLoop.from_dict(event["loop"]))
             # Rebuilt with its classification (transient/permanent, retry-after) for the retry policy.
             raise ClassifiedError.from_event(event)
-        if event.get("loop"):
-            loop = AgentLoop.from_dict(event["loop"])
-        elif state is not None:
-            loop = AgentLoop.from_dict(state)
-        else:  # dag.test() passes only the event: the loop was saved just before deferring
-            loop = self._load(context, after_deferral=True)
-        host = self._host(context)
         from airflow_agent_provider.guard.pipeline import GuardedResult, PendingCharge
+
+        # The loop travels in the event (AgentTrigger) or the defer kwargs; dag.test() passes only the
+        # event, and then it comes from task_state_store, where it was saved just before deferring.
+        held = event.get("loop") or state
+        loop = AgentLoop.from_dict(held) if held else self._load(context, after_deferral=True)
+        host = self._host(context)
 
         if event.get("pending"):  # paid in the triggerer, not settled: persist it first, then settle here
             holder(loop, host)(PendingCharge.from_dict(event["pending"]))
@@ -420,24 +415,19 @@ class LLMAgentOperator(BaseOperator):
     def _check_critical_upstreams(self, context: Context) -> None:
         if self._results is None:
             self._expose_upstream_results(context)
-        missing = rt.missing_critical(self.critical_upstreams, self._by_task_id)
-        if missing:
+        if missing := rt.missing_critical(self.critical_upstreams, self._by_task_id):
             raise AirflowSkipException(
                 f"critical upstream task(s) {missing} produced no result; agent {self.task_id!r} does not call the model"
             )
 
     def _check_condition(self, context: Context) -> None:
-        """Skip before any model call when ``condition`` is false, leaving the reason in XCom."""
+        """Skip before any model call when ``condition`` is false, leaving the reason (a skip record) in XCom."""
         reason = rt.condition_skip_reason(self.condition, self._names(context), self.task_id)
-        if reason is None:
-            if self.condition:
-                self.log.info("Condition %r is true", self.condition)
-            return
-        record_ = rt.skip_record_for(reason, self.task_id, self.agent_meta, rt.item_fields(context, self.item))
-        push = getattr(context["ti"], "xcom_push", None)
-        if push is not None:
-            push(key="return_value", value=record_)
-        raise AirflowSkipException(reason)
+        if reason is not None:
+            record_ = rt.skip_record_for(reason, self.task_id, self.agent_meta, rt.item_fields(context, self.item))
+            if (push := getattr(context["ti"], "xcom_push", None)) is not None:
+                push(key="return_value", value=record_)
+            raise AirflowSkipException(reason)
 
     def _finish(self, context: Context, loop: AgentLoop) -> dict[str, Any]:
         result = loop.result(self._spec(), **rt.item_fields(context, self.item)).to_dict()

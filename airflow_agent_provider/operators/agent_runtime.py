@@ -27,11 +27,16 @@ MAX_REASON_CHARS = 2000
 
 def check_arguments(*, max_rounds: int, tools: Any, max_iterations: int, prompt_context: str,
                     budget: Mapping[str, Any], rate_limits: list[dict[str, Any]], price_override: Any,
-                    condition: str | None, repeat_until: str | None) -> None:
-    """The operator's argument checks: cheap, and cached where parsing is involved (500 agents per parse)."""
+                    condition: str | None, repeat_until: str | None, output_schema: Any = None) -> None:
+    """
+    The operator's argument checks, so that a bad argument is a DAG import error, not a failure
+    after paid calls. Cheap and cached per distinct value (a DAG file builds 500 agents per parse,
+    and they share their rules, prices and schemas).
+    """
     from airflow_agent_provider.agent_loop.config import (
         BUDGET_KEYS,
         PROMPT_CONTEXTS,
+        check_output_schema,
         check_price_override,
         check_rate_limits,
     )
@@ -49,6 +54,7 @@ def check_arguments(*, max_rounds: int, tools: Any, max_iterations: int, prompt_
         raise ValueError(f"unknown budget key(s) {sorted(unknown)}")
     check_rate_limits(rate_limits)  # a typo in a limit must fail at parse time, not mean "unlimited"
     check_price_override(price_override)  # a bad override is a DAG import error
+    check_output_schema(output_schema)  # once per distinct schema (jsonschema is imported only here)
     compile_cached(condition, "condition")
     compile_cached(repeat_until, "repeat_until")
 
