@@ -82,12 +82,17 @@ class OneCallTrigger(BaseTrigger):
                 {"prompt": self.prompt, "model": self.model, "conn_env": self.conn_env, "end_task": self.end_task})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        import httpx
+
         url, key = _endpoint(self.conn_env)
-        response = await _client().post(
-            url,
-            json={"model": self.model, "max_tokens": 16, "messages": [{"role": "user", "content": self.prompt}]},
-            headers={"authorization": f"Bearer {key}"},
-        )
+        body = {"model": self.model, "max_tokens": 16, "messages": [{"role": "user", "content": self.prompt}]}
+        headers = {"authorization": f"Bearer {key}"}
+        try:
+            response = await _client().post(url, json=body, headers=headers)
+        except httpx.TransportError:
+            # A kept-alive connection the server closed while the triggerer's loop was blocked (it
+            # happens at 500 tasks): one retry on a fresh connection, as any client would.
+            response = await _client().post(url, json=body, headers=headers)
         response.raise_for_status()
         text = response.json()["choices"][0]["message"]["content"]
         if self.end_task:
