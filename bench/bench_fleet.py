@@ -349,6 +349,14 @@ def goals(figs: dict[str, ModeFigures], n: int, slots: int, latency: float) -> l
 # ---------------------------------------------------------------------------------------- main
 
 
+def _seconds_until(hhmm: str) -> float:
+    from datetime import timezone
+
+    now = datetime.now(timezone.utc)
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    return (now.replace(hour=hour, minute=minute, second=0, microsecond=0) - now).total_seconds()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=500, help="tasks per fleet (default 500)")
@@ -359,6 +367,7 @@ def main() -> int:
     parser.add_argument("--parse-interval", type=int, default=600,
                         help="dag-processor min_file_process_interval in seconds (default 600; Airflow's is 30)")
     parser.add_argument("--timeout", type=float, default=3600, help="longest wait per run in seconds")
+    parser.add_argument("--deadline", help="UTC time HH:MM: no mode starts after it and none waits past it")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep-logs", type=Path, help="copy the stack's logs to this directory before cleaning up")
     args = parser.parse_args()
@@ -393,7 +402,15 @@ def main() -> int:
                   f"latency {args.latency:g} s, {args.agents} tasks per fleet in {MODULES} modules, "
                   f"commit {commit}{' (+ uncommitted changes)' if dirty else ''}", flush=True)
             for mode in modes:
-                figs[mode] = run_mode(stack, mode, args.agents, args.timeout)
+                timeout = args.timeout
+                if args.deadline:
+                    left = _seconds_until(args.deadline)
+                    if left < 60:
+                        skipped[mode] = f"deadline {args.deadline} UTC reached"
+                        print(f"\n== {LABELS[mode]}: not started, deadline {args.deadline} UTC", flush=True)
+                        continue
+                    timeout = min(timeout, left)
+                figs[mode] = run_mode(stack, mode, args.agents, timeout)
                 print_mode(figs[mode])
                 sys.stdout.flush()
         finally:
