@@ -366,7 +366,8 @@ class LLMAgentOperator(BaseOperator):
         if mode == "whole":  # the rest of the loop runs in the triggerer, which ends the task
             if loop.rounds:
                 host.save(loop)
-            self.defer(trigger=self._agent_trigger(context, loop), method_name="execute_complete")
+            self.defer(trigger=self._agent_trigger(context, loop), method_name="execute_complete",
+                       timeout=self.execution_timeout)
         host.save(loop)
         self.defer(trigger=self._call_trigger(request, context, loop), method_name="execute_complete",
                    kwargs={"state": loop.to_dict()})
@@ -408,6 +409,7 @@ class LLMAgentOperator(BaseOperator):
             "loop": loop.to_dict(), "spec": self._spec().to_dict(), "guard": self._guard_config(context).to_dict(),
             "llm_conn_id": self.llm_conn_id, "provider": self.hook.provider, "step_prefix": rt.step_prefix(context),
             "names": rt.carried_names(self._names(context), context), "item_fields": rt.item_fields(context, self.item),
+            "deadline": rt.deadline(context, self.execution_timeout),
         })
 
     # -- control flow -----------------------------------------------------------------------------

@@ -158,6 +158,17 @@ def skip_record_for(reason: str, task_id: str, agent_meta: Mapping[str, Any], ex
     return skip_record(reason, task_id=task_id, agent=dict(agent_meta), **extra)
 
 
+def deadline(context: Mapping[str, Any], execution_timeout: Any) -> float | None:
+    """Epoch seconds by which the task must end (its start plus ``execution_timeout``), or None."""
+    if execution_timeout is None:
+        return None
+    import time
+
+    start = getattr(context["ti"], "start_date", None)
+    begun = start.timestamp() if start is not None else time.time()
+    return begun + execution_timeout.total_seconds()
+
+
 def step_prefix(context: Mapping[str, Any]) -> str:
     """Reservation ids of this task try: ``dag/run/task/map_index/tryN`` (``/callK`` per call)."""
     ti = context["ti"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -49,6 +50,10 @@ from airflow_agent_provider.hooks.store import aget_store
 from airflow_agent_provider.resilience.classify import error_event
 from airflow_agent_provider.security.redact import scrub_value
 from airflow_agent_provider.triggers.llm import call_target
+
+
+class ExecutionTimeout(Exception):
+    """The task's ``execution_timeout`` ran out in the triggerer; left to the task's standard retries, as on a worker."""
 
 
 class _Ended(Exception):
@@ -238,7 +243,16 @@ class AgentTrigger(BaseTrigger):
                     call_target=lambda target, req: call_target(conn_id, provider, target, req),
                 )
 
-            await run_async(loop, host, call, caller.asettle_pending)
+            deadline = args.get("deadline")
+            if deadline is None:  # started by the scheduler: the triggerer enforces execution_timeout
+                await run_async(loop, host, call, caller.asettle_pending)
+            else:  # deferred by the task: enforced here too (dag.test() runs triggers without timeouts)
+                try:
+                    await asyncio.wait_for(run_async(loop, host, call, caller.asettle_pending),
+                                           max(0.0, deadline - time.time()))
+                except asyncio.TimeoutError:
+                    raise ExecutionTimeout(f"agent {cfg.task_id} exceeded its execution_timeout in the "
+                                           "triggerer") from None
             result = scrub_value(loop.result(spec, **(args.get("item_fields") or {})).to_dict())
         except _Ended as ended:
             yield ended.event
@@ -272,4 +286,4 @@ def replace_prompt(agent: Mapping[str, Any], prompt: str) -> dict[str, Any]:
     return dataclasses.replace(AgentConfig.from_dict(agent), prompt=prompt).to_dict()
 
 
-__all__ = ["AGENT_TRIGGER", "AgentTrigger", "replace_prompt"]
+__all__ = ["AGENT_TRIGGER", "AgentTrigger", "ExecutionTimeout", "replace_prompt"]
