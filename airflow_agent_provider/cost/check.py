@@ -14,17 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_agent_provider.cost.budget import (
-    day_scope,
-    module_scope,
-    month_scope,
-    run_scope,
-    utc_day,
-    utc_month,
-)
-from airflow_agent_provider.stores.budget_api import BudgetStore
+if TYPE_CHECKING:
+    # The budget sensor imports this module at DAG parse time; the budget engine and the store API
+    # are imported where a check runs.
+    from airflow_agent_provider.stores.budget_api import BudgetStore
 
 SensorScope = Literal["run", "module", "workflow_day", "workflow_month"]
 SCOPES: tuple[str, ...] = ("run", "module", "workflow_day", "workflow_month")
@@ -39,6 +34,8 @@ def scope_key(
     now: datetime | None = None,
 ) -> str:
     """The store key a sensor scope names (see ``cost/budget.py`` for the key formats)."""
+    from airflow_agent_provider.cost.budget import day_scope, module_scope, month_scope, run_scope, utc_day, utc_month
+
     now = now or datetime.now(timezone.utc)
     if scope == "run":
         if not run_id:

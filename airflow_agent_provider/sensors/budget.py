@@ -21,7 +21,6 @@ from airflow.sdk.exceptions import (
 )
 
 from airflow_agent_provider.cost.check import SCOPES
-from airflow_agent_provider.triggers.budget import CostBudgetTrigger, run_check
 
 
 class CostBudgetSensor(BaseSensorOperator):
@@ -94,6 +93,9 @@ class CostBudgetSensor(BaseSensorOperator):
         return dag_id, run_id, module
 
     def _check(self, context: Any):
+        # Imported here: the sensor is built at DAG parse time (every task start), the store only checks.
+        from airflow_agent_provider.triggers.budget import run_check
+
         dag_id, run_id, module = self._target(context)
         return run_check(
             self.scope, dag_id, run_id, module, self.period, self.max_spend_usd, self.required_usd,
@@ -114,6 +116,8 @@ class CostBudgetSensor(BaseSensorOperator):
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
+        from airflow_agent_provider.triggers.budget import CostBudgetTrigger
+
         dag_id, run_id, module = self._target(context)
         self.defer(
             trigger=CostBudgetTrigger(

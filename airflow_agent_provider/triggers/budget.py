@@ -11,14 +11,16 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agent_provider.cost.check import BudgetCheck, check_budget, scope_key
 from airflow_agent_provider.hooks.store import get_store
-from airflow_agent_provider.stores.budget_api import BudgetStore
 from airflow_agent_provider.stores.config import store_from_url
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.budget_api import BudgetStore
 
 
 @contextmanager
