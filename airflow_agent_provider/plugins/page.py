@@ -57,7 +57,7 @@ _PAGE = r"""<!doctype html>
   th, td { padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
   td.wrap { max-width: 28rem; overflow-wrap: anywhere; }
-  td.nowrap { white-space: nowrap; }
+  td.nowrap, td.name { white-space: nowrap; }
   [hidden] { display: none !important; }
   .muted { color: var(--muted); }
   .chip { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: .75rem; font-weight: 600; white-space: nowrap;
@@ -96,11 +96,9 @@ _PAGE = r"""<!doctype html>
   <div class="card scroll"><h2>Workflows: spend against budgets</h2>
     <table id="workflows"><thead><tr><th>Workflow</th><th class="num">Today spent</th><th class="num">Reserved</th><th class="num">Daily limit</th><th>Today</th>
       <th class="num">Month spent</th><th class="num">Monthly limit</th><th>Month</th><th>Last run</th></tr></thead><tbody></tbody></table></div>
-  <div class="grid">
-    <div class="card"><h2>Daily spend, last 30 days</h2><div class="chart"><canvas id="daily-chart" aria-label="Daily spend"></canvas></div></div>
-    <div class="card scroll"><h2>Recent runs</h2>
-      <table id="runs"><thead><tr><th>Run</th><th>State</th><th>Outcome</th><th class="num">Cost</th><th class="num">Duration</th><th>Ended</th></tr></thead><tbody></tbody></table></div>
-  </div>
+  <div class="card"><h2>Daily spend, last 30 days</h2><div class="chart"><canvas id="daily-chart" aria-label="Daily spend"></canvas></div></div>
+  <div class="card scroll"><h2>Recent runs</h2>
+    <table id="runs"><thead><tr><th>Workflow</th><th>Run</th><th>State</th><th>Outcome</th><th class="num">Cost</th><th class="num">Duration</th><th>Ended</th></tr></thead><tbody></tbody></table></div>
   <div class="grid mt">
     <div class="card scroll"><h2>Most expensive agents</h2>
       <table id="top-agents"><thead><tr><th>Agent</th><th>Workflow</th><th class="num">Calls</th><th class="num">Tokens in / out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
@@ -119,12 +117,10 @@ _PAGE = r"""<!doctype html>
   <div class="kpis" id="dag-kpis"></div>
   <div class="card scroll"><h2>Budgets</h2>
     <table id="dag-budgets"><thead><tr><th>Budget</th><th class="num">Spent</th><th class="num">Reserved</th><th class="num">Limit</th><th>Use</th></tr></thead><tbody></tbody></table></div>
-  <div class="grid">
-    <div class="card"><h2>Daily spend, last 30 days</h2><div class="chart"><canvas id="dag-daily-chart" aria-label="Daily spend of the workflow"></canvas></div></div>
-    <div class="card scroll"><h2>Runs</h2>
-      <table id="dag-runs"><thead><tr><th>Run</th><th>State</th><th>Outcome</th><th class="num">Cost</th><th class="num">Duration</th><th>Ended</th></tr></thead><tbody></tbody></table></div>
-  </div>
-  <div class="card scroll mt"><h2>Most expensive agents</h2>
+  <div class="card"><h2>Daily spend, last 30 days</h2><div class="chart"><canvas id="dag-daily-chart" aria-label="Daily spend of the workflow"></canvas></div></div>
+  <div class="card scroll"><h2>Runs</h2>
+    <table id="dag-runs"><thead><tr><th>Run</th><th>State</th><th>Outcome</th><th class="num">Cost</th><th class="num">Duration</th><th>Ended</th></tr></thead><tbody></tbody></table></div>
+  <div class="card scroll"><h2>Most expensive agents</h2>
     <table id="dag-agents"><thead><tr><th>Agent</th><th class="num">Runs</th><th class="num">Calls</th><th class="num">Tokens in / out</th><th class="num">Cost</th></tr></thead><tbody></tbody></table></div>
 </main>
 
@@ -218,11 +214,12 @@ _PAGE = r"""<!doctype html>
     return cell;
   }
   function chip(text, kind) { return el("span", { cls: "chip " + (kind || text || ""), text: text || "\u2014" }); }
-  function meter(pct, level) {
+  function meter(pct, level, used) {
     if (pct === null || pct === undefined) return el("span", { cls: "muted", text: "no limit" });
+    var shown = pct === 0 && used > 0 ? "<0.1%" : pct.toFixed(1) + "%";  // spent something, less than 0.05 %
     var fill = el("div", { cls: "fill " + level });
     fill.style.width = Math.min(pct, 100) + "%";
-    return el("div", { cls: "meter", title: pct + "% used" }, [el("div", { cls: "track" }, [fill]), el("span", { cls: "pct " + level, text: pct.toFixed(1) + "%" })]);
+    return el("div", { cls: "meter", title: pct + "% used" }, [el("div", { cls: "track" }, [fill]), el("span", { cls: "pct " + level, text: shown })]);
   }
   function fill(tableId, rows, emptyText, columns) {
     var body = document.querySelector("#" + tableId + " tbody");
@@ -314,15 +311,15 @@ _PAGE = r"""<!doctype html>
   }
   function runRows(runs, withDag) {
     return runs.map(function (r) {
-      var label = withDag ? r.dag_id + " / " + r.run_id : r.run_id;
-      return [
-        td(selfLink({ view: "run", dag_id: r.dag_id, run_id: r.run_id }, label), "wrap"),
+      var cells = withDag ? [td(selfLink({ view: "dag", dag_id: r.dag_id }, r.dag_id), "name")] : [];
+      return cells.concat([
+        td(selfLink({ view: "run", dag_id: r.dag_id, run_id: r.run_id }, r.run_id), "name"),
         td(chip(r.state, r.state === "no result yet" ? "" : r.state)),
         td(r.outcome ? chip(r.outcome) : el("span", { cls: "muted", text: "\u2014" })),
         td(money(r.cost_usd) + (r.cost_complete ? "" : " + unknown"), "num"),
         td(duration(r.duration_s), "num"),
         td(when(r.ended_at_iso), "nowrap")
-      ];
+      ]);
     });
   }
 
@@ -346,17 +343,17 @@ _PAGE = r"""<!doctype html>
     fill("workflows", d.workflows.map(function (w) {
       var last = w.last_run;
       return [
-        td(selfLink({ view: "dag", dag_id: w.dag_id }, w.dag_id), "wrap"),
+        td(selfLink({ view: "dag", dag_id: w.dag_id }, w.dag_id), "name"),
         td(money(w.today.spent_usd), "num"), td(money(w.today.reserved_usd), "num"), td(limitText(w.today.limit_usd), "num"),
-        td(meter(w.today.pct, w.today.level)),
-        td(money(w.month.spent_usd), "num"), td(limitText(w.month.limit_usd), "num"), td(meter(w.month.pct, w.month.level)),
+        td(meter(w.today.pct, w.today.level, w.today.spent_usd + w.today.reserved_usd)),
+        td(money(w.month.spent_usd), "num"), td(limitText(w.month.limit_usd), "num"), td(meter(w.month.pct, w.month.level, w.month.spent_usd + w.month.reserved_usd)),
         td(last ? chip(last.outcome || last.state) : el("span", { cls: "muted", text: w.budgets.known ? "\u2014" : "no result recorded yet" }))
       ];
     }), "No workflow has spent anything yet.", 9);
     barChart("daily-chart", d.daily.map(function (p) { return p.day.slice(5); }), d.daily.map(function (p) { return p.spent_usd; }), false, "Spent");
-    fill("runs", runRows(d.runs, true), "No runs yet.", 6);
+    fill("runs", runRows(d.runs, true), "No runs yet.", 7);
     fill("top-agents", d.top_agents.map(function (a) {
-      return [td(a.agent, "wrap"), td(selfLink({ view: "dag", dag_id: a.dag_id }, a.dag_id)), td(int(a.calls), "num"),
+      return [td(a.agent, "name"), td(selfLink({ view: "dag", dag_id: a.dag_id }, a.dag_id), "name"), td(int(a.calls), "num"),
               td(int(a.input_tokens) + " / " + int(a.output_tokens), "num"),
               td(money(a.cost_usd) + (a.unknown_cost_calls ? " + " + a.unknown_cost_calls + " unpriced" : ""), "num")];
     }), "No charged calls yet.", 5);
@@ -384,7 +381,7 @@ _PAGE = r"""<!doctype html>
           td(i === 0 ? el("code", { text: l.key }) : ""),
           td(t ? t.unit + " per " + windowName(t.window_s) : "no window limit", "nowrap"),
           td(t ? int(t.used) + " / " + int(t.limit) : "\u2014", "num"),
-          td(t ? meter(t.pct, t.level) : ""),
+          td(t ? meter(t.pct, t.level, t.used) : ""),
           td(i === 0 ? (l.max_concurrent ? int(l.leases_held) + " / " + int(l.max_concurrent) : int(l.leases_held)) : "", "num"),
           td(i === 0 ? (l.paused ? chip("paused " + duration(l.resume_in_s), "warn") : chip("not paused", "ok")) : ""),
           td(i === 0 ? chip(l.breaker) : "")
@@ -405,8 +402,8 @@ _PAGE = r"""<!doctype html>
     kpi(kpis, "Runs shown", int(d.runs.length));
     if (!d.budgets.known) message("No run of this workflow has finished yet, so its budgets are not known here.", false);
     var budgetRows = [
-      [td("Today (" + d.today.period + ")"), td(money(d.today.spent_usd), "num"), td(money(d.today.reserved_usd), "num"), td(limitText(d.today.limit_usd), "num"), td(meter(d.today.pct, d.today.level))],
-      [td("This month (" + d.month.period + ")"), td(money(d.month.spent_usd), "num"), td(money(d.month.reserved_usd), "num"), td(limitText(d.month.limit_usd), "num"), td(meter(d.month.pct, d.month.level))]
+      [td("Today (" + d.today.period + ")"), td(money(d.today.spent_usd), "num"), td(money(d.today.reserved_usd), "num"), td(limitText(d.today.limit_usd), "num"), td(meter(d.today.pct, d.today.level, d.today.spent_usd + d.today.reserved_usd))],
+      [td("This month (" + d.month.period + ")"), td(money(d.month.spent_usd), "num"), td(money(d.month.reserved_usd), "num"), td(limitText(d.month.limit_usd), "num"), td(meter(d.month.pct, d.month.level, d.month.spent_usd + d.month.reserved_usd))]
     ];
     Object.keys(d.budgets.modules).forEach(function (m) {
       budgetRows.push([td("Module " + m + ", per run"), td("\u2014", "num"), td("\u2014", "num"), td(limitText(d.budgets.modules[m]), "num"), td(el("span", { cls: "muted", text: "see each run" }))]);
@@ -425,7 +422,7 @@ _PAGE = r"""<!doctype html>
     var kpis = document.getElementById("run-kpis");
     kpis.replaceChildren();
     kpi(kpis, "Cost", money(d.total.usd) + (d.total.unknown_cost_calls ? " + " + d.total.unknown_cost_calls + " unpriced" : ""));
-    kpi(kpis, "Run budget", limitText(d.run_budget.limit_usd), meter(d.run_budget.pct, d.run_budget.level));
+    kpi(kpis, "Run budget", limitText(d.run_budget.limit_usd), meter(d.run_budget.pct, d.run_budget.level, d.run_budget.spent_usd + d.run_budget.reserved_usd));
     kpi(kpis, "Reserved now", money(d.run_budget.reserved_usd));
     kpi(kpis, "Calls", int(d.total.calls));
     kpi(kpis, "Tokens in / out", int(d.total.input_tokens) + " / " + int(d.total.output_tokens));
@@ -439,15 +436,15 @@ _PAGE = r"""<!doctype html>
     fill("run-agents", d.agents.map(function (a) {
       var name = a.task_id ? airflowLink(["dags", d.dag_id, "runs", d.run_id, "tasks", a.task_id].concat(a.mapped ? ["mapped"] : []), a.agent) : el("span", { text: a.agent });
       return [
-        td(name, "wrap"), td(a.status ? chip(a.status) : el("span", { cls: "muted", text: "\u2014" })),
+        td(name, "name"), td(a.status ? chip(a.status) : el("span", { cls: "muted", text: "\u2014" })),
         td(int(a.calls), "num"), td(int(a.input_tokens) + " / " + int(a.output_tokens), "num"),
         td(money(a.cost_usd) + (a.unknown_cost_calls ? " + " + a.unknown_cost_calls + " unpriced" : ""), "num"),
-        td(money(a.reserved_usd), "num"), td(a.answered_by, "wrap"),
+        td(money(a.reserved_usd), "num"), td(a.answered_by, "name"),
         td(a.fallbacks_used.length ? a.fallbacks_used.join(", ") : "none", "wrap"), td(duration(a.duration_s), "num"), td(a.reason, "wrap")
       ];
     }), "No agent of this run has been charged yet.", 10);
     fill("run-modules", d.modules.map(function (m) {
-      return [td(m.module), td(int(m.calls), "num"), td(money(m.spent_usd), "num"), td(money(m.reserved_usd), "num"), td(limitText(m.limit_usd), "num"), td(meter(m.pct, m.level))];
+      return [td(m.module), td(int(m.calls), "num"), td(money(m.spent_usd), "num"), td(money(m.reserved_usd), "num"), td(limitText(m.limit_usd), "num"), td(meter(m.pct, m.level, m.spent_usd + m.reserved_usd))];
     }), "No module spend.", 6);
     var live = d.live || d.run_budget.reserved_usd > 0;
     document.getElementById("live").hidden = !live;
