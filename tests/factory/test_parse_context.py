@@ -43,6 +43,7 @@ print(json.dumps({
     "dag_ids": sorted(bag.dag_ids),
     "import_errors": bag.import_errors,
     "heavy": [m for m in heavy if m in sys.modules],
+    "stores": sorted(m for m in sys.modules if m.startswith("airflow_agent_provider.stores")),
     "tasks": {dag_id: len(bag.dags[dag_id].tasks) for dag_id in bag.dag_ids},
 }))
 """
@@ -104,6 +105,7 @@ def test_with_a_parsing_context_only_that_workflow_is_built_and_nothing_heavy_is
     # The broken files are the dag-processor's to report, not every task start's.
     assert parsed["import_errors"] == {}
     assert [m for m in parsed["heavy"] if m in HEAVY] == []
+    assert parsed["stores"] == []  # the shared store is opened by a call, not by a parse
 
 
 def test_one_dag_parse_does_not_import_jsonschema(dags_folder):
