@@ -24,7 +24,7 @@ import jwt
 import pytest
 
 from tests.fixtures.api_server import ApiServer, start_api_server
-from tests.plugins.conftest import CALLS, DAG, RUN, SECRET_DAG, charge
+from tests.plugins.conftest import CALLS, DAG, RUN, SECRET_DAG, charge, record_run
 from tests.plugins.test_reads_never_write import SQLiteWatch
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -35,13 +35,17 @@ P = "/agent-provider"
 
 PAGE = f"{P}/"
 OPENAPI = f"{P}/api/openapi.json"
-DAG_ROUTES = [f"{P}/api/runs/{DAG}/{R}/costs", f"{P}/api/runs/{DAG}/{R}/snapshot", f"{P}/api/workflows/{DAG}/spend"]
+DAG_ROUTES = [f"{P}/api/runs/{DAG}/{R}/costs", f"{P}/api/runs/{DAG}/{R}/snapshot", f"{P}/api/workflows/{DAG}/spend",
+              f"{P}/api/runs/{DAG}/{R}", f"{P}/api/workflows/{DAG}"]
 SECRET_ROUTES = [
     f"{P}/api/runs/{SECRET_DAG}/{R}/costs",
     f"{P}/api/runs/{SECRET_DAG}/{R}/snapshot",
     f"{P}/api/workflows/{SECRET_DAG}/spend?day=2026-11-30",
+    f"{P}/api/runs/{SECRET_DAG}/{R}",
+    f"{P}/api/workflows/{SECRET_DAG}",
 ]
-FLEET_ROUTES = [f"{P}/api/store", f"{P}/api/limits/openai/gpt-5-mini", f"{P}/api/breakers/openai/gpt-5-mini"]
+FLEET_ROUTES = [f"{P}/api/store", f"{P}/api/limits/openai/gpt-5-mini", f"{P}/api/breakers/openai/gpt-5-mini",
+                f"{P}/api/overview", f"{P}/api/limits"]
 API_ROUTES = [OPENAPI, *DAG_ROUTES, *SECRET_ROUTES, *FLEET_ROUTES]
 ALL_ROUTES = [PAGE, *API_ROUTES]
 
@@ -58,6 +62,8 @@ def served(airflow_db, tmp_path_factory) -> ApiServer:
     store = store_from_url(store_url)
     charge(store)
     charge(store, dag_id=SECRET_DAG, calls=CALLS[:1], prefix="s")
+    record_run(store)
+    record_run(store, dag_id=SECRET_DAG, outcome="success", cost=0.0021, rate_limits=[])
     store.close()
     passwords = workdir / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
@@ -146,7 +152,7 @@ def test_the_ui_session_cookie_is_accepted(served, tokens):
     """The page runs under the Airflow origin: its fetches carry the ``_token`` cookie the UI set."""
     cookies = {"_token": tokens["viewer"]}
     page = httpx.get(served.url + PAGE, cookies=cookies, timeout=30)
-    assert page.status_code == 200 and ">Run cost per agent<" in page.text
+    assert page.status_code == 200 and ">Cost per agent<" in page.text
     costs = httpx.get(served.url + DAG_ROUTES[0], cookies=cookies, timeout=30)
     assert costs.status_code == 200 and costs.json()["total"]["calls"] == 4
     # An explicit bearer token wins over the cookie (Airflow's rule): nobody's token is refused.
@@ -195,3 +201,16 @@ def test_reads_on_the_real_server_leave_the_store_unchanged(served, tokens):
         assert watch.writes_during(read_everything) == []
     finally:
         watch.close()
+
+
+def test_fleet_lists_show_only_the_dags_the_user_may_read(served, tokens):
+    """The overview and the run list ask Airflow's auth manager per DAG (is_authorized_dag GET RUN)."""
+    for user, expected in (("restricted", {DAG}), ("viewer", {DAG, SECRET_DAG})):
+        overview = get(served, f"{P}/api/overview", tokens[user]).json()
+        assert {w["dag_id"] for w in overview["workflows"]} == expected, user
+        assert {r["dag_id"] for r in overview["runs"]} == expected, user
+        assert {a["dag_id"] for a in overview["top_agents"]} == expected, user
+        runs = get(served, f"{P}/api/runs", tokens[user]).json()["runs"]
+        assert {r["dag_id"] for r in runs} == expected, user
+    assert SECRET_DAG not in get(served, f"{P}/api/overview", tokens["restricted"]).text
+    assert get(served, f"{P}/api/runs", tokens["nobody"]).json()["runs"] == []
