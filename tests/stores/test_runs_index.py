@@ -85,3 +85,35 @@ def test_limit_usage_counts_windows_tokens_and_leases(store):
     # A read: asking again changes nothing.
     again = store.limit_usage("openai/gpt-5-mini", tiers)
     assert (again.tiers, again.leases_held) == (usage.tiers, usage.leases_held)
+
+
+def test_record_from_a_run_result_keeps_the_bill_not_the_outputs():
+    from airflow_agent_provider.stores.runs_api import run_record_from_result
+
+    result = {
+        "dag_id": "erp", "run_id": "manual__x+1", "workflow": "erp", "outcome": "partial",
+        "agents": {
+            "Finance.reconcile": {"module": "Finance", "agent": "reconcile", "critical": True, "status": "success",
+                                  "reason": None, "provider": "openai", "model": "gpt-5-mini",
+                                  "usage": {"input_tokens": 5}, "cost_usd": 0.01, "output": "SECRET LEDGER TEXT"},
+            "Audit.check": {"module": "Audit", "agent": "check", "critical": False, "status": "failed",
+                            "reason": "x" * 2000, "provider": None, "model": None, "usage": {}, "cost_usd": None},
+        },
+        "modules": {"Finance": {"agents": 1, "succeeded": 1, "cost_usd": 0.01, "usage": {}}},
+        "totals": {"cost_usd": 0.01, "cost_complete": True},
+        "cost_budget": 0.5,
+    }
+    raw = {"Finance.reconcile": {"answered_by": "anthropic/claude-sonnet-4-5",
+                                 "fallbacks_used": [{"round": 1, "target": "anthropic/claude-sonnet-4-5", "attempts": []}]}}
+    rec = run_record_from_result(result, agent_results=raw, budgets={"run": 0.5, "daily": 2.0}, started_at=10.0,
+                                 ended_at=25.5, rate_limits=[{"key": "openai", "limits": {"requests_per_minute": 5},
+                                                              "provider": "openai", "model": None}])
+    assert rec.state == "success" and rec.outcome == "partial" and rec.duration_s == 15.5
+    assert rec.agents["Finance.reconcile"]["answered_by"] == "anthropic/claude-sonnet-4-5"
+    assert rec.agents["Finance.reconcile"]["fallbacks_used"] == ["anthropic/claude-sonnet-4-5"]
+    assert len(rec.agents["Audit.check"]["reason"]) == 500
+    assert "SECRET LEDGER TEXT" not in rec.to_json()
+    assert rec.rate_limits == [{"key": "openai", "limits": {"requests_per_minute": 5}}]
+    assert rec.budgets == {"run": 0.5, "daily": 2.0}
+    failed = run_record_from_result({**result, "outcome": "failed"})
+    assert failed.state == "failed" and failed.budgets == {"run": 0.5}
