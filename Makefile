@@ -23,7 +23,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
+# dag-factory (the parse benchmark's peer) only for the benchmarks: it registers an Airflow plugin in every process.
 bench: $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[test,bench]'
 	for f in bench/bench_*.py; do $(VENV)/bin/python $$f || exit 1; done
 
 clean:

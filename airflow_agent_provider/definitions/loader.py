@@ -168,7 +168,6 @@ def _trigger_problems(workflows: list[Workflow]) -> dict[str, list[Problem]]:
     by_name = {workflow.name: workflow for workflow in workflows}
     problems: dict[str, list[Problem]] = {}
     for workflow in workflows:
-        lines = _lines(workflow)
         for index, upstream in enumerate(workflow.triggered_by):
             if upstream in by_name:
                 continue
@@ -178,7 +177,8 @@ def _trigger_problems(workflows: list[Workflow]) -> dict[str, list[Problem]]:
                 message += f"; did you mean {close[0]!r}?"
             message += f" (loaded: {', '.join(sorted(by_name))}; a file with errors is not loaded)"
             problems.setdefault(workflow.name, []).append(
-                Problem(f"triggered_by[{index}]", message, lines.get(("triggered_by", index)))
+                # Line numbers need the file parsed again: only worth it when there is a problem to point at.
+                Problem(f"triggered_by[{index}]", message, _lines(workflow).get(("triggered_by", index)))
             )
     for cycle in _trigger_cycles(by_name):
         shown = " -> ".join([*cycle, cycle[0]])
