@@ -470,6 +470,8 @@ def create_app(
 
         @router.get("/static/chart.umd.min.js", include_in_schema=False)
         def chart_js() -> Response:
+            if not CHART_JS.is_file():  # an installation without package data: the page still shows its tables
+                raise NotFound("the vendored Chart.js file is missing from this installation of the provider")
             return Response(
                 CHART_JS.read_bytes(), media_type="text/javascript",
                 headers={"Cache-Control": "private, max-age=86400"},
