@@ -198,13 +198,34 @@ def upstream_results(task: BaseOperator, context: Context, upstream_tasks: Mappi
         if is_mapped_upstream(task, task_id):
             mapped[task_id] = pull_mapped(ti, task_id, context["run_id"])
         else:
-            pulled[task_id] = ti.xcom_pull(task_ids=task_id)
+            pulled[task_id] = decode_agent_xcom(ti.xcom_pull(task_ids=task_id))
     results = build_results({a: t for a, t in upstream_tasks.items() if t not in mapped}, pulled)
     for alias, task_id in upstream_tasks.items():
         if task_id in mapped:
             entries = [build_results({task_id: task_id}, {task_id: v})[task_id] for v in mapped[task_id]]
             results[alias] = results[task_id] = entries
     return results
+
+
+def decode_agent_xcom(value: Any) -> Any:
+    """
+    An agent's XCom as the dict it was written as, whichever process wrote it.
+
+    Why: a result that a trigger hands to Airflow with ``TaskSuccessEvent(xcoms=...)`` is stored by
+    Airflow 3.3's triggerer as ``json.dumps(value)``, while workers store it through ``serde``; read
+    back on a worker, the triggerer's copy arrives as a JSON *string*. An agent's result or skip
+    record is always a JSON object with a ``status``, so only such strings are decoded; any other
+    value (including a plain string some other task returned) is left as it is.
+    """
+    if isinstance(value, list):
+        return [decode_agent_xcom(v) for v in value]
+    if not isinstance(value, str) or not value.startswith("{") or not value.endswith("}"):
+        return value
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    return decoded if isinstance(decoded, dict) and "status" in decoded else value
 
 
 def flat_upstream_text(upstream_tasks: Mapping[str, str], results: Mapping[str, Any]) -> str:
@@ -255,11 +276,13 @@ def pull_mapped(ti: Any, task_id: str, run_id: str) -> list[Any]:
     if not indexes:
         return []
     values = ti.xcom_pull(task_ids=task_id, map_indexes=indexes)
-    return list(values) if isinstance(values, Sequence) and not isinstance(values, str) else [values]
+    values = list(values) if isinstance(values, Sequence) and not isinstance(values, str) else [values]
+    return [decode_agent_xcom(v) for v in values]
 
 
 __all__ = [
     "SKIP_REASON_KEY",
+    "decode_agent_xcom",
     "ForEachItemsOperator",
     "OutputValidationError",
     "compile_checked",

@@ -41,6 +41,8 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_agent_provider.operators.control_flow import decode_agent_xcom
+
 RESULT_TASK_ID = "workflow_result"
 
 log = logging.getLogger(__name__)
@@ -390,11 +392,11 @@ class WorkflowResultOperator(BaseOperator):
         """The agent's result, or for a failed / skipped agent the reason it left in XCom."""
         where: dict[str, Any] = {} if map_index is None else {"map_indexes": map_index}
         if state == "success":
-            return ti.xcom_pull(task_ids=task_id, **where)
+            return decode_agent_xcom(ti.xcom_pull(task_ids=task_id, **where))
         if state == "failed":
             return {"agent_error": ti.xcom_pull(task_ids=task_id, key="agent_error", **where)}
         if state == "skipped":
-            record = ti.xcom_pull(task_ids=task_id, **where)
+            record = decode_agent_xcom(ti.xcom_pull(task_ids=task_id, **where))
             if isinstance(record, dict) and record.get("skip_reason"):
                 return record  # a condition skip: the agent's skip record, with a clean reason
             return {"skip_reason": ti.xcom_pull(task_ids=task_id, key="skip_reason", **where)}

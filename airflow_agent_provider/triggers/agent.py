@@ -138,7 +138,7 @@ class AgentTrigger(BaseTrigger):
     async def _upstream(self, cfg: AgentConfig, ti: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
         """Upstream results by alias and task id, by task id, and ``upstream_text`` (XCom reads off the loop)."""
         from airflow_agent_provider.llm.prompt import build_results
-        from airflow_agent_provider.operators.control_flow import flat_upstream_text, pull_mapped
+        from airflow_agent_provider.operators.control_flow import decode_agent_xcom, flat_upstream_text, pull_mapped
 
         task_ids = list(dict.fromkeys([*cfg.upstream_tasks.values(), *cfg.critical_upstreams]))
         dag = getattr(getattr(ti, "task", None), "dag", None)
@@ -155,7 +155,7 @@ class AgentTrigger(BaseTrigger):
                         for v in pull_mapped(ti, task_id, ti.run_id)]
             # One map index: a GetXCom request. Without map_indexes the SDK asks for a slice of every
             # index (GetXComSequenceSlice), which the 3.3 triggerer's supervisor does not answer.
-            return ti.xcom_pull(task_ids=task_id, map_indexes=-1)
+            return decode_agent_xcom(ti.xcom_pull(task_ids=task_id, map_indexes=-1))
 
         pulled = {task_id: await asyncio.to_thread(pull, task_id) for task_id in task_ids}
         by_task_id = build_results({t: t for t in task_ids if not isinstance(pulled[t], list)},

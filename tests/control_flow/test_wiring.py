@@ -183,3 +183,19 @@ def test_items_task_lists_empty_lists_missing_upstreams_and_bad_values():
         _items("results.src.output.n", {"M.src": src})
     with pytest.raises(ValueError, match=r"agent M.each: for_each 'results.src.output.missing' failed"):
         _items("results.src.output.missing", {"M.src": src})
+
+
+def test_an_agent_result_written_by_the_triggerer_reads_back_as_a_dict():
+    """Airflow 3.3's triggerer stores TaskSuccessEvent XComs as json.dumps: workers see a string."""
+    import json
+
+    from airflow_agent_provider.operators.control_flow import decode_agent_xcom
+
+    result = {"status": "success", "text": "ok", "cost_usd": 0.01}
+    assert decode_agent_xcom(json.dumps(result)) == result
+    assert decode_agent_xcom([json.dumps(result), None]) == [result, None]
+    assert decode_agent_xcom(result) == result
+    # Anything that is not an agent record stays exactly as it was.
+    assert decode_agent_xcom('{"a": 1}') == '{"a": 1}'
+    assert decode_agent_xcom("{not json}") == "{not json}"
+    assert decode_agent_xcom("plain text") == "plain text"

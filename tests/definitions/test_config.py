@@ -32,11 +32,13 @@ def test_airflow_cfg_is_read_without_importing_airflow(cfg: Path):
     assert _run(code, env) == "('acme.tools', 'acme.schemas') False"
 
 
-def test_the_environment_wins_over_the_file(cfg: Path, monkeypatch):
+def test_the_environment_wins_over_the_file(cfg: Path):
+    # In a fresh process: in this one Airflow may already be imported, and then its conf answers instead.
     cfg.write_text("[agent_provider]\nmax_workflow_file_bytes = 10\n")
-    assert config.max_workflow_file_bytes() == 10
-    monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__MAX_WORKFLOW_FILE_BYTES", "2048")
-    assert config.max_workflow_file_bytes() == 2048
+    env = {**os.environ, "AIRFLOW_CONFIG": str(cfg)}
+    code = "from airflow_agent_provider import config; print(config.max_workflow_file_bytes())"
+    assert _run(code, env) == "10"
+    assert _run(code, {**env, "AIRFLOW__AGENT_PROVIDER__MAX_WORKFLOW_FILE_BYTES": "2048"}) == "2048"
 
 
 def test_defaults_without_any_setting(cfg: Path):
