@@ -33,13 +33,15 @@ def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool, read
     """
     The mode an agent runs in: ``worker``, ``deferred`` or ``triggerer``.
 
-    ``auto``: an agent with tools runs on a worker (``deferred`` when ``deferrable``): its tools are
-    deployment code that must not run inside the shared triggerer. An agent without tools that
-    reads no upstream result runs in the triggerer from start to end; one that reads upstream
-    results starts on a worker, where they are read, and then runs and ends in the triggerer
-    (``deferred``, one worker start instead of two); so does any tool-less agent when
-    ``deferrable`` asks for deferral. An explicit mode wins over ``deferrable`` (``triggerer`` reads
-    upstream results in the triggerer); ``triggerer`` with tools is an error.
+    ``auto``: ``deferred`` when ``deferrable`` asks for it, else ``worker`` — a tool-less deferred
+    agent starts on a worker and then runs and ends in the triggerer (one worker start); an agent
+    with tools defers once per round and runs its tools on the worker. ``triggerer`` (no worker at
+    all) is opt-in, not an ``auto`` choice, because in Airflow 3.3 the scheduler hands
+    ``start_from_trigger`` tasks to the triggerer without counting them against pools, and the
+    triggerer deserializes the whole DAG once per such task (cost growing with the square of the
+    fleet): both are trade-offs the workflow author should choose. An explicit mode wins over
+    ``deferrable`` (``triggerer`` reads upstream results in the triggerer); ``triggerer`` with tools
+    is an error.
     """
     if execution not in EXECUTION_MODES:
         raise ValueError(f"execution must be one of {EXECUTION_MODES}, got {execution!r}")
@@ -50,11 +52,7 @@ def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool, read
         )
     if execution != "auto":
         return execution
-    if deferrable:
-        return "deferred"
-    if has_tools:
-        return "worker"
-    return "deferred" if reads_upstream else "triggerer"
+    return "deferred" if deferrable else "worker"
 
 
 def _key(value: Any) -> str:

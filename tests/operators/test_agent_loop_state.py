@@ -222,3 +222,16 @@ def test_the_loop_modules_do_not_import_airflow_or_heavy_packages():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_auto_execution_never_picks_the_triggerer_by_itself():
+    """triggerer mode is opt-in: in Airflow 3.3 pools do not bound start_from_trigger tasks."""
+    from airflow_agent_provider.agent_loop.config import resolve_execution
+
+    assert resolve_execution("auto", deferrable=False, has_tools=False) == "worker"
+    assert resolve_execution("auto", deferrable=False, has_tools=False, reads_upstream=True) == "worker"
+    assert resolve_execution("auto", deferrable=True, has_tools=False) == "deferred"
+    assert resolve_execution("auto", deferrable=True, has_tools=True) == "deferred"
+    assert resolve_execution("triggerer", deferrable=False, has_tools=False) == "triggerer"
+    with pytest.raises(ValueError, match="cannot run tools"):
+        resolve_execution("triggerer", deferrable=False, has_tools=True)
