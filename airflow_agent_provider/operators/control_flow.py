@@ -40,21 +40,8 @@ if TYPE_CHECKING:
 SKIP_REASON_KEY = "skip_reason"
 
 
-class OutputValidationError(Exception):
-    """
-    The model's final answer is not valid JSON or does not match the agent's ``output_schema``.
-
-    Transient for the retry policy (``resilience.classify`` reads ``transient``): models get a
-    structure wrong now and then, and the next try usually gets it right. It is never swallowed into
-    a text fallback, because downstream expressions (``results.x.output.skus``) would then break
-    further away from the cause.
-    """
-
-    transient = True
-
-    def __init__(self, agent: str, path: str, reason: str) -> None:
-        self.agent, self.path, self.reason = agent, path, reason
-        super().__init__(f"agent {agent}: structured answer does not match its output_schema at {path}: {reason}")
+# One class for the worker, deferred and triggerer paths: an ``except`` must catch every copy.
+from airflow_agent_provider.agent_loop.state import OutputValidationError  # noqa: E402
 
 
 def validate_output(text: str, schema: Mapping[str, Any], agent: str) -> Any:
