@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test lint bench install clean
 
 $(STAMP): pyproject.toml
 	@# The UI browser test drives Debian's Chromium through Playwright (no browser download).
@@ -24,6 +24,12 @@ demo: $(STAMP)
 # --dist loadfile keeps a module's tests (and its fixtures, e.g. the distributed stack) together.
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
+# The gates .ci/run runs before the tests (rules and their reasons: pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # dag-factory (the parse benchmark's peer) only for the benchmarks: it registers an Airflow plugin in every process.
 bench: $(STAMP)

@@ -1,4 +1,5 @@
-"""The provider's own settings (``[agent_provider]`` in airflow.cfg), read at the edge.
+"""
+The provider's own settings (``[agent_provider]`` in airflow.cfg), read at the edge.
 
 The engines (definitions, llm, ...) never read configuration themselves: they take plain values as
 arguments. This module is where those values come from when the caller does not pass them: the

@@ -1,4 +1,5 @@
-"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
+"""
+Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
 
 In Airflow 3.3 the connection form (extra fields, hidden fields, relabelling) is declared here only;
 the old hook methods ``get_ui_field_behaviour`` / ``get_connection_form_widgets`` are ignored.

@@ -27,7 +27,7 @@ from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.deploy.conftest import POOL_SLOTS, start_stack  # noqa: E402
+from tests.deploy.conftest import POOL_SLOTS, start_stack
 
 DAG_ID = "deploy_pool_60"
 AGENTS = 60
@@ -39,7 +39,9 @@ def _ts(value: str | None) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=1.0, help="LLM server latency in seconds (default 1)")
+    parser.add_argument(
+        "--latency", type=float, default=1.0, help="LLM server latency in seconds (default 1)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2, help="task slots per worker (default 2)")
     args = parser.parse_args()
@@ -70,8 +72,10 @@ def main() -> int:
     for ti in tis:
         name = (ti["hostname"] or "?").split(".", 1)[0]
         per_worker[name] = per_worker.get(name, 0) + 1
-    print(f"stack: {args.workers} workers x {args.concurrency} slots, pool llm_pool = {POOL_SLOTS} slots, "
-          f"LLM latency {args.latency:.2f} s")
+    print(
+        f"stack: {args.workers} workers x {args.concurrency} slots, pool llm_pool = {POOL_SLOTS} slots, "
+        f"LLM latency {args.latency:.2f} s"
+    )
     print(f"up: {t_up:.1f} s   down: {t_down:.1f} s")
     print(f"run {DAG_ID}: {state}, {len(tis)} agent tasks, {len(calls)} model calls, per worker {per_worker}")
     print(f"wall (trigger -> final state): {wall:.1f} s")
@@ -81,8 +85,10 @@ def main() -> int:
     print(f"wall / bound: {wall / bound:.2f}x")
     print(f"overhead per task ((wall - bound) / {AGENTS}): {(wall - bound) / AGENTS:.2f} s")
     if durations:
-        print(f"task duration as Airflow measured it: mean {statistics.mean(durations):.2f} s, "
-              f"median {statistics.median(durations):.2f} s (model latency {args.latency:.2f} s)")
+        print(
+            f"task duration as Airflow measured it: mean {statistics.mean(durations):.2f} s, "
+            f"median {statistics.median(durations):.2f} s (model latency {args.latency:.2f} s)"
+        )
     print(f"server max_in_flight: {stats['max_in_flight']} (pool slots {POOL_SLOTS})")
     return 0 if state == "success" else 1
 

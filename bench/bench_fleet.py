@@ -87,7 +87,10 @@ def _module_sizes(n: int) -> list[int]:
 def fleet_workflow(mode: str, n: int) -> dict[str, Any]:
     """A workflow definition of ``n`` independent tool-less agents in 4 modules, run in ``mode``."""
     defaults: dict[str, Any] = {
-        "provider": "openai", "model": "gpt-5-mini", "max_tokens": 16, "retries": {"attempts": 0},
+        "provider": "openai",
+        "model": "gpt-5-mini",
+        "max_tokens": 16,
+        "retries": {"attempts": 0},
         "execution": mode,
     }
     modules: dict[str, Any] = {}
@@ -99,8 +102,12 @@ def fleet_workflow(mode: str, n: int) -> dict[str, Any]:
             agents.append({"name": f"a{i:04d}", "prompt": f"[[reply: ok {i}]] agent {i}"})
         modules[f"M{m}"] = {"agents": agents}
     return {
-        "name": DAG_IDS[mode], "description": f"bench_fleet: {n} tool-less agents, execution: {mode}",
-        "schedule": None, "tags": ["bench", "fleet"], "defaults": defaults, "modules": modules,
+        "name": DAG_IDS[mode],
+        "description": f"bench_fleet: {n} tool-less agents, execution: {mode}",
+        "schedule": None,
+        "tags": ["bench", "fleet"],
+        "defaults": defaults,
+        "modules": modules,
     }
 
 
@@ -110,17 +117,28 @@ def build_dags_folder(target: Path, modes: list[str], n: int) -> Path:
 
     (target / "workflows").mkdir(parents=True)
     if "noop" in modes:
-        (target / "fleet_floor_noop.py").write_text(FLOOR_FILE.format(
-            n=n, what="no-op", modules=MODULES, builder="noop_floor_dag", dag_id=DAG_IDS["noop"]))
+        (target / "fleet_floor_noop.py").write_text(
+            FLOOR_FILE.format(
+                n=n, what="no-op", modules=MODULES, builder="noop_floor_dag", dag_id=DAG_IDS["noop"]
+            )
+        )
     if "trigger" in modes:
-        (target / "fleet_floor_trigger.py").write_text(FLOOR_FILE.format(
-            n=n, what="start_from_trigger", modules=MODULES, builder="trigger_floor_dag", dag_id=DAG_IDS["trigger"]))
+        (target / "fleet_floor_trigger.py").write_text(
+            FLOOR_FILE.format(
+                n=n,
+                what="start_from_trigger",
+                modules=MODULES,
+                builder="trigger_floor_dag",
+                dag_id=DAG_IDS["trigger"],
+            )
+        )
     agent_modes = [m for m in modes if m in AGENT_MODES]
     if agent_modes:
         shutil.copy(REPO / "dags" / "erp_workflows.py", target / "fleet_workflows.py")
         for mode in agent_modes:
             (target / "workflows" / f"{DAG_IDS[mode]}.yaml").write_text(
-                yaml.safe_dump(fleet_workflow(mode, n), sort_keys=False))
+                yaml.safe_dump(fleet_workflow(mode, n), sort_keys=False)
+            )
     return target
 
 
@@ -267,8 +285,10 @@ def _spread(starts: list[float]) -> str:
     if not starts:
         return "no calls"
     q = statistics.quantiles(starts, n=10) if len(starts) >= 10 else starts
-    return (f"first {starts[0]:.1f} s, 10% {q[0]:.1f}, median {statistics.median(starts):.1f}, "
-            f"90% {q[-1]:.1f}, last {starts[-1]:.1f} s after the trigger")
+    return (
+        f"first {starts[0]:.1f} s, 10% {q[0]:.1f}, median {statistics.median(starts):.1f}, "
+        f"90% {q[-1]:.1f}, last {starts[-1]:.1f} s after the trigger"
+    )
 
 
 def print_mode(f: ModeFigures) -> None:
@@ -277,14 +297,24 @@ def print_mode(f: ModeFigures) -> None:
         print(f"   {f.state} {f.note}")
         return
     run_d = f"{f.run_duration_s:.1f} s" if f.run_duration_s is not None else "?"
-    print(f"   {f.state}: wall {f.wall_s:.1f} s (run start->end {run_d}); "
-          f"calls {f.calls_ok} ok / {f.calls_total}; peak in flight {f.peak_in_flight}")
-    print(f"   tasks on a Celery worker {f.on_workers}, ever queued to the executor {f.queued_to_executor}; "
-          f"'async thread was blocked' x{f.blocked_count} (longest {f.blocked_max_s:.2f} s)")
+    print(
+        f"   {f.state}: wall {f.wall_s:.1f} s (run start->end {run_d}); "
+        f"calls {f.calls_ok} ok / {f.calls_total}; peak in flight {f.peak_in_flight}"
+    )
+    print(
+        f"   tasks on a Celery worker {f.on_workers}, ever queued to the executor {f.queued_to_executor}; "
+        f"'async thread was blocked' x{f.blocked_count} (longest {f.blocked_max_s:.2f} s)"
+    )
     if f.workloads_built:
-        per = f" ({f.workload_build_s / max(f.workloads_built - 1, 1) * 1000:.0f} ms each)" if f.workload_build_s else ""
-        print(f"   triggerer supervisor built {f.workloads_built} start_from_trigger workloads over "
-              f"{f.workload_build_s or 0:.1f} s{per}")
+        per = (
+            f" ({f.workload_build_s / max(f.workloads_built - 1, 1) * 1000:.0f} ms each)"
+            if f.workload_build_s
+            else ""
+        )
+        print(
+            f"   triggerer supervisor built {f.workloads_built} start_from_trigger workloads over "
+            f"{f.workload_build_s or 0:.1f} s{per}"
+        )
     print(f"   call starts: {_spread(f.call_starts)}")
     if f.call_ends:
         print(f"   call ends:   {_spread(f.call_ends)}")
@@ -314,14 +344,17 @@ def deserialization_cost(dags_folder: Path, modes: list[str], n: int) -> list[st
         for _ in range(rounds):
             DagSerialization.from_dict(json.loads(encoded))
         per = (time.perf_counter() - t0) / rounds
-        lines.append(f"{DAG_IDS[mode]}: serialized DAG {len(encoded) / 1024:.0f} KiB, from_dict {per * 1000:.0f} ms "
-                     f"per trigger -> {n} triggers x {per * 1000:.0f} ms = {n * per:.1f} s on the triggerer's loop, "
-                     f"{n * len(encoded) / 2**20:.0f} MiB of dag_data sent to the trigger runner")
+        lines.append(
+            f"{DAG_IDS[mode]}: serialized DAG {len(encoded) / 1024:.0f} KiB, from_dict {per * 1000:.0f} ms "
+            f"per trigger -> {n} triggers x {per * 1000:.0f} ms = {n * per:.1f} s on the triggerer's loop, "
+            f"{n * len(encoded) / 2**20:.0f} MiB of dag_data sent to the trigger runner"
+        )
     return lines
 
 
 def goals(figs: dict[str, ModeFigures], n: int, slots: int, latency: float) -> list[tuple[str, str, str]]:
     """``(goal, measured, verdict)`` rows of the issue's goals."""
+
     def wall(mode: str) -> float | None:
         f = figs.get(mode)
         # the agents' wall even when a task after them (workflow_result) failed: flagged in the table
@@ -334,7 +367,9 @@ def goals(figs: dict[str, ModeFigures], n: int, slots: int, latency: float) -> l
             rows.append((goal, "n/a", "not measured"))
             return
         ratio = value / ref
-        rows.append((goal, f"{value:.1f} s / {ref:.1f} s = {ratio:.2f}", "met" if ratio <= factor else "NOT met"))
+        rows.append(
+            (goal, f"{value:.1f} s / {ref:.1f} s = {ratio:.2f}", "met" if ratio <= factor else "NOT met")
+        )
 
     noop, trig = wall("noop"), wall("trigger")
     row("triggerer-only <= 1.25 x triggerer floor", wall("triggerer"), trig, 1.25)
@@ -342,7 +377,12 @@ def goals(figs: dict[str, ModeFigures], n: int, slots: int, latency: float) -> l
     row("deferred <= 1.5 x no-op floor", wall("deferred"), noop, 1.5)
     bound = n / slots * latency
     ref = max(noop, bound) if noop is not None else None
-    row(f"synchronous <= 1.25 x max(no-op floor, {n}/{slots} x {latency:g} s = {bound:.0f} s)", wall("worker"), ref, 1.25)
+    row(
+        f"synchronous <= 1.25 x max(no-op floor, {n}/{slots} x {latency:g} s = {bound:.0f} s)",
+        wall("worker"),
+        ref,
+        1.25,
+    )
     return rows
 
 
@@ -360,16 +400,26 @@ def _seconds_until(hhmm: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=500, help="tasks per fleet (default 500)")
-    parser.add_argument("--latency", type=float, default=2.0, help="LLM server latency in seconds (default 2)")
+    parser.add_argument(
+        "--latency", type=float, default=2.0, help="LLM server latency in seconds (default 2)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2, help="task slots per worker (default 2)")
-    parser.add_argument("--modes", default=",".join(ALL_MODES), help=f"comma-separated, of {', '.join(ALL_MODES)}")
-    parser.add_argument("--parse-interval", type=int, default=600,
-                        help="dag-processor min_file_process_interval in seconds (default 600; Airflow's is 30)")
+    parser.add_argument(
+        "--modes", default=",".join(ALL_MODES), help=f"comma-separated, of {', '.join(ALL_MODES)}"
+    )
+    parser.add_argument(
+        "--parse-interval",
+        type=int,
+        default=600,
+        help="dag-processor min_file_process_interval in seconds (default 600; Airflow's is 30)",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="longest wait per run in seconds")
     parser.add_argument("--deadline", help="UTC time HH:MM: no mode starts after it and none waits past it")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--keep-logs", type=Path, help="copy the stack's logs to this directory before cleaning up")
+    parser.add_argument(
+        "--keep-logs", type=Path, help="copy the stack's logs to this directory before cleaning up"
+    )
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - set(ALL_MODES)
@@ -392,15 +442,24 @@ def main() -> int:
         os.environ.setdefault("AIRFLOW_HOME", str(base / "bench-home"))
         deser = deserialization_cost(dags, modes, args.agents)
         extra_env = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(args.parse_interval)}
-        stack = LocalDeployment(base / "stack", workers=args.workers, dags_folder=dags, llm_latency=args.latency,
-                                concurrency=args.concurrency, extra_env=extra_env)
+        stack = LocalDeployment(
+            base / "stack",
+            workers=args.workers,
+            dags_folder=dags,
+            llm_latency=args.latency,
+            concurrency=args.concurrency,
+            extra_env=extra_env,
+        )
         t0 = time.monotonic()
         stack.up()
         try:
             t_up = time.monotonic() - t0
-            print(f"stack up in {t_up:.1f} s: {args.workers} workers x {args.concurrency} slots, "
-                  f"latency {args.latency:g} s, {args.agents} tasks per fleet in {MODULES} modules, "
-                  f"commit {commit}{' (+ uncommitted changes)' if dirty else ''}", flush=True)
+            print(
+                f"stack up in {t_up:.1f} s: {args.workers} workers x {args.concurrency} slots, "
+                f"latency {args.latency:g} s, {args.agents} tasks per fleet in {MODULES} modules, "
+                f"commit {commit}{' (+ uncommitted changes)' if dirty else ''}",
+                flush=True,
+            )
             for mode in modes:
                 timeout = args.timeout
                 if args.deadline:
@@ -421,8 +480,12 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     slots = args.workers * args.concurrency
-    print(f"\n== summary, {args.agents} tasks, {slots} worker slots, latency {args.latency:g} s, commit {commit}")
-    print(f"{'mode':<44}{'run':>9}{'agents':>8}{'wall s':>9}{'calls':>7}{'peak':>6}{'on worker':>11}{'blocked':>9}")
+    print(
+        f"\n== summary, {args.agents} tasks, {slots} worker slots, latency {args.latency:g} s, commit {commit}"
+    )
+    print(
+        f"{'mode':<44}{'run':>9}{'agents':>8}{'wall s':>9}{'calls':>7}{'peak':>6}{'on worker':>11}{'blocked':>9}"
+    )
     for mode in ALL_MODES:
         f = figs.get(mode)
         if f is None:
@@ -430,21 +493,35 @@ def main() -> int:
             continue
         wall = f"{f.wall_s:.1f}" if f.wall_s is not None else "-"
         agents = "all ok" if f.agents_ok else "NOT ok"
-        print(f"{LABELS[mode]:<44}{f.state:>9}{agents:>8}{wall:>9}{f.calls_ok:>7}{f.peak_in_flight:>6}{f.on_workers:>11}"
-              f"{f.blocked_count:>9}")
+        print(
+            f"{LABELS[mode]:<44}{f.state:>9}{agents:>8}{wall:>9}{f.calls_ok:>7}{f.peak_in_flight:>6}{f.on_workers:>11}"
+            f"{f.blocked_count:>9}"
+        )
     print("\n== goals")
     for goal, measured, verdict in goals(figs, args.agents, slots, args.latency):
         print(f"{goal:<72}{measured:>28}  {verdict}")
     if deser:
-        print("\n== what the triggerer pays per start_from_trigger task (Airflow 3.3 create_runtime_ti, measured here)")
+        print(
+            "\n== what the triggerer pays per start_from_trigger task (Airflow 3.3 create_runtime_ti, measured here)"
+        )
         for line in deser:
             print(f"   {line}")
     if args.json:
-        args.json.write_text(json.dumps({
-            "commit": commit, "dirty": dirty, "agents": args.agents, "latency": args.latency, "slots": slots,
-            "modes": {m: vars(f) for m, f in figs.items()},
-            "skipped": skipped, "deserialization": deser,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "commit": commit,
+                    "dirty": dirty,
+                    "agents": args.agents,
+                    "latency": args.latency,
+                    "slots": slots,
+                    "modes": {m: vars(f) for m, f in figs.items()},
+                    "skipped": skipped,
+                    "deserialization": deser,
+                },
+                indent=2,
+            )
+        )
     return 0 if all(f.state == "success" for f in figs.values()) else 1
 
 

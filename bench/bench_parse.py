@@ -86,7 +86,10 @@ def workflow_yaml(name: str, agents: int, modules: int) -> str:
     for module, names in enumerate(_agent_names(agents, modules)):
         lines += [f"  M{module}:", f"    description: module {module}", "    agents:"]
         for index, agent in enumerate(names):
-            lines += [f"      - name: {agent}", f"        prompt: Check item {index} of module {module} in one line."]
+            lines += [
+                f"      - name: {agent}",
+                f"        prompt: Check item {index} of module {module} in one line.",
+            ]
             if index % 10:
                 lines.append(f"        dependencies: [{names[index - 1]}]")
     return "\n".join(lines) + "\n"
@@ -151,8 +154,12 @@ def make_folders(base: Path, agents: int, workflows: int, modules: int) -> dict[
     (factory / "configs").mkdir(parents=True)
     (factory / "dag_factory_dags.py").write_text(DAG_FACTORY_FILE)
     for index in range(workflows):
-        (ours / "workflows" / f"fleet_{index}.yaml").write_text(workflow_yaml(f"fleet_{index}", agents, modules))
-        (factory / "configs" / f"fleet_{index}.yaml").write_text(dag_factory_yaml(f"fleet_{index}", agents, modules))
+        (ours / "workflows" / f"fleet_{index}.yaml").write_text(
+            workflow_yaml(f"fleet_{index}", agents, modules)
+        )
+        (factory / "configs" / f"fleet_{index}.yaml").write_text(
+            dag_factory_yaml(f"fleet_{index}", agents, modules)
+        )
     trivial = base / "trivial"
     trivial.mkdir()
     (trivial / "trivial.py").write_text(TRIVIAL_DAG)
@@ -177,24 +184,34 @@ def run_child(folder: Path, home: Path, dag_id: str | None = None, serialize: bo
     if serialize:
         env["BENCH_SERIALIZE"] = "1"
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True, env=env,
-                          timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True, env=env, timeout=900
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"parse of {folder} failed:\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     if result["import_errors"]:
-        raise RuntimeError(f"parse of {folder} recorded {result['import_errors']} import error(s):\n{result['first_error']}")
+        raise RuntimeError(
+            f"parse of {folder} recorded {result['import_errors']} import error(s):\n{result['first_error']}"
+        )
     result["process_s"] = wall
     return result
 
 
 def _commit() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" (with uncommitted changes)" if dirty else "")
@@ -204,7 +221,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=500, help="agents per workflow (default 500)")
     parser.add_argument("--workflows", type=int, default=4, help="workflow files (default 4)")
-    parser.add_argument("--modules", type=int, default=4, help="modules (task groups) per workflow (default 4)")
+    parser.add_argument(
+        "--modules", type=int, default=4, help="modules (task groups) per workflow (default 4)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are printed (default 3)")
     args = parser.parse_args()
     import importlib.util
@@ -237,23 +256,33 @@ def main() -> int:
         values = [r[key] for r in runs[name] if r.get(key) is not None]
         return statistics.median(values) if values else float("nan")
 
-    print(f"commit {_commit()}; {args.workflows} workflows x {args.agents} agents in {args.modules} modules; "
-          f"median of {args.rounds} fresh processes each")
-    print(f"{'case':<18} {'DagBag s':>9} {'serialize s':>12} {'process s':>10} {'dags':>5} {'tasks':>6} "
-          f"{'errors':>6}  heavy modules")
+    print(
+        f"commit {_commit()}; {args.workflows} workflows x {args.agents} agents in {args.modules} modules; "
+        f"median of {args.rounds} fresh processes each"
+    )
+    print(
+        f"{'case':<18} {'DagBag s':>9} {'serialize s':>12} {'process s':>10} {'dags':>5} {'tasks':>6} "
+        f"{'errors':>6}  heavy modules"
+    )
     for name in cases:
         last = runs[name][-1]
-        print(f"{name:<18} {med(name, 'dagbag_s'):>9.2f} {med(name, 'serialize_s'):>12.2f} "
-              f"{med(name, 'process_s'):>10.2f} {last['dags']:>5} {last['tasks']:>6} {last['import_errors']:>6}  "
-              f"{' '.join(last['heavy']) or '-'}")
+        print(
+            f"{name:<18} {med(name, 'dagbag_s'):>9.2f} {med(name, 'serialize_s'):>12.2f} "
+            f"{med(name, 'process_s'):>10.2f} {last['dags']:>5} {last['tasks']:>6} {last['import_errors']:>6}  "
+            f"{' '.join(last['heavy']) or '-'}"
+        )
     one, trivial = med("one_dag_ours", "dagbag_s"), med("trivial", "dagbag_s")
     if with_dag_factory:
         full, factory = med("full_ours", "dagbag_s"), med("full_dag_factory", "dagbag_s")
         print(f"full parse / dag-factory:        {full / factory:.2f}x  (goal <= 0.5x)")
-        print(f"  with serialization:            "
-              f"{(full + med('full_ours', 'serialize_s')) / (factory + med('full_dag_factory', 'serialize_s')):.2f}x")
+        print(
+            f"  with serialization:            "
+            f"{(full + med('full_ours', 'serialize_s')) / (factory + med('full_dag_factory', 'serialize_s')):.2f}x"
+        )
     print(f"one-DAG parse - trivial DAG:     {one - trivial:+.2f} s  (goal <= +0.5 s)")
-    print(f"  whole process, one-DAG - trivial: {med('one_dag_ours', 'process_s') - med('trivial', 'process_s'):+.2f} s")
+    print(
+        f"  whole process, one-DAG - trivial: {med('one_dag_ours', 'process_s') - med('trivial', 'process_s'):+.2f} s"
+    )
     return 0
 
 

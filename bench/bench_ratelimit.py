@@ -49,8 +49,11 @@ from airflow_agent_provider.limits import RateLimiter, RateLimitPolicy
 from airflow_agent_provider.stores import Tier, store_from_url
 
 HIGH = RateLimitPolicy(
-    requests_per_minute=10**9, requests_per_hour=10**9, requests_per_day=10**9,
-    tokens_per_minute=10**12, max_concurrent=10**9,
+    requests_per_minute=10**9,
+    requests_per_hour=10**9,
+    requests_per_day=10**9,
+    tokens_per_minute=10**12,
+    max_concurrent=10**9,
 )
 WARMUP_S = 0.5
 BATCH = 50
@@ -64,9 +67,21 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen, int]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(500):
         try:
@@ -115,8 +130,12 @@ def limits_lib(url: str, key: str, tokens: int, start_at: float, stop_at: float)
     tpm = RateLimitItemPerMinute(10**9, namespace="TOKENS")
 
     def step() -> None:
-        ok = (limiter.hit(rpm, key) and limiter.hit(rph, key) and limiter.hit(rpd, key)
-              and limiter.hit(tpm, key, cost=tokens))
+        ok = (
+            limiter.hit(rpm, key)
+            and limiter.hit(rph, key)
+            and limiter.hit(rpd, key)
+            and limiter.hit(tpm, key, cost=tokens)
+        )
         assert ok
 
     return _timed(step, start_at, stop_at)
@@ -144,7 +163,9 @@ def _server_stats(client: redis.Redis | None) -> tuple[float, float]:
     return float(stats.get("usec", 0)), cpu["used_cpu_sys"] + cpu["used_cpu_user"]
 
 
-def measure(loop: Loop, url: str, seconds: float, tokens: int, procs: int, client: redis.Redis | None) -> Figure:
+def measure(
+    loop: Loop, url: str, seconds: float, tokens: int, procs: int, client: redis.Redis | None
+) -> Figure:
     """Acquires per second of ``procs`` processes running ``loop`` together on one fresh key."""
     if client is not None:
         client.flushall()
@@ -195,9 +216,12 @@ class _Short(RateLimitPolicy):
 def over_limit_windows(url: str, limit: int = 50, window: float = 1.0, seconds: float = 3.0, procs: int = 8):
     key = f"correct-{uuid.uuid4().hex[:8]}"
     with multiprocessing.get_context("fork").Pool(procs) as pool:
-        times = sorted(t for ts in pool.map(_correct_worker, [(url, key, limit, window, seconds)] * procs)
-                       for t in ts)
-    over = sum(1 for i, t in enumerate(times) if i + 1 - bisect.bisect_right(times, t - window + 1e-7) > limit)
+        times = sorted(
+            t for ts in pool.map(_correct_worker, [(url, key, limit, window, seconds)] * procs) for t in ts
+        )
+    over = sum(
+        1 for i, t in enumerate(times) if i + 1 - bisect.bisect_right(times, t - window + 1e-7) > limit
+    )
     return len(times), over
 
 
@@ -212,10 +236,12 @@ def compare(impls: dict[str, Loop], url: str, client: redis.Redis, args: argpars
         base = statistics.median(f.per_s for f in figs["limits"])
         for name, fl in figs.items():
             runs = " ".join(f"{f.per_s:.0f}" for f in fl)
-            print(f"  {procs} proc(s) {name:>14}: median {_median(fl, 'per_s'):7.0f} acquires/s "
-                  f"({_median(fl, 'per_s') / base:4.2f}x limits)  server/acquire: evalsha "
-                  f"{_median(fl, 'evalsha_us'):5.1f} us, cpu {_median(fl, 'cpu_us'):5.1f} us, "
-                  f"server busy {_median(fl, 'cpu_busy'):4.2f} cores   [rounds: {runs}]")
+            print(
+                f"  {procs} proc(s) {name:>14}: median {_median(fl, 'per_s'):7.0f} acquires/s "
+                f"({_median(fl, 'per_s') / base:4.2f}x limits)  server/acquire: evalsha "
+                f"{_median(fl, 'evalsha_us'):5.1f} us, cpu {_median(fl, 'cpu_us'):5.1f} us, "
+                f"server busy {_median(fl, 'cpu_busy'):4.2f} cores   [rounds: {runs}]"
+            )
 
 
 def main(extra: dict[str, Loop] | None = None) -> None:
@@ -232,18 +258,24 @@ def main(extra: dict[str, Loop] | None = None) -> None:
     sqlite_url = f"sqlite:///{workdir}/bench.db"
     client = redis.Redis.from_url(redis_url)
     try:
-        print(f"multi-tier acquire (rpm+rph+rpd+tpm+concurrency), tokens={args.tokens}, {args.seconds:g}s x "
-              f"{args.rounds} rounds per figure, redis-server on :{port}; limits = 4 hits = 4 EVALSHA")
+        print(
+            f"multi-tier acquire (rpm+rph+rpd+tpm+concurrency), tokens={args.tokens}, {args.seconds:g}s x "
+            f"{args.rounds} rounds per figure, redis-server on :{port}; limits = 4 hits = 4 EVALSHA"
+        )
         compare({"ours(redis)": ours, **(extra or {}), "limits": limits_lib}, redis_url, client, args)
         if not args.skip_sqlite:
             for procs in sorted({1, args.procs}):
-                runs = [measure(ours, sqlite_url, args.seconds, args.tokens, procs, None).per_s
-                        for _ in range(max(args.rounds // 2, 1))]
+                runs = [
+                    measure(ours, sqlite_url, args.seconds, args.tokens, procs, None).per_s
+                    for _ in range(max(args.rounds // 2, 1))
+                ]
                 print(f"  {procs} proc(s)   ours(sqlite): median {statistics.median(runs):7.0f} acquires/s")
         for name, url in (("redis", redis_url), ("sqlite", sqlite_url)):
             total, over = over_limit_windows(url)
-            print(f"  correctness ({name}): 8 procs, 50 req / 1 s window, 3 s: {total} grants, "
-                  f"{over} over-limit windows")
+            print(
+                f"  correctness ({name}): 8 procs, 50 req / 1 s window, 3 s: {total} grants, "
+                f"{over} over-limit windows"
+            )
     finally:
         client.close()
         proc.terminate()

@@ -20,7 +20,10 @@ from airflow_agent_provider.get_provider_info import get_provider_info
 def _airflow_json(*args: str):
     proc = subprocess.run(
         [sys.executable, "-m", "airflow", *args, "-o", "json"],
-        capture_output=True, text=True, env=os.environ.copy(), check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=True,
     )
     return json.loads(proc.stdout)
 
@@ -28,7 +31,8 @@ def _airflow_json(*args: str):
 def test_provider_info_has_the_keys_airflow_requires():
     info = get_provider_info()
     assert info["package-name"] == "airflow-agent-provider"
-    assert info["name"] and info["description"]
+    assert info["name"]
+    assert info["description"]
     assert info["versions"][0] == __version__
 
 
@@ -44,7 +48,8 @@ def providers_cli():
 
 def test_airflow_providers_list_shows_the_package(providers_cli):
     rows = [r for r in providers_cli["list"] if r["package_name"] == "airflow-agent-provider"]
-    assert rows and rows[0]["version"] == __version__
+    assert rows
+    assert rows[0]["version"] == __version__
 
 
 def test_connection_types_and_hooks_are_registered(providers_cli):

@@ -1,4 +1,5 @@
-"""The agent loop as one typed object, shared by every place an agent runs.
+"""
+The agent loop as one typed object, shared by every place an agent runs.
 
 An agent's run is the same loop wherever it happens — on a worker, deferred to the triggerer once
 per model round, or started and finished in the triggerer: call the model, run the tools it asks

@@ -1,4 +1,5 @@
-"""An agent's static settings as one JSON-safe record, and where its execution mode comes from.
+"""
+An agent's static settings as one JSON-safe record, and where its execution mode comes from.
 
 ``AgentConfig`` is what the operator knows when the DAG is built (templates not yet rendered). It
 crosses to the triggerer in two ways: as ``start_trigger_args.trigger_kwargs`` of a triggerer-only
@@ -29,7 +30,9 @@ AGENT_TRIGGER = "airflow_agent_provider.triggers.agent.AgentTrigger"
 BUDGET_KEYS = frozenset({"module_cost_budget", "run_cost_budget", "daily_budget", "monthly_budget"})
 
 
-def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool, reads_upstream: bool = False) -> str:
+def resolve_execution(
+    execution: str, *, deferrable: bool, has_tools: bool, reads_upstream: bool = False
+) -> str:
     """
     The mode an agent runs in: ``worker``, ``deferred`` or ``triggerer``.
 
@@ -159,9 +162,16 @@ class AgentConfig:
         from airflow_agent_provider.agent_loop.state import LoopSpec
 
         return LoopSpec(
-            task_id=self.task_id, label=self.label, system=system or None, temperature=self.temperature,
-            max_tokens=self.max_tokens, timeout=self.request_timeout, output_schema=self.output_schema,
-            max_rounds=self.max_rounds, repeat_until=self.repeat_until, max_iterations=self.max_iterations,
+            task_id=self.task_id,
+            label=self.label,
+            system=system or None,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            timeout=self.request_timeout,
+            output_schema=self.output_schema,
+            max_rounds=self.max_rounds,
+            repeat_until=self.repeat_until,
+            max_iterations=self.max_iterations,
             agent_meta=dict(self.agent_meta),
         )
 
@@ -170,8 +180,14 @@ class AgentConfig:
         module, agent = self.agent_meta.get("module"), self.agent_meta.get("agent")
         return f"{module}.{agent}" if module and agent else self.task_id
 
-    def guard_config(self, *, dag_id: str, run_id: str, conn_extras: Mapping[str, Any] | None = None,
-                     llm_conn_id: str | None = None) -> GuardConfig:
+    def guard_config(
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        conn_extras: Mapping[str, Any] | None = None,
+        llm_conn_id: str | None = None,
+    ) -> GuardConfig:
         """What guards this agent's calls in one run: ledger identity, budgets, limits, retries, breaker."""
         conn_id = llm_conn_id or self.llm_conn_id
         rules = [RateLimitRule(**rule) for rule in self.rate_limits]

@@ -1,4 +1,5 @@
-"""Drivers of the agent loop: the only code that decides what happens between two model calls.
+"""
+Drivers of the agent loop: the only code that decides what happens between two model calls.
 
 Every execution path runs an :class:`~airflow_agent_provider.agent_loop.state.AgentLoop` through
 these functions, handing in a :class:`LoopHost` for what only it can do:
@@ -93,8 +94,9 @@ def settle_held(loop: AgentLoop, host: LoopHost, settle: Callable[[PendingCharge
         record(loop, host, settle(loop.pending))
 
 
-def run_sync(loop: AgentLoop, host: LoopHost, call: SyncCall,
-             settle: Callable[[PendingCharge], GuardedResult]) -> AgentLoop:
+def run_sync(
+    loop: AgentLoop, host: LoopHost, call: SyncCall, settle: Callable[[PendingCharge], GuardedResult]
+) -> AgentLoop:
     """Run the loop to its end with blocking calls (the worker path)."""
     settle_held(loop, host, settle)
     while (request := advance(loop, host)) is not None:
@@ -102,15 +104,31 @@ def run_sync(loop: AgentLoop, host: LoopHost, call: SyncCall,
     return loop
 
 
-async def run_async(loop: AgentLoop, host: LoopHost, call: AsyncCall,
-                    settle: Callable[[PendingCharge], Awaitable[GuardedResult]]) -> AgentLoop:
+async def run_async(
+    loop: AgentLoop,
+    host: LoopHost,
+    call: AsyncCall,
+    settle: Callable[[PendingCharge], Awaitable[GuardedResult]],
+) -> AgentLoop:
     """Run the loop to its end with awaited calls (the triggerer path); the same steps as :func:`run_sync`."""
     if loop.pending is not None:
-        host.logger.info("Settling the paid response of an earlier try (reservation %s)", loop.pending.reservation_id)
+        host.logger.info(
+            "Settling the paid response of an earlier try (reservation %s)", loop.pending.reservation_id
+        )
         record(loop, host, await settle(loop.pending))
     while (request := advance(loop, host)) is not None:
         record(loop, host, await call(request, holder(loop, host)))
     return loop
 
 
-__all__ = ["AsyncCall", "LoopHost", "SyncCall", "advance", "holder", "record", "run_async", "run_sync", "settle_held"]
+__all__ = [
+    "AsyncCall",
+    "LoopHost",
+    "SyncCall",
+    "advance",
+    "holder",
+    "record",
+    "run_async",
+    "run_sync",
+    "settle_held",
+]

@@ -1,4 +1,5 @@
-"""The state of one agent's loop, what it needs to know about the agent, and the result it gives.
+"""
+The state of one agent's loop, what it needs to know about the agent, and the result it gives.
 
 Version history of the persisted form (``AgentLoop.to_dict``):
 
@@ -49,7 +50,9 @@ class OutputValidationError(Exception):
 
     def __init__(self, agent: str, path: str, reason: str) -> None:
         self.agent, self.path, self.reason = agent, path, reason
-        super().__init__(f"agent {agent}: structured answer does not match its output_schema at {path}: {reason}")
+        super().__init__(
+            f"agent {agent}: structured answer does not match its output_schema at {path}: {reason}"
+        )
 
 
 class LoopExpressionError(ValueError):
@@ -74,8 +77,9 @@ def validate_output(text: str, schema: Mapping[str, Any], agent: str) -> Any:
     return data
 
 
-def fingerprint(provider: str, model: str, prompt: str, system: str | None, tools: Mapping[str, str],
-                output_schema: Any) -> str:
+def fingerprint(
+    provider: str, model: str, prompt: str, system: str | None, tools: Mapping[str, str], output_schema: Any
+) -> str:
     """Identifies an agent's inputs: a stored loop is resumed only if they did not change."""
     basis = json.dumps(
         [provider, model, prompt, system, sorted(tools.items()), output_schema], sort_keys=True, default=str
@@ -154,9 +158,27 @@ class AgentResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     _ORDER = (
-        "status", "text", "output", "provider", "model", "usage", "cost_usd", "cost_known", "rounds", "tool_calls",
-        "latency_s", "request_ids", "requests", "wait_s", "answered_by", "fallbacks_used", "finish_reason",
-        "stopped", "task_id", "agent", "iterations",
+        "status",
+        "text",
+        "output",
+        "provider",
+        "model",
+        "usage",
+        "cost_usd",
+        "cost_known",
+        "rounds",
+        "tool_calls",
+        "latency_s",
+        "request_ids",
+        "requests",
+        "wait_s",
+        "answered_by",
+        "fallbacks_used",
+        "finish_reason",
+        "stopped",
+        "task_id",
+        "agent",
+        "iterations",
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,8 +189,10 @@ class AgentResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentResult:
         known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in data.items() if k in known},
-                   extra={k: v for k, v in data.items() if k not in known})
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
 
 Step = Literal["call", "answer"]
@@ -214,8 +238,12 @@ class AgentLoop:
 
     @classmethod
     def start(cls, *, provider: str, model: str, prompt: str, fingerprint: str = "") -> AgentLoop:
-        return cls(provider=provider, model=model, fingerprint=fingerprint,
-                   messages=[Message(role="user", content=prompt)])
+        return cls(
+            provider=provider,
+            model=model,
+            fingerprint=fingerprint,
+            messages=[Message(role="user", content=prompt)],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": LOOP_VERSION}
@@ -237,7 +265,9 @@ class AgentLoop:
         """Read a persisted loop of any readable version; ``ValueError`` for anything else."""
         version = data.get("version") if isinstance(data, Mapping) else None
         if version not in READABLE_VERSIONS:
-            raise ValueError(f"agent loop state of version {version!r} cannot be read (readable: {READABLE_VERSIONS})")
+            raise ValueError(
+                f"agent loop state of version {version!r} cannot be read (readable: {READABLE_VERSIONS})"
+            )
         known = {f.name for f in fields(cls)} - {"revision"}
         values = {k: v for k, v in data.items() if k in known}
         values["messages"] = [Message.from_dict(m) for m in data.get("messages") or []]
@@ -351,7 +381,9 @@ class AgentLoop:
         self.requests += guarded.requests
         answered_by = f"{guarded.target.provider}/{guarded.target.model}"
         if answered_by != f"{self.provider}/{self.model}":
-            self.fallbacks_used.append({"round": self.rounds, "target": answered_by, "attempts": guarded.attempts})
+            self.fallbacks_used.append(
+                {"round": self.rounds, "target": answered_by, "attempts": guarded.attempts}
+            )
         self.answered_by = answered_by
         if response.request_id:
             self.request_ids.append(response.request_id)
@@ -413,10 +445,12 @@ class AgentLoop:
             return False
         last = {"text": text, "output": self.output, "iteration": self.iteration}
         try:
-            satisfied = bool(_repeat_until(spec.repeat_until).evaluate(
-                {**(names or {}), "last": last, "iteration": self.iteration}
-            ))
-        except Exception as exc:  # noqa: BLE001 - ExpressionError (an Airflow-free import is kept lazy)
+            satisfied = bool(
+                _repeat_until(spec.repeat_until).evaluate(
+                    {**(names or {}), "last": last, "iteration": self.iteration}
+                )
+            )
+        except Exception as exc:
             raise LoopExpressionError(
                 f"agent {spec.task_id}: repeat_until {spec.repeat_until!r} failed after iteration "
                 f"{self.iteration}: {exc}"
@@ -443,7 +477,10 @@ class AgentLoop:
         header = f"Iteration {following} of at most {spec.max_iterations}: revise your previous answer."
         self.messages.append(Message(role="user", content=f"{header}\n\n{prompt}"))
         logger.info(
-            "repeat_until %r is false: iteration %d of at most %d", spec.repeat_until, following, spec.max_iterations
+            "repeat_until %r is false: iteration %d of at most %d",
+            spec.repeat_until,
+            following,
+            spec.max_iterations,
         )
         return True
 

@@ -1,4 +1,5 @@
-"""``airflow-agents costs``: a run's spend from the shared store's ledger (not from XCom).
+"""
+``airflow-agents costs``: a run's spend from the shared store's ledger (not from XCom).
 
 The ledger is written at settlement of every model call, so this table is right even for a run
 that is still going, or whose result task never ran.
@@ -15,9 +16,17 @@ def _rows(summary: Any) -> list[tuple[str, ...]]:
     rows = [("scope", "calls", "in", "out", "cached", "cost_usd")]
 
     def row(label: str, totals: Any) -> tuple[str, ...]:
-        usd = f"{totals.usd:.6f}" + (f" (+{totals.unknown_cost_calls} unpriced)" if totals.unknown_cost_calls else "")
-        return (label, str(totals.calls), str(totals.input_tokens), str(totals.output_tokens),
-                str(totals.cached_input_tokens), usd)
+        usd = f"{totals.usd:.6f}" + (
+            f" (+{totals.unknown_cost_calls} unpriced)" if totals.unknown_cost_calls else ""
+        )
+        return (
+            label,
+            str(totals.calls),
+            str(totals.input_tokens),
+            str(totals.output_tokens),
+            str(totals.cached_input_tokens),
+            usd,
+        )
 
     for module, totals in sorted(summary.modules.items()):
         rows.append(row(f"{module}", totals))

@@ -1,4 +1,5 @@
-"""``airflow-agents demo``: run the example workflows through real Airflow on the embedded defaults.
+"""
+``airflow-agents demo``: run the example workflows through real Airflow on the embedded defaults.
 
 Embedded defaults: a SQLite metadata DB and the SQLite store under a private AIRFLOW_HOME, and the
 project's local OpenAI/Anthropic-compatible server, unless ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``
@@ -31,7 +32,15 @@ def _start_local_llm_server(log_dir: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     log = open(log_dir / "llm_server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_agent_provider.testing.llm_server", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "airflow_agent_provider.testing.llm_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -65,7 +74,9 @@ def _connection_env(local_url: str | None) -> tuple[dict[str, str], list[str]]:
             env[conn_var] = json.dumps({"conn_type": conn_type, "password": os.environ[key_var]})
             notes.append(f"{provider}: real API ({key_var} is set)")
         else:
-            env[conn_var] = json.dumps({"conn_type": conn_type, "host": local_host, "password": "local-demo-key"})
+            env[conn_var] = json.dumps(
+                {"conn_type": conn_type, "host": local_host, "password": "local-demo-key"}
+            )
             notes.append(f"{provider}: local test server at {local_url}")
     return env, notes
 

@@ -1,4 +1,5 @@
-"""One clear line on stderr for every failure of a command, never a traceback.
+"""
+One clear line on stderr for every failure of a command, never a traceback.
 
 Both command lines (``airflow-agents`` and the native launcher) are run by operators at a shell and
 by scripts. A traceback tells neither of them what to do, and it can carry secrets: a store or
@@ -79,8 +80,11 @@ def describe(exc: BaseException) -> str:
     elif name == "StoreUnavailable" or module.startswith("redis"):
         reason = text.removeprefix("redis store unreachable: ") or name
         line = f"cannot reach the agent store at {_store_url()}: {reason}"
-    elif isinstance(exc, (RuntimeError, TimeoutError, ValueError, LookupError, OSError)) and text and not (
-            isinstance(exc, OSError) and exc.strerror):
+    elif (
+        isinstance(exc, (RuntimeError, TimeoutError, ValueError, LookupError, OSError))
+        and text
+        and not (isinstance(exc, OSError) and exc.strerror)
+    ):
         # Raised by the provider with a message written for the user: the type adds nothing.
         line = text
     elif isinstance(exc, OSError) and exc.strerror:

@@ -1,4 +1,5 @@
-"""``airflow-agents``: the provider's command line.
+"""
+``airflow-agents``: the provider's command line.
 
 Subcommands talk to the same places Airflow does (the metadata DB through Airflow's own models,
 the shared store) and are meant for operators at a shell, not for task code.
@@ -22,8 +23,10 @@ def _format_failure(err: object) -> list[str]:
     if not problems:
         return [f"FAIL {err}"]
     count = len(problems)
-    return [f"FAIL {path}: {count} problem{'s' if count != 1 else ''} in workflow definition",
-            *(f"  - {problem}" for problem in problems)]
+    return [
+        f"FAIL {path}: {count} problem{'s' if count != 1 else ''} in workflow definition",
+        *(f"  - {problem}" for problem in problems),
+    ]
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -35,8 +38,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         path = Path(raw)
         if path.is_dir():
             if not any(p.is_file() and p.suffix in WORKFLOW_SUFFIXES for p in path.iterdir()):
-                print(f"FAIL {path}: no workflow files ({', '.join('*' + s for s in WORKFLOW_SUFFIXES)}) in this folder",
-                      file=sys.stderr)
+                print(
+                    f"FAIL {path}: no workflow files ({', '.join('*' + s for s in WORKFLOW_SUFFIXES)}) in this folder",
+                    file=sys.stderr,
+                )
                 failures += 1
                 continue
             workflows, errors = load_workflows(path)
@@ -85,8 +90,11 @@ def _cmd_result(args: argparse.Namespace) -> int:
 def _cmd_pools_sync(args: argparse.Namespace) -> int:
     from airflow_agent_provider.cli.pools import run_pools_sync
 
-    return run_pools_sync(_existing_dir(args.folder, "workflow folder"), Path(args.write) if args.write else None,
-                          dry_run=args.dry_run)
+    return run_pools_sync(
+        _existing_dir(args.folder, "workflow folder"),
+        Path(args.write) if args.write else None,
+        dry_run=args.dry_run,
+    )
 
 
 def _cmd_costs(args: argparse.Namespace) -> int:
@@ -150,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_costs)
 
-    p = sub.add_parser("status", help="a run's snapshot from the store: spend, reservations, breakers, pauses")
+    p = sub.add_parser(
+        "status", help="a run's snapshot from the store: spend, reservations, breakers, pauses"
+    )
     p.add_argument("dag_id")
     p.add_argument("run_id", nargs="?", help="default: the latest run")
     p.add_argument("--json", action="store_true")

@@ -1,4 +1,5 @@
-"""``airflow-agents pools sync``: create or update the Airflow pools the definitions need.
+"""
+``airflow-agents pools sync``: create or update the Airflow pools the definitions need.
 
 Run it from a deployment script (it writes to the metadata DB, which DAG parsing and task code
 must not), or write the ``airflow pools import`` file with ``--write FILE`` and import it yourself.
@@ -32,7 +33,10 @@ def sync_pools(pools: dict[str, dict[str, Any]]) -> list[str]:
     for name, spec in sorted(pools.items()):
         existing = Pool.get_pool(name)
         Pool.create_or_update_pool(
-            name, slots=spec["slots"], description=spec["description"], include_deferred=spec["include_deferred"]
+            name,
+            slots=spec["slots"],
+            description=spec["description"],
+            include_deferred=spec["include_deferred"],
         )
         if existing is None:
             lines.append(f"created {name}: {spec['slots']} slots")

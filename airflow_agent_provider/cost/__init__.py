@@ -1,4 +1,5 @@
-"""Prices, the cost ledger and budgets that are never overshot (Airflow-free).
+"""
+Prices, the cost ledger and budgets that are never overshot (Airflow-free).
 
 - ``pricing``: what a call costs (genai-prices, or a ``price:`` override; unknown is never $0);
 - ``estimate``: the input-token estimate that sizes a reservation;

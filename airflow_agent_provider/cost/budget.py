@@ -1,4 +1,5 @@
-"""Budgets that are never overshot: reserve the most a call can cost, settle at the real cost.
+"""
+Budgets that are never overshot: reserve the most a call can cost, settle at the real cost.
 
 ``BudgetGuard.reserve`` is called before every model call with the call's maximum cost
 (``pricing.max_call_cost``). It takes that amount against every scope the call belongs to (agent,
@@ -176,7 +177,9 @@ class BudgetLimits:
     def scopes(self, call: CallScope) -> list[tuple[str, float]]:
         """Every scope of the call with its limit (``inf`` when unset: tracked, never refused)."""
         keys = [call.agent_key, call.module_key, call.run_key, call.day_key, call.month_key]
-        return [(key, math.inf if value is None else float(value)) for key, (_, value) in zip(keys, self._named())]
+        return [
+            (key, math.inf if value is None else float(value)) for key, (_, value) in zip(keys, self._named())
+        ]
 
 
 # -- guard and reservation -----------------------------------------------------------------------
@@ -185,8 +188,14 @@ class BudgetLimits:
 class Reservation:
     """Budget held for one call until it is settled or released."""
 
-    def __init__(self, store: BudgetStore, call: CallScope, reservation_id: str, amount_usd: float | None,
-                 result: ReserveResult) -> None:
+    def __init__(
+        self,
+        store: BudgetStore,
+        call: CallScope,
+        reservation_id: str,
+        amount_usd: float | None,
+        result: ReserveResult,
+    ) -> None:
         self.store = store
         self.call = call
         self.reservation_id = reservation_id
@@ -203,15 +212,17 @@ class Reservation:
         Settling an id that was already settled (for example by an earlier try of the task)
         charges nothing and returns False. An unknown cost is recorded in the ledger as unknown.
         """
-        charged = self.store.budget_settle(self.reservation_id, cost.usd, [self._entry(cost, usage)],
-                                           scopes=self._scope_keys())
+        charged = self.store.budget_settle(
+            self.reservation_id, cost.usd, [self._entry(cost, usage)], scopes=self._scope_keys()
+        )
         self.settled = True
         return charged
 
     async def asettle(self, cost: CallCost, usage: Usage) -> bool:
         """:meth:`settle` without blocking the event loop (triggers)."""
-        charged = await self.store.abudget_settle(self.reservation_id, cost.usd, [self._entry(cost, usage)],
-                                                  scopes=self._scope_keys())
+        charged = await self.store.abudget_settle(
+            self.reservation_id, cost.usd, [self._entry(cost, usage)], scopes=self._scope_keys()
+        )
         self.settled = True
         return charged
 
@@ -293,7 +304,9 @@ class BudgetGuard:
     def _amount(call: CallScope, amount_usd: float | None, limits: BudgetLimits) -> float:
         if amount_usd is None:
             if limits.any:
-                set_limits = ", ".join(f"{name}={value}" for name, value in limits._named() if value is not None)
+                set_limits = ", ".join(
+                    f"{name}={value}" for name, value in limits._named() if value is not None
+                )
                 raise UnpricedModelError(
                     f"cannot run {call.module}.{call.agent} under a budget ({set_limits}): "
                     + unknown_price_warning(call.provider, call.model)
@@ -303,10 +316,18 @@ class BudgetGuard:
             raise ValueError(f"amount_usd must be a non-negative number, got {amount_usd!r}")
         return amount_usd
 
-    def _reservation(self, call: CallScope, reservation_id: str, amount_usd: float | None, amount: float,
-                     result: ReserveResult) -> Reservation:
+    def _reservation(
+        self,
+        call: CallScope,
+        reservation_id: str,
+        amount_usd: float | None,
+        amount: float,
+        result: ReserveResult,
+    ) -> Reservation:
         if not result.granted:
-            raise BudgetExceeded(result.refused_scope or "?", result.limit, result.spent, result.reserved, amount)
+            raise BudgetExceeded(
+                result.refused_scope or "?", result.limit, result.spent, result.reserved, amount
+            )
         return Reservation(self.store, call, reservation_id, amount_usd, result)
 
 

@@ -1,4 +1,5 @@
-"""Whether a budget scope has room: the check behind ``CostBudgetSensor`` and its trigger.
+"""
+Whether a budget scope has room: the check behind ``CostBudgetSensor`` and its trigger.
 
 Kept Airflow-free so the sensor (worker) and the trigger (triggerer) decide in exactly the same
 way, and so the check can be tested without Airflow.
@@ -34,7 +35,14 @@ def scope_key(
     now: datetime | None = None,
 ) -> str:
     """The store key a sensor scope names (see ``cost/budget.py`` for the key formats)."""
-    from airflow_agent_provider.cost.budget import day_scope, module_scope, month_scope, run_scope, utc_day, utc_month
+    from airflow_agent_provider.cost.budget import (
+        day_scope,
+        module_scope,
+        month_scope,
+        run_scope,
+        utc_day,
+        utc_month,
+    )
 
     now = now or datetime.now(timezone.utc)
     if scope == "run":
@@ -97,4 +105,6 @@ def check_budget(
         + (f", reserved ${totals.reserved:.6f}" if include_reserved else "")
         + f"), ${remaining:.6f} left; wanted {wanted}: {'ok' if ok else 'not yet'}"
     )
-    return BudgetCheck(ok, key, totals.spent, totals.reserved, spend, max_spend_usd, required_usd, remaining, message)
+    return BudgetCheck(
+        ok, key, totals.spent, totals.reserved, spend, max_spend_usd, required_usd, remaining, message
+    )

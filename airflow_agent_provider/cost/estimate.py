@@ -1,4 +1,5 @@
-"""Input-token estimate used before a call, when the real count is not known yet.
+"""
+Input-token estimate used before a call, when the real count is not known yet.
 
 Why a heuristic and not a tokenizer: the estimate only sizes a budget reservation, the real usage
 settles it. About four characters per token holds for English and JSON with the OpenAI and

@@ -1,4 +1,5 @@
-"""Reading the spend ledger: what a DAG run cost, per module and per agent.
+"""
+Reading the spend ledger: what a DAG run cost, per module and per agent.
 
 The ledger is written by ``Reservation.settle`` (one entry per charged call); this module only
 reads it, for the ``airflow-agents costs`` CLI, the operator's XCom summary and the sensors.

@@ -1,4 +1,5 @@
-"""What one model call costs, in US dollars.
+"""
+What one model call costs, in US dollars.
 
 Why genai-prices and never a hand-written table: model prices change often and differ per
 provider, tier and cache state; a maintained catalogue keeps the provider honest without a release
@@ -38,7 +39,9 @@ class PriceOverride:
     def __post_init__(self) -> None:
         for name in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
+            ):
                 raise ValueError(f"price override {name} must be a non-negative number, got {value!r}")
 
     @classmethod
@@ -50,7 +53,11 @@ class PriceOverride:
         ``input``/``output``/``cached_input``; unknown keys are an error so that a typo is not
         silently priced at zero.
         """
-        aliases = {"input": "input_per_mtok", "output": "output_per_mtok", "cached_input": "cached_input_per_mtok"}
+        aliases = {
+            "input": "input_per_mtok",
+            "output": "output_per_mtok",
+            "cached_input": "cached_input_per_mtok",
+        }
         values: dict[str, float | None] = {}
         for key, value in data.items():
             name = aliases.get(key, key)
@@ -67,9 +74,13 @@ class PriceOverride:
 
     def price(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
         cached = min(max(cached_input_tokens, 0), input_tokens)
-        cached_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        cached_rate = (
+            self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        )
         return (
-            (input_tokens - cached) * self.input_per_mtok + cached * cached_rate + output_tokens * self.output_per_mtok
+            (input_tokens - cached) * self.input_per_mtok
+            + cached * cached_rate
+            + output_tokens * self.output_per_mtok
         ) / _MTOK
 
 
@@ -96,11 +107,12 @@ def unknown_price_warning(provider: str, model: str) -> str:
     )
 
 
-def _catalogue_price(provider: str, model: str, input_tokens: int, output_tokens: int, cached: int) -> float | None:
+def _catalogue_price(
+    provider: str, model: str, input_tokens: int, output_tokens: int, cached: int
+) -> float | None:
     """The genai-prices price, or None when it does not know the provider or model."""
     # Imported here, not at module level: this module is loaded at DAG parse time (every task start).
-    from genai_prices import Usage as _GenaiUsage
-    from genai_prices import calc_price
+    from genai_prices import Usage as _GenaiUsage, calc_price
 
     usage = _GenaiUsage(
         input_tokens=max(input_tokens, 0),
@@ -116,7 +128,12 @@ def _catalogue_price(provider: str, model: str, input_tokens: int, output_tokens
 
 
 def _price(
-    provider: str, model: str, input_tokens: int, output_tokens: int, cached: int, override: PriceOverride | None
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cached: int,
+    override: PriceOverride | None,
 ) -> CallCost:
     if override is not None:
         return CallCost(override.price(input_tokens, output_tokens, cached), "override")
@@ -128,7 +145,9 @@ def _price(
 
 def price_call(provider: str, model: str, usage: Usage, override: PriceOverride | None = None) -> CallCost:
     """Price a finished call from its reported usage; an override wins over genai-prices."""
-    return _price(provider, model, usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, override)
+    return _price(
+        provider, model, usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, override
+    )
 
 
 def max_call_cost(
@@ -158,7 +177,8 @@ def warm_prices(models: Sequence[tuple[str, str]] = ()) -> None:
 
 
 async def awarm_prices(models: Sequence[tuple[str, str]] = ()) -> None:
-    """:func:`warm_prices` off the event loop, once per process (later calls return at once).
+    """
+    :func:`warm_prices` off the event loop, once per process (later calls return at once).
 
     Triggers await it (through ``hooks.llm.awarm``) before their first price lookup, so that loading
     the price data never blocks the triggerer's loop; lookups after it are in-memory.

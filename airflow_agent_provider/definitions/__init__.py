@@ -1,4 +1,5 @@
-"""Workflow definitions: the YAML schema, loading and validation (Airflow-free).
+"""
+Workflow definitions: the YAML schema, loading and validation (Airflow-free).
 
 The DAG factory builds DAGs from the objects returned here and trusts them to be complete and
 consistent, so everything that can be checked without Airflow is checked at load time.
@@ -9,7 +10,12 @@ from __future__ import annotations
 from airflow_agent_provider.definitions.durations import parse_duration
 from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
 from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
-from airflow_agent_provider.definitions.loader import load_workflow, load_workflows, parse_workflow, read_workflow_text
+from airflow_agent_provider.definitions.loader import (
+    load_workflow,
+    load_workflows,
+    parse_workflow,
+    read_workflow_text,
+)
 from airflow_agent_provider.definitions.models import (
     EXECUTION_MODES,
     MAX_PROMPT_CHARS,

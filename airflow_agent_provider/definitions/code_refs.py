@@ -1,4 +1,5 @@
-"""Dotted paths to code in a workflow file (``tools:`` and ``output_schema:``), vetted before import.
+"""
+Dotted paths to code in a workflow file (``tools:`` and ``output_schema:``), vetted before import.
 
 A workflow file author chooses these paths, and the platform team chooses where code may come from
 (``[agent_provider] allowed_tool_modules``). The rules are in :mod:`airflow_agent_provider.module_policy`:

@@ -1,4 +1,5 @@
-"""Human-friendly durations for timeouts and retry delays.
+"""
+Human-friendly durations for timeouts and retry delays.
 
 Workflow files are written by people, so ``timeout: 2h`` or ``base_delay: 30s`` reads better than a
 number of seconds. Both forms are accepted and turned into :class:`datetime.timedelta`; anything

@@ -1,4 +1,5 @@
-"""Errors raised when a workflow definition cannot be used.
+"""
+Errors raised when a workflow definition cannot be used.
 
 A workflow file is usually edited by hand and fixed in one go, so the loader never stops at the first
 problem: it collects every :class:`Problem` it can find and raises them together in one

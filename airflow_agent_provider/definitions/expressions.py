@@ -1,4 +1,5 @@
-"""Safe expressions for ``condition``, ``for_each`` and ``repeat_until`` in workflow files.
+"""
+Safe expressions for ``condition``, ``for_each`` and ``repeat_until`` in workflow files.
 
 Workflow files are data written by people who are not necessarily trusted with code on the workers,
 so an expression is never given to ``eval``/``exec``. It is parsed once with :func:`ast.parse` at
@@ -424,7 +425,9 @@ class _Checker:
         if key.startswith(_BLOCKED_PREFIXES):
             raise self.fail(node, f"'.{key}' is not allowed: names starting with '_' or 'func_' are private")
         if key in _BLOCKED_KEYS:
-            raise self.fail(node, f"'.{key}' is not allowed after a dot (blocked name); write ['{key}'] for a data key")
+            raise self.fail(
+                node, f"'.{key}' is not allowed after a dot (blocked name); write ['{key}'] for a data key"
+            )
 
     def visit_Call(self, node: ast.Call, depth: int) -> None:
         if isinstance(node.func, ast.Attribute):
@@ -432,7 +435,8 @@ class _Checker:
             self.visit(node.func.value, depth + 1)
             self.check_key(node.func, node.func.attr)
             raise self.fail(
-                node, f"method calls are not allowed (.{node.func.attr}(...)); use one of the functions: {_function_list()}"
+                node,
+                f"method calls are not allowed (.{node.func.attr}(...)); use one of the functions: {_function_list()}",
             )
         if not isinstance(node.func, ast.Name):
             raise self.fail(node, "only the listed functions can be called")
@@ -462,7 +466,11 @@ class _Checker:
     def visit_BinOp(self, node: ast.BinOp, depth: int) -> None:
         if type(node.op) in _REJECTED_WORDS:  # operator nodes have no position: report the operation's
             raise self.fail(node, _REJECTED_WORDS[type(node.op)])
-        if isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
+        if (
+            isinstance(node.op, ast.Mod)
+            and isinstance(node.left, ast.Constant)
+            and isinstance(node.left.value, str)
+        ):
             raise self.fail(node, "'%' string formatting is not allowed; use + and str()")
         self.visit(node.op, depth + 1)
         self.visit(node.left, depth + 1)
@@ -518,7 +526,9 @@ def _evaluate_constant_parts(text: str, node: ast.AST) -> None:
             _Evaluator(text, {}).run(node)
         except ExpressionError as exc:
             # A part without names fails the same way on every run: better to say so now.
-            raise ExpressionError(f"this part always fails: {exc.reason}", text, exc.column or _column(text, node)) from None
+            raise ExpressionError(
+                f"this part always fails: {exc.reason}", text, exc.column or _column(text, node)
+            ) from None
         return
     for child in ast.iter_child_nodes(node):
         _evaluate_constant_parts(text, child)
@@ -551,7 +561,15 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
             raise ExpressionError("the expression is nested too deeply", self.text) from None
         except ZeroDivisionError as exc:
             raise ExpressionError(f"division by zero: {exc}", self.text) from exc
-        except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError, MemoryError) as exc:
+        except (
+            TypeError,
+            ValueError,
+            KeyError,
+            IndexError,
+            OverflowError,
+            AttributeError,
+            MemoryError,
+        ) as exc:
             raise ExpressionError(f"{type(exc).__name__}: {exc}", self.text) from exc
 
     def fail(self, node: ast.AST, reason: str) -> ExpressionError:
@@ -580,7 +598,9 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
             if not isinstance(key, int) or isinstance(key, bool):
                 raise self.fail(node, f"{ast.unparse(node.value)} is a list: index it with a whole number")
             if not -len(container) <= key < len(container):
-                raise self.fail(node, f"index {key} is out of range: {ast.unparse(node.value)} has {len(container)} items")
+                raise self.fail(
+                    node, f"index {key} is out of range: {ast.unparse(node.value)} has {len(container)} items"
+                )
             return container[key]
         return self._lookup(node, container, key)
 
@@ -629,4 +649,3 @@ def _kind(value: Any) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
              tuple: "a list", dict: "a mapping", set: "a set"}  # fmt: skip
     return names.get(type(value), f"a {type(value).__name__}")
-

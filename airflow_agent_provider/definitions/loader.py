@@ -1,4 +1,5 @@
-"""Load workflow files into validated :class:`Workflow` objects.
+"""
+Load workflow files into validated :class:`Workflow` objects.
 
 Loading runs in three stages and keeps going after a failing one where it can: YAML (syntax and
 duplicate keys), the models (fields and values), then whole-workflow checks. All problems of a file
@@ -53,7 +54,9 @@ def load_workflow(
     file_path = Path(path)
     try:
         text = read_workflow_text(file_path, max_file_bytes)
-        return parse_workflow(text, source=file_path, allowed_modules=allowed_modules, max_file_bytes=max_file_bytes)
+        return parse_workflow(
+            text, source=file_path, allowed_modules=allowed_modules, max_file_bytes=max_file_bytes
+        )
     except WorkflowDefinitionError:
         raise
     except BaseException as exc:  # confined: one file's failure must not take the folder down
@@ -87,7 +90,10 @@ def parse_workflow(
 
 
 def _parse_workflow(
-    text: str, source: str | PathLike[str] | None, allowed_modules: Iterable[str] | None, max_file_bytes: int | None
+    text: str,
+    source: str | PathLike[str] | None,
+    allowed_modules: Iterable[str] | None,
+    max_file_bytes: int | None,
 ) -> Workflow:
     try:
         limit = _file_limit(max_file_bytes)
@@ -151,7 +157,9 @@ def load_workflows(
             continue
         if workflow.name in first_file:
             message = f"workflow name {workflow.name!r} is already used by {first_file[workflow.name]}"
-            errors.append(WorkflowDefinitionError(file_path, [Problem("name", message, _name_line(file_path))]))
+            errors.append(
+                WorkflowDefinitionError(file_path, [Problem("name", message, _name_line(file_path))])
+            )
             continue
         first_file[workflow.name] = file_path
         workflows.append(workflow)
@@ -171,7 +179,9 @@ def _trigger_problems(workflows: list[Workflow]) -> dict[str, list[Problem]]:
         for index, upstream in enumerate(workflow.triggered_by):
             if upstream in by_name:
                 continue
-            message = f"unknown workflow {upstream!r}: triggered_by names workflows loaded from the same folder"
+            message = (
+                f"unknown workflow {upstream!r}: triggered_by names workflows loaded from the same folder"
+            )
             close = difflib.get_close_matches(upstream, list(by_name), n=1, cutoff=0.6)
             if close:
                 message += f"; did you mean {close[0]!r}?"
@@ -183,7 +193,9 @@ def _trigger_problems(workflows: list[Workflow]) -> dict[str, list[Problem]]:
     for cycle in _trigger_cycles(by_name):
         shown = " -> ".join([*cycle, cycle[0]])
         for name in cycle:
-            message = f"trigger cycle: {shown} (each workflow is triggered by the previous one, so runs never stop)"
+            message = (
+                f"trigger cycle: {shown} (each workflow is triggered by the previous one, so runs never stop)"
+            )
             line = _lines(by_name[name]).get(("triggered_by",))
             problems.setdefault(name, []).append(Problem("triggered_by", message, line))
     return problems
@@ -232,7 +244,9 @@ def _top_level_problem(data: Any) -> Problem | None:
         return Problem("(file)", "the file is empty; a workflow needs at least 'name' and 'modules'")
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-        return Problem("(top level)", f"the top level must be a mapping (name: ..., modules: ...), got {kind}", 1)
+        return Problem(
+            "(top level)", f"the top level must be a mapping (name: ..., modules: ...), got {kind}", 1
+        )
     return None
 
 
@@ -293,20 +307,29 @@ def read_workflow_text(file_path: Path, max_file_bytes: int | None = None) -> st
         with file_path.open("rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise WorkflowDefinitionError(file_path, [Problem("(file)", f"cannot read the file: {exc}")]) from None
+        raise WorkflowDefinitionError(
+            file_path, [Problem("(file)", f"cannot read the file: {exc}")]
+        ) from None
     if len(data) > limit:  # grew since stat
         raise WorkflowDefinitionError(file_path, [_too_large(len(data), limit)])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorkflowDefinitionError(
-            file_path, [Problem("(file)", f"cannot read the file: it is not UTF-8 text ({exc.reason} at byte {exc.start})")]
+            file_path,
+            [
+                Problem(
+                    "(file)", f"cannot read the file: it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+                )
+            ],
         ) from None
 
 
 def _unexpected(file_path: str | PathLike[str] | None, exc: BaseException) -> WorkflowDefinitionError:
     log.warning(
-        "Unexpected error while loading %s", file_path or "<workflow>", exc_info=(type(exc), exc, exc.__traceback__)
+        "Unexpected error while loading %s",
+        file_path or "<workflow>",
+        exc_info=(type(exc), exc, exc.__traceback__),
     )
     message = f"could not load the file: {describe(exc)}"
     return WorkflowDefinitionError(file_path, [Problem("(file)", message)])

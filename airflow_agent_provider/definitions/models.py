@@ -1,4 +1,5 @@
-"""Pydantic models of a workflow definition (the YAML schema of ``docs/definitions-contract.md``).
+"""
+Pydantic models of a workflow definition (the YAML schema of ``docs/definitions-contract.md``).
 
 Every model forbids unknown keys: a misspelt ``modle:`` silently falling back to a default model would
 be a costly surprise at month end. The models check shapes and values only; checks that need the
@@ -31,7 +32,11 @@ from pydantic import (
 
 from airflow_agent_provider.definitions.durations import Duration, PositiveDuration
 from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
-from airflow_agent_provider.definitions.output_schemas import check_json_schema, resolve_output_schema, schema_mismatch
+from airflow_agent_provider.definitions.output_schemas import (
+    check_json_schema,
+    resolve_output_schema,
+    schema_mismatch,
+)
 from airflow_agent_provider.definitions.schedules import check_schedule
 from airflow_agent_provider.llm.types import PROVIDERS, Provider
 
@@ -62,7 +67,18 @@ PROMPT_EXTRA_NAMES = frozenset({"item", "params", "iteration", "last"})
 #: Airflow's full template context: ``conn``, ``var``, ``ti``, ``macros``... would hand secrets and
 #: the metadata of other tasks to a workflow file author and, through the model's reply, to XCom.
 PROMPT_NAMES = frozenset(
-    {"results", "upstream_text", "params", "item", "last", "iteration", "ds", "logical_date", "run_id", "dag_id"}
+    {
+        "results",
+        "upstream_text",
+        "params",
+        "item",
+        "last",
+        "iteration",
+        "ds",
+        "logical_date",
+        "run_id",
+        "dag_id",
+    }
 )
 #: Longest prompt or system prompt *template* in a workflow file (characters).
 MAX_PROMPT_TEMPLATE_CHARS = 100_000
@@ -109,7 +125,9 @@ def check_rate_limit_key(key: str) -> str:
     """A ``rate_limits`` key is a known provider, or ``provider/model``; a typo would limit nothing."""
     provider, slash, model = key.partition("/")
     if provider not in PROVIDERS:
-        raise ValueError(f"rate-limit key {key!r} must be a provider ({', '.join(PROVIDERS)}) or 'provider/model'")
+        raise ValueError(
+            f"rate-limit key {key!r} must be a provider ({', '.join(PROVIDERS)}) or 'provider/model'"
+        )
     if slash and not model.strip():
         raise ValueError(f"rate-limit key {key!r} has no model after '/'")
     return key
@@ -220,7 +238,9 @@ class BreakerSpec(_Strict):
     enabled: bool = True
     failure_threshold: int = Field(5, ge=1, description="Transient failures within `window` that open it.")
     window: PositiveDuration = timedelta(seconds=60)
-    reset_timeout: PositiveDuration = Field(timedelta(seconds=30), description="Open time before trial calls.")
+    reset_timeout: PositiveDuration = Field(
+        timedelta(seconds=30), description="Open time before trial calls."
+    )
     half_open_max_calls: int = Field(1, ge=1)
 
     def to_engine(self) -> dict[str, Any] | None:
@@ -269,13 +289,17 @@ class AgentDefaults(_Strict):
     timeout: PositiveDuration | None = DEFAULT_AGENT_TIMEOUT
     max_rounds: int = Field(8, ge=1, description="Bound on tool-calling rounds.")
     critical: bool = Field(True, description="A failure fails the run unless partial completion is allowed.")
-    deferrable: bool = Field(False, description="Wait for the model on the triggerer (execution: auto means deferred).")
+    deferrable: bool = Field(
+        False, description="Wait for the model on the triggerer (execution: auto means deferred)."
+    )
     execution: ExecutionMode = Field(
         "auto",
         description="Where the agent runs: auto (chosen from what it uses), worker, deferred (on the triggerer "
         "between model rounds, a worker for tools), triggerer (start and finish in the triggerer; no tools).",
     )
-    request_timeout: PositiveDuration | None = Field(None, description="Per model call; None: the connection's.")
+    request_timeout: PositiveDuration | None = Field(
+        None, description="Per model call; None: the connection's."
+    )
     call_retries: CallRetrySpec = Field(default_factory=CallRetrySpec)
     fallbacks: list[FallbackSpec] = Field(default_factory=list)
 
@@ -425,7 +449,9 @@ class AgentSpec(AgentDefaults):
 
     def repeat_until_expression(self) -> Expression | None:
         """The compiled ``repeat_until`` (None when the agent answers once)."""
-        return None if self.repeat_until is None else compile_expression(self.repeat_until, REPEAT_UNTIL_NAMES)
+        return (
+            None if self.repeat_until is None else compile_expression(self.repeat_until, REPEAT_UNTIL_NAMES)
+        )
 
     def resolved_output_schema(self) -> dict[str, Any] | None:
         """
@@ -553,9 +579,12 @@ class Workflow(_Strict):
     modules: dict[Name, ModuleSpec] = Field(min_length=1)
     params: dict[ParamName, ParamSpec] = Field(default_factory=dict, description="Airflow Params.")
     triggered_by: list[WorkflowName] = Field(
-        default_factory=list, description="Workflows whose completion starts this one (schedule must be null)."
+        default_factory=list,
+        description="Workflows whose completion starts this one (schedule must be null).",
     )
-    produces: AssetUri | None = Field(None, description="Asset URI emitted on success; agent-workflow://<name>.")
+    produces: AssetUri | None = Field(
+        None, description="Asset URI emitted on success; agent-workflow://<name>."
+    )
 
     _source_path: Path | None = PrivateAttr(default=None)
 

@@ -1,4 +1,5 @@
-"""JSON Schemas in definitions: agents' structured answers and run parameters.
+"""
+JSON Schemas in definitions: agents' structured answers and run parameters.
 
 An agent's ``output_schema`` is written inline as a JSON Schema or given as the dotted path of a
 pydantic model. Both are checked when the workflow is loaded: an invalid schema would otherwise only
@@ -157,7 +158,9 @@ def resolve_output_schema(value: dict[str, Any] | str | None) -> dict[str, Any] 
 def _import_model(dotted: str) -> type:
     module_path = dotted.rpartition(".")[0]
     if denied(module_path):  # defence in depth: resolve_output_schema may be called on an unchecked path
-        raise ValueError(f"{denied_message(module_path, 'output schemas', ALLOWED_MODULES_SETTING)} (nothing was imported)")
+        raise ValueError(
+            f"{denied_message(module_path, 'output schemas', ALLOWED_MODULES_SETTING)} (nothing was imported)"
+        )
     model, reason = import_attribute(dotted, "output_schema")
     if reason:
         raise ValueError(reason)

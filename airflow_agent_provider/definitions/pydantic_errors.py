@@ -1,4 +1,5 @@
-"""Translate pydantic's error list into plain-words :class:`Problem` objects.
+"""
+Translate pydantic's error list into plain-words :class:`Problem` objects.
 
 Pydantic's messages are precise but written for programmers ("Extra inputs are not permitted",
 "Input should be a valid integer, unable to parse string as an integer"). Workflow authors get the
@@ -103,7 +104,11 @@ def _message(item: Any, path: FieldPath, root: type[BaseModel]) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '?')}, got {_show(value)}"
     if kind == "too_short":
-        return "must not be empty" if ctx.get("min_length") == 1 else f"needs at least {ctx.get('min_length')} items"
+        return (
+            "must not be empty"
+            if ctx.get("min_length") == 1
+            else f"needs at least {ctx.get('min_length')} items"
+        )
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":

@@ -1,4 +1,5 @@
-"""Light validation of a workflow's ``schedule`` string.
+"""
+Light validation of a workflow's ``schedule`` string.
 
 The DAG factory hands the string to Airflow unchanged; checking it here means a typo shows up in the
 workflow's own error report (with its line) instead of as an opaque DAG import error.
@@ -18,7 +19,9 @@ def check_schedule(value: str) -> str:
     text = value.strip()
     if text.startswith("@"):
         if text not in SCHEDULE_PRESETS:
-            raise ValueError(f"unknown schedule preset {text!r} (allowed: {', '.join(SCHEDULE_PRESETS)} or null)")
+            raise ValueError(
+                f"unknown schedule preset {text!r} (allowed: {', '.join(SCHEDULE_PRESETS)} or null)"
+            )
         return text
     fields = text.split()
     if len(fields) != 5:

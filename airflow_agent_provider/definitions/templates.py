@@ -1,4 +1,5 @@
-"""What a Jinja template in a workflow file may do: read the narrow prompt context, nothing more.
+"""
+What a Jinja template in a workflow file may do: read the narrow prompt context, nothing more.
 
 A workflow file author is not a DAG author: the file must not reach Airflow's full template context
 (``{{ conn.<id>.password }}``, ``{{ var.value.<name> }}``, ``{{ ti.xcom_pull(...) }}``, ``macros``...),
@@ -41,7 +42,12 @@ UNSAFE_ATTRIBUTES = frozenset(
 _ATTRIBUTE_FILTERS = frozenset(
     {"attr", "map", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique", "min", "max", "dictsort"}
 )
-_LOADING_NODES = {nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "from ... import", nodes.Extends: "extends"}
+_LOADING_NODES = {
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from ... import",
+    nodes.Extends: "extends",
+}
 _ENV = jinja2.Environment(autoescape=False)
 #: Largest number a template may write (see :func:`_huge_numbers`).
 MAX_TEMPLATE_NUMBER = 100_000
@@ -100,7 +106,9 @@ def template_problems(parsed: nodes.Template, field: str) -> list[str]:
         )
     for node_type, statement in _LOADING_NODES.items():
         if any(True for _ in parsed.find_all(node_type)):
-            problems.append(f"{field} uses {{% {statement} %}}: workflow templates cannot load other templates")
+            problems.append(
+                f"{field} uses {{% {statement} %}}: workflow templates cannot load other templates"
+            )
     if any(True for _ in parsed.find_all(nodes.Pow)):
         problems.append(f"{field} uses the power operator '**', which workflow templates cannot use")
     if _huge_numbers(parsed):
@@ -127,12 +135,18 @@ def _huge_numbers(parsed: nodes.Template) -> bool:
         sizing += [*node.args, *(keyword.value for keyword in node.kwargs)]
     for node in sizing:
         value = node.value if isinstance(node, nodes.Const) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_TEMPLATE_NUMBER:
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and abs(value) > MAX_TEMPLATE_NUMBER
+        ):
             return True
     format_strings = [
         node.node for node in parsed.find_all(nodes.Filter) if node.name == "format" and node.node is not None
     ]
-    format_strings += [node.node for node in parsed.find_all(nodes.Getattr) if node.attr in ("format", "format_map")]
+    format_strings += [
+        node.node for node in parsed.find_all(nodes.Getattr) if node.attr in ("format", "format_map")
+    ]
     for node in format_strings:
         if isinstance(node, nodes.Const) and isinstance(node.value, str):
             if any(int(digits) > MAX_TEMPLATE_NUMBER for digits in _DIGITS.findall(node.value)):

@@ -1,4 +1,5 @@
-"""Checks that need the whole workflow, run after the models have validated each field.
+"""
+Checks that need the whole workflow, run after the models have validated each field.
 
 They are collected, never raised one by one, so an author sees the unknown dependency, the cycle and
 the missing tool of one file in the same report. Nothing here imports Airflow; the only code that
@@ -15,7 +16,13 @@ from collections.abc import Callable, Iterable, Iterator
 from airflow_agent_provider.definitions.code_refs import tool_problem
 from airflow_agent_provider.definitions.errors import Problem
 from airflow_agent_provider.definitions.expressions import Expression
-from airflow_agent_provider.definitions.models import AgentDefaults, AgentSpec, Workflow, qualified_id, resolve_dependency
+from airflow_agent_provider.definitions.models import (
+    AgentDefaults,
+    AgentSpec,
+    Workflow,
+    qualified_id,
+    resolve_dependency,
+)
 from airflow_agent_provider.definitions.output_schemas import output_schema_import_problem
 from airflow_agent_provider.definitions.templates import analyse_template
 from airflow_agent_provider.definitions.yaml_loader import FieldPath, format_path
@@ -27,7 +34,10 @@ _RESULT_REFS = re.compile(r"""\bresults\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Z
 # ``params.name`` / ``params['name']`` inside a Jinja prompt.
 _PARAM_REFS = re.compile(r"""\bparams\s*(?:\.\s*([A-Za-z0-9_]+)|\[\s*['"]([A-Za-z0-9_]+)['"]\s*\])""")
 # Prompt names that only have a value for some agents: name -> (field that provides it, what it is).
-_PROMPT_NAMES_NEEDING = {"item": ("for_each", "the current for_each item"), "last": ("repeat_until", "the previous answer")}
+_PROMPT_NAMES_NEEDING = {
+    "item": ("for_each", "the current for_each item"),
+    "last": ("repeat_until", "the previous answer"),
+}
 # The agent fields Airflow renders as Jinja templates (LLMAgentOperator.template_fields).
 TEMPLATED_FIELDS = ("prompt", "system_prompt", "model", "connection")
 
@@ -48,7 +58,9 @@ def check_workflow(
 
 
 class _Checker:
-    def __init__(self, workflow: Workflow, line_of: LineOf, allowed_modules: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, workflow: Workflow, line_of: LineOf, allowed_modules: Iterable[str] | None = None
+    ) -> None:
         self.workflow = workflow
         self.line_of = line_of
         self.problems: list[Problem] = []
@@ -96,7 +108,10 @@ class _Checker:
             qid = qualified_id(module_name, agent.name)
             if qid in self.paths:
                 first = format_path(self.paths[qid])
-                self.add((*path, "name"), f"duplicate agent name {agent.name!r} in module {module_name} (also {first})")
+                self.add(
+                    (*path, "name"),
+                    f"duplicate agent name {agent.name!r} in module {module_name} (also {first})",
+                )
             else:
                 self.paths[qid] = path
 
@@ -211,18 +226,29 @@ class _Checker:
                 self.add(path, message)
         return names
 
-    def check_prompt_names(self, path: FieldPath, field: str, agent: AgentSpec, names: frozenset[str]) -> None:
+    def check_prompt_names(
+        self, path: FieldPath, field: str, agent: AgentSpec, names: frozenset[str]
+    ) -> None:
         """``item`` and ``last`` only have a value for agents with ``for_each`` / ``repeat_until``."""
         for name, (needed, what) in _PROMPT_NAMES_NEEDING.items():
             if name in names and getattr(agent, needed) is None:
-                self.add((*path, field), f"{field} uses {{{{ {name} }}}} ({what}) but the agent has no {needed}")
+                self.add(
+                    (*path, field), f"{field} uses {{{{ {name} }}}} ({what}) but the agent has no {needed}"
+                )
 
-    def check_result_references(self, module_name: str, path: FieldPath, prompt: str, dependencies: list[str]) -> None:
+    def check_result_references(
+        self, module_name: str, path: FieldPath, prompt: str, dependencies: list[str]
+    ) -> None:
         refs = [(ref, attribute) for ref, attribute in _regex_refs(_RESULT_REFS, prompt)]
         self.report_results_refs(module_name, (*path, "prompt"), "prompt", refs, dependencies)
 
     def report_results_refs(
-        self, module_name: str, path: FieldPath, field: str, refs: list[tuple[str, bool]], dependencies: list[str]
+        self,
+        module_name: str,
+        path: FieldPath,
+        field: str,
+        refs: list[tuple[str, bool]],
+        dependencies: list[str],
     ) -> None:
         """``results.<ref>`` must name a dependency: results of other agents are not pulled."""
         upstream = {resolve_dependency(module_name, dep) for dep in dependencies}
@@ -295,7 +321,11 @@ class _Checker:
         for _, path, agent in self.agents():
             if isinstance(agent.output_schema, str):
                 allowed = self.allowed_modules()
-                reason = self._allowed_error if allowed is None else output_schema_import_problem(agent.output_schema, allowed)
+                reason = (
+                    self._allowed_error
+                    if allowed is None
+                    else output_schema_import_problem(agent.output_schema, allowed)
+                )
                 if reason:
                     self.add((*path, "output_schema"), reason)
 
@@ -307,7 +337,10 @@ class _Checker:
         how = "is scheduled" if self.workflow.schedule is not None else "is started by triggered_by"
         for name, param in self.workflow.params.items():
             if not param.has_default:
-                self.add(("params", name), f"param {name!r} needs a default: the workflow {how}, so no one fills it in")
+                self.add(
+                    ("params", name),
+                    f"param {name!r} needs a default: the workflow {how}, so no one fills it in",
+                )
 
     def check_triggers(self) -> None:
         workflow = self.workflow

@@ -1,4 +1,5 @@
-"""Safe YAML reading that keeps line numbers and refuses duplicate keys.
+"""
+Safe YAML reading that keeps line numbers and refuses duplicate keys.
 
 ``yaml.safe_load`` silently keeps the last of two equal keys, so a second ``prompt:`` pasted into an
 agent would quietly replace the first. Here the document is composed into nodes first (SafeLoader
@@ -127,7 +128,9 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
                 size = self._sizes.get(id(node))
                 if size is None:
                     raise YamlBoundError(
-                        None, None, f"alias *{event.anchor} refers to a node that contains it (a recursive structure)",
+                        None,
+                        None,
+                        f"alias *{event.anchor} refers to a node that contains it (a recursive structure)",
                         event.start_mark,
                     )
                 self._count(size[0], size[1], event.start_mark, f"alias *{event.anchor}")
@@ -136,7 +139,10 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
         self._depth += 1
         if self._depth > MAX_YAML_DEPTH:
             raise YamlBoundError(
-                None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels of mappings and lists", event.start_mark
+                None,
+                None,
+                f"nesting deeper than {MAX_YAML_DEPTH} levels of mappings and lists",
+                event.start_mark,
             )
         nodes_before, chars_before = self._nodes, self._chars
         node = super().compose_node(parent, index)
@@ -151,14 +157,16 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
         self._chars += chars
         if self._nodes > MAX_YAML_NODES:
             raise YamlBoundError(
-                None, None,
+                None,
+                None,
                 f"the document expands to more than {MAX_YAML_NODES:,} YAML nodes at {what} (aliases count as "
                 "the size of what they point to); split the workflow or use fewer aliases",
                 mark,
             )
         if self._chars > MAX_YAML_SCALAR_CHARS:
             raise YamlBoundError(
-                None, None,
+                None,
+                None,
                 f"the document's values expand to more than {MAX_YAML_SCALAR_CHARS:,} characters at {what} "
                 "(aliases count as the size of what they point to)",
                 mark,

@@ -1,4 +1,5 @@
-"""Admin credentials of the simple auth manager, and API tokens.
+"""
+Admin credentials of the simple auth manager, and API tokens.
 
 Airflow 3.3's simple auth manager reads passwords from a JSON file and generates (and prints) any
 that are missing. ``airflow-init`` writes that file from ``AIRFLOW_ADMIN_PASSWORD`` first, so the
@@ -33,7 +34,10 @@ def fetch_token(api_url: str, username: str, password: str, timeout: float = 10.
     """A JWT for the REST API (``POST /auth/token``)."""
     body = json.dumps({"username": username, "password": password}).encode()
     req = urllib.request.Request(
-        api_url.rstrip("/") + "/auth/token", data=body, method="POST", headers={"content-type": "application/json"}
+        api_url.rstrip("/") + "/auth/token",
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())["access_token"]

@@ -1,4 +1,5 @@
-"""Render ``docker-compose.yml`` from :mod:`.settings`: ``python -m airflow_agent_provider.deploy.compose > docker-compose.yml``.
+"""
+Render ``docker-compose.yml`` from :mod:`.settings`: ``python -m airflow_agent_provider.deploy.compose > docker-compose.yml``.
 
 The file is generated rather than hand-kept so that Compose and the native launcher cannot drift
 apart: a test renders it again and fails if the committed file differs. The layout follows Airflow's
@@ -81,8 +82,14 @@ def render(topology: settings.Topology = settings.COMPOSE) -> str:
     """The whole Compose file for ``topology`` (normally :data:`settings.COMPOSE`)."""
     t = topology
     svc = settings.services(t)
-    out = [HEADER.format(broker=settings.BROKER_DB, store=settings.STORE_DB, demo=settings.DEMO_PROFILE,
-                         bind_var=settings.BIND_ADDRESS_VAR)]
+    out = [
+        HEADER.format(
+            broker=settings.BROKER_DB,
+            store=settings.STORE_DB,
+            demo=settings.DEMO_PROFILE,
+            bind_var=settings.BIND_ADDRESS_VAR,
+        )
+    ]
     out += [
         "x-airflow-common: &airflow-common",
         "  build: .",
@@ -141,8 +148,13 @@ def render(topology: settings.Topology = settings.COMPOSE) -> str:
             continue
         out += ["", f"  {name}:", "    <<: *airflow-common"]
         if name == "airflow-init":
-            out += ["    command:", f"      - {_s(service.command[0])}", f"      - {_s(service.command[1])}",
-                    "      - |", *(f"        {line}" for line in service.command[2].splitlines())]
+            out += [
+                "    command:",
+                f"      - {_s(service.command[0])}",
+                f"      - {_s(service.command[1])}",
+                "      - |",
+                *(f"        {line}" for line in service.command[2].splitlines()),
+            ]
         else:
             out.append(f"    command: {_flow(service.command)}")
         if service.environment:
@@ -154,7 +166,15 @@ def render(topology: settings.Topology = settings.COMPOSE) -> str:
             out += _healthcheck(service.healthcheck, HEALTH_TIMING)
         out += _depends(service.depends_on)
         out.append('    restart: "no"' if name in ONE_SHOT else "    restart: always")
-    out += ["", "volumes:", "  postgres-db-volume:", "  redis-data:", "  airflow-logs:", "  airflow-config:", ""]
+    out += [
+        "",
+        "volumes:",
+        "  postgres-db-volume:",
+        "  redis-data:",
+        "  airflow-logs:",
+        "  airflow-config:",
+        "",
+    ]
     return "\n".join(out)
 
 

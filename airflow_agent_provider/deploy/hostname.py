@@ -1,4 +1,5 @@
-"""``[core] hostname_callable`` for several Celery workers on one host.
+"""
+``[core] hostname_callable`` for several Celery workers on one host.
 
 A task instance records the hostname of the worker that ran it. Containers have distinct hostnames,
 but native workers on one machine all share one, which would hide which worker ran a task; the

@@ -1,4 +1,5 @@
-"""Native multi-process launcher: the Compose deployment on one machine, without containers.
+"""
+Native multi-process launcher: the Compose deployment on one machine, without containers.
 
 ``python -m airflow_agent_provider.deploy.local up|down|status [--dir DIR] [--workers N] [--llm-latency S]``
 
@@ -41,7 +42,6 @@ from typing import Any
 
 from airflow_agent_provider.deploy import postgres, settings
 from airflow_agent_provider.deploy.auth import fetch_token
-from airflow_agent_provider.deploy.secrets_check import token
 from airflow_agent_provider.deploy.processes import (
     Proc,
     alive,
@@ -54,6 +54,7 @@ from airflow_agent_provider.deploy.processes import (
     stop,
     wait_until,
 )
+from airflow_agent_provider.deploy.secrets_check import token
 
 DEFAULT_DIR = ".airflow-local"
 STATE_FILE = "state.json"
@@ -111,8 +112,9 @@ def _new_secrets() -> dict[str, str]:
     }
 
 
-def _http_json(url: str, *, method: str = "GET", body: Any = None, token: str | None = None,
-               timeout: float = 10.0) -> Any:
+def _http_json(
+    url: str, *, method: str = "GET", body: Any = None, token: str | None = None, timeout: float = 10.0
+) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
     if token:
@@ -122,7 +124,8 @@ def _http_json(url: str, *, method: str = "GET", body: Any = None, token: str | 
 
 
 class LocalDeployment:
-    """The whole stack as local processes; see the module docstring.
+    """
+    The whole stack as local processes; see the module docstring.
 
     :param dir: Working directory (state, secrets, logs, Postgres data, AIRFLOW_HOME).
     :param workers: Number of Celery workers.
@@ -133,9 +136,16 @@ class LocalDeployment:
     :param pools: Extra pools ``{name: slots}`` imported after the workflow pools.
     """
 
-    def __init__(self, dir: str | Path = DEFAULT_DIR, workers: int = 2, dags_folder: str | Path = "dags",
-                 llm_latency: float = 0.0, extra_env: dict[str, str] | None = None, concurrency: int = 2,
-                 pools: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        dir: str | Path = DEFAULT_DIR,
+        workers: int = 2,
+        dags_folder: str | Path = "dags",
+        llm_latency: float = 0.0,
+        extra_env: dict[str, str] | None = None,
+        concurrency: int = 2,
+        pools: dict[str, int] | None = None,
+    ) -> None:
         self.dir = Path(dir).resolve()
         self.workers = workers
         self.dags_folder = Path(dags_folder).resolve()
@@ -187,19 +197,36 @@ class LocalDeployment:
     def _topology(self, ports: dict[str, int], sec: dict[str, str]) -> settings.Topology:
         llm = f"http://127.0.0.1:{ports['llm']}"
         return settings.Topology(
-            postgres_host="127.0.0.1", postgres_port=str(ports["postgres"]), postgres_user=postgres.SUPERUSER,
-            postgres_password=sec["postgres_password"], postgres_db="airflow",
-            redis_host="127.0.0.1", redis_port=str(ports["redis"]), redis_password=sec["redis_password"],
-            api_bind="127.0.0.1", api_host="127.0.0.1", api_port=str(ports["api"]), api_workers="1",
+            postgres_host="127.0.0.1",
+            postgres_port=str(ports["postgres"]),
+            postgres_user=postgres.SUPERUSER,
+            postgres_password=sec["postgres_password"],
+            postgres_db="airflow",
+            redis_host="127.0.0.1",
+            redis_port=str(ports["redis"]),
+            redis_password=sec["redis_password"],
+            api_bind="127.0.0.1",
+            api_host="127.0.0.1",
+            api_port=str(ports["api"]),
+            api_workers="1",
             scheduler_health_port=str(ports["scheduler_health"]),
-            llm_host="127.0.0.1", llm_port=str(ports["llm"]), llm_latency=str(self.llm_latency),
-            dags_folder=str(self.dags_folder), config_dir=str(self.dir / "config"),
+            llm_host="127.0.0.1",
+            llm_port=str(ports["llm"]),
+            llm_latency=str(self.llm_latency),
+            dags_folder=str(self.dags_folder),
+            config_dir=str(self.dir / "config"),
             logs_folder=str(self.logs / "airflow"),
-            fernet_key=sec["fernet_key"], jwt_secret=sec["jwt_secret"], api_secret_key=sec["api_secret_key"],
-            admin_user="admin", admin_password=sec["admin_password"],
-            dags_paused="False", worker_concurrency=str(self.concurrency),
-            openai_base_url=f"{llm}/v1", openai_api_key="local-key",
-            anthropic_base_url=llm, anthropic_api_key="local-key",
+            fernet_key=sec["fernet_key"],
+            jwt_secret=sec["jwt_secret"],
+            api_secret_key=sec["api_secret_key"],
+            admin_user="admin",
+            admin_password=sec["admin_password"],
+            dags_paused="False",
+            worker_concurrency=str(self.concurrency),
+            openai_base_url=f"{llm}/v1",
+            openai_api_key="local-key",
+            anthropic_base_url=llm,
+            anthropic_api_key="local-key",
         )
 
     def _base_env(self) -> dict[str, str]:
@@ -245,7 +272,10 @@ class LocalDeployment:
         self.logs.mkdir(exist_ok=True)
         (self.dir / "config").mkdir(exist_ok=True)
         sec = self._secrets()
-        ports = {name: free_port() for name in ("postgres", "redis", "llm", "api", "scheduler_health", "triggerer_log")}
+        ports = {
+            name: free_port()
+            for name in ("postgres", "redis", "llm", "api", "scheduler_health", "triggerer_log")
+        }
         for i in range(1, self.workers + 1):
             ports[f"worker{i}_log"] = free_port()
         topo = self._topology(ports, sec)
@@ -254,9 +284,12 @@ class LocalDeployment:
             "dir": str(self.dir),
             "started_at": time.time(),
             "ports": ports,
-            "urls": {"api": topo.api_url, "llm": f"http://127.0.0.1:{ports['llm']}",
-                     "postgres": f"postgresql://{topo.postgres_user}@127.0.0.1:{ports['postgres']}/airflow",
-                     "redis": f"redis://127.0.0.1:{ports['redis']}"},
+            "urls": {
+                "api": topo.api_url,
+                "llm": f"http://127.0.0.1:{ports['llm']}",
+                "postgres": f"postgresql://{topo.postgres_user}@127.0.0.1:{ports['postgres']}/airflow",
+                "redis": f"redis://127.0.0.1:{ports['redis']}",
+            },
             "admin": {"user": topo.admin_user},
             "workers": self.workers,
             "env": env,
@@ -272,7 +305,9 @@ class LocalDeployment:
             raise
         return self
 
-    def _start_infra(self, topo: settings.Topology, sec: dict[str, str], ports: dict[str, int], timeout: float) -> None:
+    def _start_infra(
+        self, topo: settings.Topology, sec: dict[str, str], ports: dict[str, int], timeout: float
+    ) -> None:
         services = settings.services(topo)
         pg_base = self.dir / "postgres"
         postgres.init_cluster(pg_base, sec["postgres_password"], self.logs / "postgres.log")
@@ -284,14 +319,40 @@ class LocalDeployment:
         fd = os.open(redis_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(f'requirepass "{sec["redis_password"]}"\n')
-        redis = self._record(*spawn(
-            "redis", [redis_bin, str(redis_conf), "--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "no", "--dir", str(self.dir / "redis"), "--protected-mode", "yes"],
-            dict(os.environ), self.logs / "redis.log", ports={"redis": ports["redis"]}))
+        redis = self._record(
+            *spawn(
+                "redis",
+                [
+                    redis_bin,
+                    str(redis_conf),
+                    "--port",
+                    str(ports["redis"]),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.dir / "redis"),
+                    "--protected-mode",
+                    "yes",
+                ],
+                dict(os.environ),
+                self.logs / "redis.log",
+                ports={"redis": ports["redis"]},
+            )
+        )
         llm_cmd = self._argv(services["llm-server"].command, self._base_env())
-        llm = self._record(*spawn(
-            "llm-server", llm_cmd, self._base_env(),
-            self.logs / "llm-server.log", ports={"llm": ports["llm"]}))
+        llm = self._record(
+            *spawn(
+                "llm-server",
+                llm_cmd,
+                self._base_env(),
+                self.logs / "llm-server.log",
+                ports={"llm": ports["llm"]},
+            )
+        )
         wait_until(lambda: postgres.ready(ports["postgres"]), timeout, "postgres", proc=pg)
         postgres.create_database(ports["postgres"], sec["postgres_password"], topo.postgres_db)
         wait_until(lambda: _redis_ping(ports["redis"], sec["redis_password"]), timeout, "redis", proc=redis)
@@ -303,7 +364,9 @@ class LocalDeployment:
         log = self.logs / "airflow-init.log"
         for step in settings.init_steps(topo):
             if tuple(step[: len(settings.POOLS_SYNC)]) == settings.POOLS_SYNC and not _pools_sync_available():
-                _append(log, f"skipped (this provider version has no `{' '.join(settings.POOLS_SYNC)}`): {step}\n")
+                _append(
+                    log, f"skipped (this provider version has no `{' '.join(settings.POOLS_SYNC)}`): {step}\n"
+                )
                 continue
             if step[:3] == ("airflow", "pools", "import") and not Path(step[3]).exists():
                 _append(log, f"skipped (no pools file): {step}\n")
@@ -311,48 +374,96 @@ class LocalDeployment:
             self._run_step(step, init_env, log)
         if self.pools:
             extra = self.dir / "config" / "extra_pools.json"
-            extra.write_text(json.dumps({
-                name: {"slots": slots, "description": "LocalDeployment(pools=...)", "include_deferred": True}
-                for name, slots in self.pools.items()
-            }))
+            extra.write_text(
+                json.dumps(
+                    {
+                        name: {
+                            "slots": slots,
+                            "description": "LocalDeployment(pools=...)",
+                            "include_deferred": True,
+                        }
+                        for name, slots in self.pools.items()
+                    }
+                )
+            )
             self._run_step(("airflow", "pools", "import", str(extra)), init_env, log)
 
     def _run_step(self, step: Iterable[str], env: dict[str, str], log: Path) -> None:
         argv = self._argv(step, env)
         _append(log, f"$ {' '.join(argv)}\n")
         with open(log, "ab") as out:
-            result = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            result = subprocess.run(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         if result.returncode != 0:
-            raise RuntimeError(f"init step failed (exit {result.returncode}): {' '.join(argv)}; log: {log}\n"
-                               f"{log_tail(str(log))}")
+            raise RuntimeError(
+                f"init step failed (exit {result.returncode}): {' '.join(argv)}; log: {log}\n"
+                f"{log_tail(str(log))}"
+            )
 
-    def _start_airflow(self, topo: settings.Topology, env: dict[str, str], ports: dict[str, int], timeout: float) -> None:
+    def _start_airflow(
+        self, topo: settings.Topology, env: dict[str, str], ports: dict[str, int], timeout: float
+    ) -> None:
         services = settings.services(topo)
         started: dict[str, Proc] = {}
         for name in AIRFLOW_COMPONENTS:
-            extra = settings.local_process_env("triggerer", port=ports["triggerer_log"]) if name == "airflow-triggerer" else {}
+            extra = (
+                settings.local_process_env("triggerer", port=ports["triggerer_log"])
+                if name == "airflow-triggerer"
+                else {}
+            )
             proc_env = {**env, **services[name].environment, **extra}
-            started[name] = self._record(*spawn(
-                name, self._argv(services[name].command, proc_env), proc_env, self.logs / f"{name}.log",
-                ports=_component_ports(name, ports)))
+            started[name] = self._record(
+                *spawn(
+                    name,
+                    self._argv(services[name].command, proc_env),
+                    proc_env,
+                    self.logs / f"{name}.log",
+                    ports=_component_ports(name, ports),
+                )
+            )
         worker = services["airflow-worker"]
         for i in range(1, self.workers + 1):
             wname = f"worker{i}"
             proc_env = {**env, **settings.local_process_env("worker", port=ports[f"{wname}_log"], name=wname)}
-            argv = [*self._argv(worker.command, proc_env), *settings.local_worker_args(wname, self.concurrency)]
-            started[wname] = self._record(*spawn(
-                wname, argv, proc_env, self.logs / f"{wname}.log", ports={"log_server": ports[f"{wname}_log"]}))
-        wait_until(lambda: _http_ok(f"{topo.api_url}/api/v2/monitor/health"), timeout, "api-server",
-                   proc=started["airflow-apiserver"])
-        wait_until(lambda: _http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"), timeout,
-                   "scheduler", proc=started["airflow-scheduler"])
+            argv = [
+                *self._argv(worker.command, proc_env),
+                *settings.local_worker_args(wname, self.concurrency),
+            ]
+            started[wname] = self._record(
+                *spawn(
+                    wname,
+                    argv,
+                    proc_env,
+                    self.logs / f"{wname}.log",
+                    ports={"log_server": ports[f"{wname}_log"]},
+                )
+            )
+        wait_until(
+            lambda: _http_ok(f"{topo.api_url}/api/v2/monitor/health"),
+            timeout,
+            "api-server",
+            proc=started["airflow-apiserver"],
+        )
+        wait_until(
+            lambda: _http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
+            timeout,
+            "scheduler",
+            proc=started["airflow-scheduler"],
+        )
         for name in ("dag_processor", "triggerer"):
             proc = started["airflow-dag-processor" if name == "dag_processor" else "airflow-triggerer"]
-            wait_until(lambda n=name: self._monitor().get(n, {}).get("status") == "healthy", timeout, name, proc=proc)
+            wait_until(
+                lambda n=name: self._monitor().get(n, {}).get("status") == "healthy", timeout, name, proc=proc
+            )
         for i in range(1, self.workers + 1):
             wname = f"worker{i}"
-            wait_until(lambda w=wname: port_open(ports[f"{w}_log"]) and _worker_ready(self.logs / f"{w}.log"),
-                       timeout, wname, proc=started[wname])
+            wait_until(
+                lambda w=wname: port_open(ports[f"{w}_log"]) and _worker_ready(self.logs / f"{w}.log"),
+                timeout,
+                wname,
+                proc=started[wname],
+            )
 
     def _monitor(self) -> dict[str, Any]:
         return _http_json(f"{self.api_url}/api/v2/monitor/health", timeout=5)
@@ -375,8 +486,11 @@ class LocalDeployment:
         deadline = time.monotonic() + 10
         while any(port_open(p) for p in ports) and time.monotonic() < deadline:
             time.sleep(0.1)
-        report = {"stopped": [p.name for p in procs], "ports_open": [p for p in ports if port_open(p)],
-                  "still_running": [p.name for p in procs if alive(p)]}
+        report = {
+            "stopped": [p.name for p in procs],
+            "ports_open": [p for p in ports if port_open(p)],
+            "still_running": [p.name for p in procs if alive(p)],
+        }
         (self.dir / STATE_FILE).rename(self.dir / "state.last.json")
         self._state = None
         self._popens.clear()
@@ -408,8 +522,14 @@ class LocalDeployment:
                 healthy = running and bool(check())
             except Exception:
                 healthy = False
-            report[proc.name] = {"pid": proc.pid, "running": running, "healthy": healthy,
-                                 "processes": len(members(proc)), "ports": proc.ports, "log": proc.log}
+            report[proc.name] = {
+                "pid": proc.pid,
+                "running": running,
+                "healthy": healthy,
+                "processes": len(members(proc)),
+                "ports": proc.ports,
+                "log": proc.log,
+            }
         return report
 
     def kill_worker(self, i: int) -> None:
@@ -425,7 +545,9 @@ class LocalDeployment:
                 sec = _load_json(self.dir / SECRETS_FILE) or {}
                 self._token = fetch_token(self.api_url, self.state["admin"]["user"], sec["admin_password"])
             try:
-                return _http_json(self.api_url + path, method=method, body=body, token=self._token, timeout=30)
+                return _http_json(
+                    self.api_url + path, method=method, body=body, token=self._token, timeout=30
+                )
             except urllib.error.HTTPError as err:
                 if err.code == 401 and attempt == 0:
                     self._token = None
@@ -441,12 +563,17 @@ class LocalDeployment:
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Trigger a run through the REST API; returns its run_id."""
         self.wait_for_dag(dag_id)
-        run = self._api("POST", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns",
-                        {"logical_date": None, "conf": conf or {}})
+        run = self._api(
+            "POST",
+            f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns",
+            {"logical_date": None, "conf": conf or {}},
+        )
         return run["dag_run_id"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        run = self._api("GET", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns/{urllib.parse.quote(run_id)}")
+        run = self._api(
+            "GET", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns/{urllib.parse.quote(run_id)}"
+        )
         return str(run["state"])
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
@@ -580,8 +707,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_action(args: argparse.Namespace) -> int:
-    dep = LocalDeployment(args.dir, workers=args.workers, dags_folder=args.dags_folder,
-                          llm_latency=args.llm_latency, concurrency=args.concurrency)
+    dep = LocalDeployment(
+        args.dir,
+        workers=args.workers,
+        dags_folder=args.dags_folder,
+        llm_latency=args.llm_latency,
+        concurrency=args.concurrency,
+    )
     if args.action == "up":
         dep.up()
         _print_status(dep.status())
@@ -592,7 +724,9 @@ def _run_action(args: argparse.Namespace) -> int:
         return 0
     if dep._state is None:
         what = "nothing to stop" if args.action == "down" else "nothing to report"
-        print(f"{PROG} {args.action}: no deployment recorded in {dep.dir} ({what}; see --dir)", file=sys.stderr)
+        print(
+            f"{PROG} {args.action}: no deployment recorded in {dep.dir} ({what}; see --dir)", file=sys.stderr
+        )
         return 1
     if args.action == "status":
         report = dep.status()
@@ -601,8 +735,10 @@ def _run_action(args: argparse.Namespace) -> int:
     report = dep.down()
     print(f"stopped: {', '.join(report['stopped']) or 'nothing'}")
     if report["ports_open"] or report["still_running"]:
-        print(f"{PROG} down: still open ports: {report['ports_open']}, still running: {report['still_running']}",
-              file=sys.stderr)
+        print(
+            f"{PROG} down: still open ports: {report['ports_open']}, still running: {report['still_running']}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

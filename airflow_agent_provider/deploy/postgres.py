@@ -1,4 +1,5 @@
-"""A private PostgreSQL cluster for the native launcher: ``initdb`` once, then ``postgres`` in its own session.
+"""
+A private PostgreSQL cluster for the native launcher: ``initdb`` once, then ``postgres`` in its own session.
 
 The machine may run its own PostgreSQL; this one lives in the launcher's directory, listens only on
 a loopback port it picked, has no Unix socket (so it cannot collide with a system socket path) and a
@@ -64,27 +65,57 @@ def init_cluster(base: Path, password: str, log: Path) -> Path:
     _chown_tree(base, user)
     with open(log, "ab") as out:
         subprocess.run(
-            [pg_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=scram-sha-256", f"--pwfile={pwfile}",
-             "-E", "UTF8", "--locale=C"],
-            check=True, stdout=out, stderr=subprocess.STDOUT, user=user, cwd=base,
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            user=user,
+            cwd=base,
         )
     pwfile.unlink()
     return data
 
 
 def start(base: Path, port: int, log: Path) -> tuple[Proc, subprocess.Popen]:
-    """Run ``postgres`` on 127.0.0.1:port as a session leader.
+    """
+    Run ``postgres`` on 127.0.0.1:port as a session leader.
 
     fsync is off: the cluster holds a throw-away metadata DB for tests and benchmarks, and
     ``airflow db migrate`` is several times faster without it.
     """
     cmd = [
-        pg_bin("postgres"), "-D", str(base / "data"), "-p", str(port),
-        "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-        "-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off",
-        "-c", "full_page_writes=off",
+        pg_bin("postgres"),
+        "-D",
+        str(base / "data"),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=300",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
     ]
-    proc, popen = spawn("postgres", cmd, dict(os.environ), log, ports={"postgres": port}, user=_run_as(), cwd=base)
+    proc, popen = spawn(
+        "postgres", cmd, dict(os.environ), log, ports={"postgres": port}, user=_run_as(), cwd=base
+    )
     proc.stop_signal = signal.SIGINT
     return proc, popen
 
@@ -93,8 +124,13 @@ def create_database(port: int, password: str, name: str) -> None:
     """Create database ``name`` unless it exists."""
     env = {**os.environ, "PGPASSWORD": password}
     base = [pg_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", SUPERUSER, "-d", "postgres", "-tAc"]
-    exists = subprocess.run([*base, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-                            env=env, capture_output=True, text=True, check=True)
+    exists = subprocess.run(
+        [*base, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     if exists.stdout.strip() != "1":
         subprocess.run([*base, f'CREATE DATABASE "{name}"'], env=env, capture_output=True, check=True)
 

@@ -1,4 +1,5 @@
-"""Starting and stopping long-running processes by *session*, without touching anything else.
+"""
+Starting and stopping long-running processes by *session*, without touching anything else.
 
 Every component is started as the leader of a new session. Airflow moves task processes into their
 own process groups, and Celery forks pool processes, so a process group does not cover everything a
@@ -73,7 +74,8 @@ def leader_matches(proc: Proc) -> bool:
 
 
 def members(proc: Proc) -> list[int]:
-    """Live processes of the component's session.
+    """
+    Live processes of the component's session.
 
     Linux does not hand out a pid that is still some session's id, so if ``proc.pid`` now belongs to
     a process started at another time, the recorded session is certainly gone.
@@ -89,8 +91,16 @@ def alive(proc: Proc) -> bool:
     return bool(members(proc))
 
 
-def spawn(name: str, cmd: list[str], env: dict[str, str], log_path: Path, *, cwd: Path | None = None,
-          ports: dict[str, int] | None = None, user: str | None = None) -> tuple[Proc, subprocess.Popen]:
+def spawn(
+    name: str,
+    cmd: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    cwd: Path | None = None,
+    ports: dict[str, int] | None = None,
+    user: str | None = None,
+) -> tuple[Proc, subprocess.Popen]:
     """Start ``cmd`` as a new session leader, stdout and stderr appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -162,7 +172,9 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def wait_until(check: Any, timeout: float, what: str, *, interval: float = 0.25, proc: Proc | None = None) -> None:
+def wait_until(
+    check: Any, timeout: float, what: str, *, interval: float = 0.25, proc: Proc | None = None
+) -> None:
     """Poll ``check()`` until truthy; fail early when ``proc`` died, with its log's tail."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -174,7 +186,9 @@ def wait_until(check: Any, timeout: float, what: str, *, interval: float = 0.25,
         if proc is not None and not members(proc):
             raise RuntimeError(f"{what}: process exited\n{log_tail(proc.log)}")
         time.sleep(interval)
-    raise TimeoutError(f"{what}: not ready after {timeout:.0f} s" + (f"\n{log_tail(proc.log)}" if proc else ""))
+    raise TimeoutError(
+        f"{what}: not ready after {timeout:.0f} s" + (f"\n{log_tail(proc.log)}" if proc else "")
+    )
 
 
 def log_tail(path: str, lines: int = 30) -> str:

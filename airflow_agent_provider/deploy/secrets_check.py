@@ -1,4 +1,5 @@
-"""Refuse to start a deployment whose secrets are missing, placeholders, short or malformed.
+"""
+Refuse to start a deployment whose secrets are missing, placeholders, short or malformed.
 
 ``python -m airflow_agent_provider.deploy.secrets_check`` is the first step of ``airflow-init`` and
 the ``secrets-check`` service that Postgres and Redis wait for in ``docker-compose.yml``; the
@@ -39,13 +40,44 @@ MIN_PASSWORD_CHARS = 16
 MIN_DISTINCT_CHARS = 8
 
 #: Lower-case values (after removing ``-_. ``) that are never secrets.
-_WELL_KNOWN = frozenset({
-    "admin", "airflow", "changeme", "changeit", "default", "example", "fernet", "jwt", "password",
-    "passwd", "postgres", "redis", "root", "secret", "secretkey", "test", "token", "toor", "xxx",
-})
+_WELL_KNOWN = frozenset(
+    {
+        "admin",
+        "airflow",
+        "changeme",
+        "changeit",
+        "default",
+        "example",
+        "fernet",
+        "jwt",
+        "password",
+        "passwd",
+        "postgres",
+        "redis",
+        "root",
+        "secret",
+        "secretkey",
+        "test",
+        "token",
+        "toor",
+        "xxx",
+    }
+)
 #: Substrings that mark a value as a placeholder someone meant to replace.
-_PLACEHOLDER_MARKS = ("changeme", "change-me", "change_me", "replace-me", "replaceme", "placeholder",
-                      "your-", "your_", "<", ">", "example", "generate")
+_PLACEHOLDER_MARKS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "replace-me",
+    "replaceme",
+    "placeholder",
+    "your-",
+    "your_",
+    "<",
+    ">",
+    "example",
+    "generate",
+)
 _URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 
 
@@ -68,10 +100,18 @@ SECRETS: tuple[Secret, ...] = (
     Secret("API secret key", "AIRFLOW_API_SECRET_KEY", "key", ("AIRFLOW__API__SECRET_KEY",)),
     Secret("Fernet key", "AIRFLOW_FERNET_KEY", "fernet", ("AIRFLOW__CORE__FERNET_KEY",)),
     Secret("admin password", "AIRFLOW_ADMIN_PASSWORD", "password", ("AIRFLOW_ADMIN_PASSWORD",)),
-    Secret("Postgres password", "POSTGRES_PASSWORD", "url-password",
-           ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND")),
-    Secret("Redis password", "REDIS_PASSWORD", "url-password",
-           ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__AGENT_PROVIDER__STORE_URL")),
+    Secret(
+        "Postgres password",
+        "POSTGRES_PASSWORD",
+        "url-password",
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"),
+    ),
+    Secret(
+        "Redis password",
+        "REDIS_PASSWORD",
+        "url-password",
+        ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__AGENT_PROVIDER__STORE_URL"),
+    ),
 )
 
 
@@ -112,7 +152,8 @@ def _fernet_problem(value: str) -> str | None:
 
 
 def _url_password(url: str) -> str | None:
-    """The password of ``scheme://user:password@host...`` as written, even when it breaks the URL.
+    """
+    The password of ``scheme://user:password@host...`` as written, even when it breaks the URL.
 
     ``urlsplit`` would stop at a ``/`` or ``#`` inside the password and report something else; the
     host follows the last ``@``, so everything between the first ``:`` of the user part and that
@@ -193,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         print("secrets check: ok")
         return 0
-    print(f"refusing to start: {len(found)} secret(s) in .env must be replaced "
-          "(python -m airflow_agent_provider.deploy.secrets_check --generate prints a fresh set):", file=sys.stderr)
+    print(
+        f"refusing to start: {len(found)} secret(s) in .env must be replaced "
+        "(python -m airflow_agent_provider.deploy.secrets_check --generate prints a fresh set):",
+        file=sys.stderr,
+    )
     for line in found:
         print(f"  {line}", file=sys.stderr)
     return 1

@@ -1,4 +1,5 @@
-"""The one description of a multi-process deployment, shared by ``docker-compose.yml`` and the native launcher.
+"""
+The one description of a multi-process deployment, shared by ``docker-compose.yml`` and the native launcher.
 
 Both deployments run the same services with the same commands and the same Airflow settings; they
 differ only in *where* things are (container DNS names and fixed ports in Compose, loopback ports on
@@ -80,7 +81,8 @@ class Topology:
         )
 
     def redis_url(self, db: int) -> str:
-        """The Redis URL of database ``db``; with the server's password (``requirepass``) when it has one.
+        """
+        The Redis URL of database ``db``; with the server's password (``requirepass``) when it has one.
 
         The password is part of the URL because both users of the server read a URL: Celery's
         ``broker_url`` and the provider's ``store_url``. It must therefore be URL-safe, which the
@@ -103,14 +105,19 @@ class Topology:
 
 
 def connection_vars(topology: Topology) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` of the provider's default connections.
+    """
+    ``AIRFLOW_CONN_*`` of the provider's default connections.
 
     Airflow reads these before its metadata DB, so the API keys never need to be stored in the
     database; an empty base URL means the vendor's own endpoint.
     """
     return {
         "AIRFLOW_CONN_AGENT_OPENAI_DEFAULT": json.dumps(
-            {"conn_type": "agent_openai", "host": topology.openai_base_url, "password": topology.openai_api_key}
+            {
+                "conn_type": "agent_openai",
+                "host": topology.openai_base_url,
+                "password": topology.openai_api_key,
+            }
         ),
         "AIRFLOW_CONN_AGENT_ANTHROPIC_DEFAULT": json.dumps(
             {
@@ -223,13 +230,26 @@ def services(topology: Topology) -> dict[str, Service]:
             airflow=False,
         ),
         # redis-cli takes the password from REDISCLI_AUTH (not argv); "NOAUTH" is no PONG.
-        Service("redis", (), ("CMD-SHELL", "redis-cli ping | grep -q PONG"), dict(_SECRETS_OK),
-                {"REDISCLI_AUTH": t.redis_password}, airflow=False),
+        Service(
+            "redis",
+            (),
+            ("CMD-SHELL", "redis-cli ping | grep -q PONG"),
+            dict(_SECRETS_OK),
+            {"REDISCLI_AUTH": t.redis_password},
+            airflow=False,
+        ),
         Service(
             "llm-server",
             (
-                "python", "-m", "airflow_agent_provider.testing.llm_server",
-                "--host", t.llm_host, "--port", t.llm_port, "--latency", t.llm_latency,
+                "python",
+                "-m",
+                "airflow_agent_provider.testing.llm_server",
+                "--host",
+                t.llm_host,
+                "--port",
+                t.llm_port,
+                "--latency",
+                t.llm_latency,
             ),
             (
                 "CMD",
@@ -340,7 +360,8 @@ REDIS_IMAGE = "redis:7.2-bookworm"
 
 
 def local_process_env(kind: str, *, port: int, name: str = "") -> dict[str, str]:
-    """Settings only a native run needs: several components share one host and its ports.
+    """
+    Settings only a native run needs: several components share one host and its ports.
 
     In Compose each container has its own network namespace and hostname, so the defaults (log
     server ports 8793/8794, the container hostname) are already distinct.

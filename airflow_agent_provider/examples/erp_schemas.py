@@ -1,4 +1,5 @@
-"""Pydantic models of structured agent answers, named by ``output_schema:`` in the example workflows.
+"""
+Pydantic models of structured agent answers, named by ``output_schema:`` in the example workflows.
 
 A model (rather than an inline JSON Schema) is the natural choice when Python code downstream reads the
 answer too: the same class validates it. ``extra="forbid"`` makes the schema say

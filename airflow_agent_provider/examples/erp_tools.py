@@ -1,4 +1,5 @@
-"""Small, deterministic ERP tools that example agents may call.
+"""
+Small, deterministic ERP tools that example agents may call.
 
 They read from in-memory sample data so the example workflows run anywhere, including in tests
 where the local LLM server calls each offered tool with schema-generated arguments such as
@@ -13,30 +14,114 @@ from __future__ import annotations
 from typing import Any
 
 _STOCK: dict[str, dict[str, Any]] = {
-    "SKU-1001": {"description": "Steel bolts M8 (box of 100)", "on_hand": 1240, "reorder_point": 500, "unit_cost": 4.20},
-    "SKU-1002": {"description": "Hydraulic pump HP-20", "on_hand": 12, "reorder_point": 15, "unit_cost": 389.00},
-    "SKU-1003": {"description": "Safety gloves (pair)", "on_hand": 0, "reorder_point": 200, "unit_cost": 2.75},
-    "SKU-1004": {"description": "Pallet wrap 500 m", "on_hand": 310, "reorder_point": 100, "unit_cost": 18.50},
+    "SKU-1001": {
+        "description": "Steel bolts M8 (box of 100)",
+        "on_hand": 1240,
+        "reorder_point": 500,
+        "unit_cost": 4.20,
+    },
+    "SKU-1002": {
+        "description": "Hydraulic pump HP-20",
+        "on_hand": 12,
+        "reorder_point": 15,
+        "unit_cost": 389.00,
+    },
+    "SKU-1003": {
+        "description": "Safety gloves (pair)",
+        "on_hand": 0,
+        "reorder_point": 200,
+        "unit_cost": 2.75,
+    },
+    "SKU-1004": {
+        "description": "Pallet wrap 500 m",
+        "on_hand": 310,
+        "reorder_point": 100,
+        "unit_cost": 18.50,
+    },
 }
 
 _EMPLOYEES: dict[str, dict[str, Any]] = {
-    "E-100": {"name": "Dana Weber", "department": "Finance", "role": "AP Clerk", "status": "active", "monthly_salary": 4200},
-    "E-101": {"name": "Luis Ortega", "department": "Finance", "role": "Controller", "status": "active", "monthly_salary": 7900},
-    "E-102": {"name": "Mei Tanaka", "department": "Inventory", "role": "Warehouse Lead", "status": "active", "monthly_salary": 3900},
-    "E-103": {"name": "Sam Okafor", "department": "HR", "role": "Payroll Specialist", "status": "leaver", "monthly_salary": 4100},
+    "E-100": {
+        "name": "Dana Weber",
+        "department": "Finance",
+        "role": "AP Clerk",
+        "status": "active",
+        "monthly_salary": 4200,
+    },
+    "E-101": {
+        "name": "Luis Ortega",
+        "department": "Finance",
+        "role": "Controller",
+        "status": "active",
+        "monthly_salary": 7900,
+    },
+    "E-102": {
+        "name": "Mei Tanaka",
+        "department": "Inventory",
+        "role": "Warehouse Lead",
+        "status": "active",
+        "monthly_salary": 3900,
+    },
+    "E-103": {
+        "name": "Sam Okafor",
+        "department": "HR",
+        "role": "Payroll Specialist",
+        "status": "leaver",
+        "monthly_salary": 4100,
+    },
 }
 
 _INVOICES: list[dict[str, Any]] = [
-    {"invoice_id": "INV-5001", "vendor": "Acme Metals", "amount": 12450.00, "currency": "EUR", "due_date": "2026-02-10", "po_matched": True},
-    {"invoice_id": "INV-5002", "vendor": "Acme Metals", "amount": 980.00, "currency": "EUR", "due_date": "2026-01-28", "po_matched": False},
-    {"invoice_id": "INV-5003", "vendor": "Northwind Logistics", "amount": 3120.50, "currency": "EUR", "due_date": "2026-02-03", "po_matched": True},
-    {"invoice_id": "INV-5004", "vendor": "Globex Pumps", "amount": 7780.00, "currency": "USD", "due_date": "2026-01-31", "po_matched": False},
+    {
+        "invoice_id": "INV-5001",
+        "vendor": "Acme Metals",
+        "amount": 12450.00,
+        "currency": "EUR",
+        "due_date": "2026-02-10",
+        "po_matched": True,
+    },
+    {
+        "invoice_id": "INV-5002",
+        "vendor": "Acme Metals",
+        "amount": 980.00,
+        "currency": "EUR",
+        "due_date": "2026-01-28",
+        "po_matched": False,
+    },
+    {
+        "invoice_id": "INV-5003",
+        "vendor": "Northwind Logistics",
+        "amount": 3120.50,
+        "currency": "EUR",
+        "due_date": "2026-02-03",
+        "po_matched": True,
+    },
+    {
+        "invoice_id": "INV-5004",
+        "vendor": "Globex Pumps",
+        "amount": 7780.00,
+        "currency": "USD",
+        "due_date": "2026-01-31",
+        "po_matched": False,
+    },
 ]
 
 _POLICIES: dict[str, dict[str, Any]] = {
-    "SOD-01": {"title": "Segregation of duties: vendor master vs. payment release", "rule": "No user may both create vendors and release payments.", "severity": "high"},
-    "FIN-07": {"title": "Invoice approval threshold", "rule": "Invoices above 10,000 EUR need a second approver.", "severity": "medium"},
-    "INV-03": {"title": "Cycle count variance", "rule": "Stock variances above 2% of value must be investigated before close.", "severity": "medium"},
+    "SOD-01": {
+        "title": "Segregation of duties: vendor master vs. payment release",
+        "rule": "No user may both create vendors and release payments.",
+        "severity": "high",
+    },
+    "FIN-07": {
+        "title": "Invoice approval threshold",
+        "rule": "Invoices above 10,000 EUR need a second approver.",
+        "severity": "medium",
+    },
+    "INV-03": {
+        "title": "Cycle count variance",
+        "rule": "Stock variances above 2% of value must be investigated before close.",
+        "severity": "medium",
+    },
 }
 
 

@@ -1,4 +1,5 @@
-"""Turn a validated :class:`~airflow_agent_provider.definitions.Workflow` into an Airflow DAG.
+"""
+Turn a validated :class:`~airflow_agent_provider.definitions.Workflow` into an Airflow DAG.
 
 One DAG per workflow, one task group per module, one :class:`LLMAgentOperator` per agent, the
 dependencies as edges, and one final ``workflow_result`` task that compiles the run result and
@@ -111,7 +112,12 @@ def rate_limit_rules(workflow: Workflow) -> list[dict[str, Any]]:
     for key, spec in workflow.rate_limits.items():
         provider, _, model = key.partition("/")
         rules.append(
-            {"key": key, "limits": spec.model_dump(exclude_none=True), "provider": provider, "model": model or None}
+            {
+                "key": key,
+                "limits": spec.model_dump(exclude_none=True),
+                "provider": provider,
+                "model": model or None,
+            }
         )
     return rules
 
@@ -132,7 +138,9 @@ class _Shared:
 
     def __post_init__(self) -> None:
         self.rate_limits = rate_limit_rules(self.workflow)
-        self.budgets = {name: _budget_kwargs(self.workflow, module) for name, module in self.workflow.modules.items()}
+        self.budgets = {
+            name: _budget_kwargs(self.workflow, module) for name, module in self.workflow.modules.items()
+        }
 
     def output_schema(self, agent: AgentSpec) -> dict[str, Any] | None:
         """The agent's resolved output schema; resolved once per distinct schema, a copy per agent."""
@@ -232,7 +240,10 @@ def _agent_operator(
         max_rounds=agent.max_rounds,
         upstream_tasks=upstream_aliases(workflow, module, agent),
         # A closed budget gate leaves no result: agents behind it must not run (also with all_done).
-        critical_upstreams=[*gate.critical_upstreams, *(gate_ids if gate.trigger_rule != "all_success" else [])],
+        critical_upstreams=[
+            *gate.critical_upstreams,
+            *(gate_ids if gate.trigger_rule != "all_success" else []),
+        ],
         price_override=agent.price.model_dump() if agent.price else None,
         cost_limit=agent.cost_limit,
         budget=dict(shared.budgets[module]),
@@ -266,8 +277,13 @@ def _agent_operator(
     return LLMAgentOperator.partial(**kwargs).expand(item=items)
 
 
-def _items_operator(workflow: Workflow, module: str, agent: AgentSpec, upstream_ids: list[str],
-                    critical_by_id: dict[str, bool]) -> ForEachItemsOperator:
+def _items_operator(
+    workflow: Workflow,
+    module: str,
+    agent: AgentSpec,
+    upstream_ids: list[str],
+    critical_by_id: dict[str, bool],
+) -> ForEachItemsOperator:
     """The task that evaluates an expression ``for_each`` into the list the agent expands over."""
     gate = gate_for(upstream_ids, critical_by_id, workflow.allow_partial_completion)
     return ForEachItemsOperator(
@@ -355,8 +371,14 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
                             gate_task >> items_task
                         items = items_task.output
                     tasks[qualified] = _agent_operator(
-                        workflow, module_name, agent, upstream, critical_by_id, [g.task_id for g in agent_gates],
-                        items, shared,
+                        workflow,
+                        module_name,
+                        agent,
+                        upstream,
+                        critical_by_id,
+                        [g.task_id for g in agent_gates],
+                        items,
+                        shared,
                     )
                     for gate_task in agent_gates:
                         gate_task >> tasks[qualified]
@@ -385,7 +407,9 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
 
 def _other_task_count(workflow: Workflow) -> int:
     """Tasks of the DAG that are not agents: the result task, budget gates and ``for_each`` item tasks."""
-    gates = int(workflow.budget_gate is not None) + sum(m.budget_gate is not None for m in workflow.modules.values())
+    gates = int(workflow.budget_gate is not None) + sum(
+        m.budget_gate is not None for m in workflow.modules.values()
+    )
     items = sum(isinstance(agent.for_each, str) for _, agent in workflow.iter_agents())
     return 1 + gates + items
 

@@ -1,4 +1,5 @@
-"""Load the workflow definitions of a folder as DAGs, for a DAG file in the dags folder.
+"""
+Load the workflow definitions of a folder as DAGs, for a DAG file in the dags folder.
 
 Usage in a DAG file (this is all of ``dags/erp_workflows.py``)::
 
@@ -103,7 +104,10 @@ def _file_report(error: WorkflowDefinitionError, folder: Path, max_problems: int
     header = f"{_where(error, folder)}: {count} problem{'s' if count != 1 else ''} in workflow definition"
     if max_problems == 0:
         return header + " (not listed here)"
-    lines = [header, *(f"  - {_clip(str(problem), MAX_PROBLEM_CHARS)}" for problem in problems[:max_problems])]
+    lines = [
+        header,
+        *(f"  - {_clip(str(problem), MAX_PROBLEM_CHARS)}" for problem in problems[:max_problems]),
+    ]
     if count > max_problems:
         more = count - max_problems
         lines.append(
@@ -247,8 +251,13 @@ def _produces_of(files: list[Path], names: list[str]) -> dict[str, str]:
 # -------------------------------------------------------------------------------------------------
 
 
-def _build(workflow: Workflow, produces: dict[str, str], folder: Path, dags: dict[str, DAG],
-           errors: list[WorkflowDefinitionError]) -> None:
+def _build(
+    workflow: Workflow,
+    produces: dict[str, str],
+    folder: Path,
+    dags: dict[str, DAG],
+    errors: list[WorkflowDefinitionError],
+) -> None:
     try:
         dags[workflow.name] = build_dag(workflow, produces)
     except Exception as exc:  # a factory bug must also stay confined to its workflow
@@ -292,10 +301,16 @@ def _load_one(folder: Path, dag_id: str) -> dict[str, DAG]:
             errors.append(exc)
             continue
         except Exception as exc:  # whatever a file does, it stays confined to that file
-            errors.append(WorkflowDefinitionError(path, [Problem("(file)", f"cannot load: {type(exc).__name__}: {exc}")]))
+            errors.append(
+                WorkflowDefinitionError(
+                    path, [Problem("(file)", f"cannot load: {type(exc).__name__}: {exc}")]
+                )
+            )
             continue
         if workflow.name != dag_id:  # the name line misled us (unusual YAML): load as the dag-processor does
-            log.warning("%s declares workflow %r, not %r; loading the whole folder", path, workflow.name, dag_id)
+            log.warning(
+                "%s declares workflow %r, not %r; loading the whole folder", path, workflow.name, dag_id
+            )
             return {k: v for k, v in _load_all(folder).items() if k in (dag_id, INVALID_PLACEHOLDER_DAG_ID)}
         dags: dict[str, DAG] = {}
         _build(workflow, _produces_of(files, list(workflow.triggered_by)), folder, dags, errors)

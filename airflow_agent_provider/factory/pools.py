@@ -1,4 +1,5 @@
-"""Airflow pools derived from a workflow's concurrency limits.
+"""
+Airflow pools derived from a workflow's concurrency limits.
 
 Why pools as well as the shared limiter: the limiter's ``max_concurrent`` lease stops a call from
 going out, but a task waiting for a lease still holds a worker slot. A pool of the same size makes

@@ -1,4 +1,5 @@
-"""How partial completion becomes Airflow trigger rules.
+"""
+How partial completion becomes Airflow trigger rules.
 
 Airflow trigger rules look at *all* upstream tasks at once, but a workflow distinguishes critical from
 non-critical agents. The rule per agent is therefore chosen from its upstreams:

@@ -1,4 +1,5 @@
-"""What guards one agent's model calls: limits, budgets, retries, breaker, fallbacks.
+"""
+What guards one agent's model calls: limits, budgets, retries, breaker, fallbacks.
 
 ``GuardConfig`` is plain JSON-safe data because it travels with the call: the operator builds it on
 the worker, and in deferrable mode it crosses to the triggerer inside the trigger's kwargs. It holds

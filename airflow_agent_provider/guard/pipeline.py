@@ -1,4 +1,5 @@
-"""One model call, guarded: budget, breaker, rate limits, retries, fallbacks, cost, in that order.
+"""
+One model call, guarded: budget, breaker, rate limits, retries, fallbacks, cost, in that order.
 
 For each target (the primary model, then its fallbacks):
 
@@ -41,7 +42,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_agent_provider.cost.budget import BudgetExceeded, BudgetGuard, BudgetLimits, CallScope, Reservation
+from airflow_agent_provider.cost.budget import (
+    BudgetExceeded,
+    BudgetGuard,
+    BudgetLimits,
+    CallScope,
+    Reservation,
+)
 from airflow_agent_provider.cost.estimate import estimate_input_tokens
 from airflow_agent_provider.cost.pricing import CallCost, PriceOverride, max_call_cost, price_call
 from airflow_agent_provider.guard.config import GuardConfig
@@ -86,12 +93,15 @@ def request_chars(request: LLMRequest) -> int:
 
 
 def typical_input_tokens(request: LLMRequest) -> int:
-    """The usual characters/4 estimate: what the shared tokens-per-minute limiter reserves.
+    """
+    The usual characters/4 estimate: what the shared tokens-per-minute limiter reserves.
 
     Settlement corrects it to the real usage seconds later, so a typical estimate is right there:
     reserving an upper bound would hold back other callers' tokens for nothing.
     """
-    return estimate_input_tokens(request_chars(request)) + PER_MESSAGE_OVERHEAD_TOKENS * (len(request.messages) + 1)
+    return estimate_input_tokens(request_chars(request)) + PER_MESSAGE_OVERHEAD_TOKENS * (
+        len(request.messages) + 1
+    )
 
 
 def max_input_tokens(request: LLMRequest) -> int:
@@ -165,13 +175,21 @@ class PendingCharge:
     amount_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reservation_id": self.reservation_id, "result": self.result.to_dict(), "at": self.at,
-                "amount_usd": self.amount_usd}
+        return {
+            "reservation_id": self.reservation_id,
+            "result": self.result.to_dict(),
+            "at": self.at,
+            "amount_usd": self.amount_usd,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PendingCharge:
-        return cls(reservation_id=data["reservation_id"], result=GuardedResult.from_dict(data["result"]),
-                   at=float(data["at"]), amount_usd=data.get("amount_usd"))
+        return cls(
+            reservation_id=data["reservation_id"],
+            result=GuardedResult.from_dict(data["result"]),
+            at=float(data["at"]),
+            amount_usd=data.get("amount_usd"),
+        )
 
 
 class UnsettledCharge(RuntimeError):
@@ -265,37 +283,49 @@ class GuardedCaller:
 
     def _reserve(self, target: FallbackTarget, request: LLMRequest, step_id: str) -> Reservation:
         return self.budget.reserve(
-            self._scope(target), self._amount(target, request), self.limits,
-            reservation_id=f"{step_id}|{target.key}", ttl_s=self.config.reservation_ttl_s,
+            self._scope(target),
+            self._amount(target, request),
+            self.limits,
+            reservation_id=f"{step_id}|{target.key}",
+            ttl_s=self.config.reservation_ttl_s,
         )
 
     async def _areserve(self, target: FallbackTarget, request: LLMRequest, step_id: str) -> Reservation:
         return await self.budget.areserve(
-            self._scope(target), self._amount(target, request), self.limits,
-            reservation_id=f"{step_id}|{target.key}", ttl_s=self.config.reservation_ttl_s,
+            self._scope(target),
+            self._amount(target, request),
+            self.limits,
+            reservation_id=f"{step_id}|{target.key}",
+            ttl_s=self.config.reservation_ttl_s,
         )
 
     def _pending(self, tally: _Tally, attempts: list[Any]) -> PendingCharge:
         assert tally.paid is not None
         response, cost, reservation, target = tally.paid
         result = self._result(response, target, cost, tally, attempts)
-        return PendingCharge(reservation.reservation_id, result, reservation.call.at.timestamp(),
-                             reservation.amount_usd)
+        return PendingCharge(
+            reservation.reservation_id, result, reservation.call.at.timestamp(), reservation.amount_usd
+        )
 
     def _reservation_of(self, pending: PendingCharge) -> Reservation:
         """The reservation a pending charge was made under, to settle it (the store may not know it any more)."""
         from airflow_agent_provider.stores.budget_api import ReserveResult
 
         at = datetime.fromtimestamp(pending.at, timezone.utc)
-        return Reservation(self.store, self._scope(pending.result.target, at), pending.reservation_id,
-                           pending.amount_usd, ReserveResult(True, None, 0.0, 0.0, float("inf")))
+        return Reservation(
+            self.store,
+            self._scope(pending.result.target, at),
+            pending.reservation_id,
+            pending.amount_usd,
+            ReserveResult(True, None, 0.0, 0.0, float("inf")),
+        )
 
     @staticmethod
     def _note_paid(pending: PendingCharge, on_paid: Callable[[PendingCharge], Any] | None) -> None:
         if on_paid is not None:
             try:
                 on_paid(pending)
-            except Exception as exc:  # noqa: BLE001 - persisting is insurance; settling still goes ahead
+            except Exception as exc:
                 log.warning("Could not persist the paid response before settling it: %s", exc)
         for hook in list(BEFORE_SETTLE):
             hook(pending)
@@ -310,7 +340,9 @@ class GuardedCaller:
             charged = self._reservation_of(pending).settle(pending.result.cost, pending.result.response.usage)
         except Exception as exc:
             raise UnsettledCharge(pending, exc) from exc
-        log.info("Settled the pending charge %s of an earlier try (charged: %s)", pending.reservation_id, charged)
+        log.info(
+            "Settled the pending charge %s of an earlier try (charged: %s)", pending.reservation_id, charged
+        )
         return replace(pending.result, charged=charged)
 
     def _price(self, target: FallbackTarget, response: LLMResponse) -> CallCost:
@@ -348,8 +380,10 @@ class GuardedCaller:
 
     @staticmethod
     def _request_for(target: FallbackTarget, request: LLMRequest) -> LLMRequest:
-        return request if (target.provider, target.model) == (request.provider, request.model) else replace(
-            request, provider=target.provider, model=target.model
+        return (
+            request
+            if (target.provider, target.model) == (request.provider, request.model)
+            else replace(request, provider=target.provider, model=target.model)
         )
 
     @staticmethod
@@ -359,18 +393,33 @@ class GuardedCaller:
             if attempt.get("outcome") == "circuit_open":
                 target = attempt.get("target") or {}
                 metrics.record_breaker_open(target.get("provider", "?"), target.get("model", "?"))
-        metrics.record_call(result.target.provider, result.target.model, metrics.OUTCOME_OK,
-                            result.response.usage, result.cost.usd, result.wait_s, result.requests)
+        metrics.record_call(
+            result.target.provider,
+            result.target.model,
+            metrics.OUTCOME_OK,
+            result.response.usage,
+            result.cost.usd,
+            result.wait_s,
+            result.requests,
+        )
 
     @staticmethod
     def _observe_failure(request: LLMRequest, exc: BaseException, tally: _Tally) -> None:
         if isinstance(exc, BudgetExceeded):
             metrics.record_budget_refused(exc.scope)
         outcome = "budget_refused" if isinstance(exc, BudgetExceeded) else classify(exc).reason or "error"
-        metrics.record_call(request.provider, request.model, outcome, None, None, tally.wait_s, tally.requests)
+        metrics.record_call(
+            request.provider, request.model, outcome, None, None, tally.wait_s, tally.requests
+        )
 
-    def _result(self, response: LLMResponse, target: FallbackTarget, cost: CallCost, tally: _Tally,
-                attempts: list[Any]) -> GuardedResult:
+    def _result(
+        self,
+        response: LLMResponse,
+        target: FallbackTarget,
+        cost: CallCost,
+        tally: _Tally,
+        attempts: list[Any],
+    ) -> GuardedResult:
         return GuardedResult(
             response=response,
             target=target,
@@ -442,7 +491,9 @@ class GuardedCaller:
                 self._observe_failure(request, exc, tally)
                 raise
             # Paid, then the store failed (the breaker's bookkeeping): settle what was paid for.
-            log.warning("The store failed after a paid response (%s: %s); settling it", type(exc).__name__, exc)
+            log.warning(
+                "The store failed after a paid response (%s: %s); settling it", type(exc).__name__, exc
+            )
             attempts = []
         pending = self._pending(tally, attempts)
         self._note_paid(pending, on_paid)
@@ -508,12 +559,16 @@ class GuardedCaller:
         breaker_for = self._breaker_for if self.breaker_config is not None else None
         attempts: list[Any]
         try:
-            _, _, attempts = await acall_with_fallbacks(self.targets(request, llm_conn_id), acall_one, breaker_for)
+            _, _, attempts = await acall_with_fallbacks(
+                self.targets(request, llm_conn_id), acall_one, breaker_for
+            )
         except Exception as exc:
             if tally.paid is None:
                 self._observe_failure(request, exc, tally)
                 raise
-            log.warning("The store failed after a paid response (%s: %s); settling it", type(exc).__name__, exc)
+            log.warning(
+                "The store failed after a paid response (%s: %s); settling it", type(exc).__name__, exc
+            )
             attempts = []
         pending = self._pending(tally, attempts)
         self._note_paid(pending, on_paid)
@@ -528,8 +583,12 @@ class GuardedCaller:
     async def asettle_pending(self, pending: PendingCharge) -> GuardedResult:
         """:meth:`settle_pending` on the store's async operations (the event loop never blocks)."""
         try:
-            charged = await self._reservation_of(pending).asettle(pending.result.cost, pending.result.response.usage)
+            charged = await self._reservation_of(pending).asettle(
+                pending.result.cost, pending.result.response.usage
+            )
         except Exception as exc:
             raise UnsettledCharge(pending, exc) from exc
-        log.info("Settled the pending charge %s of an earlier try (charged: %s)", pending.reservation_id, charged)
+        log.info(
+            "Settled the pending charge %s of an earlier try (charged: %s)", pending.reservation_id, charged
+        )
         return replace(pending.result, charged=charged)

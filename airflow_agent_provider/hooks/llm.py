@@ -1,4 +1,5 @@
-"""Hooks that talk to LLM providers with their official SDK clients.
+"""
+Hooks that talk to LLM providers with their official SDK clients.
 
 The hook owns only what is Airflow-specific: reading the Connection (API key, base URL, extras)
 and building SDK clients from it. Request building and response parsing live in the Airflow-free
@@ -68,7 +69,10 @@ PLACEHOLDER_API_KEY = "no-key-configured"
 
 #: Where a connection without a host goes: the vendor's own API, written out so that the SDKs'
 #: ``*_BASE_URL`` environment variables never choose it.
-VENDOR_BASE_URLS: dict[str, str] = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+VENDOR_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
 
 #: The module of each provider's SDK (imported off the loop on the async path).
 SDK_MODULES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic"}
@@ -122,16 +126,26 @@ class ClientSettings:
 
     @property
     def cache_key(self) -> tuple[Any, ...]:
-        return (self.conn_id, self.provider, self.key_fingerprint, self.base_url, self.timeout, self.organization,
-                self.project)
+        return (
+            self.conn_id,
+            self.provider,
+            self.key_fingerprint,
+            self.base_url,
+            self.timeout,
+            self.organization,
+            self.project,
+        )
 
     def __repr__(self) -> str:  # never show the key
-        return (f"ClientSettings(conn_id={self.conn_id!r}, provider={self.provider!r}, base_url={self.base_url!r}, "
-                f"key=sha256:{self.key_fingerprint})")
+        return (
+            f"ClientSettings(conn_id={self.conn_id!r}, provider={self.provider!r}, base_url={self.base_url!r}, "
+            f"key=sha256:{self.key_fingerprint})"
+        )
 
 
-def client_settings(conn_id: str, provider: str, password: str | None, host: str | None,
-                    extras: Mapping[str, Any] | None) -> ClientSettings:
+def client_settings(
+    conn_id: str, provider: str, password: str | None, host: str | None, extras: Mapping[str, Any] | None
+) -> ClientSettings:
     """
     The settings of a connection's client, or ``LLMConnectionError`` naming the connection.
 
@@ -149,7 +163,9 @@ def client_settings(conn_id: str, provider: str, password: str | None, host: str
     try:
         timeout_s = None if timeout in (None, "") else float(timeout)
     except (TypeError, ValueError):
-        raise LLMConnectionError(f"connection {conn_id!r}: extra 'timeout' must be seconds, got {timeout!r}") from None
+        raise LLMConnectionError(
+            f"connection {conn_id!r}: extra 'timeout' must be seconds, got {timeout!r}"
+        ) from None
     return ClientSettings(
         conn_id=conn_id,
         provider=provider,
@@ -157,8 +173,11 @@ def client_settings(conn_id: str, provider: str, password: str | None, host: str
         base_url=host or VENDOR_BASE_URLS[provider],
         timeout=timeout_s,
         organization=(str(extras.get("organization")) if extras.get("organization") else None)
-        if provider == "openai" else None,
-        project=(str(extras.get("project")) if extras.get("project") else None) if provider == "openai" else None,
+        if provider == "openai"
+        else None,
+        project=(str(extras.get("project")) if extras.get("project") else None)
+        if provider == "openai"
+        else None,
     )
 
 
@@ -217,7 +236,9 @@ def _check_pinned(client: Any, settings: ClientSettings) -> None:
 # -- process-wide caches: SDK imports, clients -------------------------------------------------------
 
 _import_lock = threading.Lock()
-_imports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future]] = weakref.WeakKeyDictionary()
+_imports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _warm_sdk(provider: str) -> None:
@@ -365,7 +386,9 @@ class LLMHook(BaseHook):
 
     def __init__(self, llm_conn_id: str | None = None, provider: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.llm_conn_id = llm_conn_id or (DEFAULT_CONN_IDS[provider] if provider in DEFAULT_CONN_IDS else self.default_conn_name)
+        self.llm_conn_id = llm_conn_id or (
+            DEFAULT_CONN_IDS[provider] if provider in DEFAULT_CONN_IDS else self.default_conn_name
+        )
         self._provider_arg = provider
         self._connection: Connection | None = None
         self._extras: dict[str, Any] | None = None
@@ -451,7 +474,8 @@ class LLMHook(BaseHook):
         return (conn.password,) if conn is not None and conn.password else ()
 
     def complete(self, request: LLMRequest) -> LLMResponse:
-        """Make one model call and return the normalised response (usage, request id, latency, headers).
+        """
+        Make one model call and return the normalised response (usage, request id, latency, headers).
 
         Errors are the SDK's, scrubbed of the key and of credential headers (see the module docstring).
         """
@@ -474,7 +498,8 @@ class LLMHook(BaseHook):
         return adapter.parse(body, raw.headers, time.monotonic() - start)
 
     async def acomplete(self, request: LLMRequest) -> LLMResponse:
-        """The async twin of :meth:`complete`, for triggers; same request building, parsing and scrubbing.
+        """
+        The async twin of :meth:`complete`, for triggers; same request building, parsing and scrubbing.
 
         Nothing blocks the loop: the connection is read asynchronously, the SDK imported and the
         client built off the loop on first use, then the client is reused by every call on the loop.
@@ -528,7 +553,10 @@ class LLMHook(BaseHook):
             max_tokens=1,
         )
         response = self.complete(request)
-        return True, f"Connection to {self.provider} works (model {response.model or request.model} answered)."
+        return (
+            True,
+            f"Connection to {self.provider} works (model {response.model or request.model} answered).",
+        )
 
 
 class OpenAIAgentHook(LLMHook):
@@ -538,7 +566,9 @@ class OpenAIAgentHook(LLMHook):
     conn_type = "agent_openai"
     hook_name = "OpenAI / OpenAI-compatible (agents)"
 
-    def __init__(self, llm_conn_id: str = default_conn_name, provider: str | None = "openai", **kwargs: Any) -> None:
+    def __init__(
+        self, llm_conn_id: str = default_conn_name, provider: str | None = "openai", **kwargs: Any
+    ) -> None:
         super().__init__(llm_conn_id=llm_conn_id, provider=provider, **kwargs)
 
 

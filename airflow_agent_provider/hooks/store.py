@@ -1,4 +1,5 @@
-"""The Airflow-facing store resolver: Airflow settings and connections -> one ``Store`` per process.
+"""
+The Airflow-facing store resolver: Airflow settings and connections -> one ``Store`` per process.
 
 This is the only module of the limits/stores side that imports Airflow. Settings, in order:
 
@@ -48,7 +49,8 @@ def _setting(name: str) -> str:
 
 
 def redis_url_from_connection(conn_id: str) -> str:
-    """``redis[s]://[user:password@]host:port/db`` from an Airflow Connection (type redis or any).
+    """
+    ``redis[s]://[user:password@]host:port/db`` from an Airflow Connection (type redis or any).
 
     Follows the Redis provider's conventions: ``schema`` or extra ``db`` is the database number,
     extra ``ssl`` (true) selects ``rediss``; extra ``prefix`` is our key prefix.
@@ -114,7 +116,8 @@ def get_store() -> Store:
 
 
 async def aget_store() -> Store:
-    """:func:`get_store` for the event loop: nothing that blocks runs on the loop.
+    """
+    :func:`get_store` for the event loop: nothing that blocks runs on the loop.
 
     The settings are read and the store opened (SQLite: the file and its schema; Redis: the client
     and the redis import) off the loop, once per process; then the cached store comes back at once.

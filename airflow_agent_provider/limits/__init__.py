@@ -1,4 +1,5 @@
-"""Multi-tier rate limits shared by every worker and triggerer (engine side, Airflow-free).
+"""
+Multi-tier rate limits shared by every worker and triggerer (engine side, Airflow-free).
 
 The names are imported on first use (PEP 562), not with the package: importing one submodule
 (as a DAG file does through the operators) must not import every sibling and what they need.
@@ -11,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_agent_provider.limits.headers import (
-        pause_seconds,
         parse_duration,
         parse_time,
+        pause_seconds,
     )
     from airflow_agent_provider.limits.limiter import (
         Permit,

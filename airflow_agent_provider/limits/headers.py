@@ -1,4 +1,5 @@
-"""Provider feedback: turn rate-limit response headers into "pause this key for N seconds".
+"""
+Provider feedback: turn rate-limit response headers into "pause this key for N seconds".
 
 A provider's own counters are the truth; ours are an estimate (other clients may share the API
 key). When a provider says a limit is used up (remaining 0) or asks to retry later, every worker
@@ -82,7 +83,8 @@ def _exhausted(value: str | None) -> bool:
 
 
 def pause_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """How long every user of the key should wait, per the headers; None when they ask for nothing.
+    """
+    How long every user of the key should wait, per the headers; None when they ask for nothing.
 
     ``now`` (epoch seconds) turns absolute reset times into a delay; it defaults to the local clock.
     The longest of all the delays the headers imply wins.

@@ -1,4 +1,5 @@
-"""Blocking and async acquisition of multi-tier rate limits shared by every worker.
+"""
+Blocking and async acquisition of multi-tier rate limits shared by every worker.
 
 The store decides (atomically, for all tiers at once) and says how long to wait when it refuses;
 the limiter sleeps exactly that long and asks again, so there is no busy loop and no drift between
@@ -47,7 +48,8 @@ class RateLimitImpossible(ValueError):
 
 
 def limit_key(provider: str, model: str | None = None, group: str | None = None) -> str:
-    """``openai``, ``openai/gpt-5-mini`` or ``openai/gpt-5-mini#batch``: the shared key of a limit.
+    """
+    ``openai``, ``openai/gpt-5-mini`` or ``openai/gpt-5-mini#batch``: the shared key of a limit.
 
     Mirrors the definition's ``rate_limits`` keys ("provider" or "provider/model"); ``group`` splits
     one model's limit between, e.g., separate API keys or projects.
@@ -62,8 +64,9 @@ def limit_key(provider: str, model: str | None = None, group: str | None = None)
 class Permit:
     """A granted acquisition: settle its tokens, release its concurrency slot (also on ``with`` exit)."""
 
-    def __init__(self, store: RateLimitStore, key: str, grant: Grant, tokens: int, wait_s: float,
-                 holds_lease: bool) -> None:
+    def __init__(
+        self, store: RateLimitStore, key: str, grant: Grant, tokens: int, wait_s: float, holds_lease: bool
+    ) -> None:
         self._store = store
         self.key = key
         self.grant_id: str = grant.grant_id  # type: ignore[assignment]
@@ -100,15 +103,17 @@ class Permit:
     def __enter__(self) -> Permit:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
     async def __aenter__(self) -> Permit:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.arelease()
 
     def __repr__(self) -> str:
@@ -127,8 +132,9 @@ class RateLimiter:
         grant = self._attempt(key, policy, tokens)
         return self._permit(key, policy, grant, tokens, 0.0) if grant.granted else None
 
-    def acquire(self, key: str, policy: RateLimitPolicy, tokens: int = 0, *,
-                timeout: float | None = None) -> Permit:
+    def acquire(
+        self, key: str, policy: RateLimitPolicy, tokens: int = 0, *, timeout: float | None = None
+    ) -> Permit:
         """Block until every tier of ``policy`` grants ``tokens`` (an estimate, settle it later)."""
         start = time.monotonic()
         while True:
@@ -142,9 +148,11 @@ class RateLimiter:
         grant = await self._aattempt(key, policy, tokens)
         return self._permit(key, policy, grant, tokens, 0.0) if grant.granted else None
 
-    async def aacquire(self, key: str, policy: RateLimitPolicy, tokens: int = 0, *,
-                       timeout: float | None = None) -> Permit:
-        """``acquire`` for the event loop (triggers): the store's async operation, ``asyncio.sleep`` between tries.
+    async def aacquire(
+        self, key: str, policy: RateLimitPolicy, tokens: int = 0, *, timeout: float | None = None
+    ) -> Permit:
+        """
+        ``acquire`` for the event loop (triggers): the store's async operation, ``asyncio.sleep`` between tries.
 
         Nothing here blocks the loop: the Redis store answers through its asyncio client, the
         SQLite store on its own thread pool.

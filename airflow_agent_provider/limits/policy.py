@@ -44,8 +44,13 @@ class RateLimitPolicy:
     window_margin_s: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute",
-                     "max_concurrent"):
+        for name in (
+            "requests_per_minute",
+            "requests_per_hour",
+            "requests_per_day",
+            "tokens_per_minute",
+            "max_concurrent",
+        ):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -58,7 +63,8 @@ class RateLimitPolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | str | None) -> RateLimitPolicy:
-        """Build from a definition's ``rate_limits`` entry or a connection's ``rate_limits`` extra.
+        """
+        Build from a definition's ``rate_limits`` entry or a connection's ``rate_limits`` extra.
 
         A JSON string is accepted because Airflow connection extras often hold one. Unknown keys are
         an error, so that a typo (``request_per_minute``) never silently means "unlimited".

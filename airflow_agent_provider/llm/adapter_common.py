@@ -1,4 +1,5 @@
-"""Helpers shared by the OpenAI and Anthropic adapters.
+"""
+Helpers shared by the OpenAI and Anthropic adapters.
 
 Both adapters have to turn loosely-typed wire data (SDK models or plain dicts, header mappings,
 tool arguments the model wrote as JSON text) into the neutral types. The rules for that are the
@@ -84,7 +85,9 @@ def parse_tool_arguments(raw: Any) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (TypeError, ValueError) as exc:
-        return {INVALID_ARGUMENTS_KEY: {"raw": str(raw)[:2000], "error": f"arguments are not valid JSON: {exc}"}}
+        return {
+            INVALID_ARGUMENTS_KEY: {"raw": str(raw)[:2000], "error": f"arguments are not valid JSON: {exc}"}
+        }
     if not isinstance(value, dict):
         return {
             INVALID_ARGUMENTS_KEY: {

@@ -1,4 +1,5 @@
-"""Pick the adapter of a provider.
+"""
+Pick the adapter of a provider.
 
 One lookup table, so that adding a provider (or an OpenAI-compatible flavour) is one line here and
 one adapter module, and nothing else in the provider branches on the provider name.

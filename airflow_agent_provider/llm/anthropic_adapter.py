@@ -1,4 +1,5 @@
-"""Anthropic Messages <-> neutral types.
+"""
+Anthropic Messages <-> neutral types.
 
 Airflow-free, like the OpenAI adapter. The Messages API differs from Chat Completions in ways
 the rest of the provider must never see: the system prompt is a parameter, tool results are
@@ -40,6 +41,7 @@ _FINISH_REASONS = {
 
 
 log = logging.getLogger(__name__)
+
 
 def _assistant(message: Message) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
@@ -102,7 +104,9 @@ def build_kwargs(request: LLMRequest) -> dict[str, Any]:
                 "temperature=%s ignored: the installed anthropic SDK's Messages API no longer takes it",
                 request.temperature,
             )
-    tools = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools]
+    tools = [
+        {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+    ]
     if request.output_schema is not None:
         tools.append(
             {
@@ -149,7 +153,9 @@ def parse(raw_response: Any, headers: Mapping[str, str] | None = None, latency_s
             if name == OUTPUT_TOOL_NAME:
                 structured = json.dumps(arguments)
             else:
-                calls.append(ToolCall(id=str(get(block, "id", "")) or f"toolu_{i}", name=name, arguments=arguments))
+                calls.append(
+                    ToolCall(id=str(get(block, "id", "")) or f"toolu_{i}", name=name, arguments=arguments)
+                )
     raw_finish = get(data, "stop_reason")
     finish = _FINISH_REASONS.get(raw_finish, raw_finish)
     text = "".join(texts)

@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions <-> neutral types.
+"""
+OpenAI Chat Completions <-> neutral types.
 
 Airflow-free on purpose: the same code builds requests on the worker and in the triggerer, and it
 is unit-tested without an Airflow environment. Works for OpenAI and OpenAI-compatible endpoints
@@ -26,7 +27,12 @@ PROVIDER = "openai"
 #: Name of the JSON schema in ``response_format`` (OpenAI requires one).
 OUTPUT_SCHEMA_NAME = "agent_output"
 
-_FINISH_REASONS = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_calls", "length": "length"}
+_FINISH_REASONS = {
+    "stop": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+}
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -34,7 +40,10 @@ def _message(message: Message) -> dict[str, Any]:
         return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.content}
     if message.role == "assistant":
         # Content may be null only next to tool calls; an empty plain reply stays an empty string.
-        out: dict[str, Any] = {"role": "assistant", "content": message.content or (None if message.tool_calls else "")}
+        out: dict[str, Any] = {
+            "role": "assistant",
+            "content": message.content or (None if message.tool_calls else ""),
+        }
         if message.tool_calls:
             out["tool_calls"] = [
                 {

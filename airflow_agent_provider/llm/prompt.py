@@ -1,4 +1,5 @@
-"""Upstream agent results as prompt material.
+"""
+Upstream agent results as prompt material.
 
 A downstream agent's prompt refers to the results of the agents it depends on
 (``{{ results.payroll_summary.text }}`` or ``{{ results['HR.payroll_summary'].text }}``). This module

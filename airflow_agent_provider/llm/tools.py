@@ -1,4 +1,5 @@
-"""Tools an agent may call: plain Python callables named by dotted path in an allow-list.
+"""
+Tools an agent may call: plain Python callables named by dotted path in an allow-list.
 
 Why an allow-list of dotted paths: the model chooses which tool to call and with which
 arguments, so the model's output must never decide *what code* runs. An operator receives
@@ -57,7 +58,9 @@ def import_callable(dotted_path: str) -> Callable[..., Any]:
     if denied(module_name):  # before the import: a denied module's top-level code never runs
         raise ToolImportError(f"tool {dotted_path!r} is refused: {denied_message(module_name, 'tools')}")
     if any(part.startswith("__") for part in attr_path.split(".")):
-        raise ToolImportError(f"tool {dotted_path!r} is refused: a tool path cannot go through dunder attributes")
+        raise ToolImportError(
+            f"tool {dotted_path!r} is refused: a tool path cannot go through dunder attributes"
+        )
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr_path.split("."):
@@ -145,7 +148,9 @@ class Tool:
         self.func = func
         self.dotted_path = dotted_path
         self.arguments_model = _arguments_model(func, name)
-        self.spec = ToolSpec(name=name, description=_description(func, name), parameters=_schema(self.arguments_model))
+        self.spec = ToolSpec(
+            name=name, description=_description(func, name), parameters=_schema(self.arguments_model)
+        )
 
     @classmethod
     def from_path(cls, name: str, dotted_path: str) -> Tool:
@@ -165,7 +170,8 @@ class Tool:
             validated = self.arguments_model.model_validate(dict(arguments))
         except ValidationError as exc:
             details = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
+                for err in exc.errors()
             )
             return self._error(f"invalid arguments: {details}"), False
         kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
@@ -195,7 +201,9 @@ class ToolRegistry:
         registry: dict[str, Tool] = {}
         for name, path in (tools or {}).items():
             if not isinstance(path, str):
-                raise ToolImportError(f"tool {name!r} must be given as a dotted path string, got {type(path).__name__}")
+                raise ToolImportError(
+                    f"tool {name!r} must be given as a dotted path string, got {type(path).__name__}"
+                )
             registry[name] = Tool.from_path(name, path)
         return cls(registry)
 
@@ -210,7 +218,8 @@ class ToolRegistry:
         tool = self.tools.get(call.name)
         if tool is None:
             text = _bounded(
-                f"ERROR: unknown tool {call.name!r}; available tools: {sorted(self.tools) or 'none'}", MAX_ERROR_CHARS
+                f"ERROR: unknown tool {call.name!r}; available tools: {sorted(self.tools) or 'none'}",
+                MAX_ERROR_CHARS,
             )
             log.warning("%s", text)
             return ToolResult(call, text, False)

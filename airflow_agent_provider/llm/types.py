@@ -1,4 +1,5 @@
-"""Provider-neutral request and response types.
+"""
+Provider-neutral request and response types.
 
 Every part of the provider (hook, trigger, operator, limits, cost) speaks these types, so that the
 OpenAI and Anthropic specifics stay inside the two adapters. They are plain dataclasses that turn

@@ -1,4 +1,5 @@
-"""Operations views of the shared store: metrics for the guarded calls and run snapshots (Airflow-free).
+"""
+Operations views of the shared store: metrics for the guarded calls and run snapshots (Airflow-free).
 
 - ``metrics``: ``record_call`` and friends, emitted through Airflow's ``Stats`` when it is importable
   and a no-op otherwise, so the engines never depend on Airflow for observability;

@@ -1,4 +1,5 @@
-"""Metrics for guarded model calls, through Airflow's ``Stats`` when it is there, else nothing.
+"""
+Metrics for guarded model calls, through Airflow's ``Stats`` when it is there, else nothing.
 
 Why a facade: the engines (``guard``, ``cost``, ``limits``, ``resilience``) are Airflow-free and are
 used by the CLI and tests without Airflow configured. ``airflow.sdk.observability.stats`` is imported

@@ -1,4 +1,5 @@
-"""A run snapshot: what one DAG run cost and how the models it used are doing right now.
+"""
+A run snapshot: what one DAG run cost and how the models it used are doing right now.
 
 Used by the Operations page (``plugins/api.py``) and the ``airflow-agents status`` CLI, so both show
 the same numbers. Everything is read from the shared store: the ledger gives the per-module and
@@ -108,10 +109,14 @@ def format_snapshot(snapshot: dict[str, Any]) -> str:
         return "\n".join(lines)
     rows = [("agent", "calls", "in", "out", "usd")]
     for name, t in costs["agents"].items():
-        usd = f"{t['usd']:.6f}" + (f" (+{t['unknown_cost_calls']} unknown)" if t["unknown_cost_calls"] else "")
+        usd = f"{t['usd']:.6f}" + (
+            f" (+{t['unknown_cost_calls']} unknown)" if t["unknown_cost_calls"] else ""
+        )
         rows.append((name, str(t["calls"]), str(t["input_tokens"]), str(t["output_tokens"]), usd))
     t = costs["total"]
-    rows.append(("TOTAL", str(t["calls"]), str(t["input_tokens"]), str(t["output_tokens"]), f"{t['usd']:.6f}"))
+    rows.append(
+        ("TOTAL", str(t["calls"]), str(t["input_tokens"]), str(t["output_tokens"]), f"{t['usd']:.6f}")
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     reserved = snapshot["run_scope"]["reserved_usd"]
@@ -119,7 +124,9 @@ def format_snapshot(snapshot: dict[str, Any]) -> str:
         lines.append(f"reserved by running calls: ${reserved:.6f}")
     for m in snapshot["models"]:
         paused = [f"{p['key']} paused {p['resume_in_s']}s" for p in m["limits"] if p["paused"]]
-        lines.append(f"model {m['key']}: breaker {m['breaker']}" + (f"; {', '.join(paused)}" if paused else ""))
+        lines.append(
+            f"model {m['key']}: breaker {m['breaker']}" + (f"; {', '.join(paused)}" if paused else "")
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""LLMAgentOperator: one LLM agent (prompt, optional tools) as one Airflow task.
+"""
+LLMAgentOperator: one LLM agent (prompt, optional tools) as one Airflow task.
 
 How a run goes: the prompt is rendered with the upstream agents' results, then the model is called;
 while it asks for tools (and ``max_rounds`` allows), the allow-listed tools run on the worker and
@@ -111,16 +112,35 @@ class LLMAgentOperator(BaseOperator):
     state_key: ClassVar[str] = "agent_loop"
 
     def __init__(
-        self, *, prompt: str, llm_conn_id: str | None = None, provider: str | None = None, model: str | None = None,
-        system_prompt: str | None = None, temperature: float | None = None, max_tokens: int = 1024,
-        tools: dict[str, str] | None = None, max_rounds: int = 8, upstream_tasks: dict[str, str] | None = None,
-        critical_upstreams: list[str] | None = None, price_override: dict | None = None,
-        cost_limit: float | None = None, agent_meta: dict | None = None, request_timeout: float | None = None,
-        output_schema: dict | None = None, condition: str | None = None, repeat_until: str | None = None,
-        max_iterations: int = 3, item: Any = None, budget: dict[str, float | None] | None = None,
-        rate_limits: list[dict[str, Any]] | None = None, call_retries: dict[str, Any] | None = None,
-        circuit_breaker: dict[str, Any] | bool = True, fallbacks: list[dict[str, Any]] | None = None,
-        rate_limit_timeout: float | None = 600.0, execution: Execution = "auto",
+        self,
+        *,
+        prompt: str,
+        llm_conn_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int = 1024,
+        tools: dict[str, str] | None = None,
+        max_rounds: int = 8,
+        upstream_tasks: dict[str, str] | None = None,
+        critical_upstreams: list[str] | None = None,
+        price_override: dict | None = None,
+        cost_limit: float | None = None,
+        agent_meta: dict | None = None,
+        request_timeout: float | None = None,
+        output_schema: dict | None = None,
+        condition: str | None = None,
+        repeat_until: str | None = None,
+        max_iterations: int = 3,
+        item: Any = None,
+        budget: dict[str, float | None] | None = None,
+        rate_limits: list[dict[str, Any]] | None = None,
+        call_retries: dict[str, Any] | None = None,
+        circuit_breaker: dict[str, Any] | bool = True,
+        fallbacks: list[dict[str, Any]] | None = None,
+        rate_limit_timeout: float | None = 600.0,
+        execution: Execution = "auto",
         prompt_context: PromptContext = "airflow",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
@@ -140,10 +160,18 @@ class LLMAgentOperator(BaseOperator):
         self.budget = {k: v for k, v in (budget or {}).items() if v is not None}
         self.rate_limits = [dict(r) for r in rate_limits or []]
         self.price_override = dict(price_override) if price_override else None
-        rt.check_arguments(max_rounds=max_rounds, tools=tools, max_iterations=max_iterations,
-                           prompt_context=prompt_context, budget=self.budget, rate_limits=self.rate_limits,
-                           price_override=self.price_override, condition=condition, repeat_until=repeat_until,
-                           output_schema=output_schema)
+        rt.check_arguments(
+            max_rounds=max_rounds,
+            tools=tools,
+            max_iterations=max_iterations,
+            prompt_context=prompt_context,
+            budget=self.budget,
+            rate_limits=self.rate_limits,
+            price_override=self.price_override,
+            condition=condition,
+            repeat_until=repeat_until,
+            output_schema=output_schema,
+        )
         self.prompt, self.system_prompt, self.model, self.provider = prompt, system_prompt, model, provider
         self.llm_conn_id = llm_conn_id or DEFAULT_CONN_IDS.get(provider or "openai", "agent_openai_default")
         self.temperature, self.max_tokens, self.request_timeout = temperature, max_tokens, request_timeout
@@ -153,14 +181,21 @@ class LLMAgentOperator(BaseOperator):
         self.critical_upstreams = list(critical_upstreams or [])
         self.cost_limit = cost_limit
         self.agent_meta = dict(agent_meta or {})
-        self.output_schema, self.condition, self.repeat_until, self.item = output_schema, condition, repeat_until, item
+        self.output_schema, self.condition, self.repeat_until, self.item = (
+            output_schema,
+            condition,
+            repeat_until,
+            item,
+        )
         self.call_retries = dict(call_retries or {})
         self.circuit_breaker = circuit_breaker
         self.fallbacks = [dict(f) for f in fallbacks or []]
         self.rate_limit_timeout = rate_limit_timeout
         self.prompt_context, self.deferrable, self.execution = prompt_context, deferrable, execution
         self.execution_mode = resolve_execution(
-            execution, deferrable=deferrable, has_tools=bool(self.tools),
+            execution,
+            deferrable=deferrable,
+            has_tools=bool(self.tools),
             reads_upstream=bool(self.upstream_tasks or self.critical_upstreams),
         )
         if self.execution_mode == "triggerer":
@@ -168,8 +203,11 @@ class LLMAgentOperator(BaseOperator):
             # 3.3 cannot start there) or dag.test() calls execute(), which defers once instead.
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
-                trigger_cls=AGENT_TRIGGER, trigger_kwargs={"agent": self.agent_config().to_dict()},
-                next_method="execute_complete", next_kwargs=None, timeout=self.execution_timeout,
+                trigger_cls=AGENT_TRIGGER,
+                trigger_kwargs={"agent": self.agent_config().to_dict()},
+                next_method="execute_complete",
+                next_kwargs=None,
+                timeout=self.execution_timeout,
             )
         self._results: dict[str, Any] | None = None
         self._by_task_id: dict[str, Any] = {}
@@ -184,7 +222,11 @@ class LLMAgentOperator(BaseOperator):
     # -- rendering and upstream results -----------------------------------------------------------
 
     def _do_render_template_fields(
-        self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: jinja2.Environment,
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
         seen_oids: set[int],
     ) -> None:
         """
@@ -218,7 +260,9 @@ class LLMAgentOperator(BaseOperator):
         if self._prompt_template is None:
             return self.prompt
         if self.prompt_context == "workflow":
-            return rt.render_narrow(self._prompt_template, {**context, "last": last, "iteration": iteration}, "prompt")
+            return rt.render_narrow(
+                self._prompt_template, {**context, "last": last, "iteration": iteration}, "prompt"
+            )
         ctx = {**context, "last": last, "iteration": iteration}
         return self.render_template(self._prompt_template, ctx, self._jinja_env or self.get_template_env())
 
@@ -237,8 +281,9 @@ class LLMAgentOperator(BaseOperator):
     def _guard_config(self, context: Context) -> GuardConfig:
         """What guards this task instance's calls: ledger identity, budgets, limits, retries, breaker."""
         extras = self.hook.connection.extra_dejson or {}
-        return self.agent_config().guard_config(dag_id=context["ti"].dag_id, run_id=context["run_id"],
-                                                conn_extras=extras)
+        return self.agent_config().guard_config(
+            dag_id=context["ti"].dag_id, run_id=context["run_id"], conn_extras=extras
+        )
 
     def _caller(self, context: Context) -> GuardedCaller:
         from airflow_agent_provider.guard.pipeline import GuardedCaller
@@ -253,7 +298,9 @@ class LLMAgentOperator(BaseOperator):
     def _hook_for(self, target: Any) -> LLMHook:
         if target.llm_conn_id in (None, self.llm_conn_id) and target.provider == self.hook.provider:
             return self.hook
-        return LLMHook(llm_conn_id=target.llm_conn_id or DEFAULT_CONN_IDS[target.provider], provider=target.provider)
+        return LLMHook(
+            llm_conn_id=target.llm_conn_id or DEFAULT_CONN_IDS[target.provider], provider=target.provider
+        )
 
     def _spec(self) -> LoopSpec:
         return self.agent_config().loop_spec(system=self.system_prompt)
@@ -261,11 +308,14 @@ class LLMAgentOperator(BaseOperator):
     def _host(self, context: Context) -> rt.WorkerHost:
         registry = self.tool_registry if self.tools else None
         return rt.WorkerHost(
-            spec=self._spec(), tool_specs=registry.specs if registry else [],
-            run_tool=registry.run if registry else None, logger=self.log,
+            spec=self._spec(),
+            tool_specs=registry.specs if registry else [],
+            run_tool=registry.run if registry else None,
+            logger=self.log,
             names_fn=lambda: self._names(context),
             render_fn=lambda last, iteration: self._render_iteration(context, last, iteration),
-            store=context.get("task_state_store"), key=self.state_key,
+            store=context.get("task_state_store"),
+            key=self.state_key,
         )
 
     # -- durable loop state -----------------------------------------------------------------------
@@ -277,8 +327,10 @@ class LLMAgentOperator(BaseOperator):
         loop, why = AgentLoop.resume(stored, fingerprint=print_)
         if loop is not None:
             if not after_deferral:
-                self.log.info("Resuming agent loop after %d completed model call(s); they are not paid again",
-                              loop.rounds)
+                self.log.info(
+                    "Resuming agent loop after %d completed model call(s); they are not paid again",
+                    loop.rounds,
+                )
             return loop
         if stored is not None:
             self.log.warning("%s; starting afresh", why)
@@ -289,8 +341,9 @@ class LLMAgentOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         return self._guarded(context, self._execute, context)
 
-    def execute_complete(self, context: Context, event: Any = None, state: dict[str, Any] | None = None
-                         ) -> dict[str, Any]:
+    def execute_complete(
+        self, context: Context, event: Any = None, state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Resume after a deferral: record the call (or settle it), then defer again or finish."""
         return self._guarded(context, self._execute_complete, context, event, state)
 
@@ -315,12 +368,21 @@ class LLMAgentOperator(BaseOperator):
         return self._continue(context, self._load(context))
 
     def _execute_complete(self, context: Context, event: Any, state: dict[str, Any] | None) -> dict[str, Any]:
-        event = event if isinstance(event, Mapping) else {"status": "error", "error_type": "EmptyTriggerEvent",
-                                                          "message": f"unexpected trigger event {event!r}"}
+        event = (
+            event
+            if isinstance(event, Mapping)
+            else {
+                "status": "error",
+                "error_type": "EmptyTriggerEvent",
+                "message": f"unexpected trigger event {event!r}",
+            }
+        )
         if event.get("status") == "resume":  # started in the triggerer, continued here (a retry)
             self.log.info("Continuing on a worker: %s", event.get("reason", "resume"))
             return self._execute(context)
-        if event.get("status") == "done":  # the whole loop ran in the triggerer (reported back, e.g. dag.test)
+        if (
+            event.get("status") == "done"
+        ):  # the whole loop ran in the triggerer (reported back, e.g. dag.test)
             rt.clear_state(context, self.state_key, self.log)
             return rt.scrubbed_result(event["agent_result"])
         if event.get("status") != "success" and not event.get("pending"):
@@ -357,8 +419,12 @@ class LLMAgentOperator(BaseOperator):
             settle_held(loop, host, self._caller(context).settle_pending)
         mode = self._deferral(context)
         if mode == "none":
-            run_sync(loop, host, lambda request, on_paid: self._call_model(request, context, loop, on_paid),
-                     self._caller(context).settle_pending)
+            run_sync(
+                loop,
+                host,
+                lambda request, on_paid: self._call_model(request, context, loop, on_paid),
+                self._caller(context).settle_pending,
+            )
             return self._finish(context, loop)
         request = advance(loop, host)  # tools, answer checks, the next iteration: on this worker
         if request is None:
@@ -366,11 +432,17 @@ class LLMAgentOperator(BaseOperator):
         if mode == "whole":  # the rest of the loop runs in the triggerer, which ends the task
             if loop.rounds:
                 host.save(loop)
-            self.defer(trigger=self._agent_trigger(context, loop), method_name="execute_complete",
-                       timeout=self.execution_timeout)
+            self.defer(
+                trigger=self._agent_trigger(context, loop),
+                method_name="execute_complete",
+                timeout=self.execution_timeout,
+            )
         host.save(loop)
-        self.defer(trigger=self._call_trigger(request, context, loop), method_name="execute_complete",
-                   kwargs={"state": loop.to_dict()})
+        self.defer(
+            trigger=self._call_trigger(request, context, loop),
+            method_name="execute_complete",
+            kwargs={"state": loop.to_dict()},
+        )
 
     def _deferral(self, context: Context) -> str:
         """``none`` (worker), ``per_round`` (tools: resume after each call) or ``whole`` (end in the triggerer)."""
@@ -381,15 +453,19 @@ class LLMAgentOperator(BaseOperator):
             return "per_round"
         return "whole"
 
-    def _call_model(self, request: LLMRequest, context: Context, loop: AgentLoop, on_paid: Any = None
-                    ) -> GuardedResult:
+    def _call_model(
+        self, request: LLMRequest, context: Context, loop: AgentLoop, on_paid: Any = None
+    ) -> GuardedResult:
         """
         The single place where the worker calls the model: through the guarded pipeline (budget,
         breaker, shared limits, retries, fallbacks, settlement); ``LLMCallTrigger``/``AgentTrigger``
         are its twins in the triggerer.
         """
         return self._caller(context).call(
-            request, step_id=self._step_id(context, loop), llm_conn_id=self.llm_conn_id, on_paid=on_paid,
+            request,
+            step_id=self._step_id(context, loop),
+            llm_conn_id=self.llm_conn_id,
+            on_paid=on_paid,
             call_target=lambda target, req: self._hook_for(target).complete(req),
         )
 
@@ -397,20 +473,31 @@ class LLMAgentOperator(BaseOperator):
         from airflow_agent_provider.triggers.llm import LLMCallTrigger
 
         return LLMCallTrigger(
-            llm_conn_id=self.llm_conn_id, provider=self.hook.provider, request=request.to_dict(),
-            guard=self._guard_config(context).to_dict(), step_id=self._step_id(context, loop),
+            llm_conn_id=self.llm_conn_id,
+            provider=self.hook.provider,
+            request=request.to_dict(),
+            guard=self._guard_config(context).to_dict(),
+            step_id=self._step_id(context, loop),
         )
 
     def _agent_trigger(self, context: Context, loop: AgentLoop) -> AgentTrigger:
         from airflow_agent_provider.triggers.agent import AgentTrigger, replace_prompt
 
         agent = replace_prompt(self.agent_config().to_dict(), self._prompt_template or self.prompt)
-        return AgentTrigger(agent=agent, run={
-            "loop": loop.to_dict(), "spec": self._spec().to_dict(), "guard": self._guard_config(context).to_dict(),
-            "llm_conn_id": self.llm_conn_id, "provider": self.hook.provider, "step_prefix": rt.step_prefix(context),
-            "names": rt.carried_names(self._names(context), context), "item_fields": rt.item_fields(context, self.item),
-            "deadline": rt.deadline(context, self.execution_timeout),
-        })
+        return AgentTrigger(
+            agent=agent,
+            run={
+                "loop": loop.to_dict(),
+                "spec": self._spec().to_dict(),
+                "guard": self._guard_config(context).to_dict(),
+                "llm_conn_id": self.llm_conn_id,
+                "provider": self.hook.provider,
+                "step_prefix": rt.step_prefix(context),
+                "names": rt.carried_names(self._names(context), context),
+                "item_fields": rt.item_fields(context, self.item),
+                "deadline": rt.deadline(context, self.execution_timeout),
+            },
+        )
 
     # -- control flow -----------------------------------------------------------------------------
 
@@ -426,7 +513,9 @@ class LLMAgentOperator(BaseOperator):
         """Skip before any model call when ``condition`` is false, leaving the reason (a skip record) in XCom."""
         reason = rt.condition_skip_reason(self.condition, self._names(context), self.task_id)
         if reason is not None:
-            record_ = rt.skip_record_for(reason, self.task_id, self.agent_meta, rt.item_fields(context, self.item))
+            record_ = rt.skip_record_for(
+                reason, self.task_id, self.agent_meta, rt.item_fields(context, self.item)
+            )
             if (push := getattr(context["ti"], "xcom_push", None)) is not None:
                 push(key="return_value", value=record_)
             raise AirflowSkipException(reason)

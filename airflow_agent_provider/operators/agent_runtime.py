@@ -1,4 +1,5 @@
-"""What ``LLMAgentOperator`` does at run time besides driving the loop.
+"""
+What ``LLMAgentOperator`` does at run time besides driving the loop.
 
 Upstream results for prompts and expressions, narrow rendering, conditions and skip records, the
 ``task_state_store`` side of the loop, reservation ids, and scrubbing what leaves the task. Kept out
@@ -25,9 +26,19 @@ from airflow_agent_provider.security.redact import scrub, scrub_value
 MAX_REASON_CHARS = 2000
 
 
-def check_arguments(*, max_rounds: int, tools: Any, max_iterations: int, prompt_context: str,
-                    budget: Mapping[str, Any], rate_limits: list[dict[str, Any]], price_override: Any,
-                    condition: str | None, repeat_until: str | None, output_schema: Any = None) -> None:
+def check_arguments(
+    *,
+    max_rounds: int,
+    tools: Any,
+    max_iterations: int,
+    prompt_context: str,
+    budget: Mapping[str, Any],
+    rate_limits: list[dict[str, Any]],
+    price_override: Any,
+    condition: str | None,
+    repeat_until: str | None,
+    output_schema: Any = None,
+) -> None:
     """
     The operator's argument checks, so that a bad argument is a DAG import error, not a failure
     after paid calls. Cheap and cached per distinct value (a DAG file builds 500 agents per parse,
@@ -64,7 +75,8 @@ def compile_cached(text: str | None, field: str) -> Any:
     """Compile an expression argument once per distinct text (a bad one is a DAG import error)."""
     if text is None:
         return None
-    from airflow_agent_provider.operators.control_flow import CONDITION_NAMES, REPEAT_UNTIL_NAMES, compile_checked
+    from airflow_agent_provider.definitions.models import CONDITION_NAMES, REPEAT_UNTIL_NAMES
+    from airflow_agent_provider.operators.control_flow import compile_checked
 
     return compile_checked(text, CONDITION_NAMES if field == "condition" else REPEAT_UNTIL_NAMES, field)
 
@@ -151,8 +163,9 @@ def item_fields(context: Mapping[str, Any], item: Any) -> dict[str, Any]:
     return {"item": item, "map_index": map_index}
 
 
-def skip_record_for(reason: str, task_id: str, agent_meta: Mapping[str, Any], extra: Mapping[str, Any]
-                    ) -> dict[str, Any]:
+def skip_record_for(
+    reason: str, task_id: str, agent_meta: Mapping[str, Any], extra: Mapping[str, Any]
+) -> dict[str, Any]:
     from airflow_agent_provider.operators.control_flow import skip_record
 
     return skip_record(reason, task_id=task_id, agent=dict(agent_meta), **extra)
@@ -188,7 +201,7 @@ def read_state(context: Mapping[str, Any], key: str, log: Any, *, after_deferral
         return None
     try:
         return store.get(key)
-    except Exception as exc:  # noqa: BLE001 - the store is insurance; the loop can start afresh
+    except Exception as exc:
         log.warning("Could not read task_state_store (%s); starting the agent loop afresh", exc)
         return None
 
@@ -199,7 +212,7 @@ def clear_state(context: Mapping[str, Any], key: str, log: Any) -> None:
         return
     try:
         store.delete(key)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.warning("Could not clear the agent loop from task_state_store: %s", exc)
 
 
@@ -227,13 +240,15 @@ class WorkerHost:
             return
         try:
             self.store.set(self.key, loop.to_dict())
-        except Exception as exc:  # noqa: BLE001 - logged; the call itself already happened
+        except Exception as exc:
             self.logger.warning("Could not persist the agent loop to task_state_store: %s", exc)
 
     @classmethod
     def saver(cls, context: Mapping[str, Any], key: str, logger: Any) -> Callable[[AgentLoop], None]:
         """Only the persisting part of a host (for a loop that will not run here)."""
-        host = cls(LoopSpec(), [], None, logger, dict, lambda last, i: "", context.get("task_state_store"), key)
+        host = cls(
+            LoopSpec(), [], None, logger, dict, lambda last, i: "", context.get("task_state_store"), key
+        )
         return host.save
 
 
@@ -249,7 +264,7 @@ def note_outcome(context: Mapping[str, Any], exc: BaseException, log: Any) -> No
     key = "skip_reason" if isinstance(exc, AirflowSkipException) else "agent_error"
     try:
         context["ti"].xcom_push(key=key, value=scrub(f"{type(exc).__name__}: {exc}")[:MAX_REASON_CHARS])
-    except Exception as push_error:  # noqa: BLE001 - the reason is a courtesy; never mask the real error
+    except Exception as push_error:
         log.debug("Could not record %s: %s", key, push_error)
 
 

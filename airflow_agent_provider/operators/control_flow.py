@@ -1,4 +1,5 @@
-"""Runtime side of the control-flow fields: conditions, ``for_each`` lists, loops, structured answers.
+"""
+Runtime side of the control-flow fields: conditions, ``for_each`` lists, loops, structured answers.
 
 The definitions layer compiles every expression when a file is loaded; this module evaluates them
 while a run is going, over plain data (upstream results as dicts, the run's params, the item of a
@@ -26,10 +27,8 @@ from airflow_agent_provider.definitions.expressions import (
     compile_expression,
 )
 from airflow_agent_provider.definitions.models import (  # the names each expression may read
-    CONDITION_NAMES,
     FOR_EACH_NAMES,
     MAX_FOR_EACH_ITEMS,
-    REPEAT_UNTIL_NAMES,
 )
 from airflow_agent_provider.llm.prompt import build_results, is_available, upstream_text
 
@@ -41,7 +40,7 @@ SKIP_REASON_KEY = "skip_reason"
 
 
 # One class for the worker, deferred and triggerer paths: an ``except`` must catch every copy.
-from airflow_agent_provider.agent_loop.state import OutputValidationError  # noqa: E402
+from airflow_agent_provider.agent_loop.state import OutputValidationError
 
 
 def validate_output(text: str, schema: Mapping[str, Any], agent: str) -> Any:
@@ -90,7 +89,9 @@ def unavailable_sources(expression: Expression, results: Mapping[str, Any]) -> l
     return missing
 
 
-def skip_record(reason: str, *, task_id: str, agent: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def skip_record(
+    reason: str, *, task_id: str, agent: Mapping[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     """
     The ``return_value`` a skipped agent leaves behind.
 
@@ -142,11 +143,15 @@ class ForEachItemsOperator(BaseOperator):
         results = upstream_results(self, context, self.upstream_tasks)
         missing = unavailable_sources(expression, results)
         if missing:
-            return self._no_items(ti, f"for_each {self.expression!r} not evaluated: upstream {missing} produced no result")
+            return self._no_items(
+                ti, f"for_each {self.expression!r} not evaluated: upstream {missing} produced no result"
+            )
         try:
             items = expression.evaluate({"results": results, "params": plain_params(context.get("params"))})
         except ExpressionError as exc:
-            raise ValueError(f"agent {self.agent_task_id}: for_each {self.expression!r} failed: {exc}") from None
+            raise ValueError(
+                f"agent {self.agent_task_id}: for_each {self.expression!r} failed: {exc}"
+            ) from None
         if isinstance(items, tuple):
             items = list(items)
         if not isinstance(items, list):
@@ -170,7 +175,9 @@ class ForEachItemsOperator(BaseOperator):
         return []
 
 
-def upstream_results(task: BaseOperator, context: Context, upstream_tasks: Mapping[str, str]) -> dict[str, Any]:
+def upstream_results(
+    task: BaseOperator, context: Context, upstream_tasks: Mapping[str, str]
+) -> dict[str, Any]:
     """
     ``results`` for expressions and prompts: alias and task id -> result dict.
 
@@ -250,7 +257,7 @@ def is_mapped_upstream(task: BaseOperator, task_id: str) -> bool:
         return False
     try:
         return bool(task.dag.get_task(task_id).is_mapped)
-    except Exception:  # noqa: BLE001 - an upstream outside the DAG: treat it as a plain task
+    except Exception:
         return False
 
 
@@ -258,7 +265,9 @@ def pull_mapped(ti: Any, task_id: str, run_id: str) -> list[Any]:
     """Every map index's ``return_value`` of a mapped task, in map index order (None where absent)."""
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id], task_ids=[task_id]).get(run_id, {})
     indexes = sorted(
-        int(key[len(task_id) + 1 :]) for key in states if key.startswith(task_id + "_") and key[len(task_id) + 1 :].isdigit()
+        int(key[len(task_id) + 1 :])
+        for key in states
+        if key.startswith(task_id + "_") and key[len(task_id) + 1 :].isdigit()
     )
     if not indexes:
         return []

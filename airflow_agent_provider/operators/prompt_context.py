@@ -1,4 +1,5 @@
-"""The narrow prompt context of YAML workflows, and rendering with it.
+"""
+The narrow prompt context of YAML workflows, and rendering with it.
 
 Why narrow: a workflow file's author is trusted with prompts, not with the deployment's secrets. With
 Airflow's full template context a prompt could read ``{{ conn.<id>.password }}`` or
@@ -23,7 +24,16 @@ import jinja2
 
 #: Every name a workflow prompt can read.
 WORKFLOW_NAMES: tuple[str, ...] = (
-    "results", "upstream_text", "params", "item", "last", "iteration", "ds", "logical_date", "run_id", "dag_id",
+    "results",
+    "upstream_text",
+    "params",
+    "item",
+    "last",
+    "iteration",
+    "ds",
+    "logical_date",
+    "run_id",
+    "dag_id",
 )
 
 
@@ -81,9 +91,18 @@ def render_workflow(template: Any, names: Mapping[str, Any], *, field: str) -> A
             "context are not available to workflow files"
         ) from None
     except jinja2.exceptions.SecurityError as exc:
-        raise PromptContextError(f"{field} cannot be rendered: {exc} (the prompt sandbox refused it)") from None
+        raise PromptContextError(
+            f"{field} cannot be rendered: {exc} (the prompt sandbox refused it)"
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise PromptContextError(f"{field} is not a valid template: {exc}") from None
 
 
-__all__ = ["WORKFLOW_NAMES", "PromptContextError", "json_safe_names", "render_workflow", "workflow_env", "workflow_names"]
+__all__ = [
+    "WORKFLOW_NAMES",
+    "PromptContextError",
+    "json_safe_names",
+    "render_workflow",
+    "workflow_env",
+    "workflow_names",
+]

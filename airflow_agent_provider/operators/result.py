@@ -1,4 +1,5 @@
-"""The workflow result task: one record of what a run did, and the run's final state.
+"""
+The workflow result task: one record of what a run did, and the run's final state.
 
 It is the only leaf of a generated DAG and runs with ``all_done``, so it always runs and its own
 state becomes the run's state: it fails when the outcome is ``failed`` and succeeds for ``success``
@@ -90,7 +91,9 @@ def decide_outcome(agents: Mapping[str, Mapping[str, Any]], allow_partial_comple
     return "partial"
 
 
-def gated_agents(gates: Mapping[str, list[str]], states: Mapping[str, str | None], upstream: Mapping[str, list[str]]) -> dict[str, str]:
+def gated_agents(
+    gates: Mapping[str, list[str]], states: Mapping[str, str | None], upstream: Mapping[str, list[str]]
+) -> dict[str, str]:
     """Agents held back by a closed (skipped) gate, directly or through their upstreams: agent -> gate."""
     held: dict[str, str] = {}
     for gate, behind in gates.items():
@@ -138,7 +141,10 @@ def _mapped_state(own_state: str | None, item_states: list[str | None]) -> str |
 
 
 def _mapped_entry(
-    own_state: str | None, own_result: Mapping[str, Any], instances: list[Mapping[str, Any]], meta: Mapping[str, Any]
+    own_state: str | None,
+    own_result: Mapping[str, Any],
+    instances: list[Mapping[str, Any]],
+    meta: Mapping[str, Any],
 ) -> tuple[str | None, dict[str, Any]]:
     """Aggregate the items of a mapped agent into one state and one result-like dict."""
     static_items = meta.get("items")
@@ -151,7 +157,9 @@ def _mapped_entry(
     for inst in sorted(instances, key=lambda i: i["map_index"]):
         state, result = inst.get("state"), inst.get("result") or {}
         index = inst["map_index"]
-        item = result.get("item", static_items[index] if static_items and index < len(static_items) else inst.get("item"))
+        item = result.get(
+            "item", static_items[index] if static_items and index < len(static_items) else inst.get("item")
+        )
         item_usage = _empty_usage()
         _add_usage(item_usage, result.get("usage"))
         _add_usage(usage, item_usage)
@@ -172,7 +180,8 @@ def _mapped_entry(
                 "map_index": index,
                 "item": item,
                 "status": state or "not_run",
-                "reason": _own_reason(state, result) or (None if state == "success" else _REASONS.get(state, f"ended as {state}")),
+                "reason": _own_reason(state, result)
+                or (None if state == "success" else _REASONS.get(state, f"ended as {state}")),
                 "usage": item_usage,
                 "cost_usd": result.get("cost_usd"),
                 "latency_s": result.get("latency_s"),
@@ -310,7 +319,8 @@ def _explain_upstream_skips(per_agent: dict[str, dict[str, Any]], upstream: Mapp
             skipped_ups = [
                 u
                 for u in upstream.get(task_id, [])
-                if per_agent.get(u, {}).get("status") == "skipped" and per_agent[u]["reason"] != _REASONS["skipped"]
+                if per_agent.get(u, {}).get("status") == "skipped"
+                and per_agent[u]["reason"] != _REASONS["skipped"]
             ]
             if skipped_ups:
                 first = per_agent[skipped_ups[0]]
@@ -322,11 +332,17 @@ def format_table(result: Mapping[str, Any]) -> str:
     """A per-agent table of status, tokens and cost, as printed by the demo and the task log."""
     rows = [("agent", "status", "model", "in", "out", "cost_usd")]
     for task_id, a in result["agents"].items():
-        cost = "unknown" if a["cost_usd"] is None and a["status"] == "success" else f"{a['cost_usd'] or 0:.6f}"
+        cost = (
+            "unknown" if a["cost_usd"] is None and a["status"] == "success" else f"{a['cost_usd'] or 0:.6f}"
+        )
         rows.append(
             (
                 task_id
-                + (f" [{len(a['items'])} item{'' if len(a['items']) == 1 else 's'}]" if a.get("items") is not None else "")
+                + (
+                    f" [{len(a['items'])} item{'' if len(a['items']) == 1 else 's'}]"
+                    if a.get("items") is not None
+                    else ""
+                )
                 + ("" if a["critical"] else " (optional)"),
                 a["status"],
                 a["model"] or "-",
@@ -388,7 +404,9 @@ class WorkflowResultOperator(BaseOperator):
         self.gates = dict(gates or {})
 
     @staticmethod
-    def _agent_record(ti: Any, task_id: str, state: str | None, map_index: int | None = None) -> dict[str, Any] | None:
+    def _agent_record(
+        ti: Any, task_id: str, state: str | None, map_index: int | None = None
+    ) -> dict[str, Any] | None:
         """The agent's result, or for a failed / skipped agent the reason it left in XCom."""
         where: dict[str, Any] = {} if map_index is None else {"map_indexes": map_index}
         if state == "success":
@@ -413,7 +431,7 @@ class WorkflowResultOperator(BaseOperator):
         """
         try:
             return [dict(row) for row in ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=run_id)]
-        except Exception as exc:  # noqa: BLE001 - an older API server: states still work, durations unknown
+        except Exception as exc:
             log.debug("No task breadcrumbs (%s); durations of this run are unknown", exc)
             return None
 
@@ -424,7 +442,11 @@ class WorkflowResultOperator(BaseOperator):
         for task_id, meta in self.agents.items():
             task = self.dag.get_task(task_id) if self.has_dag() and self.dag.has_task(task_id) else None
             budget = getattr(task, "budget", None) or {}
-            for name, key in (("run", "run_cost_budget"), ("daily", "daily_budget"), ("monthly", "monthly_budget")):
+            for name, key in (
+                ("run", "run_cost_budget"),
+                ("daily", "daily_budget"),
+                ("monthly", "monthly_budget"),
+            ):
                 if budgets[name] is None and budget.get(key) is not None:
                     budgets[name] = budget[key]
             budgets["modules"].setdefault(meta["module"], budget.get("module_cost_budget"))
@@ -447,13 +469,20 @@ class WorkflowResultOperator(BaseOperator):
             start = getattr(context.get("dag_run"), "start_date", None)
             store.run_record(
                 run_record_from_result(
-                    result, agent_results=dict(results), budgets=budgets, rate_limits=rules,
-                    started_at=start.timestamp() if start is not None else None, ended_at=store.store_time(),
+                    result,
+                    agent_results=dict(results),
+                    budgets=budgets,
+                    rate_limits=rules,
+                    started_at=start.timestamp() if start is not None else None,
+                    ended_at=store.store_time(),
                 )
             )
-        except Exception as exc:  # noqa: BLE001 - the record is for the overview; the run result stands
-            self.log.warning("Could not record run %s in the agent store (the overview will not list it): %s",
-                             result.get("run_id"), type(exc).__name__)
+        except Exception as exc:
+            self.log.warning(
+                "Could not record run %s in the agent store (the overview will not list it): %s",
+                result.get("run_id"),
+                type(exc).__name__,
+            )
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
@@ -468,9 +497,9 @@ class WorkflowResultOperator(BaseOperator):
                 if meta.get("mapped"):
                     prefix = task_id + "_"
                     by_index[task_id] = [
-                        {"map_index": int(k[len(prefix):]), "state": v, "duration_s": None}
+                        {"map_index": int(k[len(prefix) :]), "state": v, "duration_s": None}
                         for k, v in raw_states.items()
-                        if k.startswith(prefix) and k[len(prefix):].isdigit()
+                        if k.startswith(prefix) and k[len(prefix) :].isdigit()
                     ]
         else:
             states = {}
@@ -484,8 +513,11 @@ class WorkflowResultOperator(BaseOperator):
                     durations[task_id] = None if duration is None else round(float(duration), 3)
                 else:
                     by_index.setdefault(task_id, []).append(
-                        {"map_index": map_index, "state": state,
-                         "duration_s": None if duration is None else round(float(duration), 3)}
+                        {
+                            "map_index": map_index,
+                            "state": state,
+                            "duration_s": None if duration is None else round(float(duration), 3),
+                        }
                     )
             states = {task_id: states.get(task_id) for task_id in [*self.agents, *self.gates]}
         results = {task_id: self._agent_record(ti, task_id, states[task_id]) for task_id in self.agents}
@@ -502,7 +534,9 @@ class WorkflowResultOperator(BaseOperator):
                 reason = ti.xcom_pull(task_ids=meta["items_task"], key="skip_reason")
                 if reason:
                     results[task_id] = {"skip_reason": reason}
-        upstream = {t: sorted(self.dag.get_task(t).upstream_task_ids) for t in self.agents} if self.has_dag() else {}
+        upstream = (
+            {t: sorted(self.dag.get_task(t).upstream_task_ids) for t in self.agents} if self.has_dag() else {}
+        )
         result = compile_result(
             workflow=self.workflow,
             dag_id=ti.dag_id,
@@ -517,13 +551,16 @@ class WorkflowResultOperator(BaseOperator):
             instances=instances,
             durations=durations,
         )
-        self.log.info("Workflow %s finished with outcome %s\n%s", self.workflow, result["outcome"], format_table(result))
+        self.log.info(
+            "Workflow %s finished with outcome %s\n%s", self.workflow, result["outcome"], format_table(result)
+        )
         self._record_run(context, result, results)
         if result["outcome"] == "failed":
             # Keep the record even though the task fails: the failure is the run's verdict, not lost data.
             ti.xcom_push(key="return_value", value=result)
             failed = [
-                t for t, a in result["agents"].items()
+                t
+                for t, a in result["agents"].items()
                 if _missed(a) and (not self.allow_partial_completion or (a["critical"] and not a["gated"]))
             ]
             raise AirflowFailException(

@@ -1,4 +1,5 @@
-"""Airflow's task-level retry decision for agent tasks (the outer retry layer).
+"""
+Airflow's task-level retry decision for agent tasks (the outer retry layer).
 
 Why a retry policy rather than plain ``retries``: Airflow's own retries treat every failure alike. An
 agent task that failed with a 401 or a prompt too long for the model would burn all its retries and

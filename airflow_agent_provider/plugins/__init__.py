@@ -1,4 +1,5 @@
-"""The Airflow UI plugin: a read-only Operations page for LLM agent costs, budgets and limits.
+"""
+The Airflow UI plugin: a read-only Operations page for LLM agent costs, budgets and limits.
 
 ``plugin`` registers it with Airflow; ``auth`` is the only module that imports Airflow's API
 server code (Airflow's auth-manager dependencies, imported at the first request). ``api`` (the

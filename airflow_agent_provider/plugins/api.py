@@ -1,4 +1,5 @@
-"""The read-only Operations API and page, mounted by the Airflow plugin at ``/agent-provider``.
+"""
+The read-only Operations API and page, mounted by the Airflow plugin at ``/agent-provider``.
 
 Airflow mounts a plugin's FastAPI app **without authentication**, so this app authorizes every
 request itself, through an :class:`Access` policy: in the API server that is Airflow's own
@@ -179,8 +180,14 @@ def _totals(scope: str, totals: ScopeTotals) -> dict[str, Any]:
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "the store is unreachable", not "this code is wrong"."""
-    errors: list[type[BaseException]] = [StoreUnavailable, sqlite3.OperationalError, sqlite3.DatabaseError,
-                                         ConnectionError, TimeoutError, OSError]
+    errors: list[type[BaseException]] = [
+        StoreUnavailable,
+        sqlite3.OperationalError,
+        sqlite3.DatabaseError,
+        ConnectionError,
+        TimeoutError,
+        OSError,
+    ]
     try:
         import redis.exceptions
 
@@ -261,7 +268,7 @@ def create_app(
         """Take any password of the store URL out of an error message."""
         try:
             password = urlsplit(get_url()).password
-        except Exception:  # noqa: BLE001 - no URL, no password to hide; the error being reported matters more
+        except Exception:
             password = None
         return text.replace(password, "***") if password else text
 
@@ -286,7 +293,9 @@ def create_app(
 
     @app.exception_handler(views.Unknown)
     async def _unknown(_: Request, exc: views.Unknown) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "unknown": exc.what}, status_code=404, headers=_SECURITY_HEADERS)
+        return JSONResponse(
+            {"detail": str(exc), "unknown": exc.what}, status_code=404, headers=_SECURITY_HEADERS
+        )
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -295,7 +304,9 @@ def create_app(
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse(
-            {"detail": describe(request, exc.cause, "cannot be opened")}, status_code=503, headers=_SECURITY_HEADERS
+            {"detail": describe(request, exc.cause, "cannot be opened")},
+            status_code=503,
+            headers=_SECURITY_HEADERS,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -306,10 +317,12 @@ def create_app(
             if exc.status_code == 401 and request.app.state.agent_provider_installed:
                 try:
                     login = request.app.state.agent_provider_access.login_url(request)
-                except Exception:  # noqa: BLE001 - a missing link must not turn a 401 into a 500
+                except Exception:
                     log.warning("agent provider: no login URL", exc_info=True)
             headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'self'; base-uri 'none'"
-            return HTMLResponse(_refusal_page(exc.status_code, login), status_code=exc.status_code, headers=headers)
+            return HTMLResponse(
+                _refusal_page(exc.status_code, login), status_code=exc.status_code, headers=headers
+            )
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.middleware("http")
@@ -322,7 +335,9 @@ def create_app(
         except Exception:
             log.exception("agent provider: cannot set up Airflow authentication; the plugin serves nothing")
             return JSONResponse(
-                {"detail": "the agent provider plugin cannot check Airflow authentication; see the API server log"},
+                {
+                    "detail": "the agent provider plugin cannot check Airflow authentication; see the API server log"
+                },
                 status_code=500,
                 headers=_SECURITY_HEADERS,
             )
@@ -331,7 +346,9 @@ def create_app(
         except transient as err:
             log.warning("agent provider: store unavailable during %s", request.url.path, exc_info=True)
             return JSONResponse(
-                {"detail": describe(request, err, "is unavailable")}, status_code=503, headers=_SECURITY_HEADERS
+                {"detail": describe(request, err, "is unavailable")},
+                status_code=503,
+                headers=_SECURITY_HEADERS,
             )
         except Exception:
             log.exception("agent provider: error answering %s", request.url.path)
@@ -389,10 +406,18 @@ def create_app(
                     message = describe(request, err.cause, "cannot be opened")
                 else:
                     message = describe(request, err, "is unavailable")
-                return JSONResponse({"detail": message, "kind": kind, "url": shown, "healthy": False}, status_code=503)
+                return JSONResponse(
+                    {"detail": message, "kind": kind, "url": shown, "healthy": False}, status_code=503
+                )
             return JSONResponse(
-                {"kind": kind, "url": shown, "healthy": True, "latency_ms": latency_ms,
-                 "store_time": now, "store_time_iso": iso_utc(now)}
+                {
+                    "kind": kind,
+                    "url": shown,
+                    "healthy": True,
+                    "latency_ms": latency_ms,
+                    "store_time": now,
+                    "store_time_iso": iso_utc(now),
+                }
             )
 
         @router.get("/api/runs/{dag_id}/{run_id}/costs", dependencies=dag_runs)
@@ -428,7 +453,9 @@ def create_app(
                 params.month(month)
             s = store()
             if not s.runs_list(dag_id, limit=1) and not s.ledger_runs(dag_id, limit=1):
-                raise views.Unknown("dag", f"unknown DAG {dag_id!r}: the agent store has no run and no spend of it")
+                raise views.Unknown(
+                    "dag", f"unknown DAG {dag_id!r}: the agent store has no run and no spend of it"
+                )
             now = s.store_time()
             today = datetime.fromtimestamp(now, tz=timezone.utc)
             day = day or today.strftime("%Y-%m-%d")
@@ -444,13 +471,19 @@ def create_app(
 
         @router.get("/api/limits/{key:path}", dependencies=fleet)
         def limit(key: str) -> dict[str, Any]:
-            """A rate-limit key: use per tier against its limits, leases held, whether callers are told to
-            wait (provider feedback) and until when; 404 for a key no workflow configures and never seen."""
+            """
+            A rate-limit key: use per tier against its limits, leases held, whether callers are told to
+            wait (provider feedback) and until when; 404 for a key no workflow configures and never seen.
+            """
             params.limit_key(key)
             s = store()
             now = s.store_time()
-            return {**views.limit_view(s, key, now), **pause_info(s, key, now),
-                    "store_time": now, "store_time_iso": iso_utc(now)}
+            return {
+                **views.limit_view(s, key, now),
+                **pause_info(s, key, now),
+                "store_time": now,
+                "store_time_iso": iso_utc(now),
+            }
 
         @router.get("/api/breakers/{key:path}", dependencies=fleet)
         def breaker(key: str) -> dict[str, Any]:
@@ -465,28 +498,36 @@ def create_app(
                 return lambda _dag_id: True
             if callable(allowed):
                 cache: dict[str, bool] = {}
-                return lambda dag_id: cache[dag_id] if dag_id in cache else cache.setdefault(dag_id, bool(allowed(dag_id)))
+                return lambda dag_id: (
+                    cache[dag_id] if dag_id in cache else cache.setdefault(dag_id, bool(allowed(dag_id)))
+                )
             return frozenset(allowed).__contains__
 
         @router.get("/static/chart.umd.min.js", include_in_schema=False)
         def chart_js() -> Response:
-            if not CHART_JS.is_file():  # an installation without package data: the page still shows its tables
+            if (
+                not CHART_JS.is_file()
+            ):  # an installation without package data: the page still shows its tables
                 raise NotFound("the vendored Chart.js file is missing from this installation of the provider")
             return Response(
-                CHART_JS.read_bytes(), media_type="text/javascript",
+                CHART_JS.read_bytes(),
+                media_type="text/javascript",
                 headers={"Cache-Control": "private, max-age=86400"},
             )
 
         @router.get("/api/overview", dependencies=fleet)
         def fleet_overview(can_read: Callable[[str], bool] = Depends(readable)) -> dict[str, Any]:
-            """The fleet: per-workflow spend against budgets, recent runs, top agents and models,
+            """
+            The fleet: per-workflow spend against budgets, recent runs, top agents and models,
             30 days of daily spend, rate-limit usage per configured key, open breakers, pauses.
-            Per-DAG rows only for the DAGs whose runs the caller may read."""
+            Per-DAG rows only for the DAGs whose runs the caller may read.
+            """
             return views.overview(store(), can_read)
 
         @router.get("/api/runs")
-        def runs(dag_id: str | None = None, limit: int = 25,
-                 can_read: Callable[[str], bool] = Depends(readable)) -> dict[str, Any]:
+        def runs(
+            dag_id: str | None = None, limit: int = 25, can_read: Callable[[str], bool] = Depends(readable)
+        ) -> dict[str, Any]:
             """Recent runs (of one DAG with ``?dag_id=``), newest first: state, outcome, cost, duration."""
             if dag_id is not None:
                 params.dag_id(dag_id)
@@ -496,8 +537,10 @@ def create_app(
 
         @router.get("/api/runs/{dag_id}/{run_id}", dependencies=dag_runs)
         def run_detail(dag_id: str, run_id: str) -> dict[str, Any]:
-            """One run: per-agent cost (most expensive first) with status and reason from the run result,
-            modules against their budgets, the run budget, live reservations. 404 names what is unknown."""
+            """
+            One run: per-agent cost (most expensive first) with status and reason from the run result,
+            modules against their budgets, the run budget, live reservations. 404 names what is unknown.
+            """
             params.dag_id(dag_id)
             params.run_id(run_id)
             return views.run_view(store(), dag_id, run_id)
@@ -514,8 +557,11 @@ def create_app(
             s = store()
             now = s.store_time()
             records = views.known_dags(s, lambda _dag_id: True).values()
-            return {"limits": views.limits_view(s, [r for r in records if r is not None], now),
-                    "store_time": now, "store_time_iso": iso_utc(now)}
+            return {
+                "limits": views.limits_view(s, [r for r in records if r is not None], now),
+                "store_time": now,
+                "store_time_iso": iso_utc(now),
+            }
 
         app.include_router(router)
         app.state.agent_provider_access = policy

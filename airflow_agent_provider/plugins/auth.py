@@ -1,4 +1,5 @@
-"""Airflow's own authentication and authorization for the Operations app (the API server's policy).
+"""
+Airflow's own authentication and authorization for the Operations app (the API server's policy).
 
 Built from the auth-manager dependencies of Airflow's FastAPI API
 (``airflow.api_fastapi.core_api.security``), so a request to ``/agent-provider`` is judged exactly
@@ -22,6 +23,7 @@ calls :func:`airflow_access` at the first request, so workers that load the plug
 
 No ``from __future__ import annotations`` here: FastAPI reads the dependency signatures below.
 """
+from __future__ import annotations
 
 from fastapi import Depends, Request
 
@@ -47,12 +49,12 @@ def airflow_access() -> Access:
         requires_authenticated,
     )
 
-    def store_details(user=Depends(get_user)) -> bool:  # noqa: ANN001 - the auth manager's user type
+    def store_details(user=Depends(get_user)) -> bool:
         return get_auth_manager().is_authorized_configuration(
             method="GET", details=ConfigurationDetails(section=CONFIG_SECTION), user=user
         )
 
-    def readable_dags(user=Depends(get_user)):  # noqa: ANN001, ANN202 - the auth manager's user type
+    def readable_dags(user=Depends(get_user)):
         """Per DAG, the check ``requires_access_dag("GET", RUN)`` makes for a DAG in the path."""
         manager = get_auth_manager()
 

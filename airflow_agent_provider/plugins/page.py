@@ -1,4 +1,5 @@
-"""The Operations page: one HTML document (three views) that reads the JSON endpoints next to it.
+"""
+The Operations page: one HTML document (three views) that reads the JSON endpoints next to it.
 
 Why a page and not a React bundle: Airflow 3.3 shows a plugin's ``external_views`` in an iframe
 (nav entry, a tab on every DAG and every DAG run) with ``{DAG_ID}``/``{RUN_ID}`` put into the URL

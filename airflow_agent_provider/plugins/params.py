@@ -1,4 +1,5 @@
-"""Input checks for the Operations API: every path and query value is bounded and whitelisted.
+"""
+Input checks for the Operations API: every path and query value is bounded and whitelisted.
 
 Why whitelists rather than escaping: the app's inputs come from any signed-in Airflow user (and
 are checked only after authentication and authorization, so an outsider never reaches them). Values only ever become store keys, never file paths, but refusing ``/``, ``..`` and
@@ -64,7 +65,8 @@ def limit_key(value: str, name: str = "key") -> str:
     for part in value.split("/"):
         if part in (".", "..") or not KEY_SEGMENT_RE.fullmatch(part):
             raise InvalidParam(
-                name, f"{_shown(value)} must be '/'-separated segments of letters, digits or '_.:@+=-' (no '.' or '..')"
+                name,
+                f"{_shown(value)} must be '/'-separated segments of letters, digits or '_.:@+=-' (no '.' or '..')",
             )
     return value
 

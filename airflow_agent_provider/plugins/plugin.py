@@ -1,4 +1,5 @@
-"""``AgentProviderPlugin``: mounts the read-only Operations app in the Airflow API server.
+"""
+``AgentProviderPlugin``: mounts the read-only Operations app in the Airflow API server.
 
 Registered through the ``airflow.plugins`` entry point (``agent_provider``). The app is mounted
 at ``/agent-provider`` (outside Airflow's reserved prefixes). Airflow mounts plugin apps without
@@ -31,13 +32,13 @@ class AgentProviderPlugin(AirflowPlugin):
     """The LLM agents Operations page: run costs, workflow spend, limits, breakers, store health."""
 
     name = "agent_provider"
-    fastapi_apps = [  # noqa: RUF012 - AirflowPlugin's own attribute, read by the plugins manager
+    fastapi_apps = [
         {"app": create_app(), "url_prefix": URL_PREFIX, "name": "LLM agents: costs & limits API"},
     ]
     # Airflow's UI puts the DAG id and run id into ``href`` with ``encodeURIComponent`` (so ``+`` and
     # ``:`` of a run id arrive intact) and shows each entry in an iframe: the nav entry under
     # Browse, a "Costs" tab on every DAG and on every DAG run.
-    external_views = [  # noqa: RUF012 - AirflowPlugin's own attribute
+    external_views = [
         {
             "name": TITLE,
             "href": f"{URL_PREFIX}/",

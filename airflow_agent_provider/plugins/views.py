@@ -1,4 +1,5 @@
-"""What the Operations views show, computed from the store alone (no Airflow import: tested on its own).
+"""
+What the Operations views show, computed from the store alone (no Airflow import: tested on its own).
 
 Three views, each one JSON document the page renders as is:
 
@@ -115,7 +116,9 @@ def _running_row(store: Store, dag_id: str, run_id: str, first_ts: float, last_t
     }
 
 
-def recent_runs(store: Store, readable: Readable, dag_id: str | None = None, limit: int = RECENT_RUNS) -> list[dict[str, Any]]:
+def recent_runs(
+    store: Store, readable: Readable, dag_id: str | None = None, limit: int = RECENT_RUNS
+) -> list[dict[str, Any]]:
     """Recorded runs and runs the ledger knows without a record yet (running), newest first."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for record in store.runs_list(dag_id, limit=limit * 2):
@@ -123,7 +126,9 @@ def recent_runs(store: Store, readable: Readable, dag_id: str | None = None, lim
             rows[(record.dag_id, record.run_id)] = run_row(record)
     for run in store.ledger_runs(dag_id, limit=limit):
         if (run.dag_id, run.run_id) not in rows and readable(run.dag_id):
-            rows[(run.dag_id, run.run_id)] = _running_row(store, run.dag_id, run.run_id, run.first_ts, run.last_ts)
+            rows[(run.dag_id, run.run_id)] = _running_row(
+                store, run.dag_id, run.run_id, run.first_ts, run.last_ts
+            )
     ordered = sorted(rows.values(), key=lambda r: r["ended_at"] or r["started_at"] or 0.0, reverse=True)
     return ordered[:limit]
 
@@ -171,7 +176,9 @@ def workflow_row(store: Store, dag_id: str, record: RunRecord | None, now: float
     }
 
 
-def daily_spend(store: Store, dag_ids: Iterable[str], now: float, days: int = CHART_DAYS) -> list[dict[str, Any]]:
+def daily_spend(
+    store: Store, dag_ids: Iterable[str], now: float, days: int = CHART_DAYS
+) -> list[dict[str, Any]]:
     """Settled spend per UTC day (oldest first) summed over ``dag_ids``, read from the day budget scopes."""
     today = _today(now).date()
     dag_ids = list(dag_ids)
@@ -183,7 +190,9 @@ def daily_spend(store: Store, dag_ids: Iterable[str], now: float, days: int = CH
     return series
 
 
-def top_spenders(store: Store, runs: Iterable[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def top_spenders(
+    store: Store, runs: Iterable[tuple[str, str]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The most expensive agents and models over the ledgers of ``runs`` (most expensive first)."""
     agents: dict[tuple[str, str], dict[str, Any]] = {}
     models: dict[str, dict[str, Any]] = {}
@@ -191,11 +200,25 @@ def top_spenders(store: Store, runs: Iterable[tuple[str, str]]) -> tuple[list[di
     for dag_id, run_id in runs:
         for entry in ledger.entries(dag_id, run_id):
             for table, key, base in (
-                (agents, (dag_id, f"{entry.module}.{entry.agent}"), {"dag_id": dag_id, "agent": f"{entry.module}.{entry.agent}"}),
+                (
+                    agents,
+                    (dag_id, f"{entry.module}.{entry.agent}"),
+                    {"dag_id": dag_id, "agent": f"{entry.module}.{entry.agent}"},
+                ),
                 (models, f"{entry.provider}/{entry.model}", {"model": f"{entry.provider}/{entry.model}"}),
             ):
-                row = table.setdefault(key, {**base, "calls": 0, "input_tokens": 0, "output_tokens": 0,
-                                             "cost_usd": 0.0, "unknown_cost_calls": 0, "runs": set()})
+                row = table.setdefault(
+                    key,
+                    {
+                        **base,
+                        "calls": 0,
+                        "input_tokens": 0,
+                        "output_tokens": 0,
+                        "cost_usd": 0.0,
+                        "unknown_cost_calls": 0,
+                        "runs": set(),
+                    },
+                )
                 row["calls"] += 1
                 row["input_tokens"] += entry.input_tokens
                 row["output_tokens"] += entry.output_tokens
@@ -226,7 +249,9 @@ def configured_limits(records: Iterable[RunRecord]) -> dict[str, dict[str, Any]]
     return dict(sorted(keys.items()))
 
 
-def limit_row(store: Store, key: str, limits: dict[str, Any] | None, workflows: list[str], now: float) -> dict[str, Any]:
+def limit_row(
+    store: Store, key: str, limits: dict[str, Any] | None, workflows: list[str], now: float
+) -> dict[str, Any]:
     """One key's usage per tier against its limits, leases held, pause and breaker state."""
     from airflow_agent_provider.limits.policy import RateLimitPolicy
 
@@ -236,11 +261,17 @@ def limit_row(store: Store, key: str, limits: dict[str, Any] | None, workflows: 
     tiers = []
     for tier in usage.tiers:
         ratio = tier.used / tier.limit
-        tiers.append({
-            "name": tier.name, "unit": tier.unit, "limit": tier.limit, "used": tier.used,
-            "window_s": round(tier.window_s - policy.window_margin_s, 3),
-            "pct": round(ratio * 100, 1), "level": "over" if ratio >= 1 else "warn" if ratio >= WARN_RATIO else "ok",
-        })
+        tiers.append(
+            {
+                "name": tier.name,
+                "unit": tier.unit,
+                "limit": tier.limit,
+                "used": tier.used,
+                "window_s": round(tier.window_s - policy.window_margin_s, 3),
+                "pct": round(ratio * 100, 1),
+                "level": "over" if ratio >= 1 else "warn" if ratio >= WARN_RATIO else "ok",
+            }
+        )
     return {
         "key": key,
         "configured": limits is not None,
@@ -257,29 +288,47 @@ def limit_row(store: Store, key: str, limits: dict[str, Any] | None, workflows: 
 
 
 def limits_view(store: Store, records: Iterable[RunRecord], now: float) -> list[dict[str, Any]]:
-    return [limit_row(store, key, c["limits"], c["workflows"], now) for key, c in configured_limits(records).items()]
+    return [
+        limit_row(store, key, c["limits"], c["workflows"], now)
+        for key, c in configured_limits(records).items()
+    ]
 
 
 def limit_view(store: Store, key: str, now: float) -> dict[str, Any]:
     """One key; :class:`Unknown` when no workflow configures it and the store never saw it."""
     configured = configured_limits(_latest_records(store, lambda _: True).values()).get(key)
-    row = limit_row(store, key, configured["limits"] if configured else None, configured["workflows"] if configured else [], now)
+    row = limit_row(
+        store,
+        key,
+        configured["limits"] if configured else None,
+        configured["workflows"] if configured else [],
+        now,
+    )
     if configured is None and not row["seen"] and not row["paused"] and row["breaker"] == "closed":
-        raise Unknown("key", f"unknown rate-limit key {key!r}: no workflow configures it and the store has never seen it")
+        raise Unknown(
+            "key",
+            f"unknown rate-limit key {key!r}: no workflow configures it and the store has never seen it",
+        )
     return row
 
 
 def breaker_view(store: Store, key: str) -> dict[str, Any]:
-    """A breaker's state; :class:`Unknown` when it is closed and the key is neither a configured
-    rate-limit key nor a model charged in the recent runs (a never-seen key is not "healthy")."""
+    """
+    A breaker's state; :class:`Unknown` when it is closed and the key is neither a configured
+    rate-limit key nor a model charged in the recent runs (a never-seen key is not "healthy").
+    """
     state = store.breaker_state(key)
     if state == "closed":
         records = _latest_records(store, lambda _: True).values()
-        models = {f"{e.provider}/{e.model}" for d, r in
-                  [(x.dag_id, x.run_id) for x in store.ledger_runs(None, limit=TOP_FROM_RUNS)]
-                  for e in store.ledger_entries(d, r)}
+        models = {
+            f"{e.provider}/{e.model}"
+            for d, r in [(x.dag_id, x.run_id) for x in store.ledger_runs(None, limit=TOP_FROM_RUNS)]
+            for e in store.ledger_entries(d, r)
+        }
         if key not in configured_limits(records) and key not in models:
-            raise Unknown("key", f"unknown breaker key {key!r}: no workflow configures it and no recent run called it")
+            raise Unknown(
+                "key", f"unknown breaker key {key!r}: no workflow configures it and no recent run called it"
+            )
     return {"key": key, "state": state}
 
 
@@ -292,7 +341,9 @@ def overview(store: Store, readable: Readable) -> dict[str, Any]:
     dags = known_dags(store, readable)
     runs = recent_runs(store, readable)
     records = [r for r in dags.values() if r is not None]
-    ledger_runs = [(r.dag_id, r.run_id) for r in store.ledger_runs(None, limit=TOP_FROM_RUNS) if readable(r.dag_id)]
+    ledger_runs = [
+        (r.dag_id, r.run_id) for r in store.ledger_runs(None, limit=TOP_FROM_RUNS) if readable(r.dag_id)
+    ]
     top_agents, top_models = top_spenders(store, ledger_runs)
     limits = limits_view(store, records, now)
     models_seen = {m["model"] for m in top_models}
@@ -311,8 +362,11 @@ def overview(store: Store, readable: Readable) -> dict[str, Any]:
         "daily": daily_spend(store, dags, now),
         "limits": limits,
         "breakers_open": breakers,
-        "pauses": [{"key": r["key"], "paused_until_iso": r["paused_until_iso"], "resume_in_s": r["resume_in_s"]}
-                   for r in limits if r["paused"]],
+        "pauses": [
+            {"key": r["key"], "paused_until_iso": r["paused_until_iso"], "resume_in_s": r["resume_in_s"]}
+            for r in limits
+            if r["paused"]
+        ],
     }
 
 
@@ -321,8 +375,11 @@ def workflow_view(store: Store, dag_id: str) -> dict[str, Any]:
     records = store.runs_list(dag_id, limit=1)
     ledger = store.ledger_runs(dag_id, limit=1)
     if not records and not ledger:
-        raise Unknown("dag", f"unknown DAG {dag_id!r}: the agent store has no run and no spend of it "
-                             "(a typo, or it has not run since this store was set up)")
+        raise Unknown(
+            "dag",
+            f"unknown DAG {dag_id!r}: the agent store has no run and no spend of it "
+            "(a typo, or it has not run since this store was set up)",
+        )
     now = store.store_time()
     record = records[0] if records else None
     ledger_runs = [(r.dag_id, r.run_id) for r in store.ledger_runs(dag_id, limit=TOP_FROM_RUNS)]
@@ -347,18 +404,26 @@ def run_view(store: Store, dag_id: str, run_id: str) -> dict[str, Any]:
     run_totals = store.budget_totals(run_scope(dag_id, run_id))
     if record is None and not summary.entries and run_totals.calls == 0 and run_totals.reserved == 0:
         if not store.runs_list(dag_id, limit=1) and not store.ledger_runs(dag_id, limit=1):
-            raise Unknown("dag", f"unknown DAG {dag_id!r}: the agent store has no run and no spend of it "
-                                 "(a typo, or it has not run since this store was set up)")
-        raise Unknown("run", f"unknown run {run_id!r} of DAG {dag_id!r}: no result and no spend recorded "
-                             "(a typo, a run that made no model call yet, or one from before this store)")
+            raise Unknown(
+                "dag",
+                f"unknown DAG {dag_id!r}: the agent store has no run and no spend of it "
+                "(a typo, or it has not run since this store was set up)",
+            )
+        raise Unknown(
+            "run",
+            f"unknown run {run_id!r} of DAG {dag_id!r}: no result and no spend recorded "
+            "(a typo, a run that made no model call yet, or one from before this store)",
+        )
     now = store.store_time()
     latest = record or next(iter(store.runs_list(dag_id, limit=1)), None)
     budgets = _budgets(latest)
     if record is not None:
         result_agents = record.agents
     else:  # still running: the agents of the workflow's latest run, without their (not yet known) results
-        result_agents = {t: {"module": a.get("module"), "agent": a.get("agent"), "mapped": a.get("mapped")}
-                         for t, a in (latest.agents if latest is not None else {}).items()}
+        result_agents = {
+            t: {"module": a.get("module"), "agent": a.get("agent"), "mapped": a.get("mapped")}
+            for t, a in (latest.agents if latest is not None else {}).items()
+        }
     by_name = {f"{a.get('module')}.{a.get('agent')}": (task_id, a) for task_id, a in result_agents.items()}
     rows: list[dict[str, Any]] = []
     for name in sorted(set(summary.agents) | set(by_name)):
@@ -370,43 +435,54 @@ def run_view(store: Store, dag_id: str, run_id: str) -> dict[str, Any]:
             status = "running" if reserved > 0 else "called" if totals else "not called yet"
         else:
             status = agent.get("status")
-        rows.append({
-            "agent": name,
-            "task_id": task_id,
-            "module": agent.get("module") or module,
-            "calls": totals.calls if totals else 0,
-            "input_tokens": totals.input_tokens if totals else 0,
-            "output_tokens": totals.output_tokens if totals else 0,
-            "cached_input_tokens": totals.cached_input_tokens if totals else 0,
-            "cost_usd": usd(totals.usd) if totals else 0.0,
-            "unknown_cost_calls": totals.unknown_cost_calls if totals else 0,
-            "reserved_usd": usd(reserved),
-            "status": status,
-            "reason": agent.get("reason"),
-            "critical": agent.get("critical"),
-            "answered_by": agent.get("answered_by"),
-            "fallbacks_used": agent.get("fallbacks_used") or [],
-            "duration_s": agent.get("duration_s"),
-            "mapped": bool(agent.get("mapped")),
-        })
+        rows.append(
+            {
+                "agent": name,
+                "task_id": task_id,
+                "module": agent.get("module") or module,
+                "calls": totals.calls if totals else 0,
+                "input_tokens": totals.input_tokens if totals else 0,
+                "output_tokens": totals.output_tokens if totals else 0,
+                "cached_input_tokens": totals.cached_input_tokens if totals else 0,
+                "cost_usd": usd(totals.usd) if totals else 0.0,
+                "unknown_cost_calls": totals.unknown_cost_calls if totals else 0,
+                "reserved_usd": usd(reserved),
+                "status": status,
+                "reason": agent.get("reason"),
+                "critical": agent.get("critical"),
+                "answered_by": agent.get("answered_by"),
+                "fallbacks_used": agent.get("fallbacks_used") or [],
+                "duration_s": agent.get("duration_s"),
+                "mapped": bool(agent.get("mapped")),
+            }
+        )
     rows.sort(key=lambda r: (-(r["cost_usd"] or 0.0), r["agent"]))
     modules = []
     for name in sorted(set(summary.modules) | set(budgets["modules"]) | {r["module"] for r in rows}):
         totals = store.budget_totals(module_scope(dag_id, run_id, name))
         ledger_totals = summary.modules.get(name)
-        modules.append({
-            "module": name,
-            "calls": ledger_totals.calls if ledger_totals else 0,
-            **budget_line(totals.spent, totals.reserved, budgets["modules"].get(name)),
-        })
+        modules.append(
+            {
+                "module": name,
+                "calls": ledger_totals.calls if ledger_totals else 0,
+                **budget_line(totals.spent, totals.reserved, budgets["modules"].get(name)),
+            }
+        )
     return {
         "currency": CURRENCY,
         "store_time": now,
         "store_time_iso": iso_utc(now),
         "dag_id": dag_id,
         "run_id": run_id,
-        "run": run_row(record) if record is not None else _running_row(
-            store, dag_id, run_id, min((e.ts or now) for e in summary.entries) if summary.entries else now, now),
+        "run": run_row(record)
+        if record is not None
+        else _running_row(
+            store,
+            dag_id,
+            run_id,
+            min((e.ts or now) for e in summary.entries) if summary.entries else now,
+            now,
+        ),
         "live": record is None,
         "total": {**summary.total.to_dict(), "usd": usd(summary.total.usd)},
         "run_budget": budget_line(run_totals.spent, run_totals.reserved, budgets["run"]),

@@ -1,4 +1,5 @@
-"""Resilience engines: error classification, in-call retries, shared circuit breakers, fallbacks.
+"""
+Resilience engines: error classification, in-call retries, shared circuit breakers, fallbacks.
 
 Airflow-free on purpose: the same code runs in a worker, in a triggerer and in plain scripts. The
 Airflow edge (the task-level retry policy) is ``airflow_agent_provider.operators.retry_policy``.

@@ -1,4 +1,5 @@
-"""A circuit breaker per provider/model, shared by every worker through the store.
+"""
+A circuit breaker per provider/model, shared by every worker through the store.
 
 Why: when a provider is down, retries and task retries multiply the load on it and keep every agent
 slot busy waiting. After ``failure_threshold`` transient failures within ``window_s`` the breaker

@@ -1,4 +1,5 @@
-"""Sort model-call errors into transient (worth retrying) and permanent (fail now).
+"""
+Sort model-call errors into transient (worth retrying) and permanent (fail now).
 
 Why one classifier: three layers act on the same question -- the retry loop inside a call, the
 circuit breaker, and Airflow's task retry policy -- and they must agree. A 400 caused by a bad prompt
@@ -58,7 +59,9 @@ _QUOTA_CODES = {"insufficient_quota", "contract_spend_limit_reached", "enforced_
 _CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
 _CONTENT_POLICY_CODES = {"content_policy_violation", "content_filter", "invalid_prompt"}
 _REFINED_REASONS = {"quota_exhausted", "context_length_exceeded", "content_policy"}
-_CONTEXT_MESSAGE = re.compile(r"context length|context window|prompt is too long|too many tokens", re.IGNORECASE)
+_CONTEXT_MESSAGE = re.compile(
+    r"context length|context window|prompt is too long|too many tokens", re.IGNORECASE
+)
 
 # Error ``type`` strings in the two APIs' error bodies, for errors without a usable HTTP status
 # (an error event inside a 200 streaming response).
@@ -76,13 +79,32 @@ _ERROR_TYPES: dict[str, tuple[ErrorKind, str]] = {
 }
 
 # Exception class names, for errors that arrive as an event dict (no class to test).
-_TIMEOUT_NAMES = {"APITimeoutError", "TimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout",
-                  "WriteTimeout", "PoolTimeout"}
-_CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "ConnectionError", "ConnectionRefusedError",
-                     "ConnectionResetError", "RemoteProtocolError", "ReadError", "WriteError",
-                     "TransportError", "NetworkError", "CircuitOpenError"}
-_PERMANENT_NAMES = {"LengthFinishReasonError": "output_length_exceeded",
-                    "ContentFilterFinishReasonError": "content_policy"}
+_TIMEOUT_NAMES = {
+    "APITimeoutError",
+    "TimeoutError",
+    "TimeoutException",
+    "ReadTimeout",
+    "ConnectTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+}
+_CONNECTION_NAMES = {
+    "APIConnectionError",
+    "ConnectError",
+    "ConnectionError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "RemoteProtocolError",
+    "ReadError",
+    "WriteError",
+    "TransportError",
+    "NetworkError",
+    "CircuitOpenError",
+}
+_PERMANENT_NAMES = {
+    "LengthFinishReasonError": "output_length_exceeded",
+    "ContentFilterFinishReasonError": "content_policy",
+}
 
 
 @dataclass(frozen=True)
@@ -121,10 +143,18 @@ class ErrorInfo:
 # (every task start). An exception of an SDK class can only exist once that SDK has been imported,
 # so looking the classes up in ``sys.modules`` at classification time finds all the ones that matter.
 # The SDKs ship their own copy of httpx ("httpx2"); plain httpx is what other callers use.
-_TIMEOUT_CLASS_NAMES = (("openai", "APITimeoutError"), ("anthropic", "APITimeoutError"),
-                        ("httpx", "TimeoutException"), ("httpx2", "TimeoutException"))
-_CONNECTION_CLASS_NAMES = (("openai", "APIConnectionError"), ("anthropic", "APIConnectionError"),
-                           ("httpx", "TransportError"), ("httpx2", "TransportError"))
+_TIMEOUT_CLASS_NAMES = (
+    ("openai", "APITimeoutError"),
+    ("anthropic", "APITimeoutError"),
+    ("httpx", "TimeoutException"),
+    ("httpx2", "TimeoutException"),
+)
+_CONNECTION_CLASS_NAMES = (
+    ("openai", "APIConnectionError"),
+    ("anthropic", "APIConnectionError"),
+    ("httpx", "TransportError"),
+    ("httpx2", "TransportError"),
+)
 
 
 def _loaded_classes(specs: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
@@ -155,8 +185,10 @@ _GO_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1
 
 
 def parse_go_duration(text: str) -> float | None:
-    """Seconds in an OpenAI reset header (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``; also ``1d``, or a bare
-    number of seconds); None if malformed."""
+    """
+    Seconds in an OpenAI reset header (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``; also ``1d``, or a bare
+    number of seconds); None if malformed.
+    """
     text = text.strip()
     if not text:
         return None
@@ -288,7 +320,9 @@ def status_kind(status: int) -> tuple[ErrorKind, str]:
     return TRANSIENT, "unexpected_status"
 
 
-def _refine(kind: ErrorKind, reason: str, status: int | None, code: str | None, message: str) -> tuple[ErrorKind, str]:
+def _refine(
+    kind: ErrorKind, reason: str, status: int | None, code: str | None, message: str
+) -> tuple[ErrorKind, str]:
     """Codes that change the meaning of a status (quota vs. rate limit, context length vs. bad request)."""
     if code in _QUOTA_CODES:
         return PERMANENT, "quota_exhausted"
@@ -309,12 +343,15 @@ def _classify_one(exc: BaseException) -> ErrorInfo | None:
     declared_status = getattr(exc, "status_code", None)
     declared_status = declared_status if isinstance(declared_status, int) else None
     if getattr(exc, "permanent", False) is True:
-        return ErrorInfo(PERMANENT, declared or "marked_permanent", declared_status, None, provider, name, message)
+        return ErrorInfo(
+            PERMANENT, declared or "marked_permanent", declared_status, None, provider, name, message
+        )
     if getattr(exc, "transient", False) is True:
         retry_after = getattr(exc, "retry_after_s", None)
         retry_after = _finite(float(retry_after)) if isinstance(retry_after, (int, float)) else None
-        return ErrorInfo(TRANSIENT, declared or "marked_transient", declared_status, retry_after, provider, name,
-                         message)
+        return ErrorInfo(
+            TRANSIENT, declared or "marked_transient", declared_status, retry_after, provider, name, message
+        )
 
     # An HTTP response: SDK status errors and httpx.HTTPStatusError.
     response = getattr(exc, "response", None)
@@ -330,7 +367,9 @@ def _classify_one(exc: BaseException) -> ErrorInfo | None:
         should_retry = headers.get("x-should-retry") if headers is not None else None
         if reason not in _REFINED_REASONS and should_retry in ("true", "false"):
             kind = TRANSIENT if should_retry == "true" else PERMANENT
-        retry_after = retry_after_from_headers(headers, rate_limited=status == 429) if kind == TRANSIENT else None
+        retry_after = (
+            retry_after_from_headers(headers, rate_limited=status == 429) if kind == TRANSIENT else None
+        )
         return ErrorInfo(kind, reason, status, retry_after, provider, name, message)
 
     if name in _PERMANENT_NAMES and provider:
@@ -345,7 +384,9 @@ def _classify_one(exc: BaseException) -> ErrorInfo | None:
     if err_type in _ERROR_TYPES:
         kind, reason = _ERROR_TYPES[err_type]
         kind, reason = _refine(kind, reason, None, _error_code(exc), message)
-        return ErrorInfo(kind, reason, status if isinstance(status, int) else None, None, provider, name, message)
+        return ErrorInfo(
+            kind, reason, status if isinstance(status, int) else None, None, provider, name, message
+        )
     return None
 
 
@@ -363,8 +404,16 @@ def classify(exc: BaseException) -> ErrorInfo:
         if info is not None:
             return info
         current = current.__cause__
-    return ErrorInfo(PERMANENT, "unclassified", None, None, _provider_of(exc), type(exc).__name__,
-                     _message(exc), classified=False)
+    return ErrorInfo(
+        PERMANENT,
+        "unclassified",
+        None,
+        None,
+        _provider_of(exc),
+        type(exc).__name__,
+        _message(exc),
+        classified=False,
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -414,13 +463,22 @@ def classify_event(event: Mapping[str, Any]) -> ErrorInfo:
     error_type = str(event.get("error_type") or "")
     message = str(event.get("message") or "")[:MAX_MESSAGE_CHARS]
     provider = event.get("provider")
-    common: dict[str, Any] = {"status_code": status, "retry_after_s": retry_after, "provider": provider,
-                              "error_type": error_type, "message": message}
+    common: dict[str, Any] = {
+        "status_code": status,
+        "retry_after_s": retry_after,
+        "provider": provider,
+        "error_type": error_type,
+        "message": message,
+    }
 
     kind = event.get("kind")
     if kind in (TRANSIENT, PERMANENT):
-        return ErrorInfo(kind=kind, reason=str(event.get("reason") or kind),
-                         classified=bool(event.get("classified", True)), **common)
+        return ErrorInfo(
+            kind=kind,
+            reason=str(event.get("reason") or kind),
+            classified=bool(event.get("classified", True)),
+            **common,
+        )
     if event.get("permanent") is True:
         return ErrorInfo(kind=PERMANENT, reason="marked_permanent", **common)
     if status is not None and status >= 400:
@@ -436,7 +494,8 @@ def classify_event(event: Mapping[str, Any]) -> ErrorInfo:
 
 
 class ClassifiedError(Exception):
-    """An error rebuilt on the worker from a trigger's error event, carrying its classification.
+    """
+    An error rebuilt on the worker from a trigger's error event, carrying its classification.
 
     It declares itself ``transient``/``permanent`` so every layer (retries, breaker, Airflow retry
     policy) reads it like the original exception, including the provider's ``retry_after_s``.

@@ -1,4 +1,5 @@
-"""Fall back to another model (or provider) when the primary is down.
+"""
+Fall back to another model (or provider) when the primary is down.
 
 Why only on some errors: a fallback is for the provider's trouble, not the request's. If the primary's
 breaker is open, or the primary still fails transiently after its own retries, the next target is
@@ -59,7 +60,9 @@ class NoFallbackTargets(ValueError):
 def _failed(target: FallbackTarget, exc: BaseException) -> tuple[FallbackAttempt, bool]:
     """The log entry for a failure, and whether to go on to the next target."""
     if isinstance(exc, CircuitOpenError):
-        return FallbackAttempt(target, "circuit_open", "circuit_open", type(exc).__name__, exc.retry_in_s), True
+        return FallbackAttempt(
+            target, "circuit_open", "circuit_open", type(exc).__name__, exc.retry_in_s
+        ), True
     info = classify(exc)
     outcome = "transient_error" if info.transient else "permanent_error"
     return FallbackAttempt(target, outcome, info.reason, info.error_type, info.retry_after_s), info.transient

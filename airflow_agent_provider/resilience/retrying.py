@@ -1,4 +1,5 @@
-"""Retries inside one model call, honouring what the provider says.
+"""
+Retries inside one model call, honouring what the provider says.
 
 There are exactly two retry layers, and they must not multiply:
 
@@ -184,7 +185,9 @@ def _before_sleep(on_retry: Callable[[RetryEvent], None] | None) -> Callable[[Re
     return before_sleep
 
 
-def _retrying_kwargs(policy: CallRetryPolicy, on_retry: Callable[[RetryEvent], None] | None) -> dict[str, Any]:
+def _retrying_kwargs(
+    policy: CallRetryPolicy, on_retry: Callable[[RetryEvent], None] | None
+) -> dict[str, Any]:
     return {
         "stop": stop_after_attempt(policy.max_attempts),
         "wait": _wait(policy),

@@ -1,4 +1,5 @@
-"""Keep API keys and credential headers out of every text that leaves the provider.
+"""
+Keep API keys and credential headers out of every text that leaves the provider.
 
 Why: an endpoint between the provider and the vendor (a gateway, a proxy, a misconfigured local
 server) may echo the request's ``Authorization`` or ``x-api-key`` header in its error body. The SDKs
@@ -85,7 +86,9 @@ _BARE = re.compile(
 )
 _SCHEME_TOKEN = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+(?P<val>[A-Za-z0-9\-._~+/]{8,}=*)")
 _SK_KEY = re.compile(r"(?<![\w-])sk-[A-Za-z0-9_\-]{8,}")
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@\"']*:)(?P<val>[^\s@/\"']+)(?P<at>@)")
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@\"']*:)(?P<val>[^\s@/\"']+)(?P<at>@)"
+)
 
 _lock = threading.Lock()
 _registered: frozenset[str] = frozenset()
@@ -191,8 +194,11 @@ def scrub_value(value: Any, secrets: Iterable[str | None] = (), *, _depth: int =
         return MASK
     if isinstance(value, Mapping):
         return {
-            key: (MASK if isinstance(key, str) and key.lower() in SENSITIVE_HEADERS and item
-                  else scrub_value(item, secrets, _depth=_depth + 1))
+            key: (
+                MASK
+                if isinstance(key, str) and key.lower() in SENSITIVE_HEADERS and item
+                else scrub_value(item, secrets, _depth=_depth + 1)
+            )
             for key, item in value.items()
         }
     if isinstance(value, list):
@@ -208,8 +214,9 @@ def scrub_value(value: Any, secrets: Iterable[str | None] = (), *, _depth: int =
 def _clean_request(request: Any, secrets: tuple[str, ...]) -> Any:
     """An httpx request with credential headers masked and no body (the prompt stays out of errors)."""
     try:
-        return type(request)(request.method, scrub(str(request.url), secrets),
-                             headers=scrub_headers(request.headers, secrets))
+        return type(request)(
+            request.method, scrub(str(request.url), secrets), headers=scrub_headers(request.headers, secrets)
+        )
     except Exception:  # an unfamiliar request type: drop it rather than keep the key
         return None
 
@@ -220,7 +227,9 @@ def _clean_response(response: Any, secrets: tuple[str, ...], request: Any) -> An
         content = response.content
     except Exception:  # not read (a stream): nothing to keep
         content = b""
-    text = content.decode("utf-8", errors="replace") if isinstance(content, (bytes, bytearray)) else str(content)
+    text = (
+        content.decode("utf-8", errors="replace") if isinstance(content, (bytes, bytearray)) else str(content)
+    )
     kwargs: dict[str, Any] = {
         "status_code": response.status_code,
         "headers": scrub_headers(response.headers, secrets),
@@ -246,8 +255,9 @@ class _ScrubbedError(Exception):
     """Stands in for an exception whose type cannot be rebuilt; keeps what the classifier reads."""
 
 
-def scrub_exception(exc: BaseException, secrets: Iterable[str | None] = (), *, _seen: set[int] | None = None
-                    ) -> BaseException:
+def scrub_exception(
+    exc: BaseException, secrets: Iterable[str | None] = (), *, _seen: set[int] | None = None
+) -> BaseException:
     """
     ``exc`` when no text of it carries a secret, else a copy of the same type that carries none.
 

@@ -1,4 +1,5 @@
-"""CostBudgetSensor: gate a step on the money left in a budget scope.
+"""
+CostBudgetSensor: gate a step on the money left in a budget scope.
 
 Why a sensor: an expensive step (a month-end reconciliation, a bulk re-classification) should not
 start when the run, module, workflow day or month has already used its money; it either waits for
@@ -42,7 +43,13 @@ class CostBudgetSensor(BaseSensorOperator):
     """
 
     # ``dag_id`` is a read-only BaseOperator property, so the targets live under ``target_*``.
-    template_fields: Sequence[str] = ("target_dag_id", "target_run_id", "target_module", "period", "store_url")
+    template_fields: Sequence[str] = (
+        "target_dag_id",
+        "target_run_id",
+        "target_module",
+        "period",
+        "store_url",
+    )
     ui_color = "#f5e6c8"
 
     def __init__(
@@ -89,7 +96,9 @@ class CostBudgetSensor(BaseSensorOperator):
             group = getattr(context.get("task"), "task_group", None)
             module = getattr(group, "group_id", None)
             if not module:
-                raise AirflowFailException("CostBudgetSensor with scope='module' needs module= outside a task group")
+                raise AirflowFailException(
+                    "CostBudgetSensor with scope='module' needs module= outside a task group"
+                )
         return dag_id, run_id, module
 
     def _check(self, context: Any):
@@ -98,8 +107,15 @@ class CostBudgetSensor(BaseSensorOperator):
 
         dag_id, run_id, module = self._target(context)
         return run_check(
-            self.scope, dag_id, run_id, module, self.period, self.max_spend_usd, self.required_usd,
-            self.include_reserved, self.store_url,
+            self.scope,
+            dag_id,
+            run_id,
+            module,
+            self.period,
+            self.max_spend_usd,
+            self.required_usd,
+            self.include_reserved,
+            self.store_url,
         )
 
     def poke(self, context: Any) -> PokeReturnValue:

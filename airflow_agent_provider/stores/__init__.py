@@ -1,4 +1,5 @@
-"""Shared state of the limits, cost and resilience engines (see ``base.py``).
+"""
+Shared state of the limits, cost and resilience engines (see ``base.py``).
 
 ``store_from_url`` opens a store from a URL; ``hooks/store.py`` turns Airflow's configuration into
 that URL. Nothing in this package imports Airflow.

@@ -1,4 +1,5 @@
-"""The store interface shared by the limits, cost and resilience engines.
+"""
+The store interface shared by the limits, cost and resilience engines.
 
 One store holds everything that must be shared by every worker and triggerer: rate-limit windows
 and leases, budget reservations and the spend ledger, circuit-breaker state. Each concern is an

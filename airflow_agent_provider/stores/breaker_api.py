@@ -1,4 +1,5 @@
-"""Abstract store operations for the circuit breaker (see base.Store).
+"""
+Abstract store operations for the circuit breaker (see base.Store).
 
 Why the breaker state lives in the store: a provider outage is seen by every worker at once, so the
 breaker must be shared. If each process kept its own, a fleet of 50 agents would each have to fail N
@@ -105,8 +106,10 @@ class BreakerStore(ABC):
 
     @abstractmethod
     def breaker_release(self, key: str, trial_id: str) -> None:
-        """Give back a half-open trial slot without an outcome (the call failed for a reason that says
-        nothing about the provider's health, e.g. a 400 for a bad prompt)."""
+        """
+        Give back a half-open trial slot without an outcome (the call failed for a reason that says
+        nothing about the provider's health, e.g. a 400 for a bad prompt).
+        """
 
     @abstractmethod
     def breaker_state(self, key: str) -> BreakerStateName:

@@ -1,4 +1,5 @@
-"""Abstract store operations for the budget engine (see base.Store).
+"""
+Abstract store operations for the budget engine (see base.Store).
 
 Why reservations: a call's price is known only after it returns, but many workers spend against
 the same budget at once. Each call first *reserves* its maximum cost against every scope it

@@ -1,4 +1,5 @@
-"""Which store a URL means, and where the default SQLite file lives.
+"""
+Which store a URL means, and where the default SQLite file lives.
 
 Kept free of Airflow imports: the engines and the CLI choose a store from a plain URL, and only
 ``hooks/store.py`` reads Airflow's configuration and connections to produce that URL.
@@ -35,7 +36,8 @@ def mask_url(url: str) -> str:
 
 
 def sqlite_path_from_url(url: str) -> Path:
-    """``sqlite:///abs/path.db`` and ``sqlite:////abs/path.db`` both mean ``/abs/path.db``.
+    """
+    ``sqlite:///abs/path.db`` and ``sqlite:////abs/path.db`` both mean ``/abs/path.db``.
 
     Relative paths are refused: Airflow task processes do not share a working directory, so a
     relative file would silently split one limit into several.
@@ -64,7 +66,8 @@ def _split_prefix(url: str) -> tuple[str, str]:
 
 
 def store_from_url(url: str) -> Store:
-    """Open the store a URL names: ``sqlite:///path.db``, ``redis://host:port/db``, ``rediss://...``.
+    """
+    Open the store a URL names: ``sqlite:///path.db``, ``redis://host:port/db``, ``rediss://...``.
 
     A Redis URL may carry ``?prefix=name:`` to give several deployments one server.
     """

@@ -1,4 +1,5 @@
-"""Abstract store operations for the limits engine (see base.Store).
+"""
+Abstract store operations for the limits engine (see base.Store).
 
 A rate-limit *key* (``openai/gpt-5-mini``) owns one grant log shared by every worker. Each grant is
 an entry ``(grant_id, time, tokens)``; a request tier counts the entries of its sliding window, a

@@ -1,4 +1,5 @@
-"""Run a blocking store operation off the event loop, on the stores' own small thread pool.
+"""
+Run a blocking store operation off the event loop, on the stores' own small thread pool.
 
 Why a pool of its own rather than ``asyncio.to_thread``: the loop's default executor has only
 ``min(32, cpus + 4)`` threads (6 on a 2-core triggerer) and is shared with everything else that
@@ -36,7 +37,9 @@ def store_threads() -> int:
     try:
         return max(1, int(raw)) if raw else DEFAULT_STORE_THREADS
     except ValueError:
-        raise ValueError(f"AIRFLOW__AGENT_PROVIDER__STORE_THREADS must be a whole number, got {raw!r}") from None
+        raise ValueError(
+            f"AIRFLOW__AGENT_PROVIDER__STORE_THREADS must be a whole number, got {raw!r}"
+        ) from None
 
 
 def executor() -> ThreadPoolExecutor:
@@ -55,5 +58,7 @@ def executor() -> ThreadPoolExecutor:
 async def run_blocking(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` on the store pool, awaited without blocking the loop."""
     loop = asyncio.get_running_loop()
-    call = functools.partial(fn, *args, **kwargs) if kwargs else (functools.partial(fn, *args) if args else fn)
+    call = (
+        functools.partial(fn, *args, **kwargs) if kwargs else (functools.partial(fn, *args) if args else fn)
+    )
     return await loop.run_in_executor(executor(), call)

@@ -1,4 +1,5 @@
-"""Abstract store operations for the Operations view: the run index and rate-limit usage reads.
+"""
+Abstract store operations for the Operations view: the run index and rate-limit usage reads.
 
 Why the store keeps a run index: the fleet overview has to list recent runs with their state,
 outcome, cost, duration and the budgets they counted against, from the API server, without the
@@ -66,7 +67,9 @@ class RunRecord:
     def to_json(self) -> str:
         text = json.dumps(asdict(self), sort_keys=True, allow_nan=False, default=str)
         if len(text.encode()) > MAX_RECORD_BYTES:
-            raise ValueError(f"run record of {self.dag_id}/{self.run_id} is larger than {MAX_RECORD_BYTES} bytes")
+            raise ValueError(
+                f"run record of {self.dag_id}/{self.run_id} is larger than {MAX_RECORD_BYTES} bytes"
+            )
         return text
 
     @classmethod
@@ -225,7 +228,11 @@ def run_record_from_result(
         cost_usd=totals.get("cost_usd"),
         cost_complete=bool(totals.get("cost_complete", True)),
         budgets=dict(budgets or {"run": result.get("cost_budget")}),
-        rate_limits=[{"key": r["key"], "limits": dict(r.get("limits") or {})} for r in rate_limits or [] if r.get("key")],
+        rate_limits=[
+            {"key": r["key"], "limits": dict(r.get("limits") or {})}
+            for r in rate_limits or []
+            if r.get("key")
+        ],
         agents=agents,
         modules={
             name: {"agents": m.get("agents"), "succeeded": m.get("succeeded"), "cost_usd": m.get("cost_usd")}

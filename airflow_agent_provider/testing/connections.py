@@ -1,4 +1,5 @@
-"""Airflow connections pointing at a local LLM server, as environment variables.
+"""
+Airflow connections pointing at a local LLM server, as environment variables.
 
 Airflow resolves ``AIRFLOW_CONN_<CONN_ID>`` before its metadata database, so exporting these two
 variables is enough for tests, the demo and ``airflow dags test`` subprocesses to talk to the local

@@ -1,4 +1,5 @@
-"""The two floors of ``bench/bench_fleet.py``: what Airflow alone takes for a fleet's shape.
+"""
+The two floors of ``bench/bench_fleet.py``: what Airflow alone takes for a fleet's shape.
 
 * :func:`noop_floor_dag`: N plain ``@task`` no-ops in 4 task groups. Every task is scheduled,
   queued through Celery, started in a task process that parses its DAG file, and reported back:
@@ -43,7 +44,8 @@ def _endpoint(conn_env: str) -> tuple[str, str]:
 
 
 def _client() -> Any:
-    """One ``httpx.AsyncClient`` per event loop, without a connection cap.
+    """
+    One ``httpx.AsyncClient`` per event loop, without a connection cap.
 
     httpx caps a client at 100 connections by default, which would cap the floor's concurrency at
     100 calls in flight; building a client per trigger costs an SSL context each (blocking work on
@@ -60,7 +62,8 @@ def _client() -> Any:
 
 
 class OneCallTrigger(BaseTrigger):
-    """One chat completion; ends the task with ``TaskSuccessEvent`` (the reply text as ``return_value``).
+    """
+    One chat completion; ends the task with ``TaskSuccessEvent`` (the reply text as ``return_value``).
 
     :param prompt: The user message.
     :param model: Model name sent to the server.
@@ -69,8 +72,9 @@ class OneCallTrigger(BaseTrigger):
         that resumes the task on a worker (``execute_complete``), as ``dag.test()`` needs.
     """
 
-    def __init__(self, prompt: str, model: str = "gpt-5-mini", conn_env: str = DEFAULT_CONN_ENV,
-                 end_task: bool = True) -> None:
+    def __init__(
+        self, prompt: str, model: str = "gpt-5-mini", conn_env: str = DEFAULT_CONN_ENV, end_task: bool = True
+    ) -> None:
         super().__init__()
         self.prompt = prompt
         self.model = model
@@ -78,8 +82,15 @@ class OneCallTrigger(BaseTrigger):
         self.end_task = end_task
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (f"{__name__}.OneCallTrigger",
-                {"prompt": self.prompt, "model": self.model, "conn_env": self.conn_env, "end_task": self.end_task})
+        return (
+            f"{__name__}.OneCallTrigger",
+            {
+                "prompt": self.prompt,
+                "model": self.model,
+                "conn_env": self.conn_env,
+                "end_task": self.end_task,
+            },
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import httpx
@@ -102,7 +113,8 @@ class OneCallTrigger(BaseTrigger):
 
 
 class TriggerFloorOperator(BaseOperator):
-    """Starts in the triggerer (``start_from_trigger``) and ends there: one call, no worker.
+    """
+    Starts in the triggerer (``start_from_trigger``) and ends there: one call, no worker.
 
     ``execute`` exists for ``dag.test()``, which ignores ``start_from_trigger``: it defers to the same
     trigger and returns the reply on resume.
@@ -124,7 +136,9 @@ class TriggerFloorOperator(BaseOperator):
         )
 
     def execute(self, context: Any) -> None:
-        self.defer(trigger=OneCallTrigger(self.prompt, self.model, end_task=False), method_name="execute_complete")
+        self.defer(
+            trigger=OneCallTrigger(self.prompt, self.model, end_task=False), method_name="execute_complete"
+        )
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
         return event.get("text") if isinstance(event, dict) else event
@@ -141,7 +155,9 @@ def _module_sizes(n: int, modules: int) -> list[int]:
 
 def noop_floor_dag(dag_id: str, n: int, modules: int = MODULES) -> DAG:
     """``n`` no-op ``@task``\\ s in ``modules`` task groups, no dependencies between them."""
-    with DAG(dag_id, schedule=None, catchup=False, max_active_tasks=max(n, 16), tags=["bench", "floor"]) as dag:
+    with DAG(
+        dag_id, schedule=None, catchup=False, max_active_tasks=max(n, 16), tags=["bench", "floor"]
+    ) as dag:
         i = 0
         for m, size in enumerate(_module_sizes(n, modules), start=1):
             with TaskGroup(f"M{m}"):
@@ -153,13 +169,17 @@ def noop_floor_dag(dag_id: str, n: int, modules: int = MODULES) -> DAG:
 
 def trigger_floor_dag(dag_id: str, n: int, modules: int = MODULES, model: str = "gpt-5-mini") -> DAG:
     """``n`` :class:`TriggerFloorOperator` tasks in ``modules`` task groups, no dependencies."""
-    with DAG(dag_id, schedule=None, catchup=False, max_active_tasks=max(n, 16), tags=["bench", "floor"]) as dag:
+    with DAG(
+        dag_id, schedule=None, catchup=False, max_active_tasks=max(n, 16), tags=["bench", "floor"]
+    ) as dag:
         i = 0
         for m, size in enumerate(_module_sizes(n, modules), start=1):
             with TaskGroup(f"M{m}"):
                 for _ in range(size):
                     i += 1
-                    TriggerFloorOperator(task_id=f"a{i:04d}", prompt=f"[[reply: ok {i}]] floor {i}", model=model)
+                    TriggerFloorOperator(
+                        task_id=f"a{i:04d}", prompt=f"[[reply: ok {i}]] floor {i}", model=model
+                    )
     return dag
 
 

@@ -1,4 +1,5 @@
-"""Build a small JSON value that validates against a JSON schema.
+"""
+Build a small JSON value that validates against a JSON schema.
 
 The local LLM server needs plausible arguments for tool calls and plausible structured-output
 replies without any model behind it. The value is deliberately minimal (required properties only,

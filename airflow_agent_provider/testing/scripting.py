@@ -1,4 +1,5 @@
-"""The marker language and reply rules of the local LLM server, independent of any wire format.
+"""
+The marker language and reply rules of the local LLM server, independent of any wire format.
 
 Both API paths (OpenAI Chat Completions, Anthropic Messages) translate their request into a
 :class:`Conversation`, ask :func:`decide_reply` what to answer, and translate the :class:`Reply`

@@ -1,4 +1,5 @@
-"""A whole tool-less agent run inside the triggerer: the agent loop, awaited, ending the task there.
+"""
+A whole tool-less agent run inside the triggerer: the agent loop, awaited, ending the task there.
 
 Two ways in:
 
@@ -70,8 +71,15 @@ class _TriggerHost:
     tool_specs: list[Any] = []
     run_tool = None
 
-    def __init__(self, spec: LoopSpec, names: Mapping[str, Any], prompt: str, prompt_context: str,
-                 full_context: Mapping[str, Any] | None, logger: Any) -> None:
+    def __init__(
+        self,
+        spec: LoopSpec,
+        names: Mapping[str, Any],
+        prompt: str,
+        prompt_context: str,
+        full_context: Mapping[str, Any] | None,
+        logger: Any,
+    ) -> None:
         self.spec = spec
         self._names = dict(names)
         self._prompt = prompt
@@ -83,8 +91,12 @@ class _TriggerHost:
         return {k: self._names.get(k) for k in ("results", "params", "item")}
 
     def render_prompt(self, last: dict[str, Any], iteration: int) -> str:
-        return _render(self._prompt, {**(self._full or self._names), **self._names, "last": last,
-                                      "iteration": iteration}, self._prompt_context, "prompt")
+        return _render(
+            self._prompt,
+            {**(self._full or self._names), **self._names, "last": last, "iteration": iteration},
+            self._prompt_context,
+            "prompt",
+        )
 
     def save(self, loop: AgentLoop) -> None:
         """Nothing to persist to in the triggerer: a failure event carries the loop to a worker."""
@@ -138,7 +150,11 @@ class AgentTrigger(BaseTrigger):
     async def _upstream(self, cfg: AgentConfig, ti: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
         """Upstream results by alias and task id, by task id, and ``upstream_text`` (XCom reads off the loop)."""
         from airflow_agent_provider.llm.prompt import build_results
-        from airflow_agent_provider.operators.control_flow import decode_agent_xcom, flat_upstream_text, pull_mapped
+        from airflow_agent_provider.operators.control_flow import (
+            decode_agent_xcom,
+            flat_upstream_text,
+            pull_mapped,
+        )
 
         task_ids = list(dict.fromkeys([*cfg.upstream_tasks.values(), *cfg.critical_upstreams]))
         dag = getattr(getattr(ti, "task", None), "dag", None)
@@ -146,20 +162,24 @@ class AgentTrigger(BaseTrigger):
         def mapped(task_id: str) -> bool:
             try:
                 return bool(dag.get_task(task_id).is_mapped) if dag is not None else False
-            except Exception:  # noqa: BLE001 - an upstream outside the DAG: a plain task
+            except Exception:
                 return False
 
         def pull(task_id: str) -> Any:  # sync SDK calls; from a thread they go through the supervisor's loop
             if mapped(task_id):
-                return [build_results({task_id: task_id}, {task_id: v})[task_id]
-                        for v in pull_mapped(ti, task_id, ti.run_id)]
+                return [
+                    build_results({task_id: task_id}, {task_id: v})[task_id]
+                    for v in pull_mapped(ti, task_id, ti.run_id)
+                ]
             # One map index: a GetXCom request. Without map_indexes the SDK asks for a slice of every
             # index (GetXComSequenceSlice), which the 3.3 triggerer's supervisor does not answer.
             return decode_agent_xcom(ti.xcom_pull(task_ids=task_id, map_indexes=-1))
 
         pulled = {task_id: await asyncio.to_thread(pull, task_id) for task_id in task_ids}
-        by_task_id = build_results({t: t for t in task_ids if not isinstance(pulled[t], list)},
-                                   {t: v for t, v in pulled.items() if not isinstance(v, list)})
+        by_task_id = build_results(
+            {t: t for t in task_ids if not isinstance(pulled[t], list)},
+            {t: v for t, v in pulled.items() if not isinstance(v, list)},
+        )
         by_task_id.update({t: v for t, v in pulled.items() if isinstance(v, list)})
         results = {alias: by_task_id[t] for alias, t in cfg.upstream_tasks.items()}
         results.update({t: by_task_id[t] for t in cfg.upstream_tasks.values()})
@@ -184,38 +204,60 @@ class AgentTrigger(BaseTrigger):
         if ti is None:
             raise RuntimeError("AgentTrigger without run arguments must be started by the triggerer")
         if (ti.try_number or 1) > 1:
-            raise _Ended(TriggerEvent({"status": "resume", "reason": f"try {ti.try_number} continues on a worker, "
-                                       "where task_state_store holds what earlier tries paid for"}))
+            raise _Ended(
+                TriggerEvent(
+                    {
+                        "status": "resume",
+                        "reason": f"try {ti.try_number} continues on a worker, "
+                        "where task_state_store holds what earlier tries paid for",
+                    }
+                )
+            )
         results, by_task_id, text = await self._upstream(cfg, ti)
         missing = rt.missing_critical(cfg.critical_upstreams, by_task_id)
         if missing:
-            raise self._skip(cfg, f"critical upstream task(s) {missing} produced no result; agent "
-                                  f"{cfg.task_id!r} does not call the model", record=False)
+            raise self._skip(
+                cfg,
+                f"critical upstream task(s) {missing} produced no result; agent "
+                f"{cfg.task_id!r} does not call the model",
+                record=False,
+            )
         context = dict(self._context or {})
         context.update(results=results, upstream_text=text, item=cfg.item, iteration=1, last=None)
         names = rt.expression_names(results, context, cfg.item)
         reason = rt.condition_skip_reason(cfg.condition, names, cfg.task_id)
         if reason is not None:
             raise self._skip(cfg, reason, record=True)
-        rendered = {f: _render(getattr(cfg, f), context, cfg.prompt_context, f)
-                    for f in ("prompt", "system_prompt", "model", "llm_conn_id")}
+        rendered = {
+            f: _render(getattr(cfg, f), context, cfg.prompt_context, f)
+            for f in ("prompt", "system_prompt", "model", "llm_conn_id")
+        }
         await asyncio.to_thread(check_output_schema, cfg.output_schema)
         hook = LLMHook(llm_conn_id=rendered["llm_conn_id"], provider=cfg.provider)
         conn = await hook.aconnection()
         extras = await hook.aextras()
         provider = resolve_provider(conn.conn_type, cfg.provider)
         model = rendered["model"] or str(extras.get("default_model") or DEFAULT_MODELS[provider])
-        guard = cfg.guard_config(dag_id=ti.dag_id, run_id=ti.run_id, conn_extras=extras,
-                                 llm_conn_id=rendered["llm_conn_id"] or DEFAULT_CONN_IDS[provider])
+        guard = cfg.guard_config(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            conn_extras=extras,
+            llm_conn_id=rendered["llm_conn_id"] or DEFAULT_CONN_IDS[provider],
+        )
         spec = cfg.loop_spec(system=rendered["system_prompt"])
-        print_ = fingerprint(provider, model, rendered["prompt"], rendered["system_prompt"], cfg.tools,
-                             cfg.output_schema)
+        print_ = fingerprint(
+            provider, model, rendered["prompt"], rendered["system_prompt"], cfg.tools, cfg.output_schema
+        )
         loop = AgentLoop.start(provider=provider, model=model, prompt=rendered["prompt"], fingerprint=print_)
         return {
-            "loop": loop.to_dict(), "spec": spec.to_dict(), "guard": guard.to_dict(),
-            "llm_conn_id": rendered["llm_conn_id"], "provider": provider,
+            "loop": loop.to_dict(),
+            "spec": spec.to_dict(),
+            "guard": guard.to_dict(),
+            "llm_conn_id": rendered["llm_conn_id"],
+            "provider": provider,
             "step_prefix": f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/try{ti.try_number}",
-            "names": {**names, "upstream_text": text}, "item_fields": {},
+            "names": {**names, "upstream_text": text},
+            "item_fields": {},
         }
 
     # -- the run --------------------------------------------------------------------------------
@@ -233,13 +275,18 @@ class AgentTrigger(BaseTrigger):
             # SDK, prices and store load off the event loop (once per triggerer process).
             await awarm(provider, [(provider, loop.model), *((t.provider, t.model) for t in guard.fallbacks)])
             caller = GuardedCaller(await aget_store(), guard)
-            host = _TriggerHost(spec, args.get("names") or {}, cfg.prompt, cfg.prompt_context, self._context, self.log)
+            host = _TriggerHost(
+                spec, args.get("names") or {}, cfg.prompt, cfg.prompt_context, self._context, self.log
+            )
             prefix = args["step_prefix"]
 
             async def call(request: Any, on_paid: Any) -> Any:
                 assert loop is not None
                 return await caller.acall(
-                    request, step_id=f"{prefix}/call{loop.rounds}", llm_conn_id=conn_id, on_paid=on_paid,
+                    request,
+                    step_id=f"{prefix}/call{loop.rounds}",
+                    llm_conn_id=conn_id,
+                    on_paid=on_paid,
                     call_target=lambda target, req: call_target(conn_id, provider, target, req),
                 )
 
@@ -248,11 +295,13 @@ class AgentTrigger(BaseTrigger):
                 await run_async(loop, host, call, caller.asettle_pending)
             else:  # deferred by the task: enforced here too (dag.test() runs triggers without timeouts)
                 try:
-                    await asyncio.wait_for(run_async(loop, host, call, caller.asettle_pending),
-                                           max(0.0, deadline - time.time()))
+                    await asyncio.wait_for(
+                        run_async(loop, host, call, caller.asettle_pending), max(0.0, deadline - time.time())
+                    )
                 except asyncio.TimeoutError:
-                    raise ExecutionTimeout(f"agent {cfg.task_id} exceeded its execution_timeout in the "
-                                           "triggerer") from None
+                    raise ExecutionTimeout(
+                        f"agent {cfg.task_id} exceeded its execution_timeout in the triggerer"
+                    ) from None
             result = scrub_value(loop.result(spec, **(args.get("item_fields") or {})).to_dict())
         except _Ended as ended:
             yield ended.event
@@ -271,7 +320,9 @@ class AgentTrigger(BaseTrigger):
             yield TriggerEvent({"status": "done", "agent_result": result})
 
     @staticmethod
-    def _failure(exc: BaseException, conn_id: str, loop: AgentLoop | None, pending: Any = None) -> dict[str, Any]:
+    def _failure(
+        exc: BaseException, conn_id: str, loop: AgentLoop | None, pending: Any = None
+    ) -> dict[str, Any]:
         """The event that resumes the task on a worker: the classified error, what was paid, what is pending."""
         event = error_event(exc, llm_conn_id=conn_id)
         if loop is not None and (loop.rounds or pending):

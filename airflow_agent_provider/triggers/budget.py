@@ -1,4 +1,5 @@
-"""CostBudgetTrigger: waits in the triggerer until a budget scope has room.
+"""
+CostBudgetTrigger: waits in the triggerer until a budget scope has room.
 
 It frees the worker slot while a deferrable ``CostBudgetSensor`` waits (for reservations to be
 released, or for the next UTC day or month). The store calls are blocking, so each check runs in a
@@ -112,8 +113,15 @@ class CostBudgetTrigger(BaseTrigger):
 
     def _check(self) -> BudgetCheck:
         return run_check(
-            self.scope, self.dag_id, self.run_id, self.module, self.period, self.max_spend_usd,
-            self.required_usd, self.include_reserved, self.store_url,
+            self.scope,
+            self.dag_id,
+            self.run_id,
+            self.module,
+            self.period,
+            self.max_spend_usd,
+            self.required_usd,
+            self.include_reserved,
+            self.store_url,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -121,7 +129,7 @@ class CostBudgetTrigger(BaseTrigger):
         while True:
             try:
                 check = await asyncio.to_thread(self._check)
-            except Exception as exc:  # noqa: BLE001 - the sensor fails the task with this reason
+            except Exception as exc:
                 yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
                 return
             if check.ok:

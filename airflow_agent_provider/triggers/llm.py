@@ -1,4 +1,5 @@
-"""Deferrable model calls: one LLM call awaited in the triggerer instead of on a worker slot.
+"""
+Deferrable model calls: one LLM call awaited in the triggerer instead of on a worker slot.
 
 A model call spends most of its time waiting on the network; deferring it frees the worker
 slot. The trigger makes exactly one call: tools run on the worker (they are deployment code that
@@ -26,10 +27,13 @@ from airflow_agent_provider.resilience.fallback import FallbackTarget
 from airflow_agent_provider.security.redact import scrub_value
 
 
-async def call_target(llm_conn_id: str, provider: str | None, target: FallbackTarget, request: LLMRequest
-                      ) -> LLMResponse:
+async def call_target(
+    llm_conn_id: str, provider: str | None, target: FallbackTarget, request: LLMRequest
+) -> LLMResponse:
     """One attempt at one target from the triggerer: the target's connection (or the agent's), asynchronously."""
-    conn_id = target.llm_conn_id or (llm_conn_id if target.provider == provider else DEFAULT_CONN_IDS[target.provider])
+    conn_id = target.llm_conn_id or (
+        llm_conn_id if target.provider == provider else DEFAULT_CONN_IDS[target.provider]
+    )
     return await LLMHook(llm_conn_id=conn_id, provider=target.provider).acomplete(request)
 
 
@@ -102,19 +106,26 @@ class LLMCallTrigger(BaseTrigger):
             else:
                 guard = GuardConfig.from_dict(self.guard)
                 # SDK, prices and store load off the event loop (once per triggerer process).
-                await awarm(request.provider, [(request.provider, request.model),
-                                               *((t.provider, t.model) for t in guard.fallbacks)])
+                await awarm(
+                    request.provider,
+                    [(request.provider, request.model), *((t.provider, t.model) for t in guard.fallbacks)],
+                )
                 caller = GuardedCaller(await aget_store(), guard)
                 result = await caller.acall(
-                    request, step_id=self.step_id or "trigger", llm_conn_id=self.llm_conn_id,
+                    request,
+                    step_id=self.step_id or "trigger",
+                    llm_conn_id=self.llm_conn_id,
                     call_target=self._call_target,
                 )
                 event = {"status": "success", "result": result.to_dict()}
         except UnsettledCharge as exc:
             # Paid, not settled: the worker persists the response and settles it (never calls again).
             self.log.warning("LLM call on %s: %s", self.llm_conn_id, exc)
-            yield TriggerEvent(scrub_value({**error_event(exc, llm_conn_id=self.llm_conn_id),
-                                            "pending": exc.pending.to_dict()}))
+            yield TriggerEvent(
+                scrub_value(
+                    {**error_event(exc, llm_conn_id=self.llm_conn_id), "pending": exc.pending.to_dict()}
+                )
+            )
             return
         except Exception as exc:
             self.log.warning("LLM call on %s failed: %s: %s", self.llm_conn_id, type(exc).__name__, exc)

@@ -24,8 +24,14 @@ MISSING = "no/such/folder"
 
 def _cli(args: tuple[str, ...], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OPENAI", "ANTHROPIC"))}
-    return subprocess.run([sys.executable, "-m", "airflow_agent_provider.cli.main", *args], capture_output=True,
-                          text=True, cwd=home, timeout=180, env={**clean, "AIRFLOW_HOME": str(home), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_agent_provider.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=home,
+        timeout=180,
+        env={**clean, "AIRFLOW_HOME": str(home), **env},
+    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -46,7 +52,11 @@ CASES = [
     ("costs", ("costs", "some_dag"), "is not initialised (run `airflow db migrate`)"),
     ("status", ("status", "some_dag"), "is not initialised (run `airflow db migrate`)"),
     ("result", ("result", "some_dag"), "is not initialised (run `airflow db migrate`)"),
-    ("pools-sync", ("pools", "sync", str(REPO / "dags" / "workflows")), "is not initialised (run `airflow db migrate`)"),
+    (
+        "pools-sync",
+        ("pools", "sync", str(REPO / "dags" / "workflows")),
+        "is not initialised (run `airflow db migrate`)",
+    ),
     # bad flags and arguments
     ("validate", ("validate", "x.yaml", "--bogus"), "unrecognized arguments: --bogus"),
     ("validate", ("validate",), "the following arguments are required: paths"),
@@ -61,8 +71,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("command", "args", "expected"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("command", "args", "expected"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_bad_input(tmp_path: Path, command: str, args: tuple[str, ...], expected: str) -> None:
     line = _one_line_error(_cli(args, tmp_path))
     assert expected in line, line
@@ -78,10 +89,14 @@ def test_unreachable_store(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 
 def test_unknown_store_scheme_is_one_masked_line(tmp_path: Path) -> None:
-    result = _cli(("costs", "some_dag", "run_1"), tmp_path,
-                  AIRFLOW__AGENT_PROVIDER__STORE_URL=f"mysql://agent:{PASSWORD}@db:3306/x")
+    result = _cli(
+        ("costs", "some_dag", "run_1"),
+        tmp_path,
+        AIRFLOW__AGENT_PROVIDER__STORE_URL=f"mysql://agent:{PASSWORD}@db:3306/x",
+    )
     line = _one_line_error(result)
-    assert "unknown store URL scheme 'mysql'" in line and PASSWORD not in result.stdout + result.stderr
+    assert "unknown store URL scheme 'mysql'" in line
+    assert PASSWORD not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("args", [("costs", "some_dag"), ("result", "some_dag"), ("status", "some_dag")])
@@ -96,14 +111,19 @@ def test_unreachable_metadata_db(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 def test_validate_prints_every_problem_of_a_file(tmp_path: Path) -> None:
     """The DAG import error may shorten a long list; ``validate`` never does."""
-    agents = "".join(f"      - {{name: a{i}, prompt: hi, model: gpt-5-mini, modle: x{i}}}\n" for i in range(60))
+    agents = "".join(
+        f"      - {{name: a{i}, prompt: hi, model: gpt-5-mini, modle: x{i}}}\n" for i in range(60)
+    )
     (tmp_path / "many.yaml").write_text(f"name: many\nmodules:\n  M:\n    agents:\n{agents}")
     result = _cli(("validate", str(tmp_path / "many.yaml")), tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
     problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
     assert len(problems) == 60
     assert all(f"agents[{i}]" in problems[i] and "modle" in problems[i] for i in range(60))
-    assert result.stderr.splitlines()[0] == f"FAIL {tmp_path / 'many.yaml'}: 60 problems in workflow definition"
+    assert (
+        result.stderr.splitlines()[0] == f"FAIL {tmp_path / 'many.yaml'}: 60 problems in workflow definition"
+    )
 
 
 def test_validate_an_empty_folder_fails(tmp_path: Path) -> None:

@@ -37,11 +37,16 @@ def _asset_rows(uri: str):
             (e.source_dag_id, e.source_task_id, e.source_run_id)
             for e in session.query(AssetEvent).filter(AssetEvent.asset_id == asset.id)
         ]
-        queued = [q.target_dag_id for q in session.query(AssetDagRunQueue).filter(AssetDagRunQueue.asset_id == asset.id)]
+        queued = [
+            q.target_dag_id
+            for q in session.query(AssetDagRunQueue).filter(AssetDagRunQueue.asset_id == asset.id)
+        ]
         return events, queued
 
 
-def test_producer_emits_its_asset_only_on_success_and_the_consumer_is_queued(tmp_path, run_dag, llm_connections):
+def test_producer_emits_its_asset_only_on_success_and_the_consumer_is_queued(
+    tmp_path, run_dag, llm_connections
+):
     folder = tmp_path / "workflows"
     folder.mkdir()
     agent = {"name": "close", "prompt": "CLOSE the ledger {{ params.fail_marker }}"}
@@ -54,7 +59,9 @@ def test_producer_emits_its_asset_only_on_success_and_the_consumer_is_queued(tmp
             "modules": {"Finance": {"agents": [agent]}},
         },
     )
-    _write(folder, {"name": "cf_default_producer", "modules": {"HR": {"agents": [{"name": "p", "prompt": "P"}]}}})
+    _write(
+        folder, {"name": "cf_default_producer", "modules": {"HR": {"agents": [{"name": "p", "prompt": "P"}]}}}
+    )
     _write(
         folder,
         {
@@ -74,8 +81,11 @@ def test_producer_emits_its_asset_only_on_success_and_the_consumer_is_queued(tmp
         "erp://finance/ledger-closed",
         "agent-workflow://cf_default_producer",
     }
-    assert dags["cf_default_producer"].get_task(RESULT_TASK_ID).outlets[0].uri.startswith(
-        "agent-workflow://cf_default_producer"
+    assert (
+        dags["cf_default_producer"]
+        .get_task(RESULT_TASK_ID)
+        .outlets[0]
+        .uri.startswith("agent-workflow://cf_default_producer")
     )
 
     _sync_to_db(consumer)  # the consumer must be known to Airflow to be queued
@@ -87,6 +97,7 @@ def test_producer_emits_its_asset_only_on_success_and_the_consumer_is_queued(tmp
 
     # A failed run (critical agent fails -> result task fails) emits no asset event.
     failed = run_dag(producer, run_conf={"fail_marker": "[[fail:401]]"})
-    assert str(failed.state) == "failed" and task_states(failed)[RESULT_TASK_ID] == "failed"
+    assert str(failed.state) == "failed"
+    assert task_states(failed)[RESULT_TASK_ID] == "failed"
     events, _ = _asset_rows(outlet.uri)
     assert [e[2] for e in events] == [ok.run_id]

@@ -33,7 +33,10 @@ def _branching(tmp_path, name: str):
         {
             "name": name,
             "allow_partial_completion": True,
-            "params": {"threshold": {"type": "integer", "default": 2}, "enable_extra": {"type": "boolean", "default": False}},
+            "params": {
+                "threshold": {"type": "integer", "default": 2},
+                "enable_extra": {"type": "boolean", "default": False},
+            },
             "modules": {
                 "Ops": {
                     "agents": [
@@ -50,7 +53,11 @@ def _branching(tmp_path, name: str):
                             "condition": "params.threshold > 5",
                             "prompt": "NOT-TAKEN never sent",
                         },
-                        {"name": "after_not_taken", "dependencies": ["not_taken"], "prompt": "AFTER-NOT-TAKEN x"},
+                        {
+                            "name": "after_not_taken",
+                            "dependencies": ["not_taken"],
+                            "prompt": "AFTER-NOT-TAKEN x",
+                        },
                         {
                             "name": "optional_off",
                             "critical": False,
@@ -81,7 +88,8 @@ def test_branches_skip_propagation_and_partial_completion(tmp_path, run_dag, llm
     dag = build_dag(workflow)
     rules = {t.task_id: str(getattr(t.trigger_rule, "value", t.trigger_rule)) for t in dag.tasks}
     assert rules["Ops.after_not_taken"] == "all_success"
-    assert rules["Ops.after_optional_off"] == "all_done" and rules["Ops.after_broken"] == "all_done"
+    assert rules["Ops.after_optional_off"] == "all_done"
+    assert rules["Ops.after_broken"] == "all_done"
 
     run = run_dag(dag)
     states = task_states(run)
@@ -99,7 +107,8 @@ def test_branches_skip_propagation_and_partial_completion(tmp_path, run_dag, llm
     assert str(run.state) == "success"
     stats = llm_connections.stats()
     # A false condition is decided before any model call.
-    assert requests_with(stats, "NOT-TAKEN") == [] and requests_with(stats, "OPTIONAL-OFF never") == []
+    assert requests_with(stats, "NOT-TAKEN") == []
+    assert requests_with(stats, "OPTIONAL-OFF never") == []
     assert requests_with(stats, "AFTER-NOT-TAKEN") == []
     assert requests_with(stats, "TAKEN three findings")
     # The all_done dependants saw what happened upstream: a skip with its reason, or no result.
@@ -118,8 +127,14 @@ def test_branches_skip_propagation_and_partial_completion(tmp_path, run_dag, llm
         "not run: upstream Ops.not_taken was skipped (condition 'params.threshold > 5' was false)"
     )
     assert agents["Ops.optional_off"]["reason"] == "condition 'params.enable_extra' was false"
-    assert agents["Ops.optional_broken"]["status"] == "failed" and "400" in agents["Ops.optional_broken"]["reason"]
-    assert agents["Ops.taken"]["duration_s"] is not None and agents["Ops.taken"]["duration_s"] >= 0
+    assert (
+        agents["Ops.optional_broken"]["status"] == "failed"
+    )
+    assert (
+        "400" in agents["Ops.optional_broken"]["reason"]
+    )
+    assert agents["Ops.taken"]["duration_s"] is not None
+    assert agents["Ops.taken"]["duration_s"] >= 0
     assert agents["Ops.taken"]["output"].startswith("[")  # the echo of the local server
 
 
@@ -142,7 +157,8 @@ def test_only_condition_skips_keep_the_outcome_success(tmp_path, run_dag, llm_co
     )
     run = run_dag(build_dag(workflow))
     states = task_states(run)
-    assert states["Ops.gated"] == "skipped" and states["Ops.behind"] == "skipped"
+    assert states["Ops.gated"] == "skipped"
+    assert states["Ops.behind"] == "skipped"
     assert str(run.state) == "success"
     result = xcom_result(run, RESULT_TASK_ID)
     assert result["outcome"] == "success"

@@ -39,7 +39,11 @@ def test_for_each_static_dynamic_empty_and_the_downstream_list(tmp_path, run_dag
                             "for_each": "results.find.output.skus",
                             "prompt": "PER-SKU {{ item }} max {{ params.max_qty }}",
                         },
-                        {"name": "find_none", "output_schema": SKUS_SCHEMA, "prompt": 'NONE [[json: {"skus": []}]]'},
+                        {
+                            "name": "find_none",
+                            "output_schema": SKUS_SCHEMA,
+                            "prompt": 'NONE [[json: {"skus": []}]]',
+                        },
                         {
                             "name": "per_none",
                             "dependencies": ["find_none"],
@@ -86,7 +90,9 @@ def test_for_each_static_dynamic_empty_and_the_downstream_list(tmp_path, run_dag
     stats = llm_connections.stats()
     # One request per item, each with its own item in the prompt.
     assert sorted(requests_with(stats, "PER-SKU")) == [f"PER-SKU {s} max 40" for s in ("A-1", "B-2", "C-3")]
-    assert sorted(requests_with(stats, "POLICY ")) == [f"POLICY {p} [[reply: policy {p} ok]]" for p in ("FIN-07", "SOD-01")]
+    assert sorted(requests_with(stats, "POLICY ")) == [
+        f"POLICY {p} [[reply: policy {p} ok]]" for p in ("FIN-07", "SOD-01")
+    ]
     assert requests_with(stats, "PER-NONE") == []
     # The downstream got the lists in item order.
     (summary,) = requests_with(stats, "SUMMARY")
@@ -95,17 +101,20 @@ def test_for_each_static_dynamic_empty_and_the_downstream_list(tmp_path, run_dag
     result = xcom_result(run, RESULT_TASK_ID)
     assert result["outcome"] == "success"
     per_sku = result["agents"]["Inventory.per_sku"]
-    assert per_sku["mapped"] is True and per_sku["status"] == "success"
+    assert per_sku["mapped"] is True
+    assert per_sku["status"] == "success"
     assert [i["item"] for i in per_sku["items"]] == ["A-1", "B-2", "C-3"]
     assert [i["map_index"] for i in per_sku["items"]] == [0, 1, 2]
     assert per_sku["usage"]["input_tokens"] == sum(i["usage"]["input_tokens"] for i in per_sku["items"]) > 0
     assert per_sku["cost_usd"] == pytest.approx(sum(i["cost_usd"] for i in per_sku["items"]))
-    assert per_sku["rounds"] == 3 and len(per_sku["output"]) == 3
+    assert per_sku["rounds"] == 3
+    assert len(per_sku["output"]) == 3
     assert all(i["duration_s"] is not None for i in per_sku["items"])
     policy = result["agents"]["Compliance.per_policy"]
     assert [i["item"] for i in policy["items"]] == ["SOD-01", "FIN-07"]
     assert [i["output"] for i in policy["items"]] == ["policy SOD-01 ok", "policy FIN-07 ok"]
     none = result["agents"]["Inventory.per_none"]
-    assert none["status"] == "skipped" and none["items"] == []
+    assert none["status"] == "skipped"
+    assert none["items"] == []
     assert none["reason"] == "for_each 'results.find_none.output.skus' gave an empty list"
     assert result["agents"]["Inventory.find"]["output"] == {"skus": ["A-1", "B-2", "C-3"]}

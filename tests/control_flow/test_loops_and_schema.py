@@ -16,7 +16,9 @@ DONE = {"type": "object", "properties": {"done": {"type": "boolean"}}, "required
 QUICK_RETRY = {"attempts": 1, "base_delay": "1s", "max_delay": "1s", "jitter": False}
 
 
-def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(tmp_path, run_dag, llm_connections):
+def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(
+    tmp_path, run_dag, llm_connections
+):
     workflow = workflow_from(
         tmp_path,
         {
@@ -58,7 +60,11 @@ def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(tm
                 },
                 "Schema": {
                     "agents": [
-                        {"name": "valid", "output_schema": TOTAL, "prompt": 'VALID [[json: {"total": 12.5}]]'},
+                        {
+                            "name": "valid",
+                            "output_schema": TOTAL,
+                            "prompt": 'VALID [[json: {"total": 12.5}]]',
+                        },
                         {
                             "name": "valid_anthropic",
                             "provider": "anthropic",
@@ -95,13 +101,25 @@ def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(tm
     assert len(cond) == 2
     assert cond[1].startswith("Iteration 2 of at most 5: revise your previous answer.")
     assert "LOOP-COND it=2 prev=[gpt-5-mini] LOOP-COND it=1" in cond[1]
-    assert agents["Loops.until_condition"]["iterations"] == 2 and agents["Loops.until_condition"]["stopped"] is None
+    assert (
+        agents["Loops.until_condition"]["iterations"] == 2
+    )
+    assert (
+        agents["Loops.until_condition"]["stopped"] is None
+    )
     # Never true: exactly max_iterations requests, then stopped.
     assert len(requests_with(stats, "LOOP-MAX")) == 3
-    assert agents["Loops.until_max"]["stopped"] == "max_iterations" and agents["Loops.until_max"]["iterations"] == 3
-    assert agents["Loops.until_max"]["output"] == {"done": False} and agents["Loops.until_max"]["rounds"] == 3
+    assert (
+        agents["Loops.until_max"]["stopped"] == "max_iterations"
+    )
+    assert (
+        agents["Loops.until_max"]["iterations"] == 3
+    )
+    assert agents["Loops.until_max"]["output"] == {"done": False}
+    assert agents["Loops.until_max"]["rounds"] == 3
     # Deferred: each iteration goes through the trigger and comes back.
-    assert len(requests_with(stats, "LOOP-DEFER")) == 2 and agents["Loops.deferred_loop"]["iterations"] == 2
+    assert len(requests_with(stats, "LOOP-DEFER")) == 2
+    assert agents["Loops.deferred_loop"]["iterations"] == 2
     assert len(requests_with(stats, "LOOP-DEFER it=2")) == 1  # re-rendered after resuming from the trigger
     # Retry resumes from task_state_store: iteration 1 is not paid again.
     assert states["Loops.resumed_loop"] == "success"
@@ -116,7 +134,16 @@ def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(tm
     assert states["Schema.wrong_type"] == "failed"
     assert len(requests_with(stats, "WRONG-TYPE")) == 2
     reason = agents["Schema.wrong_type"]["reason"]
-    assert "agent Schema.wrong_type" in reason and "at $.total" in reason and "'lots' is not of type 'number'" in reason
+    assert (
+        "agent Schema.wrong_type" in reason
+    )
+    assert (
+        "at $.total" in reason
+    )
+    assert (
+        "'lots' is not of type 'number'" in reason
+    )
     assert states["Schema.not_json"] == "failed"
     assert "not valid JSON" in agents["Schema.not_json"]["reason"]
-    assert result["outcome"] == "partial" and str(run.state) == "success"
+    assert result["outcome"] == "partial"
+    assert str(run.state) == "success"

@@ -77,6 +77,10 @@ def test_no_overshoot_with_processes(budget_store_factory):
     ctx = multiprocessing.get_context("spawn")
     chunks = [list(range(k, CALLS, 8)) for k in range(8)]
     with ctx.Pool(4) as pool:
-        outcomes = [o for part in pool.starmap(_process_chunk, [(budget_store_factory.url, c) for c in chunks]) for o in part]
+        outcomes = [
+            o
+            for part in pool.starmap(_process_chunk, [(budget_store_factory.url, c) for c in chunks])
+            for o in part
+        ]
     assert len(outcomes) == CALLS
     _check(store, outcomes)

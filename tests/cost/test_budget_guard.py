@@ -38,7 +38,9 @@ def test_scope_keys_are_utc():
     assert scope.month_key == "month:erp:2026-12"
     from datetime import timedelta
 
-    late = CallScope("erp", "r1", "F", "a", "m", "p", at=datetime(2026, 12, 1, 1, 0, tzinfo=timezone(timedelta(hours=3))))
+    late = CallScope(
+        "erp", "r1", "F", "a", "m", "p", at=datetime(2026, 12, 1, 1, 0, tzinfo=timezone(timedelta(hours=3)))
+    )
     assert late.day_key == "day:erp:2026-11-30"
 
 
@@ -46,8 +48,12 @@ def test_reserve_settle_charges_every_scope(budget_store):
     guard = BudgetGuard(budget_store)
     usage = Usage(2_000, 300, 500)
     cost = price_call("openai", "gpt-5-mini", usage)
-    held = guard.reserve(call(), max_call_cost("openai", "gpt-5-mini", 2_000, 1_024), BudgetLimits(run_cost_budget=1.0),
-                         reservation_id="erp:r1:Finance.reconcile:1")
+    held = guard.reserve(
+        call(),
+        max_call_cost("openai", "gpt-5-mini", 2_000, 1_024),
+        BudgetLimits(run_cost_budget=1.0),
+        reservation_id="erp:r1:Finance.reconcile:1",
+    )
     assert held.settle(cost, usage) is True
     for key in (call().agent_key, call().module_key, call().run_key, call().day_key, call().month_key):
         assert budget_store.budget_spent(key) == pytest.approx(cost.usd)
@@ -63,7 +69,8 @@ def test_budget_exceeded_names_scope_limit_spent_reserved_and_amount(budget_stor
     err = info.value
     assert err.permanent is True
     assert (err.scope, err.limit, err.amount) == ("agent:erp:r1:Finance.reconcile", 0.5, 0.2)
-    assert err.spent == pytest.approx(0.3) and err.reserved == pytest.approx(0.1)
+    assert err.spent == pytest.approx(0.3)
+    assert err.reserved == pytest.approx(0.1)
     text = str(err)
     for part in ("agent:erp:r1:Finance.reconcile", "$0.500000", "$0.300000", "$0.100000", "$0.200000"):
         assert part in text
@@ -83,7 +90,9 @@ def test_run_budget_refuses_other_agents_too(budget_store):
 def test_daily_and_monthly_budgets_span_runs(budget_store):
     guard = BudgetGuard(budget_store)
     limits = BudgetLimits(daily_budget=1.0, monthly_budget=1.5)
-    guard.reserve(call(run_id="r1"), 0.8, limits, reservation_id="x").settle(CallCost(0.8, "override"), Usage())
+    guard.reserve(call(run_id="r1"), 0.8, limits, reservation_id="x").settle(
+        CallCost(0.8, "override"), Usage()
+    )
     with pytest.raises(BudgetExceeded) as info:
         guard.reserve(call(run_id="r2"), 0.3, limits, reservation_id="y")
     assert info.value.scope == "day:erp:2026-11-30"
@@ -93,10 +102,22 @@ def test_unknown_price_is_refused_under_a_budget(budget_store):
     guard = BudgetGuard(budget_store)
     unknown = call(model="my-finetune")
     with pytest.raises(UnpricedModelError) as info:
-        guard.reserve(unknown, max_call_cost("openai", "my-finetune", 100, 100), BudgetLimits(monthly_budget=100.0),
-                      reservation_id="u")
+        guard.reserve(
+            unknown,
+            max_call_cost("openai", "my-finetune", 100, 100),
+            BudgetLimits(monthly_budget=100.0),
+            reservation_id="u",
+        )
     assert info.value.permanent is True
-    assert "my-finetune" in str(info.value) and "price:" in str(info.value) and "monthly_budget" in str(info.value)
+    assert (
+        "my-finetune" in str(info.value)
+    )
+    assert (
+        "price:" in str(info.value)
+    )
+    assert (
+        "monthly_budget" in str(info.value)
+    )
 
 
 def test_unknown_price_without_budgets_is_recorded_as_unknown(budget_store):
@@ -106,16 +127,19 @@ def test_unknown_price_without_budgets_is_recorded_as_unknown(budget_store):
     held = guard.reserve(unknown, None, BudgetLimits(), reservation_id="u")
     held.settle(price_call("openai", "my-finetune", usage), usage)
     summary = Ledger(budget_store).run_summary("erp", "r1")
-    assert summary.total.unknown_cost_calls == 1 and summary.total.usd == 0.0
+    assert summary.total.unknown_cost_calls == 1
+    assert summary.total.usd == 0.0
     assert summary.total.input_tokens == 1000
-    assert summary.entries[0].usd is None and summary.entries[0].price_source == "unknown"
+    assert summary.entries[0].usd is None
+    assert summary.entries[0].price_source == "unknown"
 
 
 def test_override_makes_an_unknown_model_budgetable(budget_store):
     override = PriceOverride(1.0, 2.0)
     amount = max_call_cost("openai", "my-finetune", 1_000, 1_000, override)
-    held = BudgetGuard(budget_store).reserve(call(model="my-finetune"), amount, BudgetLimits(run_cost_budget=1.0),
-                                             reservation_id="o")
+    held = BudgetGuard(budget_store).reserve(
+        call(model="my-finetune"), amount, BudgetLimits(run_cost_budget=1.0), reservation_id="o"
+    )
     assert held.amount_usd == pytest.approx(0.003)
 
 
@@ -139,15 +163,22 @@ def test_retry_with_same_reservation_id_never_charges_twice(budget_store):
 
 def test_run_summary_per_module_and_agent(budget_store):
     guard = BudgetGuard(budget_store)
-    calls = [("Finance", "reconcile", 0.10, Usage(1000, 100, 200)), ("Finance", "reconcile", 0.05, Usage(500, 50)),
-             ("Finance", "forecast", 0.20, Usage(2000, 200)), ("HR", "payroll", 0.01, Usage(100, 10))]
+    calls = [
+        ("Finance", "reconcile", 0.10, Usage(1000, 100, 200)),
+        ("Finance", "reconcile", 0.05, Usage(500, 50)),
+        ("Finance", "forecast", 0.20, Usage(2000, 200)),
+        ("HR", "payroll", 0.01, Usage(100, 10)),
+    ]
     for i, (module, agent, usd, usage) in enumerate(calls):
         guard.reserve(call(agent=agent, module=module), usd, BudgetLimits(), reservation_id=f"c{i}").settle(
             CallCost(usd, "override"), usage
         )
-    guard.reserve(call(run_id="other"), 1.0, BudgetLimits(), reservation_id="x").settle(CallCost(1.0, "override"), Usage())
+    guard.reserve(call(run_id="other"), 1.0, BudgetLimits(), reservation_id="x").settle(
+        CallCost(1.0, "override"), Usage()
+    )
     summary = Ledger(budget_store).run_summary("erp", "r1")
-    assert summary.total.calls == 4 and summary.total.usd == pytest.approx(0.36)
+    assert summary.total.calls == 4
+    assert summary.total.usd == pytest.approx(0.36)
     assert summary.modules["Finance"].usd == pytest.approx(0.35)
     assert summary.agents["Finance.reconcile"].calls == 2
     assert summary.agents["Finance.reconcile"].input_tokens == 1500
@@ -161,4 +192,5 @@ def test_run_summary_per_module_and_agent(budget_store):
 def test_limits_validate():
     with pytest.raises(ValueError):
         BudgetLimits(run_cost_budget=-1)
-    assert not BudgetLimits().any and BudgetLimits(daily_budget=0).any
+    assert not BudgetLimits().any
+    assert BudgetLimits(daily_budget=0).any

@@ -15,7 +15,9 @@ DAY = "day:d:2026-11-24"
 
 def test_reserve_then_settle_charges_real_cost_and_frees_the_rest(budget_store):
     first = budget_store.budget_reserve("c1", [(RUN, 1.0), (DAY, math.inf)], 0.6, 60)
-    assert first.granted and first.reserved == pytest.approx(0.6) and first.limit == 1.0
+    assert first.granted
+    assert first.reserved == pytest.approx(0.6)
+    assert first.limit == 1.0
     assert budget_store.budget_reserved(RUN) == pytest.approx(0.6)
     assert budget_store.budget_reserved(DAY) == pytest.approx(0.6)
 
@@ -61,7 +63,8 @@ def test_expired_reservation_stops_counting_but_a_late_settle_is_charged(budget_
 def test_reserve_is_idempotent_per_id(budget_store):
     assert budget_store.budget_reserve("c1", [(RUN, 1.0)], 0.6, 60).granted
     again = budget_store.budget_reserve("c1", [(RUN, 1.0)], 0.6, 60)
-    assert again.granted and again.duplicate
+    assert again.granted
+    assert again.duplicate
     assert budget_store.budget_reserved(RUN) == pytest.approx(0.6)
 
 
@@ -103,15 +106,19 @@ def test_run_budget_refuses_while_agent_limit_has_room(budget_store):
 
 def test_unlimited_scopes_are_tracked_never_refused(budget_store):
     result = budget_store.budget_reserve("c1", [(DAY, math.inf)], 1e6, 60)
-    assert result.granted and result.limit == math.inf
+    assert result.granted
+    assert result.limit == math.inf
     assert budget_store.budget_reserve("c2", [], 1.0, 60).granted
 
 
 def test_ledger_entries_by_run(budget_store):
     for i, run in enumerate(["r1", "r1", "r2"]):
-        entry = LedgerEntry(f"c{i}", "d", run, "M", "a", "m", "openai", 10, 5, 2, None if i == 1 else 0.01, "x", ts=100.0 + i)
+        entry = LedgerEntry(
+            f"c{i}", "d", run, "M", "a", "m", "openai", 10, 5, 2, None if i == 1 else 0.01, "x", ts=100.0 + i
+        )
         budget_store.budget_settle(f"c{i}", entry.usd, [entry], scopes=[f"run:d:{run}"])
     rows = budget_store.ledger_entries("d", "r1")
     assert [(e.entry_id, e.usd, e.ts) for e in rows] == [("c0", 0.01, 100.0), ("c1", None, 101.0)]
-    assert rows[0].reservation_id == "c0" and rows[0].cached_input_tokens == 2
+    assert rows[0].reservation_id == "c0"
+    assert rows[0].cached_input_tokens == 2
     assert budget_store.ledger_entries("d", "nope") == []

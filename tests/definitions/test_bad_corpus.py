@@ -38,7 +38,11 @@ EXPECTED: dict[str, list[str]] = {
         "duplicate key 'prompt' (first defined on line 8)",
         "line 9",
     ],
-    "bad_type.yaml": ["modules.Finance.agents[1].max_tokens", "must be a whole number, got 'lots'", "line 10"],
+    "bad_type.yaml": [
+        "modules.Finance.agents[1].max_tokens",
+        "must be a whole number, got 'lots'",
+        "line 10",
+    ],
     "unknown_field.yaml": [
         "modules.Finance.agents[2].modle",
         "unknown field 'modle'",
@@ -59,7 +63,11 @@ EXPECTED: dict[str, list[str]] = {
         "tools.not_callable: 'airflow_agent_provider.examples.erp_tools.annotations' is not callable",
     ],
     "bad_yaml_syntax.yaml": ["line 8, column 1:", "unexpected end of stream", "quoted scalar on line 6"],
-    "bad_yaml_indent.yaml": ["line 6, column 8:", "did not find expected '-' indicator", "block collection on line 5"],
+    "bad_yaml_indent.yaml": [
+        "line 6, column 8:",
+        "did not find expected '-' indicator",
+        "block collection on line 5",
+    ],
     "empty.yaml": ["(file): the file is empty"],
     "comment_only.yaml": ["(file): the file is empty"],
     "top_level_list.yaml": ["the top level must be a mapping", "got a list"],
@@ -69,7 +77,10 @@ EXPECTED: dict[str, list[str]] = {
         "modules.HR.agents[0].timeout: invalid duration '30m1h': use each unit once, largest first",
         "'1h30m'",
     ],
-    "bad_provider.yaml": ["modules.HR.agents[0].provider", "must be one of 'openai' or 'anthropic', got 'gemini'"],
+    "bad_provider.yaml": [
+        "modules.HR.agents[0].provider",
+        "must be one of 'openai' or 'anthropic', got 'gemini'",
+    ],
     "bad_names.yaml": [
         "name: may only contain letters, digits, '_', '.' and '-', got 'month end!'",
         "modules.Human Resources: name 'Human Resources' may only contain letters, digits, '_' and '-'",

@@ -22,11 +22,15 @@ def cfg(tmp_path: Path, monkeypatch):
 
 
 def _run(code: str, env: dict[str, str]) -> str:
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_airflow_cfg_is_read_without_importing_airflow(cfg: Path):
-    cfg.write_text("[core]\ndags_folder = {AIRFLOW_HOME}/dags\n[agent_provider]\nallowed_tool_modules = acme.tools, acme.schemas\n")
+    cfg.write_text(
+        "[core]\ndags_folder = {AIRFLOW_HOME}/dags\n[agent_provider]\nallowed_tool_modules = acme.tools, acme.schemas\n"
+    )
     env = {**os.environ, "AIRFLOW_CONFIG": str(cfg)}
     code = "import sys; from airflow_agent_provider import config; print(config.allowed_tool_modules(), 'airflow' in sys.modules)"
     assert _run(code, env) == "('acme.tools', 'acme.schemas') False"
@@ -71,7 +75,9 @@ def test_invalid_entries_name_the_setting(value):
 @pytest.mark.parametrize("value", ["0", "-1", "1MiB", ""])
 def test_a_bad_file_cap_names_the_setting(cfg: Path, monkeypatch, value):
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__MAX_WORKFLOW_FILE_BYTES", value)
-    with pytest.raises(config.ProviderConfigError, match="max_workflow_file_bytes .* must be a positive number of bytes"):
+    with pytest.raises(
+        config.ProviderConfigError, match="max_workflow_file_bytes .* must be a positive number of bytes"
+    ):
         config.max_workflow_file_bytes()
 
 

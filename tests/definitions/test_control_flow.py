@@ -64,41 +64,64 @@ def test_good_control_flow_fields_load_with_compiled_expressions():
     reorder = wf.get_agent("Inventory.reorder_sku")
     condition = reorder.condition_expression()
     assert isinstance(condition, Expression)
-    assert condition.evaluate(
-        {"results": {"find_reorders": {"output": {"skus": ["A", "B"]}}}, "params": {"reorder_threshold": 2}}
-    ) is True
+    assert (
+        condition.evaluate(
+            {
+                "results": {"find_reorders": {"output": {"skus": ["A", "B"]}}},
+                "params": {"reorder_threshold": 2},
+            }
+        )
+        is True
+    )
     for_each = reorder.for_each_expression()
-    assert for_each is not None and reorder.static_for_each() is None
+    assert for_each is not None
+    assert reorder.static_for_each() is None
     assert for_each.evaluate({"results": {"Inventory.find_reorders": {"output": {"skus": ["A"]}}}}) == ["A"]
 
     policy = wf.get_agent("Compliance.policy_check")
     assert policy.for_each_expression() is None
     assert policy.static_for_each() == ["SOD-01", {"id": "FIN-07", "strict": True}]
-    assert policy.condition_expression() is None and policy.repeat_until_expression() is None
+    assert policy.condition_expression() is None
+    assert policy.repeat_until_expression() is None
 
     memo = wf.get_agent("Compliance.memo")
     assert memo.max_iterations == 5
     until = memo.repeat_until_expression()
-    assert until is not None and until.names == {"last", "iteration", "results"}
-    names = {"last": {"output": {"complete": False}}, "iteration": 2, "results": {"policy_check": {"text": "x"}}}
+    assert until is not None
+    assert until.names == {"last", "iteration", "results"}
+    names = {
+        "last": {"output": {"complete": False}},
+        "iteration": 2,
+        "results": {"policy_check": {"text": "x"}},
+    }
     assert until.evaluate(names) is True
 
 
 def test_new_fields_have_quiet_defaults():
     agent = load().get_agent("Inventory.find_reorders")
-    assert (agent.condition, agent.for_each, agent.repeat_until, agent.max_iterations) == (None, None, None, 3)
+    assert (agent.condition, agent.for_each, agent.repeat_until, agent.max_iterations) == (
+        None,
+        None,
+        None,
+        3,
+    )
     assert load().get_agent("Compliance.policy_check").resolved_output_schema() is None
 
 
 def test_output_schema_inline_and_pydantic_model_resolve_to_json_schema():
     wf = load()
     inline = wf.get_agent("Inventory.find_reorders").resolved_output_schema()
-    assert inline == {"type": "object", "properties": {"skus": {"type": "array", "items": {"type": "string"}}}, "required": ["skus"]}
+    assert inline == {
+        "type": "object",
+        "properties": {"skus": {"type": "array", "items": {"type": "string"}}},
+        "required": ["skus"],
+    }
     inline["type"] = "changed"  # a copy: the definition is not affected
     assert wf.get_agent("Inventory.find_reorders").resolved_output_schema()["type"] == "object"
 
     model = wf.get_agent("Inventory.reorder_sku").resolved_output_schema()
-    assert model["type"] == "object" and model["additionalProperties"] is False
+    assert model["type"] == "object"
+    assert model["additionalProperties"] is False
     assert set(model["required"]) >= {"sku", "order_quantity", "urgency"}
 
 
@@ -128,7 +151,9 @@ def test_expressions_must_read_results_through_a_literal_agent_name():
 
 
 def test_condition_with_a_constant_failure_is_a_definition_error():
-    text = GOOD.replace("condition: len(results.find_reorders.output.skus) >= params.reorder_threshold", "condition: 1/0")
+    text = GOOD.replace(
+        "condition: len(results.find_reorders.output.skus) >= params.reorder_threshold", "condition: 1/0"
+    )
     assert "condition: invalid expression '1/0': this part always fails: cannot compute" in problems_of(text)
 
 
@@ -138,7 +163,12 @@ def test_condition_with_a_constant_failure_is_a_definition_error():
 def test_params_become_json_schema_with_defaults_checked():
     params = load().params
     assert params["reorder_threshold"].json_schema() == {"type": "integer", "minimum": 0, "maximum": 100}
-    assert params["reorder_threshold"].default == 2 and params["reorder_threshold"].description == "SKUs needed"
+    assert (
+        params["reorder_threshold"].default == 2
+    )
+    assert (
+        params["reorder_threshold"].description == "SKUs needed"
+    )
     assert params["region"].json_schema() == {"type": "string", "enum": ["EU", "US"]}
     assert params["month"].has_default is False  # a manual workflow may ask for it when triggered
 
@@ -174,11 +204,15 @@ def test_params_without_default_are_refused_for_scheduled_workflows():
 
 def test_produces_defaults_to_the_workflow_asset_and_can_be_set():
     assert load().produces == "agent-workflow://control_flow"
-    assert load(GOOD.replace("name: control_flow", "name: control_flow\nproduces: s3://erp/close.json")).produces == (
-        "s3://erp/close.json"
+    assert load(
+        GOOD.replace("name: control_flow", "name: control_flow\nproduces: s3://erp/close.json")
+    ).produces == ("s3://erp/close.json")
+    assert "the 'airflow' URI scheme is reserved" in problems_of(
+        GOOD.replace("name: control_flow", "name: control_flow\nproduces: airflow://x")
     )
-    assert "the 'airflow' URI scheme is reserved" in problems_of(GOOD.replace("name: control_flow", "name: control_flow\nproduces: airflow://x"))
-    assert "produces: must be an asset URI" in problems_of(GOOD.replace("name: control_flow", "name: control_flow\nproduces: not a uri"))
+    assert "produces: must be an asset URI" in problems_of(
+        GOOD.replace("name: control_flow", "name: control_flow\nproduces: not a uri")
+    )
 
 
 def _workflow(name: str, triggered_by: list[str] | None = None) -> str:
@@ -192,7 +226,11 @@ def test_triggered_by_chain_in_one_folder_loads(tmp_path: Path):
     (tmp_path / "c.yaml").write_text(_workflow("report", ["audit", "close"]))
     workflows, errors = load_workflows(tmp_path)
     assert errors == []
-    assert {w.name: w.triggered_by for w in workflows} == {"close": [], "audit": ["close"], "report": ["audit", "close"]}
+    assert {w.name: w.triggered_by for w in workflows} == {
+        "close": [],
+        "audit": ["close"],
+        "report": ["audit", "close"],
+    }
 
 
 def test_triggered_by_unknown_workflow_is_an_error_for_that_file_only(tmp_path: Path):
@@ -202,7 +240,8 @@ def test_triggered_by_unknown_workflow_is_an_error_for_that_file_only(tmp_path: 
     assert [w.name for w in workflows] == ["close"]
     assert [Path(e.path).name for e in errors] == ["b.yaml"]
     text = str(errors[0])
-    assert "triggered_by[0]: unknown workflow 'clsoe'" in text and "did you mean 'close'?" in text
+    assert "triggered_by[0]: unknown workflow 'clsoe'" in text
+    assert "did you mean 'close'?" in text
     assert "(line 2)" in text
 
 

@@ -8,7 +8,12 @@ import pytest
 
 from airflow_agent_provider.examples import erp_tools
 
-TOOLS = [erp_tools.get_stock_level, erp_tools.lookup_employee, erp_tools.get_open_invoices, erp_tools.check_policy]
+TOOLS = [
+    erp_tools.get_stock_level,
+    erp_tools.lookup_employee,
+    erp_tools.get_open_invoices,
+    erp_tools.check_policy,
+]
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.__name__)

@@ -61,7 +61,8 @@ def test_unknown_mode_is_a_clear_error():
 
 def test_deferrable_true_with_auto_means_deferred():
     agents = _agents(_workflow(defaults="  deferrable: true"))
-    assert agents["a"].execution == "auto" and agents["a"].deferrable is True
+    assert agents["a"].execution == "auto"
+    assert agents["a"].deferrable is True
     assert agents["a"].requested_execution == "deferred"
 
 

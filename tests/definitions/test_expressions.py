@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from airflow_agent_provider.definitions.expressions import (
     FUNCTIONS,
@@ -58,10 +57,16 @@ DATA: dict[str, Any] = {
         ("str(iteration) + '/' + str(3)", "2/3"),
         ("any([False, iteration == 2]) and all([True, 1 < 2 < 3])", True),
         ("'high' if item.qty * 2 > 5 else 'low'", "high"),
-        ("{'sku': item.sku, 'n': 2 ** 10, 'r': 7 // 2, 'm': 7 % 3}", {"sku": "A-1", "n": 1024, "r": 3, "m": 1}),
+        (
+            "{'sku': item.sku, 'n': 2 ** 10, 'r': 7 // 2, 'm': 7 % 3}",
+            {"sku": "A-1", "n": 1024, "r": 3, "m": 1},
+        ),
         ("params.region is not None", True),
-        ("""results.find_reorders.output.count
-            > 1""", True),
+        (
+            """results.find_reorders.output.count
+            > 1""",
+            True,
+        ),
     ],
 )
 def test_allowed_expressions_evaluate(text: str, expected: Any):
@@ -70,7 +75,8 @@ def test_allowed_expressions_evaluate(text: str, expected: Any):
 
 def test_expression_reports_names_and_literal_keys():
     expression = compile_expression(
-        "len(results.find_reorders.output.skus) > params.reorder_threshold and results['HR.payroll'].text", NAMES
+        "len(results.find_reorders.output.skus) > params.reorder_threshold and results['HR.payroll'].text",
+        NAMES,
     )
     assert isinstance(expression, Expression)
     assert expression.names == {"results", "params"}
@@ -99,7 +105,11 @@ def test_compiling_twice_gives_equal_expressions():
         ("len(results.a.output", "syntax error: '(' was never closed", 4),
         ("results.a.text ==", "syntax error", 18),
         ("", "the expression is empty", None),
-        ("resutls.a.text", "unknown name 'resutls' (allowed names: item, iteration, last, params, results); did you mean 'results'?", 1),
+        (
+            "resutls.a.text",
+            "unknown name 'resutls' (allowed names: item, iteration, last, params, results); did you mean 'results'?",
+            1,
+        ),
         ("1 + os", "unknown name 'os'", 5),
         ("sorted(results)", "function 'sorted' is not allowed (allowed: len, min, max", 1),
         ("lenn(results)", "did you mean 'len'?", 1),
@@ -127,13 +137,19 @@ def test_compiling_twice_gives_equal_expressions():
         ("b'raw'", "bytes literals are not allowed", 1),
         ("{**params}", "** unpacking is not allowed", 1),
         ("[*results]", "* unpacking is not allowed", 2),
-        ("results.a.__class__", "'.__class__' is not allowed: names starting with '_' or 'func_' are private", 11),
+        (
+            "results.a.__class__",
+            "'.__class__' is not allowed: names starting with '_' or 'func_' are private",
+            11,
+        ),
         ("results.a.mro", "'.mro' is not allowed after a dot", 11),
         ("-" * 60 + "1", "nested too deeply", None),
         ("iteration + 1 " * 100, f"longer than {MAX_EXPRESSION_LENGTH} characters", None),
     ],
 )
-def test_bad_expressions_fail_at_definition_time_with_reason_and_column(text: str, fragment: str, column: int | None):
+def test_bad_expressions_fail_at_definition_time_with_reason_and_column(
+    text: str, fragment: str, column: int | None
+):
     with pytest.raises(ExpressionError) as info:
         compile_expression(text, NAMES)
     assert fragment in str(info.value)
@@ -151,9 +167,18 @@ def test_non_string_is_rejected():
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("results.missing.text", "results has no key 'missing' (keys: 'find_reorders', 'HR.payroll', '__class__')"),
-        ("results['HR.payroll'].output.skus", "cannot read 'skus': results['HR.payroll'].output is None, not a mapping"),
-        ("results.find_reorders.output.skus[5]", "index 5 is out of range: results.find_reorders.output.skus has 2 items"),
+        (
+            "results.missing.text",
+            "results has no key 'missing' (keys: 'find_reorders', 'HR.payroll', '__class__')",
+        ),
+        (
+            "results['HR.payroll'].output.skus",
+            "cannot read 'skus': results['HR.payroll'].output is None, not a mapping",
+        ),
+        (
+            "results.find_reorders.output.skus[5]",
+            "index 5 is out of range: results.find_reorders.output.skus has 2 items",
+        ),
         ("results.find_reorders.text + 1", "cannot compute a string + a number"),
         ("item.sku * 10000", "result too long"),
         ("lower(iteration)", "lower() needs a string, got int"),
@@ -331,13 +356,17 @@ def expressions(draw: st.DrawFn, depth: int = 0) -> tuple[str, bool]:
         return f"{function}({inner})", bad or function not in FUNCTIONS
     if choice == 6:
         other, other_bad = draw(expressions(depth + 1))
-        operator = draw(st.sampled_from(["+", "-", "*", "/", "//", "%", "**", "==", "<", "in", "and", "or", "<<", "&"]))
+        operator = draw(
+            st.sampled_from(["+", "-", "*", "/", "//", "%", "**", "==", "<", "in", "and", "or", "<<", "&"])
+        )
         return f"({inner}) {operator} ({other})", bad or other_bad or operator in ("<<", "&")
     if choice == 7:
         method = draw(st.sampled_from(["lower", "keys", "get", "copy", "format", "__reduce__", "mro"]))
         return f"({inner}).{method}()", True
     if choice == 8:
-        wrapper = draw(st.sampled_from(["lambda: {}", "[x for x in {}]", "(x for x in {})", "f'{{{}}}'", "{{**{}}}"]))
+        wrapper = draw(
+            st.sampled_from(["lambda: {}", "[x for x in {}]", "(x for x in {})", "f'{{{}}}'", "{{**{}}}"])
+        )
         return wrapper.format(inner), True
     return f"[{inner}, {inner}][-1]", bad
 
@@ -352,7 +381,8 @@ def test_fuzzed_expressions_never_escape(generated: tuple[str, bool]):
     if stage == "ok":
         assert is_plain(outcome), f"{text!r} produced {type(outcome).__name__}"
     else:
-        assert isinstance(outcome, ExpressionError) and str(outcome)
+        assert isinstance(outcome, ExpressionError)
+        assert str(outcome)
 
 
 @settings(max_examples=200, deadline=None, database=None)

@@ -92,7 +92,10 @@ def test_parse_workflow_without_source_still_raises_with_problems():
 
 def test_alias_bombs_stop_while_composing():
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}]" for i in range(1, 9)]
+    lines += [
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
+        for i in range(1, 9)
+    ]
     with pytest.raises(WorkflowDefinitionError) as info:
         parse_workflow("\n".join(lines) + "\n")
     assert [p.loc for p in info.value.problems] == ["line 6, column 10"]
@@ -100,5 +103,7 @@ def test_alias_bombs_stop_while_composing():
 
 
 def test_parse_workflow_records_its_source(tmp_path: Path):
-    assert parse_workflow(MINIMAL.format(name="src"), tmp_path / "src.yaml").source_path == tmp_path / "src.yaml"
+    assert (
+        parse_workflow(MINIMAL.format(name="src"), tmp_path / "src.yaml").source_path == tmp_path / "src.yaml"
+    )
     assert parse_workflow(MINIMAL.format(name="src")).source_path is None

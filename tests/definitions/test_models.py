@@ -30,7 +30,9 @@ def test_durations(value, expected):
     assert parse_duration(value) == expected
 
 
-@pytest.mark.parametrize("value", ["2 hours", "5x", "m5", "30m1h", "1h1h", "", True, -5, "-5s", None, [1], float("inf")])
+@pytest.mark.parametrize(
+    "value", ["2 hours", "5x", "m5", "30m1h", "1h1h", "", True, -5, "-5s", None, [1], float("inf")]
+)
 def test_bad_durations_explain_themselves(value):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
@@ -75,23 +77,35 @@ def test_defaults_are_applied_to_agents_that_do_not_set_a_field():
     plain = wf.get_agent("HR.plain")
     assert (plain.provider, plain.model, plain.connection) == ("openai", "gpt-5-mini", "agent_openai_default")
     assert (plain.temperature, plain.max_tokens, plain.critical) == (0.3, 2000, False)
-    assert plain.retries == RetrySpec(attempts=5, base_delay=timedelta(seconds=1), max_delay=timedelta(minutes=1))
+    assert plain.retries == RetrySpec(
+        attempts=5, base_delay=timedelta(seconds=1), max_delay=timedelta(minutes=1)
+    )
     assert plain.timeout == timedelta(seconds=90)
     assert (plain.max_rounds, plain.deferrable, plain.priority, plain.pool_slots) == (8, False, 1, 1)
 
     own = wf.get_agent("HR.own")
     assert (own.max_tokens, own.temperature, own.critical, own.connection) == (10, None, True, "my_conn")
-    assert own.retries.attempts == 0 and own.retries.base_delay == timedelta(seconds=30)
+    assert own.retries.attempts == 0
+    assert own.retries.base_delay == timedelta(seconds=30)
 
     claude = wf.get_agent("Finance.claude")
-    assert (claude.provider, claude.model, claude.connection) == ("anthropic", "claude-haiku-4-5", "agent_anthropic_default")
+    assert (claude.provider, claude.model, claude.connection) == (
+        "anthropic",
+        "claude-haiku-4-5",
+        "agent_anthropic_default",
+    )
     assert claude.temperature == 0.3
 
 
 def test_builtin_defaults_without_a_defaults_section():
     wf = parse_workflow("name: x\nmodules:\n  M:\n    agents:\n      - {name: a, model: m, prompt: p}\n")
     agent = wf.get_agent("M.a")
-    assert (agent.provider, agent.connection, agent.critical, agent.deferrable) == ("openai", "agent_openai_default", True, False)
+    assert (agent.provider, agent.connection, agent.critical, agent.deferrable) == (
+        "openai",
+        "agent_openai_default",
+        True,
+        False,
+    )
     assert (agent.priority, agent.max_rounds, agent.max_tokens, agent.temperature) == (1, 8, 1024, None)
     assert wf.start_date == datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert (wf.schedule, wf.catchup, wf.owner, wf.allow_partial_completion) == (None, False, "airflow", False)
@@ -99,7 +113,12 @@ def test_builtin_defaults_without_a_defaults_section():
 
 def test_workflow_api_for_the_dag_factory():
     wf = parse_workflow(WORKFLOW)
-    assert [(m, a.name) for m, a in wf.iter_agents()] == [("HR", "plain"), ("HR", "own"), ("Finance", "claude"), ("Finance", "local")]
+    assert [(m, a.name) for m, a in wf.iter_agents()] == [
+        ("HR", "plain"),
+        ("HR", "own"),
+        ("Finance", "claude"),
+        ("Finance", "local"),
+    ]
     assert Workflow.agent_id("Finance", "claude") == wf.agent_id("Finance", "claude") == "Finance.claude"
     assert wf.upstream_ids("Finance.claude") == ["HR.plain", "Finance.local"]
     assert wf.upstream_ids("HR.plain") == []
@@ -110,7 +129,11 @@ def test_workflow_api_for_the_dag_factory():
 
 def test_models_can_be_built_in_code_and_forbid_unknown_fields():
     wf = Workflow.model_validate(
-        {"name": "code", "defaults": {"model": "gpt-5-mini"}, "modules": {"M": {"agents": [{"name": "a", "prompt": "p"}]}}}
+        {
+            "name": "code",
+            "defaults": {"model": "gpt-5-mini"},
+            "modules": {"M": {"agents": [{"name": "a", "prompt": "p"}]}},
+        }
     )
     assert wf.get_agent("M.a").model == "gpt-5-mini"
     with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
@@ -119,14 +142,18 @@ def test_models_can_be_built_in_code_and_forbid_unknown_fields():
 
 @pytest.mark.parametrize("schedule", ["@daily", "@once", "0 6 1 * *", "*/15 * * * 1-5"])
 def test_valid_schedules(schedule):
-    wf = parse_workflow(f"name: s\nschedule: '{schedule}'\nmodules:\n  M:\n    agents:\n      - {{name: a, model: m, prompt: p}}\n")
+    wf = parse_workflow(
+        f"name: s\nschedule: '{schedule}'\nmodules:\n  M:\n    agents:\n      - {{name: a, model: m, prompt: p}}\n"
+    )
     assert wf.schedule == schedule
 
 
 @pytest.mark.parametrize("schedule", ["@fortnightly", "0 6 1 *", "61 * * * *", "0 6 1 * * *"])
 def test_invalid_schedules(schedule):
     with pytest.raises(Exception, match="schedule"):
-        parse_workflow(f"name: s\nschedule: '{schedule}'\nmodules:\n  M:\n    agents:\n      - {{name: a, model: m, prompt: p}}\n")
+        parse_workflow(
+            f"name: s\nschedule: '{schedule}'\nmodules:\n  M:\n    agents:\n      - {{name: a, model: m, prompt: p}}\n"
+        )
 
 
 def test_retry_max_delay_must_not_be_below_base_delay():

@@ -114,10 +114,13 @@ def _marker_module(code_dir: Path, name: str) -> Path:
 def test_the_reported_attack_tools_are_definition_errors_naming_the_setting(path, module):
     (problem,) = _problems(_with_tool(path))
     assert problem.startswith(f"tools.t: module {module!r} may never provide tools")
-    assert SETTING in problem and "cannot allow it" in problem
+    assert SETTING in problem
+    assert "cannot allow it" in problem
 
 
-@pytest.mark.parametrize("path", ["os.system", "subprocess.getoutput", "builtins.exec", "pickle.loads", "shutil.rmtree"])
+@pytest.mark.parametrize(
+    "path", ["os.system", "subprocess.getoutput", "builtins.exec", "pickle.loads", "shutil.rmtree"]
+)
 def test_denied_modules_stay_denied_even_when_the_allow_list_names_them(path):
     allowed = ["os", "subprocess", "builtins", "pickle", "shutil", "airflow", "airflow_agent_provider"]
     (problem,) = _problems(_with_tool(path), allowed_modules=allowed)
@@ -126,8 +129,12 @@ def test_denied_modules_stay_denied_even_when_the_allow_list_names_them(path):
 
 def test_allowing_the_provider_allows_its_examples_only():
     allowed = ["airflow_agent_provider"]
-    parse_workflow(_with_tool("airflow_agent_provider.examples.erp_tools.get_stock_level"), allowed_modules=allowed)
-    (problem,) = _problems(_with_tool("airflow_agent_provider.definitions.loader.load_workflow"), allowed_modules=allowed)
+    parse_workflow(
+        _with_tool("airflow_agent_provider.examples.erp_tools.get_stock_level"), allowed_modules=allowed
+    )
+    (problem,) = _problems(
+        _with_tool("airflow_agent_provider.definitions.loader.load_workflow"), allowed_modules=allowed
+    )
     assert "module 'airflow_agent_provider.definitions.loader' may never provide tools" in problem
 
 
@@ -135,7 +142,8 @@ def test_a_module_outside_the_allow_list_is_not_even_imported(code_dir: Path):
     marker = _marker_module(code_dir, "outside_tools_xyz")
     (problem,) = _problems(_with_tool("outside_tools_xyz.run"))
     assert "module 'outside_tools_xyz' is not allowed for tools" in problem
-    assert SETTING in problem and f"allows {DEFAULT_ALLOWED_TOOL_MODULES}" in problem
+    assert SETTING in problem
+    assert f"allows {DEFAULT_ALLOWED_TOOL_MODULES}" in problem
     assert not marker.exists()
     assert "outside_tools_xyz" not in sys.modules
 
@@ -151,7 +159,8 @@ modules:
       - {name: a, prompt: "Go.", output_schema: outside_schemas_xyz.Answer}
 """
     (problem,) = _problems(text)
-    assert "module 'outside_schemas_xyz' is not allowed for output schemas" in problem and SETTING in problem
+    assert "module 'outside_schemas_xyz' is not allowed for output schemas" in problem
+    assert SETTING in problem
     assert not marker.exists()
 
 
@@ -188,12 +197,15 @@ def test_a_function_from_another_module_that_is_not_allowed_is_refused(code_dir:
     (code_dir / "helpers_xyz.py").write_text("def run(text: str) -> str:\n    return text\n")
     (code_dir / "facade_xyz.py").write_text("from helpers_xyz import run\n")
     (problem,) = _problems(_with_tool("facade_xyz.run"), allowed_modules=["facade_xyz"])
-    assert "it is defined in 'helpers_xyz', which is not an allowed module" in problem and SETTING in problem
+    assert "it is defined in 'helpers_xyz', which is not an allowed module" in problem
+    assert SETTING in problem
     parse_workflow(_with_tool("facade_xyz.run"), allowed_modules=["facade_xyz", "helpers_xyz"])
 
 
 def test_a_schema_model_reexported_from_a_denied_module_is_refused(code_dir: Path):
-    (code_dir / "schemas_xyz.py").write_text("from airflow_agent_provider.definitions.models import RetrySpec\n")
+    (code_dir / "schemas_xyz.py").write_text(
+        "from airflow_agent_provider.definitions.models import RetrySpec\n"
+    )
     text = """\
 name: wf
 defaults: {model: gpt-5-mini}
@@ -225,10 +237,15 @@ def test_an_invalid_setting_is_a_definition_error_naming_it(monkeypatch, tmp_pat
     (problem,) = _problems(_with_tool("airflow_agent_provider.examples.erp_tools.get_stock_level"))
     assert f"{SETTING} has an invalid entry 'my_tools.*'" in problem
     # A workflow that names no code does not depend on the setting.
-    (tmp_path / "plain.yaml").write_text("name: plain\ndefaults: {model: m}\nmodules: {A: {agents: [{name: a, prompt: p}]}}\n")
-    (tmp_path / "tools.yaml").write_text(_with_tool("airflow_agent_provider.examples.erp_tools.get_stock_level", "tools"))
+    (tmp_path / "plain.yaml").write_text(
+        "name: plain\ndefaults: {model: m}\nmodules: {A: {agents: [{name: a, prompt: p}]}}\n"
+    )
+    (tmp_path / "tools.yaml").write_text(
+        _with_tool("airflow_agent_provider.examples.erp_tools.get_stock_level", "tools")
+    )
     workflows, errors = load_workflows(tmp_path)
-    assert [w.name for w in workflows] == ["plain"] and len(errors) == 1
+    assert [w.name for w in workflows] == ["plain"]
+    assert len(errors) == 1
 
 
 # --- 13.2: a narrow template context --------------------------------------------------------------
@@ -262,8 +279,13 @@ modules:
 )
 def test_airflow_context_names_are_definition_errors(prompt, name):
     (problem,) = _problems(_prompt(prompt))
-    assert problem.startswith(f"modules.Finance.agents[0].prompt: prompt uses {name!r}, which a workflow template cannot read")
-    assert "allowed names: dag_id, ds, item, iteration, last, logical_date, params, results, run_id, upstream_text" in problem
+    assert problem.startswith(
+        f"modules.Finance.agents[0].prompt: prompt uses {name!r}, which a workflow template cannot read"
+    )
+    assert (
+        "allowed names: dag_id, ds, item, iteration, last, logical_date, params, results, run_id, upstream_text"
+        in problem
+    )
 
 
 @pytest.mark.parametrize("field", ["system_prompt", "model", "connection"])
@@ -346,7 +368,11 @@ def _laughs(levels: int, where: str) -> str:
     """Nested anchors, each level nine aliases of the previous: 9**levels nodes from a few hundred bytes."""
     lines = ['          l0: &l0 {type: string, description: "lol lol lol lol lol lol lol lol"}']
     for i in range(1, levels + 1):
-        lines.append(f"          l{i}: &l{i} {{type: object, properties: {{" + ", ".join(f"p{j}: *l{i-1}" for j in range(9)) + "}}")
+        lines.append(
+            f"          l{i}: &l{i} {{type: object, properties: {{"
+            + ", ".join(f"p{j}: *l{i - 1}" for j in range(9))
+            + "}}"
+        )
     body = "\n".join(lines)
     return f"""\
 name: {where}
@@ -375,11 +401,19 @@ def test_the_720_byte_file_that_built_a_10_mb_dag_is_stopped_while_composing():
     assert path.stat().st_size <= 720
     with pytest.raises(WorkflowDefinitionError) as info:
         load_workflow(path)
-    assert len(info.value.problems) == 1 and "more than 100,000 YAML nodes" in str(info.value)
+    assert len(info.value.problems) == 1
+    assert "more than 100,000 YAML nodes" in str(info.value)
 
 
 def test_an_alias_of_a_long_string_counts_its_characters():
-    lines = ["name: wf", "defaults: {model: gpt-5-mini}", f"x: &big '{'a' * 60_000}'", "modules:", "  A:", "    agents:"]
+    lines = [
+        "name: wf",
+        "defaults: {model: gpt-5-mini}",
+        f"x: &big '{'a' * 60_000}'",
+        "modules:",
+        "  A:",
+        "    agents:",
+    ]
     lines += [f"      - {{name: a{i}, prompt: *big}}" for i in range(40)]
     (problem,) = _problems("\n".join(lines) + "\n")
     assert "values expand to more than 2,097,152 characters at alias *big" in problem
@@ -415,19 +449,28 @@ def test_the_file_cap_is_configurable(tmp_path: Path, monkeypatch):
     with pytest.raises(WorkflowDefinitionError, match="more than the 100 a workflow file may have"):
         parse_workflow(GOOD)
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__MAX_WORKFLOW_FILE_BYTES", "lots")
-    with pytest.raises(WorkflowDefinitionError, match=r"max_workflow_file_bytes \(AIRFLOW__AGENT_PROVIDER__MAX_WORKFLOW_FILE_BYTES\) must be"):
+    with pytest.raises(
+        WorkflowDefinitionError,
+        match=r"max_workflow_file_bytes \(AIRFLOW__AGENT_PROVIDER__MAX_WORKFLOW_FILE_BYTES\) must be",
+    ):
         load_workflow(path)
 
 
 def test_a_prompt_template_has_a_length_cap():
     (problem,) = _problems(_prompt("x" * (MAX_PROMPT_TEMPLATE_CHARS + 1)))
-    assert problem.startswith(f"modules.Finance.agents[0].prompt: is too long (at most {MAX_PROMPT_TEMPLATE_CHARS} characters)")
-    assert MAX_PROMPT_CHARS >= 10 * MAX_PROMPT_TEMPLATE_CHARS  # the render-time cap leaves room for upstream results
+    assert problem.startswith(
+        f"modules.Finance.agents[0].prompt: is too long (at most {MAX_PROMPT_TEMPLATE_CHARS} characters)"
+    )
+    assert (
+        MAX_PROMPT_CHARS >= 10 * MAX_PROMPT_TEMPLATE_CHARS
+    )  # the render-time cap leaves room for upstream results
 
 
 def test_an_oversized_inline_schema_is_one_clear_error():
     (problem,) = _problems(_laughs(4, "big_schema"))
-    assert problem.startswith("modules.HR.agents[0].output_schema: the schema is larger than 100,000 characters as JSON")
+    assert problem.startswith(
+        "modules.HR.agents[0].output_schema: the schema is larger than 100,000 characters as JSON"
+    )
 
 
 def _bad_files(folder: Path, code_dir: Path) -> dict[str, str]:
@@ -438,19 +481,36 @@ def _bad_files(folder: Path, code_dir: Path) -> dict[str, str]:
     (code_dir / "raises_weird_xyz.py").write_text(
         "class Weird(Exception):\n    def __str__(self):\n        raise RuntimeError('no message either')\nraise Weird()\n"
     )
-    (code_dir / "raises_base_xyz.py").write_text("class Odd(BaseException):\n    pass\nraise Odd('not even an Exception')\n")
+    (code_dir / "raises_base_xyz.py").write_text(
+        "class Odd(BaseException):\n    pass\nraise Odd('not even an Exception')\n"
+    )
     files = {
         "exit.yaml": (_with_tool("raises_system_exit_xyz.run", "exit"), "SystemExit: 3"),
         "recursion.yaml": (_with_tool("raises_recursion_xyz.run", "recursion"), "RecursionError"),
         "memory.yaml": (_with_tool("raises_memory_xyz.run", "memory"), "MemoryError: pretend"),
-        "weird.yaml": (_with_tool("raises_weird_xyz.run", "weird"), "Weird: (the exception's message cannot be shown)"),
+        "weird.yaml": (
+            _with_tool("raises_weird_xyz.run", "weird"),
+            "Weird: (the exception's message cannot be shown)",
+        ),
         "base.yaml": (_with_tool("raises_base_xyz.run", "base"), "Odd: not even an Exception"),
         "laughs.yaml": (_laughs(8, "laughs"), "more than 100,000 YAML nodes"),
-        "deep.yaml": ("name: deep\nx: " + "[" * 5000 + "]" * 5000 + "\n", "nesting"),  # libyaml stops flow nesting at 1000 itself
+        "deep.yaml": (
+            "name: deep\nx: " + "[" * 5000 + "]" * 5000 + "\n",
+            "nesting",
+        ),  # libyaml stops flow nesting at 1000 itself
         "schema.yaml": (_laughs(4, "schema"), "the schema is larger than 100,000 characters"),
-        "prompt.yaml": (_prompt("x" * (MAX_PROMPT_TEMPLATE_CHARS + 1)).replace("name: wf", "name: prompt"), "is too long"),
-        "context.yaml": (_prompt("{{ conn.x.password }}").replace("name: wf", "name: context"), "prompt uses 'conn'"),
-        "bigint.yaml": ("name: bigint\nmax_parallel_agents: " + "9" * 5000 + "\n", "cannot read a YAML value"),
+        "prompt.yaml": (
+            _prompt("x" * (MAX_PROMPT_TEMPLATE_CHARS + 1)).replace("name: wf", "name: prompt"),
+            "is too long",
+        ),
+        "context.yaml": (
+            _prompt("{{ conn.x.password }}").replace("name: wf", "name: context"),
+            "prompt uses 'conn'",
+        ),
+        "bigint.yaml": (
+            "name: bigint\nmax_parallel_agents: " + "9" * 5000 + "\n",
+            "cannot read a YAML value",
+        ),
     }
     for name, (text, _) in files.items():
         (folder / name).write_text(text)
@@ -469,7 +529,10 @@ def test_each_bad_file_gives_one_clear_error_and_the_folder_still_loads(tmp_path
     (folder / "z_good.yaml").write_text(GOOD.replace("good_neighbour", "other_neighbour"))
     # Every allowed module of the test (the raising ones included) may be imported: the error must come
     # from what the import does, not from the allow-list.
-    allowed = [DEFAULT_ALLOWED_TOOL_MODULES, *(f"raises_{kind}_xyz" for kind in ("system_exit", "recursion", "memory", "weird", "base"))]
+    allowed = [
+        DEFAULT_ALLOWED_TOOL_MODULES,
+        *(f"raises_{kind}_xyz" for kind in ("system_exit", "recursion", "memory", "weird", "base")),
+    ]
     expected = _bad_files(folder, code_dir)
     workflows, errors = load_workflows(folder, allowed_modules=allowed)
     assert [w.name for w in workflows] == ["good_neighbour", "other_neighbour"]
@@ -488,7 +551,9 @@ def test_interruptions_are_not_swallowed(tmp_path: Path, code_dir: Path, raised)
     # still stop the DAG file's import instead of becoming one workflow's definition error.
     from airflow.sdk.exceptions import AirflowTaskTimeout
 
-    (code_dir / "interrupts_xyz.py").write_text(f"from airflow.sdk.exceptions import AirflowTaskTimeout\nraise {raised}\n")
+    (code_dir / "interrupts_xyz.py").write_text(
+        f"from airflow.sdk.exceptions import AirflowTaskTimeout\nraise {raised}\n"
+    )
     (tmp_path / "wf.yaml").write_text(_with_tool("interrupts_xyz.run"))
     with pytest.raises((KeyboardInterrupt, AirflowTaskTimeout)):
         load_workflows(tmp_path, allowed_modules=["interrupts_xyz"])

@@ -48,8 +48,14 @@ def start_stack(workers: int = 2, **kwargs) -> tuple[LocalDeployment, Path]:
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         **kwargs.pop("extra_env", {}),
     }
-    dep = LocalDeployment(base / "stack", workers=workers, dags_folder=dags, pools={"llm_pool": POOL_SLOTS},
-                          extra_env=extra_env, **kwargs)
+    dep = LocalDeployment(
+        base / "stack",
+        workers=workers,
+        dags_folder=dags,
+        pools={"llm_pool": POOL_SLOTS},
+        extra_env=extra_env,
+        **kwargs,
+    )
     dep.up()
     return dep, base
 

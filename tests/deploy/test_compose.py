@@ -33,8 +33,14 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DEMO_ENV = REPO / "demo.env"
-SECRET_VARS = ("AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY", "AIRFLOW_ADMIN_PASSWORD",
-               "POSTGRES_PASSWORD", "REDIS_PASSWORD")
+SECRET_VARS = (
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+)
 
 
 def compose_command() -> list[str]:
@@ -47,7 +53,10 @@ def compose_command() -> list[str]:
             return [str(binary)]
     except ImportError:
         pass
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
@@ -56,11 +65,17 @@ def compose_command() -> list[str]:
 
 def run_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     # Only the env files given here count: a variable of the test process must not fill in a gap.
-    clean = {k: v for k, v in os.environ.items()
-             if k not in SECRET_VARS and not k.startswith(("COMPOSE_", "OPENAI_", "ANTHROPIC_", "AGENT_"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in SECRET_VARS and not k.startswith(("COMPOSE_", "OPENAI_", "ANTHROPIC_", "AGENT_"))
+    }
     return subprocess.run(
         [*compose_command(), "-f", str(COMPOSE_FILE), "--project-directory", str(REPO), *args],
-        capture_output=True, text=True, cwd=REPO, env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**clean, **(env or {})},
     )
 
 
@@ -81,7 +96,9 @@ def env_file(tmp_path: Path, name: str = ".env", **values: str) -> Path:
 
 def proper_env_file(tmp_path: Path, **values: str) -> Path:
     """An ``.env`` as a careful user writes it: fresh secrets from ``secrets_check --generate``, one real key."""
-    return env_file(tmp_path, **{**secrets_check.generate(), "OPENAI_API_KEY": "sk-proj-real-key-0123456789", **values})
+    return env_file(
+        tmp_path, **{**secrets_check.generate(), "OPENAI_API_KEY": "sk-proj-real-key-0123456789", **values}
+    )
 
 
 def resolved_config(*env_files: Path) -> dict:
@@ -98,8 +115,12 @@ def check_env(service: dict) -> dict[str, str]:
 
 
 def run_secrets_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "airflow_agent_provider.deploy.secrets_check"],
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_agent_provider.deploy.secrets_check"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +144,11 @@ def test_committed_demo_env_is_generated_from_settings() -> None:
 
 
 def test_compose_validates_it(tmp_path: Path) -> None:
-    for args in (("--env-file", str(proper_env_file(tmp_path))),
-                 ("--env-file", str(proper_env_file(tmp_path)), "--env-file", str(DEMO_ENV)),
-                 ("--env-file", str(ENV_EXAMPLE))):  # placeholders pass Compose; the secrets check refuses them
+    for args in (
+        ("--env-file", str(proper_env_file(tmp_path))),
+        ("--env-file", str(proper_env_file(tmp_path)), "--env-file", str(DEMO_ENV)),
+        ("--env-file", str(ENV_EXAMPLE)),
+    ):  # placeholders pass Compose; the secrets check refuses them
         result = run_compose(*args, "config", "-q")
         assert result.returncode == 0, (args, result.stderr)
 
@@ -134,9 +157,13 @@ def test_compose_rejects_an_invalid_file(tmp_path: Path) -> None:
     """The validator really validates: an unknown service key fails."""
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE_FILE.read_text().replace("    restart: always\n", "    restrat: always\n", 1))
-    result = subprocess.run([*compose_command(), "-f", str(broken), "--env-file", str(ENV_EXAMPLE), "config", "-q"],
-                            capture_output=True, text=True)
-    assert result.returncode != 0 and "restrat" in result.stderr
+    result = subprocess.run(
+        [*compose_command(), "-f", str(broken), "--env-file", str(ENV_EXAMPLE), "config", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "restrat" in result.stderr
 
 
 @pytest.mark.parametrize("empty", [False, True], ids=["missing", "empty"])
@@ -146,7 +173,9 @@ def test_secrets_are_required_from_env(tmp_path: Path, secret: str, empty: bool)
 
     One secret is left out at a time: with several missing, Compose names whichever it meets first.
     """
-    result = run_compose("--env-file", str(proper_env_file(tmp_path, **{secret: "" if empty else None})), "config", "-q")
+    result = run_compose(
+        "--env-file", str(proper_env_file(tmp_path, **{secret: "" if empty else None})), "config", "-q"
+    )
     assert result.returncode != 0
     assert f"set {secret} in .env" in result.stderr
 
@@ -159,8 +188,11 @@ def test_env_example_placeholders_are_refused_by_the_secrets_check(tmp_path: Pat
         assert result.returncode == 1, (name, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
         for var in SECRET_VARS:
-            assert re.search(rf"^  {var} \(.*\) is a placeholder; generate one with: python -c ", result.stderr, re.M), var
-        assert "secrets.token_urlsafe(48)" in result.stderr and "Fernet.generate_key()" in result.stderr
+            assert re.search(
+                rf"^  {var} \(.*\) is a placeholder; generate one with: python -c ", result.stderr, re.M
+            ), var
+        assert "secrets.token_urlsafe(48)" in result.stderr
+        assert "Fernet.generate_key()" in result.stderr
         assert "change-me" not in result.stderr  # the refused value itself is never echoed
 
 
@@ -171,17 +203,20 @@ def test_proper_secrets_pass_the_secrets_check(tmp_path: Path) -> None:
         assert result.returncode == 0, (name, result.stderr)
 
 
-@pytest.mark.parametrize(("secret", "value", "why"), [
-    ("AIRFLOW_JWT_SECRET", "0123456789abcdefghijklmnopqrst", "too short (30 characters, at least 32)"),
-    ("AIRFLOW_API_SECRET_KEY", "a" * 64, "repeated pattern"),
-    ("AIRFLOW_FERNET_KEY", "not-a-fernet-key-but-long-enough-0123456789", "is not a Fernet key"),
-    ("AIRFLOW_ADMIN_PASSWORD", "admin", "well-known default"),
-    ("AIRFLOW_ADMIN_PASSWORD", "short-Pw1", "too short"),
-    ("POSTGRES_PASSWORD", "airflow", "well-known default"),
-    ("POSTGRES_PASSWORD", "has/slash@and#hash-0123456789", "not URL-safe"),
-    ("REDIS_PASSWORD", "your-redis-password-here", "placeholder"),
-    ("REDIS_PASSWORD", "--looks-like-an-option-0123", "starts with '-'"),
-])
+@pytest.mark.parametrize(
+    ("secret", "value", "why"),
+    [
+        ("AIRFLOW_JWT_SECRET", "0123456789abcdefghijklmnopqrst", "too short (30 characters, at least 32)"),
+        ("AIRFLOW_API_SECRET_KEY", "a" * 64, "repeated pattern"),
+        ("AIRFLOW_FERNET_KEY", "not-a-fernet-key-but-long-enough-0123456789", "is not a Fernet key"),
+        ("AIRFLOW_ADMIN_PASSWORD", "admin", "well-known default"),
+        ("AIRFLOW_ADMIN_PASSWORD", "short-Pw1", "too short"),
+        ("POSTGRES_PASSWORD", "airflow", "well-known default"),
+        ("POSTGRES_PASSWORD", "has/slash@and#hash-0123456789", "not URL-safe"),
+        ("REDIS_PASSWORD", "your-redis-password-here", "placeholder"),
+        ("REDIS_PASSWORD", "--looks-like-an-option-0123", "starts with '-'"),
+    ],
+)
 def test_weak_secrets_are_refused_one_at_a_time(tmp_path: Path, secret: str, value: str, why: str) -> None:
     services = resolved_config(proper_env_file(tmp_path, **{secret: value}))["services"]
     result = run_secrets_check(check_env(services["airflow-init"]))
@@ -194,9 +229,12 @@ def test_secrets_check_runs_first_and_gates_postgres_and_redis() -> None:
     """Postgres must not initialise its volume with a placeholder password, so it waits for the check."""
     services = resolved_config(ENV_EXAMPLE)["services"]
     check = services["secrets-check"]
-    assert check["command"] == list(settings.SECRETS_CHECK) and check["restart"] == "no"
+    assert check["command"] == list(settings.SECRETS_CHECK)
+    assert check["restart"] == "no"
     assert not check.get("depends_on")
-    assert check["environment"]["CONNECTION_CHECK_MAX_COUNT"] == "0"  # the image's entrypoint must not wait for the DB
+    assert (
+        check["environment"]["CONNECTION_CHECK_MAX_COUNT"] == "0"
+    )  # the image's entrypoint must not wait for the DB
     for name in ("postgres", "redis"):
         conditions = {dep: cfg["condition"] for dep, cfg in services[name]["depends_on"].items()}
         assert conditions == {"secrets-check": "service_completed_successfully"}, name
@@ -205,8 +243,12 @@ def test_secrets_check_runs_first_and_gates_postgres_and_redis() -> None:
 
 
 def test_generate_prints_a_set_that_passes(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "airflow_agent_provider.deploy.secrets_check", "--generate"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_agent_provider.deploy.secrets_check", "--generate"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     values = dict(line.split("=", 1) for line in out.splitlines())
     assert set(values) == set(SECRET_VARS)
     services = resolved_config(env_file(tmp_path, **values))["services"]
@@ -218,7 +260,8 @@ def test_api_is_published_on_loopback_unless_the_user_opts_in(tmp_path: Path) ->
     published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
     assert list(published) == ["airflow-apiserver"]
     assert [(p["host_ip"], str(p["published"]), p["target"]) for p in published["airflow-apiserver"]] == [
-        ("127.0.0.1", "8080", 8080)]
+        ("127.0.0.1", "8080", 8080)
+    ]
     opened = resolved_config(proper_env_file(tmp_path, AGENT_BIND_ADDRESS="0.0.0.0"))["services"]
     assert opened["airflow-apiserver"]["ports"][0]["host_ip"] == "0.0.0.0"
 
@@ -230,7 +273,8 @@ def test_a_real_key_alone_reaches_the_real_vendor(tmp_path: Path) -> None:
     for name in ("airflow-worker", "airflow-triggerer", "airflow-apiserver"):
         env = services[name]["environment"]
         openai = json.loads(env["AIRFLOW_CONN_AGENT_OPENAI_DEFAULT"])
-        assert openai["host"] == "" and openai["password"] == "sk-proj-real-key-0123456789"
+        assert openai["host"] == ""
+        assert openai["password"] == "sk-proj-real-key-0123456789"
         assert json.loads(env["AIRFLOW_CONN_AGENT_ANTHROPIC_DEFAULT"])["host"] == ""
     # ... which the hook turns into the vendor's own endpoint
     from airflow_agent_provider.hooks.llm import VENDOR_BASE_URLS, client_settings
@@ -245,7 +289,8 @@ def test_demo_env_selects_the_fake_server_and_sets_the_base_urls(tmp_path: Path)
     env = services["airflow-worker"]["environment"]
     openai = json.loads(env["AIRFLOW_CONN_AGENT_OPENAI_DEFAULT"])
     anthropic = json.loads(env["AIRFLOW_CONN_AGENT_ANTHROPIC_DEFAULT"])
-    assert openai["host"] == "http://llm-server:8765/v1" and anthropic["host"] == "http://llm-server:8765"
+    assert openai["host"] == "http://llm-server:8765/v1"
+    assert anthropic["host"] == "http://llm-server:8765"
     # the demo never sends the real key of .env to the fake server
     assert openai["password"] == settings.DEMO_ENV["OPENAI_API_KEY"] != "sk-proj-real-key-0123456789"
 
@@ -280,8 +325,10 @@ def test_services_commands_and_env_match_the_launcher_settings(resolved: dict) -
         assert conditions == spec.depends_on, name
         if spec.airflow:
             assert got["environment"] == {**common_env, **spec.environment}, name
-            assert got["volumes"] and got["image"] == services["airflow-apiserver"]["image"]
-    assert "container_name" not in services["airflow-worker"] and "ports" not in services["airflow-worker"]
+            assert got["volumes"]
+            assert got["image"] == services["airflow-apiserver"]["image"]
+    assert "container_name" not in services["airflow-worker"]
+    assert "ports" not in services["airflow-worker"]
 
 
 def test_broker_and_store_share_redis_on_different_databases() -> None:

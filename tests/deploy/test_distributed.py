@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from airflow_agent_provider.cost.ledger import Ledger
-from airflow_agent_provider.stores import store_from_url
-
 from airflow_agent_provider.deploy.local import LocalDeployment
 from airflow_agent_provider.deploy.processes import Proc, members, port_open
+from airflow_agent_provider.stores import store_from_url
 from tests.deploy.conftest import POOL_SLOTS
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
@@ -32,11 +31,21 @@ def _workers_used(tis: list[dict]) -> set[str]:
 
 def test_stack_is_healthy(stack: LocalDeployment) -> None:
     report = stack.status()
-    assert set(report) == {"postgres", "redis", "llm-server", "airflow-apiserver", "airflow-scheduler",
-                           "airflow-dag-processor", "airflow-triggerer", "worker1", "worker2"}
+    assert set(report) == {
+        "postgres",
+        "redis",
+        "llm-server",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "worker1",
+        "worker2",
+    }
     assert {name: row["healthy"] for name, row in report.items()} == {name: True for name in report}
     logs = {Path(row["log"]) for row in report.values()}
-    assert len(logs) == len(report) and all(log.exists() for log in logs)
+    assert len(logs) == len(report)
+    assert all(log.exists() for log in logs)
 
 
 def test_erp_month_end_runs_on_both_workers(stack: LocalDeployment) -> None:
@@ -66,7 +75,8 @@ def test_pool_of_four_bounds_sixty_agents(stack: LocalDeployment) -> None:
     assert 2 <= stats["max_in_flight"] <= POOL_SLOTS
     tis = stack.task_instances("deploy_pool_60", run_id)
     agents = [ti for ti in tis if ti["pool"] == "llm_pool"]
-    assert len(agents) == 60 and {ti["state"] for ti in agents} == {"success"}
+    assert len(agents) == 60
+    assert {ti["state"] for ti in agents} == {"success"}
     assert _workers_used(agents) == {"worker1", "worker2"}
 
 
@@ -105,16 +115,23 @@ def test_budget_covering_half_the_agents(stack: LocalDeployment) -> None:
     assert len(entries) == 5
     assert sum(e.usd for e in entries) == pytest.approx(5.0)
     assert len([e for e in _completions(stack) if e["status"] == 200]) == 5
-    states = Counter(ti["state"] for ti in stack.task_instances("deploy_budget_half", run_id)
-                     if ti["task_id"].startswith("Finance."))
+    states = Counter(
+        ti["state"]
+        for ti in stack.task_instances("deploy_budget_half", run_id)
+        if ti["task_id"].startswith("Finance.")
+    )
     assert states == {"success": 5, "failed": 5}
     # the refused agents say why, and the run ends as its partial-completion policy says
-    result = stack._api("GET", f"/api/v2/dags/deploy_budget_half/dagRuns/{run_id}/taskInstances/workflow_result/"
-                               "xcomEntries/return_value")["value"]
+    result = stack._api(
+        "GET",
+        f"/api/v2/dags/deploy_budget_half/dagRuns/{run_id}/taskInstances/workflow_result/"
+        "xcomEntries/return_value",
+    )["value"]
     result = result if isinstance(result, dict) else __import__("json").loads(result)
     assert result["outcome"] == "partial"
     refused = [a for a in result["agents"].values() if a["status"] == "failed"]
-    assert len(refused) == 5 and all("BudgetExceeded" in a["reason"] for a in refused)
+    assert len(refused) == 5
+    assert all("BudgetExceeded" in a["reason"] for a in refused)
 
 
 def test_sigkill_of_a_worker_mid_run_charges_each_call_once(stack: LocalDeployment) -> None:
@@ -126,8 +143,11 @@ def test_sigkill_of_a_worker_mid_run_charges_each_call_once(stack: LocalDeployme
     run_id = stack.trigger("deploy_kill_worker")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        running = [ti for ti in stack.task_instances("deploy_kill_worker", run_id)
-                   if ti["state"] == "running" and ti["hostname"].startswith("worker1.")]
+        running = [
+            ti
+            for ti in stack.task_instances("deploy_kill_worker", run_id)
+            if ti["state"] == "running" and ti["hostname"].startswith("worker1.")
+        ]
         if running and stack.llm.stats()["in_flight"] > 0:
             break
         time.sleep(0.5)
@@ -135,7 +155,9 @@ def test_sigkill_of_a_worker_mid_run_charges_each_call_once(stack: LocalDeployme
         pytest.fail("no task of deploy_kill_worker was running on worker1")
     stack.kill_worker(1)
     assert stack.wait("deploy_kill_worker", run_id, timeout=600) == "success"
-    tis = [ti for ti in stack.task_instances("deploy_kill_worker", run_id) if ti["task_id"].startswith("Ops.")]
+    tis = [
+        ti for ti in stack.task_instances("deploy_kill_worker", run_id) if ti["task_id"].startswith("Ops.")
+    ]
     assert {ti["state"] for ti in tis} == {"success"}
     assert any(ti["try_number"] > 1 for ti in tis)
     entries = _ledger_entries(stack, "deploy_kill_worker", run_id)
@@ -158,10 +180,13 @@ def test_down_leaves_no_process_and_no_port(stack: LocalDeployment) -> None:
     procs = [Proc.from_dict(p) for p in stack.state["processes"]]
     pids = {pid for proc in procs for pid in members(proc)}
     ports = list(stack.state["ports"].values())
-    assert len(pids) >= len(procs) and all(port_open(p) for p in (stack.state["ports"]["api"],
-                                                                   stack.state["ports"]["postgres"]))
+    assert len(pids) >= len(procs)
+    assert all(
+        port_open(p) for p in (stack.state["ports"]["api"], stack.state["ports"]["postgres"])
+    )
     report = stack.down()
-    assert report["still_running"] == [] and report["ports_open"] == []
+    assert report["still_running"] == []
+    assert report["ports_open"] == []
     assert [pid for pid in pids if _alive(pid)] == []
     assert [port for port in ports if port_open(port)] == []
     assert os.getpid() not in pids

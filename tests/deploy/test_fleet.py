@@ -51,8 +51,9 @@ def _ledger_entries(stack: LocalDeployment, dag_id: str, run_id: str) -> list:
 
 
 def _xcom(stack: LocalDeployment, dag_id: str, run_id: str, task_id: str) -> Any:
-    value = stack._api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/"
-                              "xcomEntries/return_value")["value"]
+    value = stack._api(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    )["value"]
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -79,7 +80,9 @@ class _Logs:
 
     def queued_by_scheduler(self, dag_id: str) -> set[str]:
         """Task ids the scheduler logged under "Setting the following tasks to queued state"."""
-        return set(re.findall(rf"<TaskInstance: {re.escape(dag_id)}\.(\S+) ", self.since("airflow-scheduler")))
+        return set(
+            re.findall(rf"<TaskInstance: {re.escape(dag_id)}\.(\S+) ", self.since("airflow-scheduler"))
+        )
 
     def executed_by_workers(self, dag_id: str) -> set[str]:
         """Task ids in the workers' "Executing workload in Celery" lines."""
@@ -94,7 +97,9 @@ class _Logs:
 def _trigger_log(stack: LocalDeployment, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> str:
     """What the triggerer logged for one try of a task (its ``attempt=N.log.trigger.*.log`` files)."""
     folder = stack.logs / "airflow" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-    return "".join(p.read_text(errors="replace") for p in sorted(folder.glob(f"attempt={attempt}.log.trigger.*.log")))
+    return "".join(
+        p.read_text(errors="replace") for p in sorted(folder.glob(f"attempt={attempt}.log.trigger.*.log"))
+    )
 
 
 def _agents(tis: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -119,11 +124,13 @@ def test_hundred_triggerer_only_agents_never_touch_a_worker(stack: LocalDeployme
 
     # exactly one call per agent, all answered
     calls = _completions(stack)
-    assert len(calls) == 100 and {e["status"] for e in calls} == {200}
+    assert len(calls) == 100
+    assert {e["status"] for e in calls} == {200}
 
     tis = stack.task_instances(dag_id, run_id)
     agents = _agents(tis)
-    assert len(agents) == 100 and {ti["state"] for ti in agents} == {"success"}
+    assert len(agents) == 100
+    assert {ti["state"] for ti in agents} == {"success"}
     assert {ti["try_number"] for ti in agents} == {1}
 
     # never queued to a Celery worker: not in the metadata DB, not by the scheduler, not on a worker
@@ -131,9 +138,11 @@ def test_hundred_triggerer_only_agents_never_touch_a_worker(stack: LocalDeployme
     assert [ti["task_id"] for ti in agents if (ti.get("hostname") or "").startswith("worker")] == []
     queued, executed = logs.queued_by_scheduler(dag_id), logs.executed_by_workers(dag_id)
     agent_ids = {ti["task_id"] for ti in agents}
-    assert queued & agent_ids == set() and executed & agent_ids == set()
+    assert queued & agent_ids == set()
+    assert executed & agent_ids == set()
     # ... while the log checks do see the one task of the run that runs on a worker
-    assert "workflow_result" in queued and "workflow_result" in executed
+    assert "workflow_result" in queued
+    assert "workflow_result" in executed
 
     # every agent's result in its XCom and in workflow_result
     result = _xcom(stack, dag_id, run_id, "workflow_result")
@@ -142,11 +151,14 @@ def test_hundred_triggerer_only_agents_never_touch_a_worker(stack: LocalDeployme
     for ti in agents:
         n = int(ti["task_id"].rsplit(".f", 1)[1])
         own = _xcom(stack, dag_id, run_id, ti["task_id"])
-        assert own["status"] == "success" and own["text"] == f"fleet {n}"
-        assert own["usage"]["input_tokens"] == 100 and own["usage"]["output_tokens"] == 10
+        assert own["status"] == "success"
+        assert own["text"] == f"fleet {n}"
+        assert own["usage"]["input_tokens"] == 100
+        assert own["usage"]["output_tokens"] == 10
         assert own["cost_usd"] == pytest.approx(0.00012)
         summary = result["agents"][ti["task_id"]]
-        assert summary["status"] == "success" and summary["output"] == own["output"]
+        assert summary["status"] == "success"
+        assert summary["output"] == own["output"]
         assert summary["cost_usd"] == pytest.approx(own["cost_usd"])
 
     # the ledger holds one entry per agent and its total is the result's cost
@@ -168,9 +180,11 @@ def test_budget_for_half_the_fleet_refuses_the_rest_before_the_server(stack: Loc
 
     # only the 5 covered agents reached the server
     calls = _completions(stack)
-    assert len(calls) == 5 and {e["status"] for e in calls} == {200}
+    assert len(calls) == 5
+    assert {e["status"] for e in calls} == {200}
     entries = _ledger_entries(stack, dag_id, run_id)
-    assert len(entries) == 5 and sum(e.usd for e in entries) == pytest.approx(5.0)
+    assert len(entries) == 5
+    assert sum(e.usd for e in entries) == pytest.approx(5.0)
 
     agents = _agents(stack.task_instances(dag_id, run_id))
     assert Counter(ti["state"] for ti in agents) == {"success": 5, "failed": 5}
@@ -178,8 +192,11 @@ def test_budget_for_half_the_fleet_refuses_the_rest_before_the_server(stack: Loc
     assert {ti["try_number"] for ti in agents} == {1}
     # the refusals were decided in the triggerer, before any call (the failure then ends on a worker,
     # where the agent's retry policy reads the classified error)
-    refused_in_triggerer = {ti["task_id"] for ti in agents
-                            if "BudgetExceeded" in _trigger_log(stack, dag_id, run_id, ti["task_id"])}
+    refused_in_triggerer = {
+        ti["task_id"]
+        for ti in agents
+        if "BudgetExceeded" in _trigger_log(stack, dag_id, run_id, ti["task_id"])
+    }
     assert refused_in_triggerer == {ti["task_id"] for ti in agents if ti["state"] == "failed"}
     # the agents that succeeded never left the triggerer
     assert [ti["task_id"] for ti in agents if ti["state"] == "success" and ti.get("queued_when")] == []
@@ -187,7 +204,8 @@ def test_budget_for_half_the_fleet_refuses_the_rest_before_the_server(stack: Loc
     result = _xcom(stack, dag_id, run_id, "workflow_result")
     assert result["outcome"] == "partial"
     refused = {k: a for k, a in result["agents"].items() if a["status"] == "failed"}
-    assert len(refused) == 5 and all("BudgetExceeded" in a["reason"] for a in refused.values())
+    assert len(refused) == 5
+    assert all("BudgetExceeded" in a["reason"] for a in refused.values())
     assert result["totals"]["cost_usd"] == pytest.approx(5.0)
     charged = {e.agent for e in entries}
     assert charged.isdisjoint({a["agent"] for a in refused.values()})
@@ -211,13 +229,17 @@ def test_transient_errors_wait_for_the_provider_and_a_401_fails_at_once(stack: L
 
     tis = {ti["task_id"].split(".", 1)[1]: ti for ti in _agents(stack.task_instances(dag_id, run_id))}
     assert {name: ti["state"] for name, ti in tis.items()} == {
-        "in_call": "success", "task_retry": "success", "unauthorized": "failed"}
+        "in_call": "success",
+        "task_retry": "success",
+        "unauthorized": "failed",
+    }
 
     # in-call retry: one try, in the triggerer; the second request came after the provider's delay
     in_call = calls_of("in_call")
     assert [e["status"] for e in in_call] == [429, 200]
     assert in_call[1]["t_start"] - in_call[0]["t_end"] >= RETRY_AFTER_S
-    assert tis["in_call"]["try_number"] == 1 and not tis["in_call"].get("queued_when")
+    assert tis["in_call"]["try_number"] == 1
+    assert not tis["in_call"].get("queued_when")
 
     # no in-call retry: the task failed its first try and the retry policy waited for the provider
     # (retry-after 4 s, not the task's 1 s base delay) before the second try
@@ -229,7 +251,9 @@ def test_transient_errors_wait_for_the_provider_and_a_401_fails_at_once(stack: L
     # Airflow 3.3 files the first try in the history as "failed" (or "up_for_retry"); what matters is
     # that a second try ran after the provider's delay and succeeded (asserted above and here).
     history = [t["state"] for t in sorted(tries["task_instances"], key=lambda t: t["try_number"])]
-    assert len(history) == 2 and history[0] in ("up_for_retry", "failed") and history[1] == "success"
+    assert len(history) == 2
+    assert history[0] in ("up_for_retry", "failed")
+    assert history[1] == "success"
 
     # 401: permanent, fails at once although the agent has 2 retries
     unauthorized = calls_of("unauthorized")
@@ -238,7 +262,9 @@ def test_transient_errors_wait_for_the_provider_and_a_401_fails_at_once(stack: L
 
     result = _xcom(stack, dag_id, run_id, "workflow_result")
     assert result["agents"]["Ops.unauthorized"]["status"] == "failed"
-    assert "401" in result["agents"]["Ops.unauthorized"]["reason"] or \
-        "uthentication" in result["agents"]["Ops.unauthorized"]["reason"]
+    assert (
+        "401" in result["agents"]["Ops.unauthorized"]["reason"]
+        or "uthentication" in result["agents"]["Ops.unauthorized"]["reason"]
+    )
     assert result["agents"]["Ops.task_retry"]["output"] == "task retry"
     assert result["agents"]["Ops.in_call"]["output"] == "in-call retry"

@@ -21,8 +21,13 @@ from airflow_agent_provider.deploy.processes import free_port, spawn, stop, wait
 
 
 def launcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "airflow_agent_provider.deploy.local", *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_agent_provider.deploy.local", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
@@ -34,20 +39,28 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
         assert text in lines[0], lines[0]
 
 
-@pytest.mark.parametrize(("args", "code", "expected"), [
-    (("down",), 1, ("no deployment recorded in", "nothing to stop")),
-    (("status",), 1, ("no deployment recorded in", "nothing to report")),
-    (("down", "--dir", "missing/folder"), 1, ("no deployment recorded in", "missing/folder")),
-    (("status", "--dir", "missing/folder"), 1, ("no deployment recorded in", "missing/folder")),
-    (("up", "--dags-folder", "missing-dags", "--dir", "stack"), 1, ("DAGs folder", "missing-dags", "does not exist")),
-    (("restart",), 2, ("invalid choice: 'restart'",)),
-    (("status", "--bogus"), 2, ("unrecognized arguments: --bogus",)),
-    (("up", "--workers", "many"), 2, ("invalid int value: 'many'",)),
-    (("up", "--workers", "0"), 2, ("--workers and --concurrency must be at least 1",)),
-    ((), 2, ("the following arguments are required: action",)),
-])
-def test_bad_input_is_one_line_and_non_zero(tmp_path: Path, args: tuple[str, ...], code: int,
-                                            expected: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (("down",), 1, ("no deployment recorded in", "nothing to stop")),
+        (("status",), 1, ("no deployment recorded in", "nothing to report")),
+        (("down", "--dir", "missing/folder"), 1, ("no deployment recorded in", "missing/folder")),
+        (("status", "--dir", "missing/folder"), 1, ("no deployment recorded in", "missing/folder")),
+        (
+            ("up", "--dags-folder", "missing-dags", "--dir", "stack"),
+            1,
+            ("DAGs folder", "missing-dags", "does not exist"),
+        ),
+        (("restart",), 2, ("invalid choice: 'restart'",)),
+        (("status", "--bogus"), 2, ("unrecognized arguments: --bogus",)),
+        (("up", "--workers", "many"), 2, ("invalid int value: 'many'",)),
+        (("up", "--workers", "0"), 2, ("--workers and --concurrency must be at least 1",)),
+        ((), 2, ("the following arguments are required: action",)),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(
+    tmp_path: Path, args: tuple[str, ...], code: int, expected: tuple[str, ...]
+) -> None:
     result = launcher(*args, cwd=tmp_path)
     assert_one_line_error(result, *expected)
     assert result.returncode == code
@@ -80,7 +93,8 @@ def test_secrets_of_an_older_deployment_gain_the_new_ones(tmp_path: Path) -> Non
     (tmp_path / local.SECRETS_FILE).write_text(json.dumps(old))
     sec = LocalDeployment(tmp_path)._secrets()
     assert {k: sec[k] for k in old} == old  # the Postgres cluster keeps its password
-    assert sec["redis_password"] and sec["api_secret_key"]
+    assert sec["redis_password"]
+    assert sec["api_secret_key"]
     assert json.loads((tmp_path / local.SECRETS_FILE).read_text()) == sec
 
 
@@ -90,9 +104,23 @@ def test_redis_ping_authenticates(tmp_path: Path) -> None:
     conf = tmp_path / "redis.conf"
     conf.write_text(f'requirepass "{password}"\n')
     port = free_port()
-    proc, popen = spawn("redis", [shutil.which("redis-server") or "redis-server", str(conf), "--port", str(port),
-                                  "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-                        {}, tmp_path / "redis.log")
+    proc, popen = spawn(
+        "redis",
+        [
+            shutil.which("redis-server") or "redis-server",
+            str(conf),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        {},
+        tmp_path / "redis.log",
+    )
     try:
         wait_until(lambda: _redis_ping(port, password), 10, "redis", proc=proc)
         assert _redis_ping(port) is False

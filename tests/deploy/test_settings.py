@@ -15,9 +15,17 @@ from airflow_agent_provider.deploy.processes import alive, members, spawn, stop
 
 
 def _local_topology(tmp_path: Path) -> settings.Topology:
-    ports = {name: 10000 + i for i, name in enumerate(("postgres", "redis", "llm", "api", "scheduler_health"))}
-    secrets = {"postgres_password": "pw", "fernet_key": "fk", "jwt_secret": "js", "admin_password": "ap",
-               "redis_password": "rp", "api_secret_key": "ak"}
+    ports = {
+        name: 10000 + i for i, name in enumerate(("postgres", "redis", "llm", "api", "scheduler_health"))
+    }
+    secrets = {
+        "postgres_password": "pw",
+        "fernet_key": "fk",
+        "jwt_secret": "js",
+        "admin_password": "ap",
+        "redis_password": "rp",
+        "api_secret_key": "ak",
+    }
     return LocalDeployment(tmp_path)._topology(ports, secrets)
 
 
@@ -35,7 +43,9 @@ def test_local_and_compose_set_the_same_airflow_settings(tmp_path: Path) -> None
 def test_admin_password_reaches_only_the_init_step() -> None:
     env = settings.airflow_env(settings.COMPOSE)
     assert not any("ADMIN_PASSWORD" in name for name in env)
-    assert settings.services(settings.COMPOSE)["airflow-init"].environment == settings.init_env(settings.COMPOSE)
+    assert settings.services(settings.COMPOSE)["airflow-init"].environment == settings.init_env(
+        settings.COMPOSE
+    )
 
 
 def test_init_steps_check_secrets_then_migrate_and_import_the_synced_pools() -> None:

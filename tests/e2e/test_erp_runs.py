@@ -63,11 +63,15 @@ def test_erp_example_run_succeeds_with_usage_and_cost(tmp_path, run_dag, llm_con
     # The tool-using agent made a second round after its tool results.
     assert result["agents"]["HR.payroll_summary"]["rounds"] >= 2
     # Upstream results reached the downstream prompt: the payroll journal saw the payroll summary's text.
-    journal_requests = [e for e in stats["log"] if "Draft the month-end payroll journal" in (e.get("user_excerpt") or "")]
+    journal_requests = [
+        e for e in stats["log"] if "Draft the month-end payroll journal" in (e.get("user_excerpt") or "")
+    ]
     assert journal_requests
 
 
-def test_failing_optional_agent_gives_partial_success_and_dependants_still_run(tmp_path, run_dag, llm_connections):
+def test_failing_optional_agent_gives_partial_success_and_dependants_still_run(
+    tmp_path, run_dag, llm_connections
+):
     workflow, dag = _erp(tmp_path, "erp_e2e_partial", prompt_suffix={"fx_commentary": "[[fail:500]]"})
     run = run_dag(dag)
     states = task_states(run)
@@ -80,7 +84,9 @@ def test_failing_optional_agent_gives_partial_success_and_dependants_still_run(t
     assert _requests_for(llm_connections.stats(), workflow, "Finance.close_summary") >= 1
 
 
-def test_failing_critical_agent_fails_run_and_dependants_never_reach_the_server(tmp_path, run_dag, llm_connections):
+def test_failing_critical_agent_fails_run_and_dependants_never_reach_the_server(
+    tmp_path, run_dag, llm_connections
+):
     workflow, dag = _erp(tmp_path, "erp_e2e_critical", prompt_suffix={"payroll_summary": "[[fail:401]]"})
     run = run_dag(dag)
     assert str(run.state) == "failed"

@@ -24,26 +24,59 @@ pytestmark = pytest.mark.airflow
 
 P = "tests.llm.sample_tools"
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-COMPARED = ("status", "text", "output", "provider", "model", "usage", "cost_usd", "cost_known", "rounds",
-            "tool_calls", "requests", "answered_by", "fallbacks_used", "finish_reason", "stopped", "task_id",
-            "agent", "iterations", "item", "map_index")
+COMPARED = (
+    "status",
+    "text",
+    "output",
+    "provider",
+    "model",
+    "usage",
+    "cost_usd",
+    "cost_known",
+    "rounds",
+    "tool_calls",
+    "requests",
+    "answered_by",
+    "fallbacks_used",
+    "finish_reason",
+    "stopped",
+    "task_id",
+    "agent",
+    "iterations",
+    "item",
+    "map_index",
+)
 TASKS = ("M.lookup", "M.summary", "M.report", "M.per_item[0]", "M.per_item[1]")
 
 
 def _dag(dag_id: str, modes: dict[str, str]) -> DAG:
     with DAG(dag_id, schedule=None, start_date=START, catchup=False) as dag, TaskGroup("M"):
-        lookup = LLMAgentOperator(task_id="lookup", prompt="MODES-LOOKUP check INV-1", execution=modes["tools"],
-                                  tools={"lookup_invoice": f"{P}.lookup_invoice", "add": f"{P}.add"},
-                                  cost_limit=1.0)
-        summary = LLMAgentOperator(task_id="summary", prompt="MODES-SUMMARY [[reply: totals 1.2M]]",
-                                   execution=modes["plain"], prompt_context="workflow", cost_limit=1.0)
+        lookup = LLMAgentOperator(
+            task_id="lookup",
+            prompt="MODES-LOOKUP check INV-1",
+            execution=modes["tools"],
+            tools={"lookup_invoice": f"{P}.lookup_invoice", "add": f"{P}.add"},
+            cost_limit=1.0,
+        )
+        summary = LLMAgentOperator(
+            task_id="summary",
+            prompt="MODES-SUMMARY [[reply: totals 1.2M]]",
+            execution=modes["plain"],
+            prompt_context="workflow",
+            cost_limit=1.0,
+        )
         report = LLMAgentOperator(
-            task_id="report", execution=modes["reads"], prompt_context="workflow", cost_limit=1.0,
+            task_id="report",
+            execution=modes["reads"],
+            prompt_context="workflow",
+            cost_limit=1.0,
             upstream_tasks={"lookup": "M.lookup", "summary": "M.summary"},
             prompt="MODES-REPORT {{ results.summary.text }} / {{ results.lookup.rounds }} [[reply: reported]]",
         )
         per_item = LLMAgentOperator.partial(
-            task_id="per_item", prompt="MODES-ITEM {{ item }} [[reply: item done]]", execution=modes["plain"],
+            task_id="per_item",
+            prompt="MODES-ITEM {{ item }} [[reply: item done]]",
+            execution=modes["plain"],
             prompt_context="workflow",
         ).expand(item=["DE", "FR"])
         [lookup, summary] >> report >> per_item
@@ -60,10 +93,17 @@ def _results(dag_run) -> dict[str, dict]:
             from airflow.utils.session import create_session
 
             with create_session() as session:
-                row = session.query(XComModel).filter(
-                    XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
-                    XComModel.task_id == task_id, XComModel.map_index == int(index[:-1]),
-                    XComModel.key == "return_value").first()
+                row = (
+                    session.query(XComModel)
+                    .filter(
+                        XComModel.dag_id == dag_run.dag_id,
+                        XComModel.run_id == dag_run.run_id,
+                        XComModel.task_id == task_id,
+                        XComModel.map_index == int(index[:-1]),
+                        XComModel.key == "return_value",
+                    )
+                    .first()
+                )
                 value = XComModel.deserialize_value(row)
         out[task] = {k: value.get(k) for k in COMPARED}
     return out
@@ -75,7 +115,9 @@ def test_tool_less_triggerer_agent_runs_through_execute(llm_connections, run_dag
     dag_run = run_dag(dag)
     assert task_states(dag_run) == {"alone": "success"}
     result = xcom_result(dag_run, "alone")
-    assert result["text"] == "from the trigger" and result["rounds"] == 1 and result["cost_usd"] > 0
+    assert result["text"] == "from the trigger"
+    assert result["rounds"] == 1
+    assert result["cost_usd"] > 0
     assert llm_connections.stats()["requests"] == 1
 
 
@@ -91,10 +133,12 @@ def test_a_mixed_workflow_gives_the_results_of_the_worker_path(llm_connections, 
     assert set(task_states(mixed_run).values()) == set(task_states(worker_run).values()) == {"success"}
     worker, mixed = _results(worker_run), _results(mixed_run)
     assert mixed == worker
-    assert worker["M.lookup"]["rounds"] == 2 and worker["M.lookup"]["tool_calls"]
-    assert worker["M.per_item[1]"]["item"] == "FR" and worker["M.report"]["text"] == "reported"
+    assert worker["M.lookup"]["rounds"] == 2
+    assert worker["M.lookup"]["tool_calls"]
+    assert worker["M.per_item[1]"]["item"] == "FR"
+    assert worker["M.report"]["text"] == "reported"
     assert llm_connections.stats()["requests"] == worker_requests == 6
-    assert sample_tools.CALLS == worker_tools  # the tools ran on the worker in both runs
+    assert worker_tools == sample_tools.CALLS  # the tools ran on the worker in both runs
     ledger = Ledger(get_store())
     for run in (worker_run, mixed_run):
         summary = ledger.run_summary(run.dag_id, run.run_id)

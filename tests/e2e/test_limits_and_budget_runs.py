@@ -8,8 +8,8 @@ from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.hooks.store import get_store
 from airflow_agent_provider.operators.result import RESULT_TASK_ID
 from tests.e2e._workflows import all_agents, variant
-from tests.sensors.test_budget_sensor_runs import _spend_today
 from tests.fixtures.airflow_env import task_states, xcom_result
+from tests.sensors.test_budget_sensor_runs import _spend_today
 
 pytestmark = pytest.mark.airflow
 
@@ -30,12 +30,16 @@ def test_tight_rate_limit_holds_on_the_server_and_waits_in_the_triggerer(tmp_pat
     for entry in log:  # no 60 s window holds more than 2 requests
         assert sum(1 for e in log if entry["t_start"] <= e["t_start"] < entry["t_start"] + 60) <= 2
     assert log[2]["t_start"] - log[0]["t_start"] >= 59.0
-    waits = [xcom_result(run, t)["wait_s"] for t in ("Finance.payment_terms", "Finance.cash_position",
-                                                     "Finance.payment_note")]
+    waits = [
+        xcom_result(run, t)["wait_s"]
+        for t in ("Finance.payment_terms", "Finance.cash_position", "Finance.payment_note")
+    ]
     assert max(waits) >= 55.0  # the wait is recorded in the agent's result
 
 
-def test_budget_running_out_mid_run_refuses_calls_before_they_reach_the_server(tmp_path, run_dag, llm_connections):
+def test_budget_running_out_mid_run_refuses_calls_before_they_reach_the_server(
+    tmp_path, run_dag, llm_connections
+):
     budget = 0.03
 
     def mutate(data):
@@ -76,9 +80,13 @@ def test_agent_cost_limit_is_checked_before_the_call(tmp_path, run_dag, llm_conn
     run = run_dag(dag)
     result = xcom_result(run, RESULT_TASK_ID)
     agent = result["agents"]["Finance.payroll_journal"]
-    assert agent["status"] == "failed" and "BudgetExceeded" in agent["reason"] and "agent:" in agent["reason"]
-    assert not any("Draft the month-end payroll journal" in (e.get("user_excerpt") or "")
-                   for e in llm_connections.stats()["log"])
+    assert agent["status"] == "failed"
+    assert "BudgetExceeded" in agent["reason"]
+    assert "agent:" in agent["reason"]
+    assert not any(
+        "Draft the month-end payroll journal" in (e.get("user_excerpt") or "")
+        for e in llm_connections.stats()["log"]
+    )
 
 
 def test_module_budget_gate_holds_the_module_back(tmp_path, run_dag, llm_connections):
@@ -95,6 +103,9 @@ def test_module_budget_gate_holds_the_module_back(tmp_path, run_dag, llm_connect
     for agent in ("Compliance.sod_review", "Compliance.controls_test", "Compliance.audit_report"):
         assert states[agent] == "skipped"
     result = xcom_result(run, RESULT_TASK_ID)
-    assert result["outcome"] == "partial" and str(run.state) == "success"
+    assert result["outcome"] == "partial"
+    assert str(run.state) == "success"
     assert "budget gate" in result["agents"]["Compliance.audit_report"]["reason"]
-    assert not any("Check policy SOD-01" in (e.get("user_excerpt") or "") for e in llm_connections.stats()["log"])
+    assert not any(
+        "Check policy SOD-01" in (e.get("user_excerpt") or "") for e in llm_connections.stats()["log"]
+    )

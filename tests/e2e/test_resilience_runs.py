@@ -17,8 +17,9 @@ pytestmark = pytest.mark.airflow
 
 
 def test_erp_completes_every_agent_under_30_percent_injected_faults(tmp_path, run_dag, llm_connections):
-    llm_connections.configure(fail_rate=0.3, fail_mix=[429, 500, 529, "slow"], slow_seconds=2.0, retry_after="1",
-                              seed=11)
+    llm_connections.configure(
+        fail_rate=0.3, fail_mix=[429, 500, 529, "slow"], slow_seconds=2.0, retry_after="1", seed=11
+    )
 
     def mutate(data):
         data["defaults"]["request_timeout"] = "1s"  # a slow answer times out: a transient error, retried
@@ -50,15 +51,22 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_breaker_opens_on_a_dead_provider_and_the_fallback_answers(tmp_path, run_dag, llm_connections, monkeypatch):
-    dead = json.dumps({"conn_type": "agent_openai", "host": f"http://127.0.0.1:{_closed_port()}/v1", "password": "k"})
+def test_breaker_opens_on_a_dead_provider_and_the_fallback_answers(
+    tmp_path, run_dag, llm_connections, monkeypatch
+):
+    dead = json.dumps(
+        {"conn_type": "agent_openai", "host": f"http://127.0.0.1:{_closed_port()}/v1", "password": "k"}
+    )
     monkeypatch.setenv("AIRFLOW_CONN_DEAD_OPENAI", dead)
 
     def mutate(data):
         data["circuit_breaker"] = {"failure_threshold": 2, "window": "10m", "reset_timeout": "10m"}
-        data["defaults"].update(connection="dead_openai", model="gpt-5-nano",
-                                call_retries={"max_attempts": 2, "base_delay": "0.01s", "max_delay": "0.1s"},
-                                fallbacks=[{"provider": "anthropic", "model": "claude-haiku-4-5"}])
+        data["defaults"].update(
+            connection="dead_openai",
+            model="gpt-5-nano",
+            call_retries={"max_attempts": 2, "base_delay": "0.01s", "max_delay": "0.1s"},
+            fallbacks=[{"provider": "anthropic", "model": "claude-haiku-4-5"}],
+        )
 
     workflow, dag = variant(tmp_path, "quickstart.yaml", "e2e_breaker", mutate)
     run = run_dag(dag)
@@ -79,8 +87,11 @@ def test_breaker_opens_on_a_dead_provider_and_the_fallback_answers(tmp_path, run
 def test_per_call_timeout_and_execution_timeout_fail_with_clear_messages(tmp_path, run_dag, llm_connections):
     def mutate(data):
         agents = list(all_agents(data))
-        agents[0].update(request_timeout="0.5s", prompt=agents[0]["prompt"] + " [[latency:3]]",
-                         call_retries={"max_attempts": 2, "base_delay": "0.01s", "max_delay": "0.1s"})
+        agents[0].update(
+            request_timeout="0.5s",
+            prompt=agents[0]["prompt"] + " [[latency:3]]",
+            call_retries={"max_attempts": 2, "base_delay": "0.01s", "max_delay": "0.1s"},
+        )
         agents[1].update(timeout="1s", prompt=agents[1]["prompt"] + " [[latency:4]]")
         data["allow_partial_completion"] = True
         for agent in agents[:2]:

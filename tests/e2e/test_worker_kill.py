@@ -46,15 +46,24 @@ WORKER = textwrap.dedent(
 
 def _config() -> GuardConfig:
     rule = RateLimitRule(key="kill-test", limits={"max_concurrent": 1, "lease_ttl_s": TTL}, provider="openai")
-    return GuardConfig(dag_id="wf", run_id="run", module="M", agent="t", run_cost_budget=1.0,
-                       rate_limits=(rule,), reservation_ttl_s=TTL)
+    return GuardConfig(
+        dag_id="wf",
+        run_id="run",
+        module="M",
+        agent="t",
+        run_cost_budget=1.0,
+        rate_limits=(rule,),
+        reservation_ttl_s=TTL,
+    )
 
 
 def test_sigkilled_worker_releases_lease_and_reservation_by_ttl_and_retry_charges_once(tmp_path, llm):
     url = f"sqlite:///{tmp_path}/store.db"
     store = store_from_url(url)
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, url, __import__("json").dumps(_config().to_dict()), llm.url],
-                              cwd=os.getcwd())
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, url, __import__("json").dumps(_config().to_dict()), llm.url],
+        cwd=os.getcwd(),
+    )
     deadline = time.monotonic() + 90
     while llm.stats()["in_flight"] < 1:
         assert worker.poll() is None, "the worker exited before reaching the server"
@@ -76,8 +85,9 @@ def test_sigkilled_worker_releases_lease_and_reservation_by_ttl_and_retry_charge
     assert store.budget_reserved("run:wf:run") == 0
 
     # the retry (next try, new step id) succeeds and is the only charge
-    result = GuardedCaller(store, _config()).call(_request("slow call"), step_id="wf/run/t/-1/try2/call0",
-                                                  llm_conn_id=None, call_target=sdk_caller(llm))
+    result = GuardedCaller(store, _config()).call(
+        _request("slow call"), step_id="wf/run/t/-1/try2/call0", llm_conn_id=None, call_target=sdk_caller(llm)
+    )
     assert result.cost.known
     summary = Ledger(store).run_summary("wf", "run")
     assert summary.total.calls == 1

@@ -14,6 +14,7 @@ from airflow_agent_provider.factory.trigger_rules import gate_for
 from airflow_agent_provider.operators.agent import LLMAgentOperator
 from airflow_agent_provider.operators.result import RESULT_TASK_ID
 
+
 def _rule(task) -> str:
     """Trigger rules are str enums of two different classes (SDK and core): compare by value."""
     return getattr(task.trigger_rule, "value", task.trigger_rule)
@@ -36,7 +37,9 @@ def test_one_task_per_agent_in_module_groups(erp):
     assert set(dag.task_group.children) == set(workflow.modules) | {RESULT_TASK_ID}
     for module in workflow.modules:
         group = dag.task_group.children[module]
-        assert {t.split(".", 1)[1] for t in group.children} == {a.name for a in workflow.modules[module].agents}
+        assert {t.split(".", 1)[1] for t in group.children} == {
+            a.name for a in workflow.modules[module].agents
+        }
     for task_id in agent_ids:
         assert isinstance(dag.get_task(task_id), LLMAgentOperator)
 
@@ -46,7 +49,10 @@ def test_dependencies_become_edges_and_result_is_the_only_leaf(erp):
     for module, agent in workflow.iter_agents():
         qid = workflow.agent_id(module, agent.name)
         assert dag.get_task(qid).upstream_task_ids == set(workflow.upstream_ids(qid))
-    assert dag.get_task("Finance.payroll_journal").upstream_task_ids == {"HR.payroll_summary", "HR.benefits_accruals"}
+    assert dag.get_task("Finance.payroll_journal").upstream_task_ids == {
+        "HR.payroll_summary",
+        "HR.benefits_accruals",
+    }
     result = dag.get_task(RESULT_TASK_ID)
     assert result.upstream_task_ids == set(dag.task_ids) - {RESULT_TASK_ID}
     assert [t.task_id for t in dag.leaves] == [RESULT_TASK_ID]
@@ -74,17 +80,24 @@ def test_retries_priority_timeouts_and_dag_settings(erp):
     assert task.retry_exponential_backoff == 2.0
     assert task.max_retry_delay == timedelta(minutes=10)
     assert task.priority_weight == 5
-    assert getattr(task.weight_rule, "value", task.weight_rule) == "absolute" or "absolute" in repr(task.weight_rule).lower()
+    assert (
+        getattr(task.weight_rule, "value", task.weight_rule) == "absolute"
+        or "absolute" in repr(task.weight_rule).lower()
+    )
     assert task.execution_timeout == timedelta(minutes=10)
     assert task.tools == {"lookup_employee": "airflow_agent_provider.examples.erp_tools.lookup_employee"}
     assert dag.dagrun_timeout == timedelta(hours=2)
     assert dag.max_active_tasks == 4
     assert dag.owner == "erp-platform"
-    assert "erp" in dag.tags and "llm-agents" in dag.tags
+    assert "erp" in dag.tags
+    assert "llm-agents" in dag.tags
     assert dag.dag_id == "erp_month_end"
     # Upstream results reachable by plain name (same module) and qualified id.
     accruals = dag.get_task("HR.benefits_accruals")
-    assert accruals.upstream_tasks == {"payroll_summary": "HR.payroll_summary", "HR.payroll_summary": "HR.payroll_summary"}
+    assert accruals.upstream_tasks == {
+        "payroll_summary": "HR.payroll_summary",
+        "HR.payroll_summary": "HR.payroll_summary",
+    }
     providers = {dag.get_task(t).provider for t in dag.task_ids if t != RESULT_TASK_ID}
     assert providers == {"openai", "anthropic"}
 
@@ -102,11 +115,17 @@ def test_without_partial_completion_every_agent_needs_all_upstreams(tmp_path):
 
 def test_exponential_off_maps_to_plain_retry_delay(tmp_path):
     data = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
-    data.setdefault("defaults", {})["retries"] = {"attempts": 1, "base_delay": "5s", "max_delay": "5s", "exponential": False}
+    data.setdefault("defaults", {})["retries"] = {
+        "attempts": 1,
+        "base_delay": "5s",
+        "max_delay": "5s",
+        "exponential": False,
+    }
     workflow = parse_workflow(yaml.safe_dump(data), tmp_path / "q.yaml")
     dag = build_dag(workflow)
     task = next(t for t in dag.tasks if t.task_id != RESULT_TASK_ID)
-    assert task.retries == 1 and task.retry_exponential_backoff == 0
+    assert task.retries == 1
+    assert task.retry_exponential_backoff == 0
     assert task.retry_delay == timedelta(seconds=5)
 
 

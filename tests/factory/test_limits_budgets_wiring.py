@@ -29,18 +29,26 @@ def test_budgets_limits_retries_breaker_reach_every_agent(tmp_path):
     workflow = _workflow(tmp_path)
     dag = build_dag(workflow)
     journal = dag.get_task("Finance.payroll_journal")
-    assert journal.budget == {"module_cost_budget": 2.0, "run_cost_budget": 5.0, "daily_budget": 20.0,
-                              "monthly_budget": 60.0}
+    assert journal.budget == {
+        "module_cost_budget": 2.0,
+        "run_cost_budget": 5.0,
+        "daily_budget": 20.0,
+        "monthly_budget": 60.0,
+    }
     review = dag.get_task("Finance.ap_invoice_review")
     assert review.cost_limit == 0.5
     keys = {rule["key"] for rule in journal.rate_limits}
     assert keys == set(workflow.rate_limits)
     rule = next(r for r in journal.rate_limits if r["key"] == "openai/gpt-5-mini")
-    assert rule == {"key": "openai/gpt-5-mini", "limits": {"requests_per_minute": 300, "requests_per_day": 20000,
-                                                           "max_concurrent": 4},
-                    "provider": "openai", "model": "gpt-5-mini"}
+    assert rule == {
+        "key": "openai/gpt-5-mini",
+        "limits": {"requests_per_minute": 300, "requests_per_day": 20000, "max_concurrent": 4},
+        "provider": "openai",
+        "model": "gpt-5-mini",
+    }
     assert isinstance(journal.retry_policy, AgentRetryPolicy)
-    assert journal.retry_policy.base_delay_s == 30 and journal.retry_policy.max_delay_s == 600
+    assert journal.retry_policy.base_delay_s == 30
+    assert journal.retry_policy.max_delay_s == 600
     assert journal.call_retries["max_attempts"] == 3
     assert journal.circuit_breaker["failure_threshold"] == 5
 
@@ -48,13 +56,21 @@ def test_budgets_limits_retries_breaker_reach_every_agent(tmp_path):
 def test_derived_pools_follow_the_most_specific_concurrency_limit(tmp_path):
     workflow = _workflow(tmp_path)
     dag = build_dag(workflow)
-    assert dag.get_task("HR.payroll_summary").pool == pool_name("openai/gpt-5-mini") == "llm_openai_gpt-5-mini"
+    assert (
+        dag.get_task("HR.payroll_summary").pool == pool_name("openai/gpt-5-mini") == "llm_openai_gpt-5-mini"
+    )
     assert dag.get_task("HR.headcount_changes").pool == "llm_anthropic"  # provider-level limit
     assert pools_for([workflow]) == {
-        "llm_openai_gpt-5-mini": {"slots": 4, "description": "LLM calls to openai/gpt-5-mini (airflow-agent-provider)",
-                                  "include_deferred": True},
-        "llm_anthropic": {"slots": 4, "description": "LLM calls to anthropic (airflow-agent-provider)",
-                          "include_deferred": True},
+        "llm_openai_gpt-5-mini": {
+            "slots": 4,
+            "description": "LLM calls to openai/gpt-5-mini (airflow-agent-provider)",
+            "include_deferred": True,
+        },
+        "llm_anthropic": {
+            "slots": 4,
+            "description": "LLM calls to anthropic (airflow-agent-provider)",
+            "include_deferred": True,
+        },
     }
 
 
@@ -78,10 +94,16 @@ def test_fallbacks_call_retries_timeout_and_disabled_breaker(tmp_path):
 
     dag = build_dag(_workflow(tmp_path, mutate))
     task = dag.get_task("Finance.payroll_journal")
-    assert task.fallbacks == [{"provider": "anthropic", "model": "claude-haiku-4-5",
-                               "llm_conn_id": "agent_anthropic_default"}]
-    assert task.call_retries == {"max_attempts": 5, "base_delay_s": 2.0, "max_delay_s": 60.0, "exponential": True,
-                                 "jitter": True}
+    assert task.fallbacks == [
+        {"provider": "anthropic", "model": "claude-haiku-4-5", "llm_conn_id": "agent_anthropic_default"}
+    ]
+    assert task.call_retries == {
+        "max_attempts": 5,
+        "base_delay_s": 2.0,
+        "max_delay_s": 60.0,
+        "exponential": True,
+        "jitter": True,
+    }
     assert task.request_timeout == 45.0
     assert task.circuit_breaker is False
 
@@ -94,12 +116,16 @@ def test_budget_gates_stand_in_front_of_the_module_and_the_workflow(tmp_path):
     dag = build_dag(_workflow(tmp_path, mutate))
     module_gate = dag.get_task(f"Compliance.{GATE_TASK_ID}")
     assert isinstance(module_gate, CostBudgetSensor)
-    assert module_gate.scope == "workflow_day" and module_gate.max_spend_usd == 10 and module_gate.soft_fail
+    assert module_gate.scope == "workflow_day"
+    assert module_gate.max_spend_usd == 10
+    assert module_gate.soft_fail
     # sod_review and controls_test only depend on other modules: they are the module's entry agents
     assert module_gate.downstream_task_ids == {"Compliance.sod_review", "Compliance.controls_test"}
     workflow_gate = dag.get_task(GATE_TASK_ID)
     assert workflow_gate.scope == "workflow_month"
-    roots = {t.task_id for t in dag.tasks if isinstance(t, CostBudgetSensor) is False and not t.upstream_task_ids}
+    roots = {
+        t.task_id for t in dag.tasks if isinstance(t, CostBudgetSensor) is False and not t.upstream_task_ids
+    }
     assert roots == set()  # every agent is behind the workflow gate or another agent
     assert "HR.payroll_summary" in workflow_gate.downstream_task_ids
     result = dag.get_task(RESULT_TASK_ID)
@@ -112,4 +138,5 @@ def test_bad_breaker_settings_are_definition_errors(tmp_path, bad):
 
     with pytest.raises(WorkflowDefinitionError) as err:
         _workflow(tmp_path, lambda d: d.update(circuit_breaker=bad))
-    assert "circuit_breaker" in str(err.value) and "wf.yaml" in str(err.value)
+    assert "circuit_breaker" in str(err.value)
+    assert "wf.yaml" in str(err.value)

@@ -38,10 +38,12 @@ def test_broken_definitions_are_import_errors_of_the_dag_file_and_others_still_l
     assert "quickstart" in bag.dag_ids
     assert INVALID_PLACEHOLDER_DAG_ID not in bag.dag_ids
     assert len(bag.import_errors) == 1
-    (path, message), = bag.import_errors.items()
+    ((path, message),) = bag.import_errors.items()
     assert path.endswith("erp_workflows.py")
-    assert "bad_type.yaml" in message and "max_tokens" in message
-    assert "bad_syntax.yaml" in message and "line" in message
+    assert "bad_type.yaml" in message
+    assert "max_tokens" in message
+    assert "bad_syntax.yaml" in message
+    assert "line" in message
 
 
 def test_no_placeholder_when_all_files_are_valid(tmp_path):

@@ -50,8 +50,15 @@ print(json.dumps({
 
 
 def _workflow(name: str, agents: int = 3, extra: str = "") -> str:
-    lines = [f"name: {name}", "schedule: null", extra, "defaults: {provider: openai, model: gpt-5-mini}", "modules:",
-             "  M:", "    agents:"]
+    lines = [
+        f"name: {name}",
+        "schedule: null",
+        extra,
+        "defaults: {provider: openai, model: gpt-5-mini}",
+        "modules:",
+        "  M:",
+        "    agents:",
+    ]
     for index in range(agents):
         lines += [f"      - name: a{index}", f"        prompt: say {index}"]
     return "\n".join(line for line in lines if line) + "\n"
@@ -71,10 +78,12 @@ def dags_folder(tmp_path_factory) -> Path:
     (workflows / "b_twin.yaml").write_text(_workflow("twin", agents=2))
     (workflows / "quoted.yaml").write_text(_workflow("x").replace("name: x", 'name: "quoted"   # a comment'))
     (workflows / "flow.yaml").write_text(
-        '{name: flow, schedule: null, defaults: {provider: openai, model: gpt-5-mini},'
-        ' modules: {M: {agents: [{name: a, prompt: hi}]}}}\n'
+        "{name: flow, schedule: null, defaults: {provider: openai, model: gpt-5-mini},"
+        " modules: {M: {agents: [{name: a, prompt: hi}]}}}\n"
     )
-    (workflows / "broken.yaml").write_text(_workflow("broken").replace("prompt: say 0", "prompt: say 0\n        max_tokens: lots"))
+    (workflows / "broken.yaml").write_text(
+        _workflow("broken").replace("prompt: say 0", "prompt: say 0\n        max_tokens: lots")
+    )
     return folder
 
 
@@ -83,8 +92,13 @@ def _parse(folder: Path, dag_id: str | None) -> dict:
     if dag_id is not None:
         env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = dag_id
         env["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] = "M.a0"
-    proc = subprocess.run([sys.executable, "-c", _PARSE_SCRIPT, str(folder)], capture_output=True, text=True,
-                          env=env, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PARSE_SCRIPT, str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -98,7 +112,9 @@ def _parse(folder: Path, dag_id: str | None) -> dict:
         ("flow", 2),  # the name is read through the YAML, not a name line
     ],
 )
-def test_with_a_parsing_context_only_that_workflow_is_built_and_nothing_heavy_is_imported(dags_folder, dag_id, tasks):
+def test_with_a_parsing_context_only_that_workflow_is_built_and_nothing_heavy_is_imported(
+    dags_folder, dag_id, tasks
+):
     parsed = _parse(dags_folder, dag_id)
     assert parsed["dag_ids"] == [dag_id]
     assert parsed["tasks"] == {dag_id: tasks}
@@ -116,7 +132,8 @@ def test_one_dag_parse_does_not_import_jsonschema(dags_folder):
 def test_a_dag_id_that_is_not_ours_builds_nothing(dags_folder):
     for dag_id in ("someone_elses_dag", INVALID_PLACEHOLDER_DAG_ID):
         parsed = _parse(dags_folder, dag_id)
-        assert parsed["dag_ids"] == [] and parsed["import_errors"] == {}
+        assert parsed["dag_ids"] == []
+        assert parsed["import_errors"] == {}
         assert [m for m in parsed["heavy"] if m in HEAVY] == []
 
 
@@ -124,7 +141,8 @@ def test_a_broken_requested_workflow_is_reported_in_the_task_parse(dags_folder):
     parsed = _parse(dags_folder, "broken")
     assert parsed["dag_ids"] == []
     (message,) = parsed["import_errors"].values()
-    assert "broken.yaml" in message and "max_tokens" in message
+    assert "broken.yaml" in message
+    assert "max_tokens" in message
     assert "a_twin.yaml" not in message  # other files are not looked at
 
 
@@ -136,8 +154,10 @@ def test_without_a_parsing_context_every_workflow_and_every_broken_file_appear(d
     assert INVALID_PLACEHOLDER_DAG_ID not in bag.dag_ids
     ((path, message),) = bag.import_errors.items()
     assert path.endswith("erp_workflows.py")
-    assert "broken.yaml" in message and "max_tokens" in message
-    assert "a_twin.yaml" in message and "bogus" in message
+    assert "broken.yaml" in message
+    assert "max_tokens" in message
+    assert "a_twin.yaml" in message
+    assert "bogus" in message
 
 
 def test_the_name_line_is_read_like_yaml_would(tmp_path):
@@ -163,7 +183,9 @@ def test_the_name_line_is_read_like_yaml_would(tmp_path):
 
 def _many_problems(name: str, agents: int) -> str:
     # Every agent has an unknown field: one problem per agent.
-    return _workflow(name, agents=agents).replace("        prompt: say", "        modle: x\n        prompt: say")
+    return _workflow(name, agents=agents).replace(
+        "        prompt: say", "        modle: x\n        prompt: say"
+    )
 
 
 def test_a_long_problem_list_is_shortened_in_the_import_error_and_complete_in_validate(tmp_path):
@@ -180,8 +202,11 @@ def test_a_long_problem_list_is_shortened_in_the_import_error_and_complete_in_va
     assert f"… and {500 - MAX_PROBLEMS_PER_FILE} more problems; run `airflow-agents validate" in message
     assert len(message) < MAX_MESSAGE_CHARS + 4000  # Airflow adds its traceback lines around it
 
-    proc = subprocess.run([sys.executable, "-m", "airflow_agent_provider.cli.main", "validate",
-                           str(folder / "workflows")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_agent_provider.cli.main", "validate", str(folder / "workflows")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("unknown field 'modle'") == 500
 
@@ -249,4 +274,6 @@ def test_a_workflow_that_fails_to_build_stays_confined_to_its_file(tmp_path, mon
             assert bag.import_errors == {}
         else:
             ((_, message),) = bag.import_errors.items()
-            assert "clash.yaml" in message and "could not build the DAG" in message and "a__items" in message
+            assert "clash.yaml" in message
+            assert "could not build the DAG" in message
+            assert "a__items" in message

@@ -15,13 +15,22 @@ REPO = Path(__file__).parents[2]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "airflow_agent_provider.cli.main", *args], capture_output=True,
-                          text=True, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_agent_provider.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
 
 
 def _pools() -> dict:
-    out = subprocess.run([sys.executable, "-m", "airflow", "pools", "list", "-o", "json"], capture_output=True,
-                         text=True, env=os.environ.copy(), check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "list", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=True,
+    ).stdout
     return {p["pool"]: p for p in json.loads(out)}
 
 
@@ -50,10 +59,17 @@ def test_write_produces_an_airflow_pools_import_file(tmp_path, airflow_db):
     proc = _run("pools", "sync", str(REPO / "dags" / "workflows"), "--write", str(target))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(target.read_text())
-    assert data["llm_anthropic"] == {"slots": 4, "description": "LLM calls to anthropic (airflow-agent-provider)",
-                                     "include_deferred": True}
-    imported = subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(target)], capture_output=True,
-                              text=True, env=os.environ.copy())
+    assert data["llm_anthropic"] == {
+        "slots": 4,
+        "description": "LLM calls to anthropic (airflow-agent-provider)",
+        "include_deferred": True,
+    }
+    imported = subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "import", str(target)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
     assert imported.returncode == 0, imported.stderr
     assert "llm_anthropic" in _pools()
 

@@ -15,9 +15,15 @@ AGENTS = {
 
 def _result(tokens_in: int, cost: float | None) -> dict:
     return {
-        "status": "success", "text": "t", "provider": "openai", "model": "gpt-5-mini",
+        "status": "success",
+        "text": "t",
+        "provider": "openai",
+        "model": "gpt-5-mini",
         "usage": {"input_tokens": tokens_in, "output_tokens": 10, "cached_input_tokens": 0},
-        "cost_usd": cost, "cost_known": cost is not None, "rounds": 1, "latency_s": 0.1,
+        "cost_usd": cost,
+        "cost_known": cost is not None,
+        "rounds": 1,
+        "latency_s": 0.1,
     }
 
 
@@ -34,8 +40,14 @@ def _result(tokens_in: int, cost: float | None) -> dict:
 def test_outcomes(states, partial, outcome):
     results = {t: _result(100, 0.001) if s == "success" else None for t, s in states.items()}
     res = compile_result(
-        workflow="w", dag_id="w", run_id="r", agents=AGENTS, states=states, results=results,
-        allow_partial_completion=partial, cost_budget=1.0,
+        workflow="w",
+        dag_id="w",
+        run_id="r",
+        agents=AGENTS,
+        states=states,
+        results=results,
+        allow_partial_completion=partial,
+        cost_budget=1.0,
     )
     assert res["outcome"] == outcome
     assert decide_outcome(res["agents"], partial) == outcome
@@ -45,34 +57,63 @@ def test_totals_modules_and_unknown_cost():
     states = {"HR.a": "success", "HR.b": "failed", "Finance.c": "success"}
     results = {"HR.a": _result(100, 0.002), "HR.b": None, "Finance.c": _result(50, None)}
     res = compile_result(
-        workflow="w", dag_id="w", run_id="r", agents=AGENTS, states=states, results=results,
-        allow_partial_completion=True, cost_budget=None,
+        workflow="w",
+        dag_id="w",
+        run_id="r",
+        agents=AGENTS,
+        states=states,
+        results=results,
+        allow_partial_completion=True,
+        cost_budget=None,
     )
     assert res["version"] == 1
     assert res["totals"]["usage"]["input_tokens"] == 150
     assert res["totals"]["cost_usd"] == pytest.approx(0.002)
     assert res["totals"]["cost_complete"] is False  # Finance.c's price is unknown: not a silent zero
     assert res["modules"]["HR"] == {
-        "agents": 2, "succeeded": 1,
-        "usage": {"input_tokens": 100, "output_tokens": 10, "cached_input_tokens": 0}, "cost_usd": 0.002,
+        "agents": 2,
+        "succeeded": 1,
+        "usage": {"input_tokens": 100, "output_tokens": 10, "cached_input_tokens": 0},
+        "cost_usd": 0.002,
     }
-    assert res["agents"]["HR.b"]["status"] == "failed" and "failed" in res["agents"]["HR.b"]["reason"]
+    assert res["agents"]["HR.b"]["status"] == "failed"
+    assert "failed" in res["agents"]["HR.b"]["reason"]
     table = format_table(res)
-    assert "HR.b (optional)" in table and "unknown" in table and "partial" in table
+    assert "HR.b (optional)" in table
+    assert "unknown" in table
+    assert "partial" in table
 
 
 def test_agents_behind_a_closed_gate_make_the_outcome_partial_not_failed():
-    agents = {**AGENTS, "Compliance.d": {"module": "Compliance", "agent": "d", "critical": True},
-              "Compliance.e": {"module": "Compliance", "agent": "e", "critical": True}}
-    states = {"HR.a": "success", "HR.b": "success", "Finance.c": "success", "Compliance.d": "skipped",
-              "Compliance.e": "skipped", "Compliance.budget_gate": "skipped"}
+    agents = {
+        **AGENTS,
+        "Compliance.d": {"module": "Compliance", "agent": "d", "critical": True},
+        "Compliance.e": {"module": "Compliance", "agent": "e", "critical": True},
+    }
+    states = {
+        "HR.a": "success",
+        "HR.b": "success",
+        "Finance.c": "success",
+        "Compliance.d": "skipped",
+        "Compliance.e": "skipped",
+        "Compliance.budget_gate": "skipped",
+    }
     results = {t: _result(10, 0.001) if s == "success" else None for t, s in states.items()}
-    kwargs = dict(workflow="w", dag_id="w", run_id="r", agents=agents, states=states, results=results,
-                  cost_budget=None, gates={"Compliance.budget_gate": ["Compliance.d"]},
-                  upstream={"Compliance.e": ["Compliance.d"]})
+    kwargs = dict(
+        workflow="w",
+        dag_id="w",
+        run_id="r",
+        agents=agents,
+        states=states,
+        results=results,
+        cost_budget=None,
+        gates={"Compliance.budget_gate": ["Compliance.d"]},
+        upstream={"Compliance.e": ["Compliance.d"]},
+    )
     res = compile_result(allow_partial_completion=True, **kwargs)
     assert res["outcome"] == "partial"
-    assert res["agents"]["Compliance.e"]["gated"] and "budget gate" in res["agents"]["Compliance.e"]["reason"]
+    assert res["agents"]["Compliance.e"]["gated"]
+    assert "budget gate" in res["agents"]["Compliance.e"]["reason"]
     assert res["gates"] == {"Compliance.budget_gate": "skipped"}
     assert compile_result(allow_partial_completion=False, **kwargs)["outcome"] == "failed"
 
@@ -80,6 +121,14 @@ def test_agents_behind_a_closed_gate_make_the_outcome_partial_not_failed():
 def test_skipped_agents_without_a_gate_are_not_failures():
     states = {"HR.a": "success", "HR.b": "skipped", "Finance.c": "success"}
     results = {t: _result(10, 0.001) if s == "success" else None for t, s in states.items()}
-    res = compile_result(workflow="w", dag_id="w", run_id="r", agents=AGENTS, states=states, results=results,
-                         allow_partial_completion=False, cost_budget=None)
+    res = compile_result(
+        workflow="w",
+        dag_id="w",
+        run_id="r",
+        agents=AGENTS,
+        states=states,
+        results=results,
+        allow_partial_completion=False,
+        cost_budget=None,
+    )
     assert res["outcome"] == "success"

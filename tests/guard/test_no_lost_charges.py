@@ -62,9 +62,23 @@ class RedisOnDisk:
 
     def come_back(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -119,9 +133,14 @@ def _at_settlement(hook):
 
 
 def _agent(**kwargs) -> LLMAgentOperator:
-    return LLMAgentOperator(task_id="payer", prompt="Pay once [[reply: paid]]", cost_limit=1.0, retries=1,
-                            agent_meta={"workflow": "w", "module": "M", "agent": "payer", "critical": True},
-                            **kwargs)
+    return LLMAgentOperator(
+        task_id="payer",
+        prompt="Pay once [[reply: paid]]",
+        cost_limit=1.0,
+        retries=1,
+        agent_meta={"workflow": "w", "module": "M", "agent": "payer", "critical": True},
+        **kwargs,
+    )
 
 
 def _context(store: MemoryStateStore, run_id: str, try_number: int) -> dict:
@@ -139,7 +158,8 @@ def _retry(backend, store: MemoryStateStore, run_id: str, **kwargs) -> dict:
 def _one_charge(run_id: str, result: dict) -> None:
     summary = Ledger(get_store()).run_summary("execute_tests", run_id)
     assert summary.total.calls == 1
-    assert summary.total.usd == pytest.approx(result["cost_usd"]) and result["cost_usd"] > 0
+    assert summary.total.usd == pytest.approx(result["cost_usd"])
+    assert result["cost_usd"] > 0
 
 
 def test_worker_path_the_retry_settles_the_paid_response(llm_connections, flaky_store):
@@ -149,11 +169,13 @@ def test_worker_path_the_retry_settles_the_paid_response(llm_connections, flaky_
         run_operator(_agent(execution="worker"), _context(state, run_id, try_number=1))
     assert classify(failure.value).transient  # the task retry comes back for it
     pending = state.data["agent_loop"]["pending"]  # persisted before the settlement was tried
-    assert pending["reservation_id"] == fired[0] and pending["result"]["response"]["text"] == "paid"
+    assert pending["reservation_id"] == fired[0]
+    assert pending["result"]["response"]["text"] == "paid"
     assert llm_connections.stats()["requests"] == 1
 
     result = _retry(backend, state, run_id, execution="worker")
-    assert result["text"] == "paid" and result["rounds"] == 1
+    assert result["text"] == "paid"
+    assert result["rounds"] == 1
     assert llm_connections.stats()["requests"] == 1  # the retry did not call the model again
     _one_charge(run_id, result)
     assert state.data == {}
@@ -179,11 +201,13 @@ def test_triggerer_path_the_worker_settles_what_the_triggerer_was_paid_for(llm_c
             return event
 
     event = asyncio.run(first())
-    assert event.payload["status"] == "error" and event.payload["pending"]["reservation_id"] == fired[0]
+    assert event.payload["status"] == "error"
+    assert event.payload["pending"]["reservation_id"] == fired[0]
     backend.come_back()
     reset_store()
     result = op.execute_complete(context, event=event.payload)  # the task resumes on a worker
-    assert result["text"] == "paid" and llm_connections.stats()["requests"] == 1
+    assert result["text"] == "paid"
+    assert llm_connections.stats()["requests"] == 1
     _one_charge(run_id, result)
 
 

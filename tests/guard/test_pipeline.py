@@ -14,11 +14,11 @@ import pytest
 from airflow_agent_provider.cost.budget import BudgetExceeded
 from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
-from airflow_agent_provider.resilience.fallback import FallbackTarget
 from airflow_agent_provider.guard.pipeline import GuardedCaller, max_input_tokens, typical_input_tokens
 from airflow_agent_provider.llm.adapters import get_adapter
 from airflow_agent_provider.llm.types import LLMRequest, Message
 from airflow_agent_provider.resilience.breaker import CircuitOpenError
+from airflow_agent_provider.resilience.fallback import FallbackTarget
 
 
 def _client(llm, provider: str, *, asynchronous: bool = False):
@@ -57,24 +57,36 @@ def async_sdk_caller(llm):
     return call
 
 
-def _request(text: str, provider: str = "openai", model: str = "gpt-5-mini", max_tokens: int = 200) -> LLMRequest:
-    return LLMRequest(provider=provider, model=model, messages=[Message(role="user", content=text)],
-                      max_tokens=max_tokens)
+def _request(
+    text: str, provider: str = "openai", model: str = "gpt-5-mini", max_tokens: int = 200
+) -> LLMRequest:
+    return LLMRequest(
+        provider=provider, model=model, messages=[Message(role="user", content=text)], max_tokens=max_tokens
+    )
 
 
 def _config(run_id: str, **kwargs) -> GuardConfig:
-    base = dict(dag_id="wf", run_id=run_id, module="Finance", agent="a",
-                call_retries={"max_attempts": 3, "base_delay_s": 0.05, "max_delay_s": 2.0})
+    base = dict(
+        dag_id="wf",
+        run_id=run_id,
+        module="Finance",
+        agent="a",
+        call_retries={"max_attempts": 3, "base_delay_s": 0.05, "max_delay_s": 2.0},
+    )
     base.update(kwargs)
     return GuardConfig(**base)
 
 
 def test_success_is_priced_settled_and_in_the_ledger(store, llm):
     caller = GuardedCaller(store, _config("r1", run_cost_budget=1.0))
-    result = caller.call(_request("hello"), step_id="t1/round0", llm_conn_id=None, call_target=sdk_caller(llm))
+    result = caller.call(
+        _request("hello"), step_id="t1/round0", llm_conn_id=None, call_target=sdk_caller(llm)
+    )
     assert result.response.text.startswith("[gpt-5-mini]")
-    assert result.cost.known and result.cost.usd > 0
-    assert result.requests == 1 and result.charged
+    assert result.cost.known
+    assert result.cost.usd > 0
+    assert result.requests == 1
+    assert result.charged
     summary = Ledger(store).run_summary("wf", "r1")
     assert summary.total.calls == 1
     assert summary.total.usd == pytest.approx(result.cost.usd)
@@ -83,8 +95,12 @@ def test_success_is_priced_settled_and_in_the_ledger(store, llm):
 
 def test_transient_errors_are_retried_and_charged_once(store, llm):
     caller = GuardedCaller(store, _config("r2"))
-    result = caller.call(_request("close the books [[fail:500 x2]]"), step_id="s", llm_conn_id=None,
-                         call_target=sdk_caller(llm))
+    result = caller.call(
+        _request("close the books [[fail:500 x2]]"),
+        step_id="s",
+        llm_conn_id=None,
+        call_target=sdk_caller(llm),
+    )
     assert result.requests == 3
     assert llm.stats()["requests"] == 3
     assert Ledger(store).run_summary("wf", "r2").total.calls == 1
@@ -101,7 +117,9 @@ def test_permanent_error_is_not_retried_and_releases_the_reservation(store, llm)
 
 def test_budget_is_checked_before_the_call(store, llm):
     request = _request("expensive", max_tokens=4000)
-    caller = GuardedCaller(store, _config("r4", run_cost_budget=0.001))  # gpt-5-mini: 4000 out tokens cost more
+    caller = GuardedCaller(
+        store, _config("r4", run_cost_budget=0.001)
+    )  # gpt-5-mini: 4000 out tokens cost more
     with pytest.raises(BudgetExceeded) as err:
         caller.call(request, step_id="s", llm_conn_id=None, call_target=sdk_caller(llm))
     assert err.value.permanent
@@ -115,13 +133,18 @@ def test_budget_never_overshot_over_many_calls(store, llm):
     for i in range(60):
         try:
             # each call really uses 1000 input + 500 output tokens (~0.00125 USD on gpt-5-mini)
-            caller.call(_request(f"call {i} [[usage: in=1000 out=500]]", max_tokens=600), step_id=f"s{i}", llm_conn_id=None,
-                        call_target=sdk_caller(llm))
+            caller.call(
+                _request(f"call {i} [[usage: in=1000 out=500]]", max_tokens=600),
+                step_id=f"s{i}",
+                llm_conn_id=None,
+                call_target=sdk_caller(llm),
+            )
             made += 1
         except BudgetExceeded:
             refused += 1
     spent = Ledger(store).run_summary("wf", "r5").total.usd
-    assert 4 <= made < 60 and refused == 60 - made
+    assert 4 <= made < 60
+    assert refused == 60 - made
     assert spent <= budget
     # every refusal was necessary: one more call at its real price would not have fit
     assert spent + 0.00125 > budget - 0.0013
@@ -129,8 +152,9 @@ def test_budget_never_overshot_over_many_calls(store, llm):
 
 
 def test_rate_limit_waits_and_records_the_wait(store, llm):
-    rule = RateLimitRule(key="openai/gpt-5-mini", limits={"requests_per_minute": 2}, provider="openai",
-                         model="gpt-5-mini")
+    rule = RateLimitRule(
+        key="openai/gpt-5-mini", limits={"requests_per_minute": 2}, provider="openai", model="gpt-5-mini"
+    )
     # a 60 s window would make the test slow: use the store directly with a short pause instead
     caller = GuardedCaller(store, _config("r6", rate_limits=(rule,)))
     for i in range(2):
@@ -150,7 +174,9 @@ def test_retry_after_of_a_429_is_honoured_and_pauses_every_caller_of_the_key(sto
     rule = RateLimitRule(key="openai", limits={"requests_per_minute": 1000}, provider="openai")
     caller = GuardedCaller(store, _config("r7", rate_limits=(rule,)))
     started = time.monotonic()
-    result = caller.call(_request("q [[fail:429 x1]]"), step_id="s", llm_conn_id=None, call_target=sdk_caller(llm))
+    result = caller.call(
+        _request("q [[fail:429 x1]]"), step_id="s", llm_conn_id=None, call_target=sdk_caller(llm)
+    )
     assert result.requests == 2
     assert time.monotonic() - started >= 0.9  # the retry waited the provider's retry-after
 
@@ -172,11 +198,17 @@ def test_open_breaker_fails_fast_and_fallback_answers(store, llm):
     )
     caller = GuardedCaller(store, config)
     for i in range(2):  # two transient failures open the primary's breaker; the fallback answers
-        result = caller.call(_request(f"q{i}", max_tokens=50), step_id=f"s{i}", llm_conn_id=None,
-                             call_target=_failing_openai(llm))
+        result = caller.call(
+            _request(f"q{i}", max_tokens=50),
+            step_id=f"s{i}",
+            llm_conn_id=None,
+            call_target=_failing_openai(llm),
+        )
         assert result.target.model == "claude-haiku-4-5"
     before = llm.stats()["by_path"].get("/v1/chat/completions", 0)
-    result = caller.call(_request("q3", max_tokens=50), step_id="s3", llm_conn_id=None, call_target=_failing_openai(llm))
+    result = caller.call(
+        _request("q3", max_tokens=50), step_id="s3", llm_conn_id=None, call_target=_failing_openai(llm)
+    )
     assert result.target.provider == "anthropic"
     assert result.attempts[0]["outcome"] == "circuit_open"
     assert llm.stats()["by_path"].get("/v1/chat/completions", 0) == before  # no call while open
@@ -199,8 +231,14 @@ def _failing_openai(llm):
 
 def test_async_path_matches_the_sync_one(store, llm):
     caller = GuardedCaller(store, _config("r9", run_cost_budget=1.0))
-    result = asyncio.run(caller.acall(_request("hi [[fail:529 x1]]", provider="anthropic", model="claude-sonnet-4-6"),
-                                      step_id="s", llm_conn_id=None, call_target=async_sdk_caller(llm)))
+    result = asyncio.run(
+        caller.acall(
+            _request("hi [[fail:529 x1]]", provider="anthropic", model="claude-sonnet-4-6"),
+            step_id="s",
+            llm_conn_id=None,
+            call_target=async_sdk_caller(llm),
+        )
+    )
     assert result.requests == 2
     assert result.cost.known
     assert Ledger(store).run_summary("wf", "r9").total.calls == 1

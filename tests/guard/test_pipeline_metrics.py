@@ -31,11 +31,22 @@ print("CALLED")
 def test_guarded_call_sends_call_token_cost_and_retry_metrics(tmp_path, llm):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__METRICS__STATSD_ON": "True",
-               "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1", "AIRFLOW__METRICS__STATSD_PORT": str(sock.getsockname()[1]),
-               "AIRFLOW__METRICS__STATSD_PREFIX": "airflow"}
-        proc = subprocess.run([sys.executable, "-c", CALL, f"sqlite:///{tmp_path}/s.db", llm.url], env=env,
-                              capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(tmp_path),
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(sock.getsockname()[1]),
+            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", CALL, f"sqlite:///{tmp_path}/s.db", llm.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=os.getcwd(),
+        )
         assert proc.returncode == 0 and "CALLED" in proc.stdout, proc.stderr[-3000:]
         packets = set(receive_all(sock))
     assert "airflow.agent_provider.calls.openai.gpt-5-mini.ok:1|c" in packets, sorted(packets)

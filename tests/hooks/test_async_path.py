@@ -22,15 +22,20 @@ def test_async_clients_are_shared_per_loop_connection_and_key(llm_connections, m
             a = await LLMHook("agent_openai_default").get_async_conn()
             b = await LLMHook("agent_openai_default").get_async_conn()
             other = await LLMHook("agent_anthropic_default").get_async_conn()
-            request = LLMRequest(provider="openai", model="gpt-5-mini", messages=[Message("user", "[[reply: ok]]")])
-            replies = await asyncio.gather(*(LLMHook("agent_openai_default").acomplete(request) for _ in range(20)))
+            request = LLMRequest(
+                provider="openai", model="gpt-5-mini", messages=[Message("user", "[[reply: ok]]")]
+            )
+            replies = await asyncio.gather(
+                *(LLMHook("agent_openai_default").acomplete(request) for _ in range(20))
+            )
             c = await LLMHook("agent_openai_default").get_async_conn()
             return a, b, other, c, replies
         finally:
             await aclose_clients()
 
     a, b, other, c, replies = asyncio.run(on_one_loop())
-    assert a is b is c and a is not other
+    assert a is b is c
+    assert a is not other
     assert [r.text for r in replies] == ["ok"] * 20
     assert llm_connections.stats()["requests"] == 20
 
@@ -45,7 +50,8 @@ def test_async_clients_are_shared_per_loop_connection_and_key(llm_connections, m
             await aclose_clients()
 
     rotated = asyncio.run(again())
-    assert rotated is not a and rotated.api_key == "rotated-key"
+    assert rotated is not a
+    assert rotated.api_key == "rotated-key"
 
 
 def test_awarm_is_cheap_once_warm():
@@ -54,7 +60,9 @@ def test_awarm_is_cheap_once_warm():
         await awarm()  # both SDKs and the price data; idempotent
 
     asyncio.run(twice())
-    assert "openai" in sys.modules and "anthropic" in sys.modules and "genai_prices" in sys.modules
+    assert "openai" in sys.modules
+    assert "anthropic" in sys.modules
+    assert "genai_prices" in sys.modules
 
 
 _PROBE = textwrap.dedent(
@@ -91,8 +99,14 @@ _PROBE = textwrap.dedent(
 
 
 def test_sdk_and_price_imports_happen_off_the_loop_exactly_once(llm_connections):
-    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=REPO, env=dict(os.environ), capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=REPO,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["before"] == []  # importing the hook loads no SDK and no price data

@@ -28,15 +28,19 @@ def _request(provider: str, text: str, **kwargs) -> LLMRequest:
 def test_complete_sync_text(llm_connections, provider):
     hook = LLMHook(f"agent_{provider}_default")
     assert hook.provider == provider
-    resp = hook.complete(_request(provider, "Summarise payroll [[reply: Payroll is fine.]] [[usage: in=120 out=7 cached=20]]"))
+    resp = hook.complete(
+        _request(provider, "Summarise payroll [[reply: Payroll is fine.]] [[usage: in=120 out=7 cached=20]]")
+    )
     assert resp.text == "Payroll is fine."
-    assert resp.provider == provider and resp.model == MODELS[provider]
+    assert resp.provider == provider
+    assert resp.model == MODELS[provider]
     assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.cached_input_tokens) == (120, 7, 20)
     assert resp.finish_reason == "stop"
     assert resp.request_id
     assert resp.latency_s > 0
     prefix = "x-ratelimit-" if provider == "openai" else "anthropic-ratelimit-"
-    assert resp.rate_limit_headers and all(k.startswith(prefix) for k in resp.rate_limit_headers)
+    assert resp.rate_limit_headers
+    assert all(k.startswith(prefix) for k in resp.rate_limit_headers)
     assert llm_connections.stats()["requests"] == 1
 
 
@@ -44,11 +48,15 @@ def test_complete_sync_text(llm_connections, provider):
 def test_complete_async_tool_calls(llm_connections, hook_class):
     hook = hook_class()
     provider = hook.provider
-    request = _request(provider, 'Check [[tool:lookup_invoice {"number": "INV-7"}]]', tools=[LOOKUP], system="ERP")
+    request = _request(
+        provider, 'Check [[tool:lookup_invoice {"number": "INV-7"}]]', tools=[LOOKUP], system="ERP"
+    )
     resp = asyncio.run(hook.acomplete(request))
     assert [(c.name, c.arguments) for c in resp.tool_calls] == [("lookup_invoice", {"number": "INV-7"})]
     assert resp.finish_reason == "tool_calls"
-    assert resp.usage.input_tokens > 0 and resp.request_id and resp.latency_s > 0
+    assert resp.usage.input_tokens > 0
+    assert resp.request_id
+    assert resp.latency_s > 0
     # the neutral response survives the JSON trip a trigger event makes
     assert json.loads(json.dumps(resp.to_dict()))["tool_calls"][0]["arguments"] == {"number": "INV-7"}
 
@@ -61,20 +69,29 @@ def test_clients_are_official_with_sdk_retries_off(llm_connections, monkeypatch)
                 "conn_type": "agent_openai",
                 "host": llm_connections.openai_base_url,
                 "password": "test-key",
-                "extra": {"organization": "org-1", "project": "proj-1", "timeout": 12, "default_model": "gpt-5"},
+                "extra": {
+                    "organization": "org-1",
+                    "project": "proj-1",
+                    "timeout": 12,
+                    "default_model": "gpt-5",
+                },
             }
         ),
     )
     hook = LLMHook("erp_openai")
     client = hook.get_conn()
     assert isinstance(client, openai.OpenAI)
-    assert client.max_retries == 0 and client.organization == "org-1" and client.project == "proj-1"
+    assert client.max_retries == 0
+    assert client.organization == "org-1"
+    assert client.project == "proj-1"
     assert client.timeout == 12
     assert hook.default_model == "gpt-5"
     aclient = asyncio.run(hook.get_async_conn())
-    assert isinstance(aclient, openai.AsyncOpenAI) and aclient.max_retries == 0
+    assert isinstance(aclient, openai.AsyncOpenAI)
+    assert aclient.max_retries == 0
     anth = AnthropicAgentHook().get_conn()
-    assert isinstance(anth, anthropic.Anthropic) and anth.max_retries == 0
+    assert isinstance(anth, anthropic.Anthropic)
+    assert anth.max_retries == 0
     assert AnthropicAgentHook().default_model == "claude-sonnet-4-6"
 
 
@@ -108,11 +125,19 @@ def test_request_for_wrong_provider_is_refused(llm_connections):
 
 def test_test_connection(llm_connections, monkeypatch):
     ok, message = OpenAIAgentHook().test_connection()
-    assert ok and "openai" in message
+    assert ok
+    assert "openai" in message
     monkeypatch.setenv(
         "AIRFLOW_CONN_BAD_ANTHROPIC",
-        json.dumps({"conn_type": "agent_anthropic", "host": llm_connections.anthropic_base_url, "password": "invalid-key"}),
+        json.dumps(
+            {
+                "conn_type": "agent_anthropic",
+                "host": llm_connections.anthropic_base_url,
+                "password": "invalid-key",
+            }
+        ),
     )
     ok, message = LLMHook("bad_anthropic").test_connection()
-    assert not ok and "invalid-key" not in message
+    assert not ok
+    assert "invalid-key" not in message
     assert "401" in message or "Authentication" in message

@@ -33,10 +33,16 @@ TRAP_KEY = "trap-key-from-the-environment"
 def trap(monkeypatch):
     with RecordingServer() as server:
         for name, value in {
-            "OPENAI_API_KEY": TRAP_KEY, "OPENAI_BASE_URL": server.url + "/v1", "OPENAI_ORG_ID": "org-trap",
-            "OPENAI_PROJECT_ID": "proj-trap", "OPENAI_ADMIN_KEY": TRAP_KEY, "OPENAI_WEBHOOK_SECRET": TRAP_KEY,
+            "OPENAI_API_KEY": TRAP_KEY,
+            "OPENAI_BASE_URL": server.url + "/v1",
+            "OPENAI_ORG_ID": "org-trap",
+            "OPENAI_PROJECT_ID": "proj-trap",
+            "OPENAI_ADMIN_KEY": TRAP_KEY,
+            "OPENAI_WEBHOOK_SECRET": TRAP_KEY,
             "OPENAI_CUSTOM_HEADERS": "X-Trap: 1\nAuthorization: Bearer " + TRAP_KEY,
-            "ANTHROPIC_API_KEY": TRAP_KEY, "ANTHROPIC_AUTH_TOKEN": TRAP_KEY, "ANTHROPIC_BASE_URL": server.url,
+            "ANTHROPIC_API_KEY": TRAP_KEY,
+            "ANTHROPIC_AUTH_TOKEN": TRAP_KEY,
+            "ANTHROPIC_BASE_URL": server.url,
             "ANTHROPIC_CUSTOM_HEADERS": "X-Trap: 1",
         }.items():
             monkeypatch.setenv(name, value)
@@ -45,12 +51,16 @@ def trap(monkeypatch):
 
 def _conn(monkeypatch, provider: str, **fields) -> str:
     conn_id = f"amb_{provider}_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": f"agent_{provider}", **fields}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": f"agent_{provider}", **fields})
+    )
     return conn_id
 
 
 def _request(provider: str) -> LLMRequest:
-    return LLMRequest(provider=provider, model=MODELS[provider], messages=[Message("user", "hi")], max_tokens=5)
+    return LLMRequest(
+        provider=provider, model=MODELS[provider], messages=[Message("user", "hi")], max_tokens=5
+    )
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -67,7 +77,9 @@ def test_no_key_and_no_host_is_an_error_naming_the_connection(monkeypatch, trap,
 
     asyncio.run(acall())
     ok, message = LLMHook(conn_id).test_connection()
-    assert not ok and conn_id in message and TRAP_KEY not in message
+    assert not ok
+    assert conn_id in message
+    assert TRAP_KEY not in message
     assert trap.requests == []
 
 
@@ -90,8 +102,17 @@ def test_a_connection_with_host_and_key_uses_only_those(monkeypatch, trap, provi
     for request in endpoint.requests:
         headers = request["headers"]
         sent = headers.get("authorization", "") + headers.get("x-api-key", "")
-        assert "the-connection-key" in sent and TRAP_KEY not in json.dumps(headers)
-        assert "x-trap" not in headers and "openai-organization" not in headers and "openai-project" not in headers
+        assert "the-connection-key" in sent
+        assert TRAP_KEY not in json.dumps(headers)
+        assert (
+            "x-trap" not in headers
+        )
+        assert (
+            "openai-organization" not in headers
+        )
+        assert (
+            "openai-project" not in headers
+        )
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -102,7 +123,8 @@ def test_a_host_only_connection_sends_the_placeholder_key(monkeypatch, trap, pro
         assert LLMHook(conn_id).complete(_request(provider)).text == "recorded"
     headers = endpoint.requests[0]["headers"]
     assert PLACEHOLDER_API_KEY in headers.get("authorization", "") + headers.get("x-api-key", "")
-    assert TRAP_KEY not in json.dumps(headers) and trap.requests == []
+    assert TRAP_KEY not in json.dumps(headers)
+    assert trap.requests == []
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -125,4 +147,9 @@ def test_a_key_only_connection_goes_to_the_vendor_not_to_the_environment(monkeyp
             await aclose_clients()
 
     client = asyncio.run(aclient())
-    assert str(client.base_url).rstrip("/") == VENDOR_BASE_URLS[provider] and client.api_key == "the-connection-key"
+    assert (
+        str(client.base_url).rstrip("/") == VENDOR_BASE_URLS[provider]
+    )
+    assert (
+        client.api_key == "the-connection-key"
+    )

@@ -76,7 +76,8 @@ def test_budget_twins(store):
         assert await held.asettle(CallCost(0.25, "override"), Usage(100, 10)) is True
         assert held.settled
         other = await guard.areserve(call, 0.5, limits, reservation_id="s2")
-        assert await other.arelease() is True and other.released
+        assert await other.arelease() is True
+        assert other.released
         again = await guard.areserve(call, 0.6, limits, reservation_id="s1")
         assert again.result.duplicate
         assert await again.asettle(CallCost(0.25, "override"), Usage(100, 10)) is False  # charged once

@@ -52,8 +52,10 @@ def test_openai_build_kwargs_shape():
     assert kw["tools"] == [
         {"type": "function", "function": {"name": "lookup", "description": "Look up", "parameters": SCHEMA}}
     ]
-    assert kw["max_completion_tokens"] == 50 and "max_tokens" not in kw
-    assert kw["temperature"] == 0.2 and kw["timeout"] == 7.0
+    assert kw["max_completion_tokens"] == 50
+    assert "max_tokens" not in kw
+    assert kw["temperature"] == 0.2
+    assert kw["timeout"] == 7.0
     assert kw["extra_headers"] == {"x-llm-fail": "500"}
     assert "response_format" not in kw
 
@@ -63,7 +65,8 @@ def test_openai_structured_output():
     kw = openai_adapter.build_kwargs(req)
     assert kw["response_format"]["type"] == "json_schema"
     assert kw["response_format"]["json_schema"]["schema"] == SCHEMA
-    assert "temperature" not in kw and "system" not in json.dumps(kw["messages"])
+    assert "temperature" not in kw
+    assert "system" not in json.dumps(kw["messages"])
 
 
 def test_anthropic_build_kwargs_groups_tool_results():
@@ -92,13 +95,16 @@ def test_anthropic_structured_output_forced_tool():
     raw = {
         "id": "msg_1",
         "model": "m",
-        "content": [{"type": "tool_use", "id": "t", "name": anthropic_adapter.OUTPUT_TOOL_NAME, "input": {"n": 3}}],
+        "content": [
+            {"type": "tool_use", "id": "t", "name": anthropic_adapter.OUTPUT_TOOL_NAME, "input": {"n": 3}}
+        ],
         "stop_reason": "tool_use",
         "usage": {"input_tokens": 5, "output_tokens": 2},
     }
     resp = anthropic_adapter.parse(raw, {}, 0.1)
     assert json.loads(resp.text) == {"n": 3}
-    assert resp.tool_calls == [] and resp.finish_reason == "stop"
+    assert resp.tool_calls == []
+    assert resp.finish_reason == "stop"
 
 
 OPENAI_RAW = {
@@ -112,8 +118,16 @@ OPENAI_RAW = {
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_a", "type": "function", "function": {"name": "lookup", "arguments": '{"n": 4}'}},
-                    {"id": "call_b", "type": "function", "function": {"name": "lookup", "arguments": '{"n": '}},
+                    {
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"n": 4}'},
+                    },
+                    {
+                        "id": "call_b",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"n": '},
+                    },
                 ],
             },
         }
@@ -131,12 +145,19 @@ def test_openai_parse():
         "authorization": "Bearer sk-should-never-pass",
     }
     resp = openai_adapter.parse(OPENAI_RAW, headers, 0.25)
-    assert resp.provider == "openai" and resp.model == "gpt-5-mini"
-    assert resp.text == "" and resp.finish_reason == "tool_calls"
+    assert resp.provider == "openai"
+    assert resp.model == "gpt-5-mini"
+    assert resp.text == ""
+    assert resp.finish_reason == "tool_calls"
     assert resp.tool_calls[0].arguments == {"n": 4}
     assert INVALID_ARGUMENTS_KEY in resp.tool_calls[1].arguments
-    assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.cached_input_tokens) == (100, 20, 60)
-    assert resp.request_id == "req_123" and resp.latency_s == 0.25
+    assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.cached_input_tokens) == (
+        100,
+        20,
+        60,
+    )
+    assert resp.request_id == "req_123"
+    assert resp.latency_s == 0.25
     assert resp.rate_limit_headers == {"x-ratelimit-remaining-requests": "99", "retry-after": "2"}
     # JSON-safe round trip (it travels in trigger events and XCom)
     assert json.loads(json.dumps(resp.to_dict()))["usage"]["cached_input_tokens"] == 60
@@ -151,7 +172,12 @@ def test_anthropic_parse():
             {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"n": 1}},
         ],
         "stop_reason": "tool_use",
-        "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 2},
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_read_input_tokens": 30,
+            "cache_creation_input_tokens": 2,
+        },
     }
     headers = {"request-id": "req_a", "anthropic-ratelimit-tokens-remaining": "5000", "x-api-key": "sk-ant"}
     resp = anthropic_adapter.parse(raw, headers, 1.5)

@@ -42,9 +42,11 @@ def test_call_validates_and_serialises():
     assert tool.call({"a": 2, "b": "3"}) == "5"
     text, ok = tool.run({"a": "two", "b": 3})
     assert not ok
-    assert "invalid arguments" in text and "a:" in text
+    assert "invalid arguments" in text
+    assert "a:" in text
     text, ok = tool.run({"a": 1, "b": 2, "c": 3})
-    assert not ok and "c: Extra inputs are not permitted" in text
+    assert not ok
+    assert "c: Extra inputs are not permitted" in text
 
 
 def test_exception_in_tool_becomes_bounded_error(caplog):
@@ -67,8 +69,11 @@ def test_malformed_json_arguments_become_an_error_for_the_model():
     arguments = parse_tool_arguments('{"a": 1,')
     assert INVALID_ARGUMENTS_KEY in arguments
     text, ok = Tool.from_path("add", f"{P}.add").run(arguments)
-    assert not ok and "not valid JSON" in text
-    assert parse_tool_arguments("[1, 2]")[INVALID_ARGUMENTS_KEY]["error"].startswith("arguments must be a JSON object")
+    assert not ok
+    assert "not valid JSON" in text
+    assert parse_tool_arguments("[1, 2]")[INVALID_ARGUMENTS_KEY]["error"].startswith(
+        "arguments must be a JSON object"
+    )
     assert parse_tool_arguments("") == {}
 
 
@@ -76,7 +81,9 @@ def test_registry_allow_list_only():
     registry = ToolRegistry.from_mapping({"add": f"{P}.add"})
     assert [s.name for s in registry.specs] == ["add"]
     result = registry.run(ToolCall(id="1", name="lookup_invoice", arguments={"number": "x"}))
-    assert not result.ok and "unknown tool 'lookup_invoice'" in result.content and "['add']" in result.content
+    assert not result.ok
+    assert "unknown tool 'lookup_invoice'" in result.content
+    assert "['add']" in result.content
     assert registry.run(ToolCall(id="2", name="add", arguments={"a": 1, "b": 1})).content == "2"
 
 

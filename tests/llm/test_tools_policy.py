@@ -18,7 +18,14 @@ import pytest
 
 from airflow_agent_provider.llm.tools import Tool, ToolImportError, ToolRegistry, import_callable
 
-ATTACKS = ["os.system", "subprocess.getoutput", "builtins.exec", "pickle.loads", "shutil.rmtree", "posix.system"]
+ATTACKS = [
+    "os.system",
+    "subprocess.getoutput",
+    "builtins.exec",
+    "pickle.loads",
+    "shutil.rmtree",
+    "posix.system",
+]
 
 
 @pytest.mark.parametrize("path", ATTACKS)
@@ -28,7 +35,13 @@ def test_denied_modules_are_never_tools(path):
 
 
 @pytest.mark.parametrize(
-    "path", ["airflow.sdk.Variable.get", "airflow_agent_provider.hooks.llm.LLMHook", "_pickle.loads", "importlib:import_module"]
+    "path",
+    [
+        "airflow.sdk.Variable.get",
+        "airflow_agent_provider.hooks.llm.LLMHook",
+        "_pickle.loads",
+        "importlib:import_module",
+    ],
 )
 def test_airflow_this_provider_and_private_c_modules_are_denied(path):
     with pytest.raises(ToolImportError, match="is refused"):

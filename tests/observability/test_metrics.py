@@ -30,7 +30,9 @@ print("EMITTED")
 
 
 def run_emitter(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", EMIT], env=env, capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", EMIT], env=env, capture_output=True, text=True, check=False, timeout=120
+    )
 
 
 def receive_all(sock: socket.socket) -> list[str]:
@@ -86,15 +88,27 @@ def test_record_functions_send_statsd_packets(tmp_path):
 
 def test_without_airflow_every_function_is_a_no_op(tmp_path):
     blocked = "import sys; sys.modules['airflow'] = None\n" + EMIT
-    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False, timeout=60,
-                            env={**os.environ, "AIRFLOW_HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-c", blocked],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path)},
+    )
     assert result.returncode == 0 and "EMITTED" in result.stdout, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("gpt-5-mini", "gpt-5-mini"), ("claude-3.5", "claude-3_5"), ("a/b:c d", "a_b_c_d"), ("", "unknown"),
-     (None, "unknown"), ("x" * 100, "x" * 64)],
+    [
+        ("gpt-5-mini", "gpt-5-mini"),
+        ("claude-3.5", "claude-3_5"),
+        ("a/b:c d", "a_b_c_d"),
+        ("", "unknown"),
+        (None, "unknown"),
+        ("x" * 100, "x" * 64),
+    ],
 )
 def test_segment(value, expected):
     assert metrics.segment(value) == expected
@@ -103,4 +117,5 @@ def test_segment(value, expected):
 def test_scope_kind_and_micro_usd():
     assert metrics.scope_kind("agent:erp:r1:Finance.rec") == "agent"
     assert metrics.scope_kind("") == "unknown"
-    assert metrics.micro_usd(0.0000004) == 0 and metrics.micro_usd(1.5) == 1_500_000
+    assert metrics.micro_usd(0.0000004) == 0
+    assert metrics.micro_usd(1.5) == 1_500_000

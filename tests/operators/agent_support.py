@@ -40,7 +40,9 @@ class XComTI:
         return self.xcoms.get(task_ids)
 
 
-def make_context(xcoms: dict[str, Any] | None = None, store: MemoryStateStore | None = None) -> dict[str, Any]:
+def make_context(
+    xcoms: dict[str, Any] | None = None, store: MemoryStateStore | None = None
+) -> dict[str, Any]:
     import uuid
 
     context: dict[str, Any] = {"ti": XComTI(xcoms), "run_id": f"manual__{uuid.uuid4().hex[:8]}"}

@@ -50,7 +50,9 @@ def test_hand_written_dag_upstreams_tools_and_skips(llm_connections, run_dag):
             looper = LLMAgentOperator(
                 task_id="looper", prompt="LOOPER [[tool-loop:add]]", tools={"add": f"{P}.add"}, max_rounds=2
             )
-            exploder = LLMAgentOperator(task_id="exploder", prompt="EXPLODER go", tools={"explode": f"{P}.explode"})
+            exploder = LLMAgentOperator(
+                task_id="exploder", prompt="EXPLODER go", tools={"explode": f"{P}.explode"}
+            )
             # for_each style: one mapped task instance per prompt, each seeing the upstream results
             per_entity = LLMAgentOperator.partial(
                 task_id="per_entity", upstream_tasks={"payroll_summary": "HR.payroll_summary"}
@@ -77,23 +79,37 @@ def test_hand_written_dag_upstreams_tools_and_skips(llm_connections, run_dag):
     # the upstream text reached the downstream prompt, under both names; the failed one is "unavailable"
     excerpt = next(e["user_excerpt"] for e in stats["log"] if e["user_excerpt"].startswith("Reconcile"))
     assert "Same module: Payroll totals 1.2M EUR." in excerpt
-    assert "Cross module: Payroll totals 1.2M EUR." in excerpt and "broken: unavailable" in excerpt
+    assert "Cross module: Payroll totals 1.2M EUR." in excerpt
+    assert "broken: unavailable" in excerpt
     # tool loop on anthropic: tool call round + answer round
-    assert report_result["rounds"] == 2 and report_result["provider"] == "anthropic"
-    assert report_result["tool_calls"] == [{"name": "lookup_invoice", "arguments": {"number": "example"}, "ok": True}]
-    assert report_result["usage"]["input_tokens"] > 0 and report_result["cost_known"] and report_result["cost_usd"] > 0
+    assert report_result["rounds"] == 2
+    assert report_result["provider"] == "anthropic"
+    assert report_result["tool_calls"] == [
+        {"name": "lookup_invoice", "arguments": {"number": "example"}, "ok": True}
+    ]
+    assert (
+        report_result["usage"]["input_tokens"] > 0
+    )
+    assert (
+        report_result["cost_known"]
+    )
+    assert (
+        report_result["cost_usd"] > 0
+    )
     assert report_result["agent"]["module"] == "Finance"
     # missing critical upstream: skipped before any model call
     assert _requests_for(stats, "CLOSE-BOOKS") == 0
     assert xcom_result(dag_run, "Finance.close_books") is None
     # max_rounds bound and a failing tool
     looper_result = xcom_result(dag_run, "Finance.looper")
-    assert looper_result["stopped"] == "max_rounds" and looper_result["rounds"] == 2
+    assert looper_result["stopped"] == "max_rounds"
+    assert looper_result["rounds"] == 2
     assert _requests_for(stats, "LOOPER") == 2
     mapped = sorted(e["user_excerpt"] for e in stats["log"] if e["user_excerpt"].startswith("MAPPED-"))
     assert mapped == ["MAPPED-DE Payroll totals 1.2M EUR.", "MAPPED-FR Payroll totals 1.2M EUR."]
     exploder_result = xcom_result(dag_run, "Finance.exploder")
-    assert exploder_result["tool_calls"][0]["ok"] is False and "tool exploded" in exploder_result["text"]
+    assert exploder_result["tool_calls"][0]["ok"] is False
+    assert "tool exploded" in exploder_result["text"]
 
 
 def test_deferrable_tool_loops_through_the_trigger(llm_connections, run_dag):
@@ -106,18 +122,27 @@ def test_deferrable_tool_loops_through_the_trigger(llm_connections, run_dag):
                 tools={"lookup_invoice": f"{P}.lookup_invoice", "add": f"{P}.add"},
                 deferrable=True,
             )
-        LLMAgentOperator(task_id="deferred_error", prompt="DEFERRED-ERR [[fail:401]]", deferrable=True, retries=0)
+        LLMAgentOperator(
+            task_id="deferred_error", prompt="DEFERRED-ERR [[fail:401]]", deferrable=True, retries=0
+        )
 
     dag_run = run_dag(dag)
     states = task_states(dag_run)
-    assert states == {"deferred_openai": "success", "deferred_anthropic": "success", "deferred_error": "failed"}
+    assert states == {
+        "deferred_openai": "success",
+        "deferred_anthropic": "success",
+        "deferred_error": "failed",
+    }
     stats = llm_connections.stats()
     for provider in ("openai", "anthropic"):
         result = xcom_result(dag_run, f"deferred_{provider}")
-        assert result["rounds"] == 2 and result["provider"] == provider
+        assert result["rounds"] == 2
+        assert result["provider"] == provider
         assert sorted(c["name"] for c in result["tool_calls"]) == ["add", "lookup_invoice"]
-        assert all(c["ok"] for c in result["tool_calls"]) and len(result["request_ids"]) == 2
-        assert result["cost_known"] and result["usage"]["output_tokens"] > 0
+        assert all(c["ok"] for c in result["tool_calls"])
+        assert len(result["request_ids"]) == 2
+        assert result["cost_known"]
+        assert result["usage"]["output_tokens"] > 0
         assert _requests_for(stats, f"DEFERRED-{provider}") == 2
     assert _requests_for(stats, "DEFERRED-ERR") == 1
 
@@ -146,4 +171,5 @@ def test_retry_resumes_from_task_state_store(llm_connections, run_dag):
     assert result["rounds"] == 2
     # try 1 paid for call 1 and died before call 2; try 2 resumed with call 2 only
     assert _requests_for(llm_connections.stats(), "RESUME") == 2
-    assert result["usage"]["input_tokens"] > 0 and result["cost_usd"] > 0
+    assert result["usage"]["input_tokens"] > 0
+    assert result["cost_usd"] > 0

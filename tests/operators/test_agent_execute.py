@@ -13,8 +13,19 @@ from tests.operators.agent_support import MemoryStateStore, make_context, run_op
 
 P = "tests.llm.sample_tools"
 RESULT_KEYS = {
-    "status", "text", "output", "provider", "model", "usage", "cost_usd", "cost_known", "rounds",
-    "tool_calls", "latency_s", "request_ids", "agent",
+    "status",
+    "text",
+    "output",
+    "provider",
+    "model",
+    "usage",
+    "cost_usd",
+    "cost_known",
+    "rounds",
+    "tool_calls",
+    "latency_s",
+    "request_ids",
+    "agent",
 }
 
 
@@ -34,15 +45,21 @@ def test_text_agent_result_shape_and_cost(llm_connections):
         execution="worker",  # the worker path persists the loop after each call
     )
     result = run_operator(op, make_context(store=store))
-    assert RESULT_KEYS <= set(result)
-    assert result["status"] == "success" and result["text"] == result["output"] == "Payroll totals 1.2M."
+    assert set(result) >= RESULT_KEYS
+    assert result["status"] == "success"
+    assert result["text"] == result["output"] == "Payroll totals 1.2M."
     assert (result["provider"], result["model"], result["rounds"]) == ("openai", "gpt-5-mini", 1)
-    assert result["usage"]["input_tokens"] > 0 and result["usage"]["output_tokens"] > 0
-    assert result["cost_known"] is True and result["cost_usd"] > 0
-    assert len(result["request_ids"]) == 1 and result["latency_s"] > 0
-    assert result["agent"]["module"] == "HR" and result["stopped"] is None
+    assert result["usage"]["input_tokens"] > 0
+    assert result["usage"]["output_tokens"] > 0
+    assert result["cost_known"] is True
+    assert result["cost_usd"] > 0
+    assert len(result["request_ids"]) == 1
+    assert result["latency_s"] > 0
+    assert result["agent"]["module"] == "HR"
+    assert result["stopped"] is None
     json.dumps(result)  # XCom-safe
-    assert store.writes >= 1 and store.data == {}  # persisted per call, cleared at the end
+    assert store.writes >= 1
+    assert store.data == {}
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -73,7 +90,8 @@ def test_max_rounds_bound(llm_connections, capsys):
         max_rounds=3,
     )
     result = run_operator(op, make_context())
-    assert result["rounds"] == 3 and result["stopped"] == "max_rounds"
+    assert result["rounds"] == 3
+    assert result["stopped"] == "max_rounds"
     assert len(sample_tools.CALLS) == 2  # tools ran between the calls, not after the last one
     assert llm_connections.stats()["requests"] == 3
     assert "stopped after max_rounds=3" in capsys.readouterr().out  # operator logs go through structlog
@@ -82,7 +100,8 @@ def test_max_rounds_bound(llm_connections, capsys):
 def test_tool_that_raises_is_reported_to_the_model(llm_connections):
     op = LLMAgentOperator(task_id="exploder", prompt="Do it", tools={"explode": f"{P}.explode"})
     result = run_operator(op, make_context())
-    assert result["status"] == "success" and result["rounds"] == 2
+    assert result["status"] == "success"
+    assert result["rounds"] == 2
     assert result["tool_calls"] == [{"name": "explode", "arguments": {}, "ok": False}]
     assert "tool exploded" in result["text"]  # the server echoes the tool result it got
 
@@ -94,27 +113,32 @@ def test_retry_resumes_without_paying_twice(llm_connections):
     with pytest.raises(sample_tools.WorkerCrash):
         run_operator(LLMAgentOperator(**kwargs), make_context(store=store))
     saved = store.data["agent_loop"]
-    assert saved["rounds"] == 1 and saved["usage"]["input_tokens"] > 0 and saved["cost_usd"] > 0
+    assert saved["rounds"] == 1
+    assert saved["usage"]["input_tokens"] > 0
+    assert saved["cost_usd"] > 0
     assert llm_connections.stats()["requests"] == 1
     # the retry: a fresh operator object, the same store
     result = run_operator(LLMAgentOperator(**kwargs), make_context(store=store))
     assert result["rounds"] == 2
     assert llm_connections.stats()["requests"] == 2  # the first call was not made again
     assert result["usage"]["input_tokens"] > saved["usage"]["input_tokens"]  # its usage is still counted
-    assert "paid" in result["text"] and store.data == {}
+    assert "paid" in result["text"]
+    assert store.data == {}
 
 
 def test_changed_prompt_does_not_resume(llm_connections):
     store = MemoryStateStore()
     store.set("agent_loop", {"version": 1, "fingerprint": "other", "rounds": 5})
     result = run_operator(LLMAgentOperator(task_id="t", prompt="[[reply: fresh]]"), make_context(store=store))
-    assert result["text"] == "fresh" and result["rounds"] == 1
+    assert result["text"] == "fresh"
+    assert result["rounds"] == 1
 
 
 def test_unknown_price_is_none_not_zero(llm_connections, capsys):
     op = LLMAgentOperator(task_id="local", prompt="[[reply: hi]]", model="my-finetune-7b")
     result = run_operator(op, make_context())
-    assert result["cost_usd"] is None and result["cost_known"] is False
+    assert result["cost_usd"] is None
+    assert result["cost_known"] is False
     assert "no price known for model 'my-finetune-7b'" in capsys.readouterr().out
     priced = LLMAgentOperator(
         task_id="local2",
@@ -123,7 +147,8 @@ def test_unknown_price_is_none_not_zero(llm_connections, capsys):
         price_override={"input_per_mtok": 2.0, "output_per_mtok": 4.0},
     )
     result = run_operator(priced, make_context())
-    assert result["cost_known"] is True and result["cost_usd"] == pytest.approx(2.0)
+    assert result["cost_known"] is True
+    assert result["cost_usd"] == pytest.approx(2.0)
 
 
 def test_upstream_results_in_prompt(llm_connections):
@@ -143,10 +168,9 @@ def test_upstream_results_in_prompt(llm_connections):
         },
     )
     result = run_operator(op, make_context(xcoms))
-    assert op.prompt == (
-        "A: Payroll is 1.2M | B: Payroll is 1.2M | C: raw python value | D: [] unavailable"
-    )
-    assert "## payroll_summary\nPayroll is 1.2M" in op.system_prompt and "(unavailable:" in op.system_prompt
+    assert op.prompt == ("A: Payroll is 1.2M | B: Payroll is 1.2M | C: raw python value | D: [] unavailable")
+    assert "## payroll_summary\nPayroll is 1.2M" in op.system_prompt
+    assert "(unavailable:" in op.system_prompt
     assert "Payroll is 1.2M" in llm_connections.stats()["log"][0]["user_excerpt"]
     assert result["status"] == "success"
 
@@ -168,7 +192,8 @@ def test_structured_output(llm_connections, provider):
     schema = {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}
     op = LLMAgentOperator(task_id="structured", provider=provider, prompt="Total?", output_schema=schema)
     result = run_operator(op, make_context())
-    assert isinstance(result["output"], dict) and "total" in result["output"]
+    assert isinstance(result["output"], dict)
+    assert "total" in result["output"]
 
 
 def test_bad_configuration_fails_at_parse_time():

@@ -33,25 +33,38 @@ def _full_context(xcoms=None) -> dict:
     return context
 
 
-@pytest.mark.parametrize("template", ["{{ conn.warehouse.password }}", "{{ var.value.api_token }}",
-                                      "{{ ti.xcom_pull('x') }}", "{{ macros.ds_add(ds, 1) }}"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ conn.warehouse.password }}",
+        "{{ var.value.api_token }}",
+        "{{ ti.xcom_pull('x') }}",
+        "{{ macros.ds_add(ds, 1) }}",
+    ],
+)
 def test_a_workflow_prompt_cannot_reach_secrets(llm_connections, template):
-    op = LLMAgentOperator(task_id="t", prompt=f"leak {template} [[reply: x]]", prompt_context="workflow",
-                          execution="worker")
+    op = LLMAgentOperator(
+        task_id="t", prompt=f"leak {template} [[reply: x]]", prompt_context="workflow", execution="worker"
+    )
     context = _full_context()
     with pytest.raises(PromptContextError) as err:
         op.render_template_fields(context)
     message = str(err.value)
-    assert "is undefined" in message and "conn, var, ti, macros" in message
+    assert "is undefined" in message
+    assert "conn, var, ti, macros" in message
     assert all(name in message for name in WORKFLOW_NAMES)
-    assert "S3CRET" not in message and llm_connections.stats()["requests"] == 0
+    assert "S3CRET" not in message
+    assert llm_connections.stats()["requests"] == 0
 
 
 def test_a_workflow_prompt_reads_its_names(llm_connections):
     op = LLMAgentOperator(
-        task_id="t", execution="worker", prompt_context="workflow", upstream_tasks={"up": "up"},
+        task_id="t",
+        execution="worker",
+        prompt_context="workflow",
+        upstream_tasks={"up": "up"},
         prompt="{{ results.up.text }}|{{ params.region }}|{{ ds }}|{{ dag_id }}|{{ run_id }}|{{ iteration }} "
-               "[[reply: fine]]",
+        "[[reply: fine]]",
         system_prompt="System for {{ params.region }}",
     )
     context = _full_context({"up": {"status": "success", "text": "UP"}})
@@ -59,33 +72,50 @@ def test_a_workflow_prompt_reads_its_names(llm_connections):
     result = run_operator(op, context)
     sent = llm_connections.stats()["log"][0]["user_excerpt"]
     assert f"UP|EU|2026-01-01|ctx_tests|{context['run_id']}|1" in sent
-    assert op.system_prompt == "System for EU" and result["text"] == "fine"
+    assert op.system_prompt == "System for EU"
+    assert result["text"] == "fine"
 
 
 def test_python_users_keep_airflows_context(llm_connections):
-    op = LLMAgentOperator(task_id="t", execution="worker", prompt="{{ conn.warehouse.password[:2] }} [[reply: ok]]")
+    op = LLMAgentOperator(
+        task_id="t", execution="worker", prompt="{{ conn.warehouse.password[:2] }} [[reply: ok]]"
+    )
     op.render_template_fields(_full_context())
     assert op.prompt.startswith("S3")  # prompt_context="airflow" (the default): Airflow's full context
 
 
 def test_model_output_is_never_rendered(llm_connections):
     upstream = run_operator(  # the model answers with a template (the prompt's literal string asks it to)
-        LLMAgentOperator(task_id="up", execution="worker", prompt="[[reply: {{ '{{ 7*7 }}' }}]]"), make_context(),
+        LLMAgentOperator(task_id="up", execution="worker", prompt="[[reply: {{ '{{ 7*7 }}' }}]]"),
+        make_context(),
     )
     assert upstream["text"] == "{{ 7*7 }}"
     for index, prompt_context in enumerate(("workflow", "airflow"), start=1):
-        down = LLMAgentOperator(task_id="down", execution="worker", prompt_context=prompt_context,
-                                upstream_tasks={"up": "up"}, prompt="Got: {{ results.up.text }} [[reply: ok]]")
+        down = LLMAgentOperator(
+            task_id="down",
+            execution="worker",
+            prompt_context=prompt_context,
+            upstream_tasks={"up": "up"},
+            prompt="Got: {{ results.up.text }} [[reply: ok]]",
+        )
         run_operator(down, make_context({"up": upstream}))
         sent = llm_connections.stats()["log"][index]["user_excerpt"]
-        assert "Got: {{ 7*7 }}" in sent and "49" not in sent
+        assert "Got: {{ 7*7 }}" in sent
+        assert "49" not in sent
 
 
 def test_a_repeat_until_iteration_does_not_render_the_last_answer(llm_connections):
-    op = LLMAgentOperator(task_id="loop", execution="worker", prompt_context="workflow", max_iterations=2,
-                          prompt="Previous: {{ last.text if last else 'none' }} [[reply: {{ '{{ 6*7 }}' }}]]",
-                          repeat_until="iteration >= 2")
+    op = LLMAgentOperator(
+        task_id="loop",
+        execution="worker",
+        prompt_context="workflow",
+        max_iterations=2,
+        prompt="Previous: {{ last.text if last else 'none' }} [[reply: {{ '{{ 6*7 }}' }}]]",
+        repeat_until="iteration >= 2",
+    )
     result = run_operator(op, make_context())
     second = llm_connections.stats()["log"][1]["user_excerpt"]
-    assert "Previous: {{ 6*7 }}" in second and "42" not in second
-    assert result["iterations"] == 2 and json.dumps(result)
+    assert "Previous: {{ 6*7 }}" in second
+    assert "42" not in second
+    assert result["iterations"] == 2
+    assert json.dumps(result)

@@ -47,8 +47,12 @@ def charge(store, *, dag_id=DAG, run_id=RUN, at=AT, calls=CALLS, prefix="c"):
     total = 0.0
     for i, (module, agent, provider, model, inp, out, cached, usd) in enumerate(calls):
         scope = CallScope(dag_id, run_id, module, agent, model, provider, at=at)
-        held = guard.reserve(scope, None if usd is None else usd * 2, BudgetLimits(),
-                             reservation_id=f"{prefix}{i}|{provider}/{model}")
+        held = guard.reserve(
+            scope,
+            None if usd is None else usd * 2,
+            BudgetLimits(),
+            reservation_id=f"{prefix}{i}|{provider}/{model}",
+        )
         held.settle(CallCost(usd, "override" if usd is not None else "unknown"), Usage(inp, out, cached))
         total += usd or 0.0
     return total
@@ -121,34 +125,84 @@ def make_client(store, url, user: str | None = "admin") -> TestClient:
 #: The workflow's limits as its result task records them with the run (see ``record_run``).
 BUDGETS = {"run": 0.05, "daily": 0.04, "monthly": 1.0, "modules": {"Finance": 0.02, "Inventory": None}}
 RATE_LIMITS = [
-    {"key": "openai/gpt-5-mini", "limits": {"requests_per_minute": 60, "tokens_per_minute": 100_000, "max_concurrent": 4}},
+    {
+        "key": "openai/gpt-5-mini",
+        "limits": {"requests_per_minute": 60, "tokens_per_minute": 100_000, "max_concurrent": 4},
+    },
     {"key": "anthropic", "limits": {"requests_per_hour": 1000}},
 ]
 
 
-def record_run(store, *, dag_id=DAG, run_id=RUN, outcome="partial", cost=0.0274, budgets=BUDGETS,
-               rate_limits=RATE_LIMITS, started=None, ended=None):
+def record_run(
+    store,
+    *,
+    dag_id=DAG,
+    run_id=RUN,
+    outcome="partial",
+    cost=0.0274,
+    budgets=BUDGETS,
+    rate_limits=RATE_LIMITS,
+    started=None,
+    ended=None,
+):
     """The run record a ``workflow_result`` task writes (stores/runs_api.py), for a charged run."""
     from airflow_agent_provider.stores.runs_api import RunRecord
 
     ended = AT.timestamp() + 600 if ended is None else ended
     agents = {
-        "Finance.reconcile": {"task_id": "Finance.reconcile", "module": "Finance", "agent": "reconcile", "critical": True,
-                              "status": "success", "reason": None, "answered_by": "openai/gpt-5-mini",
-                              "fallbacks_used": [], "duration_s": 3.5, "cost_usd": 0.0034},
-        "Finance.close_books": {"task_id": "Finance.close_books", "module": "Finance", "agent": "close_books",
-                                "critical": True, "status": "success", "reason": None,
-                                "answered_by": "anthropic/claude-sonnet-4-5", "fallbacks_used": ["anthropic/claude-sonnet-4-5"],
-                                "duration_s": 9.0, "cost_usd": 0.024},
-        "Inventory.count": {"task_id": "Inventory.count", "module": "Inventory", "agent": "count", "critical": False,
-                            "status": "failed", "reason": "price unknown for local/mystery-model", "answered_by": None,
-                            "fallbacks_used": [], "duration_s": 1.0, "cost_usd": None},
+        "Finance.reconcile": {
+            "task_id": "Finance.reconcile",
+            "module": "Finance",
+            "agent": "reconcile",
+            "critical": True,
+            "status": "success",
+            "reason": None,
+            "answered_by": "openai/gpt-5-mini",
+            "fallbacks_used": [],
+            "duration_s": 3.5,
+            "cost_usd": 0.0034,
+        },
+        "Finance.close_books": {
+            "task_id": "Finance.close_books",
+            "module": "Finance",
+            "agent": "close_books",
+            "critical": True,
+            "status": "success",
+            "reason": None,
+            "answered_by": "anthropic/claude-sonnet-4-5",
+            "fallbacks_used": ["anthropic/claude-sonnet-4-5"],
+            "duration_s": 9.0,
+            "cost_usd": 0.024,
+        },
+        "Inventory.count": {
+            "task_id": "Inventory.count",
+            "module": "Inventory",
+            "agent": "count",
+            "critical": False,
+            "status": "failed",
+            "reason": "price unknown for local/mystery-model",
+            "answered_by": None,
+            "fallbacks_used": [],
+            "duration_s": 1.0,
+            "cost_usd": None,
+        },
     }
-    store.run_record(RunRecord(
-        dag_id=dag_id, run_id=run_id, workflow=dag_id, state="failed" if outcome == "failed" else "success",
-        outcome=outcome, started_at=(ended - 60) if started is None else started, ended_at=ended, cost_usd=cost,
-        cost_complete=False, budgets=budgets, rate_limits=rate_limits, agents=agents,
-    ))
+    store.run_record(
+        RunRecord(
+            dag_id=dag_id,
+            run_id=run_id,
+            workflow=dag_id,
+            state="failed" if outcome == "failed" else "success",
+            outcome=outcome,
+            started_at=(ended - 60) if started is None else started,
+            ended_at=ended,
+            cost_usd=cost,
+            cost_complete=False,
+            budgets=budgets,
+            rate_limits=rate_limits,
+            agents=agents,
+        )
+    )
 
 
 @pytest.fixture

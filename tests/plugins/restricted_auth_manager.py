@@ -25,12 +25,14 @@ def _denied(user: Any) -> dict[str, Any]:
 class RestrictedSimpleAuthManager(SimpleAuthManager):
     """SimpleAuthManager that also refuses the DAGs and the configuration ``AAP_TEST_AUTH_DENY`` lists."""
 
-    def is_authorized_dag(self, *, method, user, access_entity=None, details=None) -> bool:  # noqa: ANN001
+    def is_authorized_dag(self, *, method, user, access_entity=None, details=None) -> bool:
         if details is not None and details.id in _denied(user).get("dags", ()):
             return False
-        return super().is_authorized_dag(method=method, user=user, access_entity=access_entity, details=details)
+        return super().is_authorized_dag(
+            method=method, user=user, access_entity=access_entity, details=details
+        )
 
-    def is_authorized_configuration(self, *, method, user, details=None) -> bool:  # noqa: ANN001
+    def is_authorized_configuration(self, *, method, user, details=None) -> bool:
         if _denied(user).get("configuration"):
             return False
         return super().is_authorized_configuration(method=method, user=user, details=details)

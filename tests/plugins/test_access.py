@@ -62,7 +62,8 @@ def test_no_session_is_401_and_an_invalid_token_403_everywhere(spent_store, stor
         assert response.json() == {"detail": "Not authenticated"}
         assert response.headers["cache-control"] == "no-store"
         forged = client.get(path, headers={"Authorization": "Bearer forged"})
-        assert forged.status_code == 403 and forged.json() == {"detail": "Invalid JWT token"}
+        assert forged.status_code == 403
+        assert forged.json() == {"detail": "Invalid JWT token"}
 
 
 def test_authentication_comes_before_input_checks_and_lookups(spent_store, store_url):
@@ -79,23 +80,38 @@ def test_a_browser_without_a_session_gets_a_sign_in_link_and_no_data(spent_store
     with make_client(spent_store, store_url, user=None) as client:
         response = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
         api = client.get(f"/api/runs/{DAG}/{R}/costs", headers={"Accept": "text/html"})
-    assert response.status_code == 401 and response.headers["content-type"].startswith("text/html")
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("text/html")
     assert '<a href="/auth/login?next=/" target="_top">Sign in</a>' in response.text
-    assert "<script" not in response.text and "Run cost per agent" not in response.text
+    assert "<script" not in response.text
+    assert "Run cost per agent" not in response.text
     assert response.headers["content-security-policy"].startswith("default-src 'none'")
     # The sign-in link names the page asked for (the caller's own URL), and nothing from the store.
-    assert api.status_code == 401 and "Finance" not in api.text and "usd" not in api.text
+    assert api.status_code == 401
+    assert "Finance" not in api.text
+    assert "usd" not in api.text
     with make_client(spent_store, store_url, user="nobody") as client:
         refused = client.get("/api/store", headers={"Accept": "text/html"})
-    assert refused.status_code == 403 and "not allowed" in refused.text and "sqlite" not in refused.text
+    assert refused.status_code == 403
+    assert "not allowed" in refused.text
+    assert "sqlite" not in refused.text
 
 
 def test_openapi_lists_every_endpoint(client):
     paths = set(client.get("/api/openapi.json").json()["paths"])
-    assert paths == {"/api/store", "/api/runs/{dag_id}/{run_id}/costs", "/api/runs/{dag_id}/{run_id}/snapshot",
-                     "/api/workflows/{dag_id}/spend", "/api/limits/{key}", "/api/breakers/{key}",
-                     "/api/overview", "/api/runs", "/api/runs/{dag_id}/{run_id}", "/api/workflows/{dag_id}",
-                     "/api/limits"}
+    assert paths == {
+        "/api/store",
+        "/api/runs/{dag_id}/{run_id}/costs",
+        "/api/runs/{dag_id}/{run_id}/snapshot",
+        "/api/workflows/{dag_id}/spend",
+        "/api/limits/{key}",
+        "/api/breakers/{key}",
+        "/api/overview",
+        "/api/runs",
+        "/api/runs/{dag_id}/{run_id}",
+        "/api/workflows/{dag_id}",
+        "/api/limits",
+    }
     assert client.get("/openapi.json").status_code == 404  # FastAPI's own, unauthenticated one is off
 
 
@@ -107,7 +123,8 @@ def test_the_policy_is_built_at_the_first_request_and_a_failure_serves_nothing(s
         return TEST_ACCESS
 
     app = create_app(lambda: spent_store, lambda: store_url, access=factory)
-    assert built == [] and not any(getattr(r, "path", "").startswith("/api/") for r in app.routes)
+    assert built == []
+    assert not any(getattr(r, "path", "").startswith("/api/") for r in app.routes)
     with TestClient(app, headers={"Authorization": "Bearer admin"}) as client:
         assert client.get("/api/store").status_code == 200
         assert client.get("/api/store").status_code == 200
@@ -132,6 +149,8 @@ def test_loading_the_plugin_does_not_import_airflow_api_server_code():
         "print(sorted(m for m in sys.modules if m.startswith('airflow.api_fastapi.core_api')"
         " or m == 'airflow_agent_provider.plugins.auth'))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"

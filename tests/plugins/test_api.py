@@ -31,17 +31,33 @@ def test_run_costs_are_the_ledger_summary(client):
     body = response.json()
     assert set(body) == {"dag_id", "run_id", "total", "modules", "agents", "run_scope"}
     assert (body["dag_id"], body["run_id"]) == (DAG, RUN)
-    assert body["total"] == {"calls": 4, "input_tokens": 7_100, "output_tokens": 1_350, "cached_input_tokens": 500,
-                             "usd": pytest.approx(0.0274), "unknown_cost_calls": 1}
+    assert body["total"] == {
+        "calls": 4,
+        "input_tokens": 7_100,
+        "output_tokens": 1_350,
+        "cached_input_tokens": 500,
+        "usd": pytest.approx(0.0274),
+        "unknown_cost_calls": 1,
+    }
     assert set(body["modules"]) == {"Finance", "Inventory"}
     assert set(body["agents"]) == {"Finance.reconcile", "Finance.close_books", "Inventory.count"}
     assert all(set(t) == TOTALS_KEYS for t in [*body["modules"].values(), *body["agents"].values()])
     assert body["agents"]["Finance.reconcile"]["calls"] == 2
     assert body["agents"]["Finance.reconcile"]["usd"] == pytest.approx(0.0034)
-    assert body["agents"]["Inventory.count"] == {"calls": 1, "input_tokens": 100, "output_tokens": 50,
-                                                 "cached_input_tokens": 0, "usd": 0.0, "unknown_cost_calls": 1}
-    assert body["run_scope"] == {"scope": f"run:{DAG}:{RUN}", "spent_usd": pytest.approx(0.0274),
-                                 "reserved_usd": 0.0, "calls": 4}
+    assert body["agents"]["Inventory.count"] == {
+        "calls": 1,
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "cached_input_tokens": 0,
+        "usd": 0.0,
+        "unknown_cost_calls": 1,
+    }
+    assert body["run_scope"] == {
+        "scope": f"run:{DAG}:{RUN}",
+        "spent_usd": pytest.approx(0.0274),
+        "reserved_usd": 0.0,
+        "calls": 4,
+    }
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -92,8 +108,13 @@ def test_only_read_endpoints(client):
 def test_workflow_spend_for_a_day_and_month(client):
     body = client.get(f"/api/workflows/{DAG}/spend?day=2026-11-30&month=2026-11").json()
     assert set(body) == {"dag_id", "store_time", "store_time_iso", "day", "month"}
-    assert body["day"] == {"period": "2026-11-30", "scope": f"day:{DAG}:2026-11-30",
-                           "spent_usd": pytest.approx(0.0274), "reserved_usd": 0.0, "calls": 4}
+    assert body["day"] == {
+        "period": "2026-11-30",
+        "scope": f"day:{DAG}:2026-11-30",
+        "spent_usd": pytest.approx(0.0274),
+        "reserved_usd": 0.0,
+        "calls": 4,
+    }
     assert body["month"]["scope"] == f"month:{DAG}:2026-11"
     assert body["month"]["spent_usd"] == pytest.approx(0.0274)
 
@@ -102,54 +123,70 @@ def test_workflow_spend_defaults_to_today_on_the_store_clock(spent_store, store_
     from datetime import datetime, timezone
 
     now = datetime.fromtimestamp(spent_store.store_time(), tz=timezone.utc)
-    charge(spent_store, run_id="today", at=now, calls=[("Finance", "a", "openai", "gpt-5-mini", 10, 10, 0, 0.5)],
-           prefix="today")
+    charge(
+        spent_store,
+        run_id="today",
+        at=now,
+        calls=[("Finance", "a", "openai", "gpt-5-mini", 10, 10, 0, 0.5)],
+        prefix="today",
+    )
     with make_client(spent_store, store_url) as client:
         body = client.get(f"/api/workflows/{DAG}/spend").json()
     assert body["day"]["period"] == now.strftime("%Y-%m-%d")
     assert body["day"]["spent_usd"] == pytest.approx(0.5)
     assert body["month"]["period"] == now.strftime("%Y-%m")
     typo = client.get("/api/workflows/other_dag/spend")
-    assert typo.status_code == 404 and typo.json()["unknown"] == "dag"  # a typo is not "$0 spent"
+    assert typo.status_code == 404
+    assert typo.json()["unknown"] == "dag"
 
 
 def test_limits_pause_and_breaker_state(client, spent_store):
     spent_store.penalize("openai/gpt-5-mini", delay_s=60)
     body = client.get("/api/limits/openai/gpt-5-mini").json()
-    assert body["key"] == "openai/gpt-5-mini" and body["paused"] is True
+    assert body["key"] == "openai/gpt-5-mini"
+    assert body["paused"] is True
     assert 55 < body["resume_in_s"] <= 60
     assert body["paused_until"] == pytest.approx(body["store_time"] + 60, abs=5)
     assert body["paused_until_iso"].endswith("+00:00")
     unknown = client.get("/api/limits/openai")  # no workflow configures it and the store never saw it
-    assert unknown.status_code == 404 and unknown.json()["unknown"] == "key"
+    assert unknown.status_code == 404
+    assert unknown.json()["unknown"] == "key"
     assert client.get("/api/limits/anthropic").json()["paused"] is False  # configured, idle
 
     spent_store.breaker_record("anthropic/claude-sonnet-4-5", False, BreakerConfig(failure_threshold=1))
     assert client.get("/api/breakers/anthropic/claude-sonnet-4-5").json()["state"] == "open"
     closed = client.get("/api/breakers/openai/gpt-5-mini").json()
-    assert set(closed) == {"key", "state", "store_time", "store_time_iso"} and closed["state"] == "closed"
+    assert set(closed) == {"key", "state", "store_time", "store_time_iso"}
+    assert closed["state"] == "closed"
 
 
 def test_snapshot_endpoint(client, spent_store):
     spent_store.breaker_record("anthropic/claude-sonnet-4-5", False, BreakerConfig(failure_threshold=1))
     body = client.get(f"/api/runs/{DAG}/{RUN}/snapshot").json()
     assert body["found"] is True
-    assert [m["key"] for m in body["models"]] == ["anthropic/claude-sonnet-4-5", "local/mystery-model", "openai/gpt-5-mini"]
+    assert [m["key"] for m in body["models"]] == [
+        "anthropic/claude-sonnet-4-5",
+        "local/mystery-model",
+        "openai/gpt-5-mini",
+    ]
     assert body["models"][0]["breaker"] == "open"
 
 
 def test_store_info_is_healthy_and_masked(client, store_url, store_kind):
     body = client.get("/api/store").json()
-    assert body["healthy"] is True and body["kind"] == store_kind
+    assert body["healthy"] is True
+    assert body["kind"] == store_kind
     assert body["url"] == store_url
-    assert body["latency_ms"] >= 0 and body["store_time"] == pytest.approx(time.time(), abs=60)
+    assert body["latency_ms"] >= 0
+    assert body["store_time"] == pytest.approx(time.time(), abs=60)
 
 
 def test_store_location_only_for_who_may_read_configuration(spent_store, store_url, store_kind):
     with make_client(spent_store, store_url, user="fleet_viewer") as client:
         response = client.get("/api/store")
     body = response.json()
-    assert body["healthy"] is True and body["kind"] == store_kind
+    assert body["healthy"] is True
+    assert body["kind"] == store_kind
     assert body["url"] is None
     location = urlsplit(store_url).netloc or urlsplit(store_url).path  # redis host:port, or the SQLite file
     assert location not in response.text
@@ -168,7 +205,8 @@ def test_unreachable_redis_is_503_without_the_password():
     finally:
         store.close()
     assert info.status_code == 503
-    assert info.json()["healthy"] is False and info.json()["kind"] == "redis"
+    assert info.json()["healthy"] is False
+    assert info.json()["kind"] == "redis"
     assert info.json()["url"].startswith("redis://ops:***@127.0.0.1:")
     for response in (costs, breaker):
         assert response.status_code == 503
@@ -176,11 +214,15 @@ def test_unreachable_redis_is_503_without_the_password():
         assert response.json()["detail"].startswith("the agent provider store is unavailable (")
         assert "Connection refused" in response.json()["detail"]
     for response in (info, costs, breaker, hidden):
-        assert "s3cr3t" not in response.text and "Traceback" not in response.text
+        assert "s3cr3t" not in response.text
+        assert "Traceback" not in response.text
     # Who may not read the configuration learns that the store is down, not where it is.
     assert hidden.status_code == 503
-    assert hidden.json()["url"] is None and hidden.json()["healthy"] is False
-    assert re.fullmatch(r"the agent provider store is unavailable \(\w+\); see the API server log", hidden.json()["detail"])
+    assert hidden.json()["url"] is None
+    assert hidden.json()["healthy"] is False
+    assert re.fullmatch(
+        r"the agent provider store is unavailable \(\w+\); see the API server log", hidden.json()["detail"]
+    )
     assert "127.0.0.1" not in hidden.text
 
 
@@ -188,8 +230,10 @@ def test_store_that_cannot_be_opened_is_503(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     url = f"sqlite:///{blocker}/sub/store.db"
-    with TestClient(create_app(lambda: store_from_url(url), lambda: url, access=TEST_ACCESS),
-                    headers={"Authorization": "Bearer admin"}) as client:
+    with TestClient(
+        create_app(lambda: store_from_url(url), lambda: url, access=TEST_ACCESS),
+        headers={"Authorization": "Bearer admin"},
+    ) as client:
         for path in ("/api/store", f"/api/workflows/{DAG}/spend", "/api/limits/openai"):
             response = client.get(path)
             assert response.status_code == 503, path

@@ -29,14 +29,24 @@ from tests.plugins.test_reads_never_write import SQLiteWatch
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
 
-PASSWORDS = {"admin": "pw-admin-1", "viewer": "pw-viewer-1", "nobody": "pw-nobody-1", "restricted": "pw-restricted-1"}
+PASSWORDS = {
+    "admin": "pw-admin-1",
+    "viewer": "pw-viewer-1",
+    "nobody": "pw-nobody-1",
+    "restricted": "pw-restricted-1",
+}
 R = RUN.replace("+", "%2B")
 P = "/agent-provider"
 
 PAGE = f"{P}/"
 OPENAPI = f"{P}/api/openapi.json"
-DAG_ROUTES = [f"{P}/api/runs/{DAG}/{R}/costs", f"{P}/api/runs/{DAG}/{R}/snapshot", f"{P}/api/workflows/{DAG}/spend",
-              f"{P}/api/runs/{DAG}/{R}", f"{P}/api/workflows/{DAG}"]
+DAG_ROUTES = [
+    f"{P}/api/runs/{DAG}/{R}/costs",
+    f"{P}/api/runs/{DAG}/{R}/snapshot",
+    f"{P}/api/workflows/{DAG}/spend",
+    f"{P}/api/runs/{DAG}/{R}",
+    f"{P}/api/workflows/{DAG}",
+]
 SECRET_ROUTES = [
     f"{P}/api/runs/{SECRET_DAG}/{R}/costs",
     f"{P}/api/runs/{SECRET_DAG}/{R}/snapshot",
@@ -44,8 +54,13 @@ SECRET_ROUTES = [
     f"{P}/api/runs/{SECRET_DAG}/{R}",
     f"{P}/api/workflows/{SECRET_DAG}",
 ]
-FLEET_ROUTES = [f"{P}/api/store", f"{P}/api/limits/openai/gpt-5-mini", f"{P}/api/breakers/openai/gpt-5-mini",
-                f"{P}/api/overview", f"{P}/api/limits"]
+FLEET_ROUTES = [
+    f"{P}/api/store",
+    f"{P}/api/limits/openai/gpt-5-mini",
+    f"{P}/api/breakers/openai/gpt-5-mini",
+    f"{P}/api/overview",
+    f"{P}/api/limits",
+]
 API_ROUTES = [OPENAPI, *DAG_ROUTES, *SECRET_ROUTES, *FLEET_ROUTES]
 ALL_ROUTES = [PAGE, *API_ROUTES]
 
@@ -115,7 +130,8 @@ def test_no_session_is_401_on_every_route_and_gets_no_data(served):
 
 def test_a_browser_without_a_session_gets_a_sign_in_link(served):
     response = get(served, PAGE, headers={"Accept": "text/html,application/xhtml+xml"})
-    assert response.status_code == 401 and response.headers["content-type"].startswith("text/html")
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("text/html")
     assert 'href="/auth/login?next=%2Fagent-provider%2F" target="_top">Sign in</a>' in response.text
     assert "<script" not in response.text
     assert_no_data(response)
@@ -126,8 +142,12 @@ def test_a_browser_without_a_session_gets_a_sign_in_link(served):
 def test_forged_and_foreign_tokens_are_refused(served, tokens):
     claims = jwt.decode(tokens["viewer"], options={"verify_signature": False})
     header = jwt.get_unverified_header(tokens["viewer"])
-    forged = jwt.encode({**claims, "sub": "admin", "role": "ADMIN"}, "not-the-servers-secret-" + "x" * 64,
-                        algorithm=header["alg"], headers={"kid": header.get("kid")})
+    forged = jwt.encode(
+        {**claims, "sub": "admin", "role": "ADMIN"},
+        "not-the-servers-secret-" + "x" * 64,
+        algorithm=header["alg"],
+        headers={"kid": header.get("kid")},
+    )
     for token in (forged, "not-a-jwt"):
         for path in (PAGE, DAG_ROUTES[0], FLEET_ROUTES[0]):
             response = get(served, path, token)
@@ -139,25 +159,35 @@ def test_admin_reads_everything_with_a_bearer_token(served, tokens):
     for path in ALL_ROUTES:
         assert get(served, path, tokens["admin"]).status_code == 200, path
     costs = get(served, DAG_ROUTES[0], tokens["admin"]).json()
-    assert costs["total"]["calls"] == 4 and costs["total"]["usd"] == pytest.approx(0.0274)
+    assert costs["total"]["calls"] == 4
+    assert costs["total"]["usd"] == pytest.approx(0.0274)
     secret = get(served, SECRET_ROUTES[0], tokens["admin"]).json()
-    assert secret["total"]["calls"] == 1 and secret["total"]["usd"] == pytest.approx(0.0021)
+    assert secret["total"]["calls"] == 1
+    assert secret["total"]["usd"] == pytest.approx(0.0021)
     store = get(served, FLEET_ROUTES[0], tokens["admin"]).json()
-    assert store["healthy"] is True and store["url"] == served.store_url  # type: ignore[attr-defined]
+    assert store["healthy"] is True
+    assert store["url"] == served.store_url
     paths = get(served, OPENAPI, tokens["admin"]).json()["paths"]
-    assert "/api/runs/{dag_id}/{run_id}/costs" in paths and "/api/store" in paths
+    assert "/api/runs/{dag_id}/{run_id}/costs" in paths
+    assert "/api/store" in paths
 
 
 def test_the_ui_session_cookie_is_accepted(served, tokens):
     """The page runs under the Airflow origin: its fetches carry the ``_token`` cookie the UI set."""
     cookies = {"_token": tokens["viewer"]}
     page = httpx.get(served.url + PAGE, cookies=cookies, timeout=30)
-    assert page.status_code == 200 and ">Cost per agent<" in page.text
+    assert page.status_code == 200
+    assert ">Cost per agent<" in page.text
     costs = httpx.get(served.url + DAG_ROUTES[0], cookies=cookies, timeout=30)
-    assert costs.status_code == 200 and costs.json()["total"]["calls"] == 4
+    assert costs.status_code == 200
+    assert costs.json()["total"]["calls"] == 4
     # An explicit bearer token wins over the cookie (Airflow's rule): nobody's token is refused.
-    both = httpx.get(served.url + DAG_ROUTES[0], cookies=cookies, timeout=30,
-                     headers={"Authorization": f"Bearer {tokens['nobody']}"})
+    both = httpx.get(
+        served.url + DAG_ROUTES[0],
+        cookies=cookies,
+        timeout=30,
+        headers={"Authorization": f"Bearer {tokens['nobody']}"},
+    )
     assert both.status_code == 403
 
 
@@ -187,13 +217,15 @@ def test_dag_read_is_checked_for_the_dag_in_the_path(served, tokens):
         assert get(served, path, tokens["restricted"]).status_code == 200, path
     # ... but where the store is needs configuration read.
     hidden = get(served, FLEET_ROUTES[0], tokens["restricted"])
-    assert hidden.json()["url"] is None and "store.db" not in hidden.text
+    assert hidden.json()["url"] is None
+    assert "store.db" not in hidden.text
     assert get(served, FLEET_ROUTES[0], tokens["viewer"]).json()["url"] == served.store_url  # type: ignore[attr-defined]
 
 
 def test_reads_on_the_real_server_leave_the_store_unchanged(served, tokens):
     watch = SQLiteWatch(served.store_url)  # type: ignore[attr-defined]
     try:
+
         def read_everything():
             for path in ALL_ROUTES:
                 assert get(served, path, tokens["admin"]).status_code == 200, path

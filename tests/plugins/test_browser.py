@@ -50,11 +50,17 @@ WORKFLOW = {
             "cost_budget": 0.1,
             "agents": [
                 {"name": "reconcile", "prompt": "Reconcile the November bank statement with the ledger."},
-                {"name": "close_books", "prompt": "Close the books for November.", "dependencies": ["reconcile"]},
+                {
+                    "name": "close_books",
+                    "prompt": "Close the books for November.",
+                    "dependencies": ["reconcile"],
+                },
             ],
         },
         "Audit": {
-            "agents": [{"name": "spot_check", "critical": False, "prompt": "Spot-check invoices [[fail:400]]"}],
+            "agents": [
+                {"name": "spot_check", "critical": False, "prompt": "Spot-check invoices [[fail:400]]"}
+            ],
         },
     },
 }
@@ -123,13 +129,16 @@ def test_costs_views_in_the_airflow_ui(tmp_path, run_dag, llm_connections, priva
     result = xcom_result(dag_run, RESULT_TASK_ID)
     assert result["outcome"] == "partial", result
     run_id = dag_run.run_id
-    assert "+" in run_id and ":" in run_id  # the characters a link must carry intact
+    assert "+" in run_id
+    assert ":" in run_id
 
     store = get_store()
     ledger = Ledger(store).run_summary(DAG_ID, run_id)
     record = store.run_get(DAG_ID, run_id)
-    assert record is not None and record.budgets["daily"] == DAILY_BUDGET
-    assert ledger.total.usd > 0 and ledger.total.usd == pytest.approx(result["totals"]["cost_usd"])
+    assert record is not None
+    assert record.budgets["daily"] == DAILY_BUDGET
+    assert ledger.total.usd > 0
+    assert ledger.total.usd == pytest.approx(result["totals"]["cost_usd"])
     day_spent = store.budget_totals(f"day:{DAG_ID}:{dag_run.start_date.strftime('%Y-%m-%d')}").spent
     # Every request took a permit of the rate limit, the refused (400) one too; only answered ones were charged.
     requests = llm_connections.stats()["by_model"]["gpt-5-mini"]
@@ -192,7 +201,8 @@ def test_costs_views_in_the_airflow_ui(tmp_path, run_dag, llm_connections, priva
                 expect(frame.locator("#run-chart")).to_be_visible()
                 link = frame.locator("#run-agents a", has_text="Finance.reconcile")
                 assert link.get_attribute("href").endswith(
-                    f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/Finance.reconcile")
+                    f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/Finance.reconcile"
+                )
                 page.wait_for_timeout(300)  # let the chart finish its first paint for the screenshot
                 page.screenshot(path=str(output_dir / "run-costs.png"), full_page=True)
 
@@ -209,7 +219,9 @@ def test_costs_views_in_the_airflow_ui(tmp_path, run_dag, llm_connections, priva
                 expect(limit_row).to_contain_text(RATE_KEY)
                 expect(limit_row).to_contain_text(f"{requests} / 1,000")
                 expect(limit_row).to_contain_text("0 / 2")  # leases: none held after the run
-                expect(frame.locator("#runs tbody tr", has_text=run_id)).to_contain_text(money(ledger.total.usd))
+                expect(frame.locator("#runs tbody tr", has_text=run_id)).to_contain_text(
+                    money(ledger.total.usd)
+                )
                 expect(frame.locator("#store-health")).to_contain_text("healthy")
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(output_dir / "fleet-overview.png"), full_page=True)
@@ -224,13 +236,17 @@ def test_costs_views_in_the_airflow_ui(tmp_path, run_dag, llm_connections, priva
                 page.screenshot(path=str(output_dir / "workflow-costs.png"), full_page=True)
 
                 # Deep link from outside Airflow, with a typo in the DAG id: it says so.
-                page.goto(f"{server.url}/agent-provider/?view=run&dag_id={DAG_ID}x&run_id={quote(run_id, safe='')}")
+                page.goto(
+                    f"{server.url}/agent-provider/?view=run&dag_id={DAG_ID}x&run_id={quote(run_id, safe='')}"
+                )
                 expect(page.locator("#message")).to_contain_text(f"unknown DAG '{DAG_ID}x'")
                 page.screenshot(path=str(output_dir / "unknown-dag.png"), full_page=True)
 
                 # Dark mode follows Airflow's colour mode.
                 page.evaluate("localStorage.setItem('theme', 'dark')")
-                page.goto(f"{server.url}/agent-provider/?view=run&dag_id={DAG_ID}&run_id={quote(run_id, safe='')}")
+                page.goto(
+                    f"{server.url}/agent-provider/?view=run&dag_id={DAG_ID}&run_id={quote(run_id, safe='')}"
+                )
                 expect(page.locator("body[data-loaded=run]")).to_be_attached(timeout=60_000)
                 assert page.evaluate("document.documentElement.classList.contains('dark')")
                 page.wait_for_timeout(300)

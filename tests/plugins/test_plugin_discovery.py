@@ -26,10 +26,18 @@ VIEW = {
     "url_route": "agent-provider",
 }
 #: The Costs tabs: Airflow's UI fills {DAG_ID} / {RUN_ID} with encodeURIComponent.
-DAG_VIEW = {"name": "Costs", "href": "/agent-provider/?view=dag&dag_id={DAG_ID}", "destination": "dag",
-            "url_route": "agent-provider-dag-costs"}
-RUN_VIEW = {"name": "Costs", "href": "/agent-provider/?view=run&dag_id={DAG_ID}&run_id={RUN_ID}",
-            "destination": "dag_run", "url_route": "agent-provider-run-costs"}
+DAG_VIEW = {
+    "name": "Costs",
+    "href": "/agent-provider/?view=dag&dag_id={DAG_ID}",
+    "destination": "dag",
+    "url_route": "agent-provider-dag-costs",
+}
+RUN_VIEW = {
+    "name": "Costs",
+    "href": "/agent-provider/?view=run&dag_id={DAG_ID}&run_id={RUN_ID}",
+    "destination": "dag_run",
+    "url_route": "agent-provider-run-costs",
+}
 
 
 @pytest.fixture
@@ -52,14 +60,22 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
 def test_airflow_plugins_lists_it_with_its_fastapi_app_and_nav_view(airflow_env, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "airflow", "plugins", "-o", "json"],
-        env=airflow_env, capture_output=True, text=True, check=False, timeout=120,
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     listed = json.loads(result.stdout[result.stdout.index("[") :])
     ours = [p for p in listed if p["name"] == "agent_provider"]
     assert len(ours) == 1, listed
     assert ours[0]["fastapi_apps"] == [
-        {"app": "fastapi.applications.FastAPI", "url_prefix": "/agent-provider", "name": "LLM agents: costs & limits API"}
+        {
+            "app": "fastapi.applications.FastAPI",
+            "url_prefix": "/agent-provider",
+            "name": "LLM agents: costs & limits API",
+        }
     ]
     assert ours[0]["external_views"] == [VIEW, DAG_VIEW, RUN_VIEW]
     # Loading the plugin does not open the store.
@@ -91,7 +107,11 @@ def test_airflow_api_server_app_mounts_it_behind_airflow_auth(airflow_env, tmp_p
     """
     result = subprocess.run(
         [sys.executable, "-c", AIRFLOW_APP_CHECK, DAG, RUN],
-        env=airflow_env, capture_output=True, text=True, check=False, timeout=120,
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.split("RESULT ", 1)[1])

@@ -54,7 +54,12 @@ GET_ROUTES = [
     "/api/breakers/never/seen",
 ]
 #: Routes that answer "unknown" (404) here: reading that something is unknown must not write either.
-UNKNOWN = {"/api/limits/openai", "/api/breakers/never/seen", f"/api/runs/{DAG}/never-ran", "/api/workflows/typo_dag"}
+UNKNOWN = {
+    "/api/limits/openai",
+    "/api/breakers/never/seen",
+    f"/api/runs/{DAG}/never-ran",
+    "/api/workflows/typo_dag",
+}
 
 
 @pytest.fixture
@@ -129,7 +134,9 @@ class RedisWatch:
         action()
         events = self._drain()
         after = self.dump()
-        changed = [key.decode() for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+        changed = [
+            key.decode() for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)
+        ]
         return events + [f"changed: {key}" for key in changed]
 
     def close(self) -> None:
@@ -184,7 +191,8 @@ def test_due_breaker_reads_half_open_and_stays_open_in_the_store(busy_store, sto
             lambda: states.extend(client.get(f"/api/breakers/{DUE}").json()["state"] for _ in range(3))
         )
         snapshot = client.get(f"/api/runs/{DAG}/{R}/snapshot").json()
-    assert states == ["half_open"] * 3 and writes == []
+    assert states == ["half_open"] * 3
+    assert writes == []
     assert {m["key"]: m["breaker"] for m in snapshot["models"]}[DUE] == "half_open"
     assert {m["key"]: m["breaker"] for m in snapshot["models"]}[OPEN] == "open"
 

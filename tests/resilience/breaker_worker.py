@@ -1,9 +1,9 @@
 """A separate process working on a shared breaker, for the cross-process tests.
 
-    python -m tests.resilience.breaker_worker STORE_URL KEY CONFIG_JSON fail N
-        record N failures; prints the final state
-    python -m tests.resilience.breaker_worker STORE_URL KEY CONFIG_JSON grab N
-        ask ``allow`` N times, keeping every trial admitted; prints how many were admitted
+python -m tests.resilience.breaker_worker STORE_URL KEY CONFIG_JSON fail N
+    record N failures; prints the final state
+python -m tests.resilience.breaker_worker STORE_URL KEY CONFIG_JSON grab N
+    ask ``allow`` N times, keeping every trial admitted; prints how many were admitted
 """
 
 from __future__ import annotations

@@ -25,11 +25,15 @@ def anthropic_client(base_url: str, *, api_key: str = "test-key", **kwargs: Any)
 
 
 def call_openai(client: openai.OpenAI, text: str, *, model: str = OPENAI_MODEL, **kwargs: Any) -> str:
-    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kwargs)
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": text}], **kwargs
+    )
     return reply.choices[0].message.content or ""
 
 
-def call_anthropic(client: anthropic.Anthropic, text: str, *, model: str = ANTHROPIC_MODEL, **kwargs: Any) -> str:
+def call_anthropic(
+    client: anthropic.Anthropic, text: str, *, model: str = ANTHROPIC_MODEL, **kwargs: Any
+) -> str:
     reply = client.messages.create(
         model=model, max_tokens=32, messages=[{"role": "user", "content": text}], **kwargs
     )
@@ -40,7 +44,7 @@ def raised_by(fn: Any, *args: Any, **kwargs: Any) -> BaseException:
     """Call ``fn`` and return the exception it raised (fail the test if it did not raise)."""
     try:
         fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the exception is the result under test
+    except Exception as exc:
         return exc
     raise AssertionError(f"{getattr(fn, '__name__', fn)} did not raise")
 

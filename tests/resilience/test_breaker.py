@@ -61,8 +61,11 @@ def test_half_open_admits_a_limited_number_of_trials(store):
 
     first, second, third = (store.breaker_allow(KEY, cfg) for _ in range(3))
     assert (first.allowed, second.allowed, third.allowed) == (True, True, False)
-    assert first.trial_id and second.trial_id and first.trial_id != second.trial_id
-    assert third.state == "half_open" and third.retry_in_s > 0
+    assert first.trial_id
+    assert second.trial_id
+    assert first.trial_id != second.trial_id
+    assert third.state == "half_open"
+    assert third.retry_in_s > 0
 
     store.breaker_release(KEY, first.trial_id)  # a neutral outcome gives the slot back
     assert store.breaker_allow(KEY, cfg).allowed
@@ -157,7 +160,9 @@ def test_async_breaker(store, llm):
     client = openai.AsyncOpenAI(base_url=llm.openai_base_url, api_key="k", max_retries=0)
 
     async def call(text: str) -> str:
-        reply = await client.chat.completions.create(model=OPENAI_MODEL, messages=[{"role": "user", "content": text}])
+        reply = await client.chat.completions.create(
+            model=OPENAI_MODEL, messages=[{"role": "user", "content": text}]
+        )
         return reply.choices[0].message.content
 
     async def scenario() -> None:
@@ -176,8 +181,16 @@ def test_async_breaker(store, llm):
 
 def _worker(store_url: str, cfg: BreakerConfig, mode: str, count: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.resilience.breaker_worker", store_url, KEY, json.dumps(asdict(cfg)), mode,
-         str(count)],
+        [
+            sys.executable,
+            "-m",
+            "tests.resilience.breaker_worker",
+            store_url,
+            KEY,
+            json.dumps(asdict(cfg)),
+            mode,
+            str(count),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

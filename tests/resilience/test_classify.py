@@ -122,14 +122,23 @@ def test_anthropic_reset_header_when_no_retry_after(llm):
 def test_header_forms():
     assert retry_after_from_headers(httpx.Headers({"retry-after-ms": "1500", "retry-after": "9"})) == 1.5
     assert retry_after_from_headers(httpx.Headers({"retry-after": "2.5"})) == 2.5
-    reset = {"x-ratelimit-reset-requests": "6m0s", "x-ratelimit-remaining-requests": "0",
-             "x-ratelimit-reset-tokens": "20ms", "x-ratelimit-remaining-tokens": "100"}
+    reset = {
+        "x-ratelimit-reset-requests": "6m0s",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-tokens": "20ms",
+        "x-ratelimit-remaining-tokens": "100",
+    }
     assert retry_after_from_headers(httpx.Headers(reset)) == 360
     assert retry_after_from_headers(httpx.Headers(reset), rate_limited=False) is None
     past = (datetime.now(timezone.utc) - timedelta(seconds=30)).isoformat()
     assert retry_after_from_headers({"anthropic-ratelimit-requests-reset": past}) == 0.0
     assert [parse_go_duration(t) for t in ("1s", "6m0s", "20ms", "1h2m3.5s", "2", "x")] == [
-        1, 360, 0.02, 3723.5, 2, None
+        1,
+        360,
+        0.02,
+        3723.5,
+        2,
+        None,
     ]
 
 
@@ -138,7 +147,11 @@ def test_declared_and_builtin_errors():
     assert (budget.kind, budget.reason) == ("permanent", "marked_permanent")
 
     open_error = classify(CircuitOpenError("openai/gpt-4o-mini", 12.5))
-    assert (open_error.kind, open_error.reason, open_error.retry_after_s) == ("transient", "circuit_open", 12.5)
+    assert (open_error.kind, open_error.reason, open_error.retry_after_s) == (
+        "transient",
+        "circuit_open",
+        12.5,
+    )
 
     assert classify(asyncio.TimeoutError()).reason == "timeout"
     assert classify(ConnectionRefusedError()).reason == "connection_error"
@@ -159,14 +172,18 @@ def test_cause_chain_is_followed(llm):
 def test_minimal_events_and_rebuilt_errors():
     assert classify_event({"status": "error", "error_type": "X", "status_code": 503}).reason == "server_error"
     assert classify_event({"status": "error", "error_type": "APITimeoutError"}).reason == "timeout"
-    assert classify_event({"status": "error", "status_code": 400, "message": "prompt is too long"}).reason == (
-        "context_length_exceeded"
-    )
+    assert classify_event(
+        {"status": "error", "status_code": 400, "message": "prompt is too long"}
+    ).reason == ("context_length_exceeded")
     assert not classify_event({"status": "error", "error_type": "ValueError"}).classified
 
     event = {"status": "error", "error_type": "RateLimitError", "status_code": 429, "retry_after_s": 7}
     rebuilt = ClassifiedError.from_event(event)
     info = classify(rebuilt)
-    assert (info.kind, info.reason, info.retry_after_s, info.status_code) == ("transient", "rate_limited", 7, 429)
+    assert (info.kind, info.reason, info.retry_after_s, info.status_code) == (
+        "transient",
+        "rate_limited",
+        7,
+        429,
+    )
     assert classify(ClassifiedError.from_event({"status_code": 401})).permanent
-

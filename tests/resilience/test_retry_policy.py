@@ -40,7 +40,8 @@ def test_rate_limit_waits_as_long_as_the_provider_asks(llm):
     assert decision.action == RetryAction.RETRY
     # Beyond max_delay: the provider's wait is honoured, the backoff cap does not apply to it.
     assert decision.retry_delay == timedelta(seconds=120)
-    assert "rate_limited" in decision.reason and "retry-after" in decision.reason
+    assert "rate_limited" in decision.reason
+    assert "retry-after" in decision.reason
 
 
 def test_server_errors_back_off_exponentially(llm):
@@ -66,8 +67,13 @@ def test_serialize_round_trip_and_definition_block():
         {"attempts": 2, "base_delay": "30s", "max_delay": "10m", "exponential": True, "jitter": False}
     )
     data = policy.serialize()
-    assert data == {"__type": "AgentRetryPolicy", "base_delay": 30.0, "max_delay": 600.0,
-                    "exponential": True, "jitter": False}
+    assert data == {
+        "__type": "AgentRetryPolicy",
+        "base_delay": 30.0,
+        "max_delay": 600.0,
+        "exponential": True,
+        "jitter": False,
+    }
     assert AgentRetryPolicy.deserialize(json.loads(json.dumps(data))) == policy
     with pytest.raises(ValueError, match="unknown retries setting"):
         AgentRetryPolicy.from_mapping({"base_dealy": "30s"})
@@ -112,8 +118,12 @@ def test_airflow_fails_a_permanent_error_without_retrying(llm, run_dag):
 
     with DAG("retry_policy_permanent", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         _CallModel(
-            task_id="agent", base_url=llm.openai_base_url, api_key="invalid-key",
-            retries=3, retry_delay=timedelta(seconds=0), retry_policy=AgentRetryPolicy(),
+            task_id="agent",
+            base_url=llm.openai_base_url,
+            api_key="invalid-key",
+            retries=3,
+            retry_delay=timedelta(seconds=0),
+            retry_policy=AgentRetryPolicy(),
         )
 
     dag_run = run_dag(dag)

@@ -26,8 +26,9 @@ def test_two_server_errors_then_success(llm):
     client = openai_client(llm.openai_base_url)
     events: list[RetryEvent] = []
 
-    text = call_with_retries(lambda: call_openai(client, "close the books [[fail:500 x2]]"), FAST,
-                             on_retry=events.append)
+    text = call_with_retries(
+        lambda: call_openai(client, "close the books [[fail:500 x2]]"), FAST, on_retry=events.append
+    )
 
     assert "close the books" in text
     assert llm.stats()["requests"] == 3
@@ -40,7 +41,8 @@ def test_async_twin_with_anthropic(llm):
 
     async def call() -> str:
         reply = await client.messages.create(
-            model=ANTHROPIC_MODEL, max_tokens=16,
+            model=ANTHROPIC_MODEL,
+            max_tokens=16,
             messages=[{"role": "user", "content": "count stock [[fail:529 x2]]"}],
         )
         return reply.content[0].text
@@ -95,7 +97,9 @@ def test_policy_from_mapping():
     policy = CallRetryPolicy.from_mapping(
         {"max_attempts": 4, "base_delay": "500ms", "max_delay": timedelta(minutes=1), "jitter": False}
     )
-    assert policy == CallRetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=60, exponential=True, jitter=False)
+    assert policy == CallRetryPolicy(
+        max_attempts=4, base_delay_s=0.5, max_delay_s=60, exponential=True, jitter=False
+    )
     assert CallRetryPolicy.from_mapping(None) == CallRetryPolicy()
     with pytest.raises(ValueError, match="unknown call retry setting 'max_attempt'"):
         CallRetryPolicy.from_mapping({"max_attempt": 2})
@@ -104,7 +108,12 @@ def test_policy_from_mapping():
 
 
 def test_backoff_grows_and_is_capped():
-    assert [compute_backoff(n, base_delay_s=1, max_delay_s=5, jitter=False) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
+    assert [compute_backoff(n, base_delay_s=1, max_delay_s=5, jitter=False) for n in (1, 2, 3, 4)] == [
+        1,
+        2,
+        4,
+        5,
+    ]
     assert compute_backoff(3, base_delay_s=1, max_delay_s=5, exponential=False, jitter=False) == 1
     for n in range(1, 8):
         assert 2 ** (n - 1) / 2 <= compute_backoff(n, base_delay_s=1, max_delay_s=1000) <= 2 ** (n - 1)

@@ -26,8 +26,14 @@ class _Server:
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
-                owner.requests.append({"method": self.command, "path": self.path,
-                                       "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                owner.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
+                )
                 status, headers, payload = owner.answer(self)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -74,8 +80,14 @@ class EchoGateway(_Server):
         if self.status == 429:
             headers["retry-after"] = "7"
         message = f"gateway refused the request; it carried {json.dumps(echoed)}"
-        body = {"error": {"message": message, "type": "authentication_error" if self.status == 401 else "rate_limit",
-                          "code": None, "headers": echoed}}
+        body = {
+            "error": {
+                "message": message,
+                "type": "authentication_error" if self.status == 401 else "rate_limit",
+                "code": None,
+                "headers": echoed,
+            }
+        }
         return self.status, headers, body
 
 
@@ -84,16 +96,41 @@ class RecordingServer(_Server):
 
     def answer(self, handler):
         if handler.command == "GET":
-            return 200, {}, {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "t"}]}
+            return (
+                200,
+                {},
+                {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "t"}]},
+            )
         if handler.path.endswith("/messages"):
-            return 200, {"request-id": "req_1"}, {
-                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
-                "content": [{"type": "text", "text": "recorded"}], "stop_reason": "end_turn",
-                "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 1},
-            }
-        return 200, {"x-request-id": "req_1"}, {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-5-mini",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "recorded"}}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-        }
+            return (
+                200,
+                {"request-id": "req_1"},
+                {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-sonnet-4-6",
+                    "content": [{"type": "text", "text": "recorded"}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 3, "output_tokens": 1},
+                },
+            )
+        return (
+            200,
+            {"x-request-id": "req_1"},
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "gpt-5-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "recorded"},
+                    }
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            },
+        )

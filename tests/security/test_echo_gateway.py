@@ -36,13 +36,17 @@ def key():
 def _connect(monkeypatch, provider: str, url: str, key: str) -> str:
     conn_id = f"echo_{provider}_{uuid.uuid4().hex[:8]}"
     host = url + "/v1" if provider == "openai" else url
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
-                       json.dumps({"conn_type": f"agent_{provider}", "host": host, "password": key}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}",
+        json.dumps({"conn_type": f"agent_{provider}", "host": host, "password": key}),
+    )
     return conn_id
 
 
 def _request(provider: str) -> LLMRequest:
-    return LLMRequest(provider=provider, model=MODELS[provider], messages=[Message("user", "hello")], max_tokens=5)
+    return LLMRequest(
+        provider=provider, model=MODELS[provider], messages=[Message("user", "hello")], max_tokens=5
+    )
 
 
 def _all_text(exc: BaseException) -> str:
@@ -76,11 +80,18 @@ def test_sync_call_error_carries_no_key(monkeypatch, key, provider):
     exc = caught.value
     assert key not in _all_text(exc)  # ... and no text of the error has it
     # The classification survives the scrubbing: same SDK type, status and reason.
-    assert type(exc).__module__.startswith(provider) and exc.status_code == 401
+    assert type(exc).__module__.startswith(provider)
+    assert exc.status_code == 401
     info = classify(exc)
-    assert (info.kind, info.reason, info.status_code, info.provider) == ("permanent", "authentication", 401, provider)
+    assert (info.kind, info.reason, info.status_code, info.provider) == (
+        "permanent",
+        "authentication",
+        401,
+        provider,
+    )
     event = error_event(exc, llm_conn_id=hook.llm_conn_id)
-    assert key not in json.dumps(event) and event["status_code"] == 401
+    assert key not in json.dumps(event)
+    assert event["status_code"] == 401
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -97,10 +108,16 @@ def test_async_call_error_carries_no_key_and_keeps_retry_after(monkeypatch, key,
                 await aclose_clients()
 
         exc = asyncio.run(call())
-    assert len(gateway.requests) == 1 and key in json.dumps(gateway.requests[0]["headers"])
+    assert len(gateway.requests) == 1
+    assert key in json.dumps(gateway.requests[0]["headers"])
     assert key not in _all_text(exc)
     info = classify(exc)
-    assert (info.kind, info.reason, info.status_code, info.retry_after_s) == ("transient", "rate_limited", 429, 7.0)
+    assert (info.kind, info.reason, info.status_code, info.retry_after_s) == (
+        "transient",
+        "rate_limited",
+        429,
+        7.0,
+    )
     assert key not in json.dumps(error_event(exc))
 
 
@@ -108,8 +125,10 @@ def test_async_call_error_carries_no_key_and_keeps_retry_after(monkeypatch, key,
 def test_test_connection_output_carries_no_key(monkeypatch, key, provider):
     with EchoGateway(401) as gateway:
         ok, message = LLMHook(_connect(monkeypatch, provider, gateway.url, key)).test_connection()
-    assert not ok and gateway.requests
-    assert key not in message and ("401" in message or "Authentication" in message)
+    assert not ok
+    assert gateway.requests
+    assert key not in message
+    assert ("401" in message or "Authentication" in message)
 
 
 def test_error_event_scrubs_an_sdk_error_that_never_went_through_the_hook(key):
@@ -121,7 +140,8 @@ def test_error_event_scrubs_an_sdk_error_that_never_went_through_the_hook(key):
         client.close()
     assert key in str(caught.value)  # the raw SDK message does carry it
     event = error_event(caught.value)
-    assert key not in json.dumps(event) and event["reason"] == "authentication"
+    assert key not in json.dumps(event)
+    assert event["reason"] == "authentication"
 
 
 def test_the_key_is_registered_with_airflows_secrets_masker(monkeypatch, key):

@@ -51,7 +51,8 @@ def test_patterns_remove_the_key_without_knowing_it(text):
 
 def test_vendor_key_shapes_are_removed():
     out = scrub("keys sk-proj-abcdefghijklmnop1234 and sk-ant-api03-abcdefghijklmnop")
-    assert "abcdefghijklmnop" not in out and out.count("sk-" + MASK) == 2
+    assert "abcdefghijklmnop" not in out
+    assert out.count("sk-" + MASK) == 2
 
 
 def test_given_and_registered_secrets_are_removed_anywhere():
@@ -62,7 +63,8 @@ def test_given_and_registered_secrets_are_removed_anywhere():
     # URL-encoded form, and the start of the key at the end of a truncated message
     assert "%2F" not in scrub("x=abc%2Fdef%3D1", ["abc/def=1"])
     truncated = f"error: {KEY}"[:-6]
-    assert scrub(truncated).endswith(MASK) and KEY[:10] not in scrub(truncated)
+    assert scrub(truncated).endswith(MASK)
+    assert KEY[:10] not in scrub(truncated)
 
 
 def test_short_or_empty_secrets_do_not_mangle_text():
@@ -80,14 +82,22 @@ def test_ordinary_text_is_untouched_and_scrub_is_idempotent():
     assert scrub(text) == text
     once = scrub(f"Authorization: Bearer {KEY}")
     assert scrub(once) == once
-    assert scrub(None) == "" and scrub(42) == "42"
+    assert scrub(None) == ""
+    assert scrub(42) == "42"
 
 
 def test_scrub_value_and_headers():
     data = {"Authorization": "Bearer x", "nested": [{"message": f"key {KEY}"}], "n": 3, "ok": None}
-    assert scrub_value(data, [KEY]) == {"Authorization": MASK, "nested": [{"message": f"key {MASK}"}], "n": 3,
-                                        "ok": None}
-    assert scrub_headers({"x-api-key": KEY, "retry-after": "2"}) == [("x-api-key", MASK), ("retry-after", "2")]
+    assert scrub_value(data, [KEY]) == {
+        "Authorization": MASK,
+        "nested": [{"message": f"key {MASK}"}],
+        "n": 3,
+        "ok": None,
+    }
+    assert scrub_headers({"x-api-key": KEY, "retry-after": "2"}) == [
+        ("x-api-key", MASK),
+        ("retry-after", "2"),
+    ]
 
 
 def test_scrub_exception_keeps_type_and_attributes():
@@ -101,9 +111,12 @@ def test_scrub_exception_keeps_type_and_attributes():
     err = VendorError(f"401 echo {KEY}", status_code=401)
     err.add_note(f"note {KEY}")
     clean = scrub_exception(err, [KEY])
-    assert type(clean) is VendorError and clean is not err
+    assert type(clean) is VendorError
+    assert clean is not err
     assert clean.status_code == 401
-    assert KEY not in str(clean) and KEY not in clean.message and KEY not in repr(clean.body)
+    assert KEY not in str(clean)
+    assert KEY not in clean.message
+    assert KEY not in repr(clean.body)
     assert KEY not in " ".join(clean.__notes__)
     # the original is untouched, and an exception without secrets is returned as is
     assert KEY in str(err)
@@ -127,5 +140,6 @@ def test_scrub_exception_follows_the_cause_chain():
 def test_os_errors_keep_their_fields():
     err = ConnectionRefusedError(111, f"refused by {KEY}")
     clean = scrub_exception(err, [KEY])
-    assert isinstance(clean, ConnectionRefusedError) and clean.errno == 111
+    assert isinstance(clean, ConnectionRefusedError)
+    assert clean.errno == 111
     assert KEY not in str(clean)

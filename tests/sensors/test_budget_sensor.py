@@ -69,7 +69,11 @@ def test_poke_passes_below_max_and_waits_above(store, store_url):
 
 def test_required_usd_checks_the_room_left(store, store_url):
     spend(store, 0.7)
-    assert make(store_url, max_spend_usd=1.0, required_usd=0.3)[0].poke(make(store_url, max_spend_usd=1)[1]).is_done
+    assert (
+        make(store_url, max_spend_usd=1.0, required_usd=0.3)[0]
+        .poke(make(store_url, max_spend_usd=1)[1])
+        .is_done
+    )
     sensor, context = make(store_url, max_spend_usd=1.0, required_usd=0.31)
     assert not sensor.poke(context).is_done
 
@@ -126,7 +130,10 @@ def test_workflow_day_and_month_span_runs(store, store_url):
 def test_templated_targets(store, store_url):
     spend(store, 0.9, dag_id="other_dag", run_id="manual__1")
     sensor, context = make(
-        store_url, max_spend_usd=0.5, dag_id="{{ params.target }}", run_id="manual__{{ params.n }}",
+        store_url,
+        max_spend_usd=0.5,
+        dag_id="{{ params.target }}",
+        run_id="manual__{{ params.n }}",
         params={"target": "other_dag", "n": 1},
     )
     assert set(CostBudgetSensor.template_fields) >= {"target_dag_id", "target_run_id", "target_module"}
@@ -158,10 +165,13 @@ def test_deferrable_defers_to_the_trigger(store, store_url):
     with pytest.raises(TaskDeferred) as info:
         sensor.execute(context)
     trigger = info.value.trigger
-    assert isinstance(trigger, CostBudgetTrigger) and info.value.method_name == "execute_complete"
+    assert isinstance(trigger, CostBudgetTrigger)
+    assert info.value.method_name == "execute_complete"
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_agent_provider.triggers.budget.CostBudgetTrigger"
-    assert kwargs["dag_id"] == "erp" and kwargs["run_id"] == "r1" and kwargs["timeout_s"] == 600
+    assert kwargs["dag_id"] == "erp"
+    assert kwargs["run_id"] == "r1"
+    assert kwargs["timeout_s"] == 600
     assert CostBudgetTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
@@ -172,8 +182,17 @@ async def _first_event(trigger):
 
 def test_trigger_fires_when_a_reservation_is_released(store, store_url):
     held = spend(store, 0.8, settle=False)
-    trigger = CostBudgetTrigger(scope="run", dag_id="erp", run_id="r1", module=None, period=None,
-                                max_spend_usd=1.0, required_usd=0.5, poke_interval=0.02, store_url=store_url)
+    trigger = CostBudgetTrigger(
+        scope="run",
+        dag_id="erp",
+        run_id="r1",
+        module=None,
+        period=None,
+        max_spend_usd=1.0,
+        required_usd=0.5,
+        poke_interval=0.02,
+        store_url=store_url,
+    )
 
     async def scenario():
         waiting = asyncio.create_task(_first_event(trigger))
@@ -183,17 +202,28 @@ def test_trigger_fires_when_a_reservation_is_released(store, store_url):
         return await waiting
 
     payload = asyncio.run(scenario())
-    assert payload["status"] == "success" and payload["check"]["reserved"] == 0.0
+    assert payload["status"] == "success"
+    assert payload["check"]["reserved"] == 0.0
     sensor, context = make(store_url, max_spend_usd=1.0, deferrable=True)
     assert sensor.execute_complete(context, payload)["ok"] is True
 
 
 def test_trigger_timeout_and_errors_become_sensor_failures(store, store_url):
     spend(store, 1.0)
-    trigger = CostBudgetTrigger(scope="run", dag_id="erp", run_id="r1", module=None, period=None,
-                                max_spend_usd=1.0, poke_interval=0.01, timeout_s=0, store_url=store_url)
+    trigger = CostBudgetTrigger(
+        scope="run",
+        dag_id="erp",
+        run_id="r1",
+        module=None,
+        period=None,
+        max_spend_usd=1.0,
+        poke_interval=0.01,
+        timeout_s=0,
+        store_url=store_url,
+    )
     payload = asyncio.run(_first_event(trigger))
-    assert payload["status"] == "timeout" and "run:erp:r1" in payload["check"]["message"]
+    assert payload["status"] == "timeout"
+    assert "run:erp:r1" in payload["check"]["message"]
     sensor, context = make(store_url, max_spend_usd=1.0, deferrable=True)
     with pytest.raises(AirflowSensorTimeout):
         sensor.execute_complete(context, payload)
@@ -201,10 +231,18 @@ def test_trigger_timeout_and_errors_become_sensor_failures(store, store_url):
     with pytest.raises(AirflowSkipException):
         soft.resume_execution("execute_complete", {"event": payload}, context)
 
-    broken = CostBudgetTrigger(scope="run", dag_id="erp", run_id="r1", module=None, period=None,
-                               max_spend_usd=1.0, store_url="nosuch://x")
+    broken = CostBudgetTrigger(
+        scope="run",
+        dag_id="erp",
+        run_id="r1",
+        module=None,
+        period=None,
+        max_spend_usd=1.0,
+        store_url="nosuch://x",
+    )
     error = asyncio.run(_first_event(broken))
-    assert error["status"] == "error" and "nosuch" in error["message"]
+    assert error["status"] == "error"
+    assert "nosuch" in error["message"]
     with pytest.raises(Exception, match="budget sensor failed"):
         sensor.execute_complete(context, error)
 

@@ -21,8 +21,12 @@ START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 def _spend_today(dag_id: str, usd: float) -> None:
     """Earlier runs of the workflow spent ``usd`` today (through the real budget API)."""
-    scope = CallScope(dag_id=dag_id, run_id="earlier", module="M", agent="a", model="gpt-5-mini", provider="openai")
-    reservation = BudgetGuard(get_store()).reserve(scope, usd, BudgetLimits(), reservation_id=f"{dag_id}-seed")
+    scope = CallScope(
+        dag_id=dag_id, run_id="earlier", module="M", agent="a", model="gpt-5-mini", provider="openai"
+    )
+    reservation = BudgetGuard(get_store()).reserve(
+        scope, usd, BudgetLimits(), reservation_id=f"{dag_id}-seed"
+    )
     reservation.settle(CallCost(usd=usd, source="override", warning=None), Usage(10, 10, 0))
 
 
@@ -32,13 +36,21 @@ def test_sensor_passes_when_the_day_has_room(run_dag, mode):
     _spend_today(dag_id, 0.5)
     kwargs = {"deferrable": True} if mode == "deferrable" else {"mode": mode}
     with DAG(dag_id, schedule=None, start_date=START) as dag:
-        CostBudgetSensor(task_id="gate", scope="workflow_day", max_spend_usd=1.0, required_usd=0.25,
-                         poke_interval=datetime.timedelta(seconds=1), timeout=datetime.timedelta(seconds=30),
-                         **kwargs)
+        CostBudgetSensor(
+            task_id="gate",
+            scope="workflow_day",
+            max_spend_usd=1.0,
+            required_usd=0.25,
+            poke_interval=datetime.timedelta(seconds=1),
+            timeout=datetime.timedelta(seconds=30),
+            **kwargs,
+        )
     run = run_dag(dag)
     assert task_states(run) == {"gate": "success"}
     check = xcom_result(run, "gate")
-    assert check["ok"] and check["spent"] == pytest.approx(0.5) and check["remaining"] == pytest.approx(0.5)
+    assert check["ok"]
+    assert check["spent"] == pytest.approx(0.5)
+    assert check["remaining"] == pytest.approx(0.5)
 
 
 def test_check_once_with_soft_fail_skips_when_the_day_is_spent(run_dag):

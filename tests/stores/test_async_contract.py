@@ -44,7 +44,9 @@ def test_rate_limit_twins(store):
         grants = [await store.aacquire("k", [RPW, TPW], 30, now=T + i) for i in range(3)]
         assert all(g.granted for g in grants)
         refused = await store.aacquire("k", [RPW, TPW], 0, now=T + 3)
-        assert not refused.granted and refused.reason == "rpw" and refused.wait_s == pytest.approx(7.0)
+        assert not refused.granted
+        assert refused.reason == "rpw"
+        assert refused.wait_s == pytest.approx(7.0)
         never = await store.aacquire("k2", [TPW], 101, now=T)
         assert math.isinf(never.wait_s)
         assert await store.asettle("k", grants[0].grant_id, 10) == -20
@@ -85,7 +87,8 @@ def test_budget_twins(store):
 
     async def scenario():
         first = await store.abudget_reserve("c1", [(RUN, 1.0), (DAY, math.inf)], 0.6, 60)
-        assert first.granted and first.reserved == pytest.approx(0.6)
+        assert first.granted
+        assert first.reserved == pytest.approx(0.6)
         refused = await store.abudget_reserve("c2", [(RUN, 1.0)], 0.5, 60)
         assert (refused.granted, refused.refused_scope) == (False, RUN)
         assert (await store.abudget_reserve("c1", [(RUN, 1.0)], 0.6, 60)).duplicate
@@ -114,11 +117,13 @@ def test_breaker_twins(store):
         assert await store.abreaker_record(KEY, False, cfg) == "closed"
         assert await store.abreaker_record(KEY, False, cfg) == "open"
         refused = await store.abreaker_allow(KEY, cfg)
-        assert (refused.allowed, refused.state) == (False, "open") and refused.retry_in_s > 0
+        assert (refused.allowed, refused.state) == (False, "open")
+        assert refused.retry_in_s > 0
         await asyncio.sleep(0.3)
         assert await store.abreaker_state(KEY) == "half_open"
         trial = await store.abreaker_allow(KEY, cfg)
-        assert trial.allowed and trial.trial_id
+        assert trial.allowed
+        assert trial.trial_id
         assert not (await store.abreaker_allow(KEY, cfg)).allowed
         await store.abreaker_release(KEY, trial.trial_id)
         trial = await store.abreaker_allow(KEY, cfg)

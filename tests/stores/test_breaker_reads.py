@@ -19,7 +19,9 @@ def _stored(store, store_kind):
     """The persisted state row / hash, read behind the store's back."""
     if store_kind == "sqlite":
         with sqlite3.connect(store.path) as conn:
-            state = conn.execute("SELECT state, open_until, seq FROM breaker_state WHERE key = ?", (KEY,)).fetchone()
+            state = conn.execute(
+                "SELECT state, open_until, seq FROM breaker_state WHERE key = ?", (KEY,)
+            ).fetchone()
             trials = conn.execute("SELECT COUNT(*) FROM breaker_trials WHERE key = ?", (KEY,)).fetchone()[0]
         return state, trials
     client = store._redis
@@ -49,7 +51,8 @@ def test_reading_a_lapsed_open_breaker_changes_nothing(store, store_kind):
 
     # Only allow takes the transition, when it admits the first trial.
     trial = store.breaker_allow(KEY, CFG)
-    assert trial.allowed and trial.state == "half_open"
+    assert trial.allowed
+    assert trial.state == "half_open"
     after = _stored(store, store_kind)
     assert after != before
     assert (after[0][0] if store_kind == "sqlite" else after[0][b"state"]) in ("half_open", b"half_open")

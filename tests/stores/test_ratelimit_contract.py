@@ -21,7 +21,8 @@ def test_requests_tier_alone(store):
     for i in range(3):
         assert store.acquire("k", [RPW], now=T + i).granted
     refused = store.acquire("k", [RPW], now=T + 3)
-    assert not refused.granted and refused.grant_id is None
+    assert not refused.granted
+    assert refused.grant_id is None
     assert refused.reason == "rpw"
     assert refused.wait_s == pytest.approx(7.0)  # the first grant leaves the window at T + 10
     assert not store.acquire("k", [RPW], now=T + 9.999).granted
@@ -33,15 +34,19 @@ def test_tokens_tier_alone(store):
     assert store.acquire("k", [TPW], 60, now=T).granted
     assert store.acquire("k", [TPW], 30, now=T + 1).granted
     refused = store.acquire("k", [TPW], 20, now=T + 2)
-    assert not refused.granted and refused.reason == "tpw"
+    assert not refused.granted
+    assert refused.reason == "tpw"
     assert refused.wait_s == pytest.approx(8.0)  # freeing the 60 at T + 10 is enough
     assert store.acquire("k", [TPW], 10, now=T + 2).granted  # exactly the limit
     assert not store.acquire("k", [TPW], 1, now=T + 3).granted
     # The wait covers as many entries as must leave: 60, 30 and 10 (at T+2) for 95 more tokens.
     big = store.acquire("k", [TPW], 95, now=T + 3)
-    assert big.reason == "tpw" and big.wait_s == pytest.approx(9.0)
+    assert big.reason == "tpw"
+    assert big.wait_s == pytest.approx(9.0)
     never = store.acquire("k", [TPW], 101, now=T + 3)
-    assert not never.granted and math.isinf(never.wait_s) and never.never
+    assert not never.granted
+    assert math.isinf(never.wait_s)
+    assert never.never
 
 
 def test_combined_tiers_are_all_or_nothing(store):
@@ -52,17 +57,20 @@ def test_combined_tiers_are_all_or_nothing(store):
     # Three tiers refuse now: per_second (until T+1), tokens (until T+10); the longest wait is reported.
     refused = store.acquire("k", tiers, 40, now=T + 0.2)
     assert not refused.granted
-    assert refused.reason == "tpw" and refused.wait_s == pytest.approx(9.8)
+    assert refused.reason == "tpw"
+    assert refused.wait_s == pytest.approx(9.8)
     # Refused calls took nothing: a small request still fits every tier.
     assert store.acquire("k", tiers, 20, now=T + 1.5).granted
     refused = store.acquire("k", tiers, 0, now=T + 1.6)
-    assert refused.reason == "rpw" and refused.wait_s == pytest.approx(8.4)
+    assert refused.reason == "rpw"
+    assert refused.wait_s == pytest.approx(8.4)
     # Only per_second refuses: its own wait.
     many = Tier("many", 100, 10.0)
     assert store.acquire("k2", [fast, many], now=T).granted
     assert store.acquire("k2", [fast, many], now=T + 0.5).granted
     refused = store.acquire("k2", [fast, many], now=T + 0.75)
-    assert refused.reason == "per_second" and refused.wait_s == pytest.approx(0.25)
+    assert refused.reason == "per_second"
+    assert refused.wait_s == pytest.approx(0.25)
 
 
 def test_keys_are_independent(store):
@@ -91,9 +99,11 @@ def test_settle_refunds_and_charges(store):
 def test_concurrency_lease_release(store):
     a = store.acquire("k", [], max_concurrent=2, lease_ttl_s=60, now=T)
     b = store.acquire("k", [], max_concurrent=2, lease_ttl_s=60, now=T + 1)
-    assert a.granted and b.granted
+    assert a.granted
+    assert b.granted
     refused = store.acquire("k", [], max_concurrent=2, lease_ttl_s=60, now=T + 2)
-    assert not refused.granted and refused.reason == "concurrency"
+    assert not refused.granted
+    assert refused.reason == "concurrency"
     assert refused.wait_s == pytest.approx(58.0)  # a's lease expiry, unless released earlier
     assert store.release("k", a.grant_id) is True
     assert store.release("k", a.grant_id) is False  # idempotent
@@ -103,7 +113,8 @@ def test_concurrency_lease_release(store):
 def test_concurrency_lease_expires(store):
     assert store.acquire("k", [RPW], max_concurrent=1, lease_ttl_s=5, now=T).granted
     refused = store.acquire("k", [RPW], max_concurrent=1, lease_ttl_s=5, now=T + 4.9)
-    assert refused.reason == "concurrency" and refused.wait_s == pytest.approx(0.1)
+    assert refused.reason == "concurrency"
+    assert refused.wait_s == pytest.approx(0.1)
     assert store.acquire("k", [RPW], max_concurrent=1, lease_ttl_s=5, now=T + 5).granted
 
 
@@ -122,7 +133,8 @@ def test_penalize(store):
     assert until == pytest.approx(now + 30, abs=1.0)
     assert store.paused_until("k") == pytest.approx(until)
     refused = store.acquire("k", [RPW])
-    assert not refused.granted and refused.reason == "paused"
+    assert not refused.granted
+    assert refused.reason == "paused"
     assert refused.wait_s == pytest.approx(30, abs=1.0)
     assert store.penalize("k", until=now + 5) == pytest.approx(until)  # a pause only extends
     assert store.penalize("k", until=now + 60) == pytest.approx(now + 60, abs=1e-5)
@@ -136,7 +148,8 @@ def test_store_time_is_epoch(store):
 
     assert store.store_time() == pytest.approx(time.time(), abs=2.0)
     grant = store.acquire("k", [RPW])
-    assert grant.granted and grant.at == pytest.approx(time.time(), abs=2.0)
+    assert grant.granted
+    assert grant.at == pytest.approx(time.time(), abs=2.0)
 
 
 def test_unreachable_redis_is_store_unavailable():

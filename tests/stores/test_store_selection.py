@@ -25,7 +25,8 @@ def test_sqlite_urls(tmp_path):
     for url in (f"sqlite:///{tmp_path}/a.db", f"sqlite://{tmp_path}/a.db"):
         store = store_from_url(url)
         try:
-            assert isinstance(store, SQLiteStore) and store.path == tmp_path / "a.db"
+            assert isinstance(store, SQLiteStore)
+            assert store.path == tmp_path / "a.db"
         finally:
             store.close()
     with pytest.raises(ValueError, match="absolute"):
@@ -35,7 +36,8 @@ def test_sqlite_urls(tmp_path):
 def test_redis_url(redis_server):
     store = store_from_url(redis_server.url + "?prefix=sel:")
     try:
-        assert isinstance(store, RedisStore) and store.prefix == "sel:"
+        assert isinstance(store, RedisStore)
+        assert store.prefix == "sel:"
         store.ping()
     finally:
         store.close()
@@ -44,7 +46,8 @@ def test_redis_url(redis_server):
 def test_unknown_scheme_is_clear_and_masks_password():
     with pytest.raises(ValueError, match="unknown store URL scheme 'postgres'") as info:
         store_from_url("postgres://user:hunter22@db/x")
-    assert "hunter22" not in str(info.value) and "***" in str(info.value)
+    assert "hunter22" not in str(info.value)
+    assert "***" in str(info.value)
 
 
 def test_mask_url():
@@ -64,7 +67,8 @@ def test_get_store_uses_store_url_and_caches(fresh_resolver, monkeypatch, tmp_pa
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__STORE_URL", f"sqlite:///{tmp_path}/s.db")
     monkeypatch.delenv("AIRFLOW__AGENT_PROVIDER__REDIS_CONN_ID", raising=False)
     store = store_hook.get_store()
-    assert isinstance(store, SQLiteStore) and store.path == tmp_path / "s.db"
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "s.db"
     assert store_hook.get_store() is store
 
 
@@ -73,7 +77,8 @@ def test_get_store_defaults_to_sqlite_under_airflow_home(fresh_resolver, monkeyp
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__REDIS_CONN_ID", "")
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     store = store_hook.get_store()
-    assert isinstance(store, SQLiteStore) and store.path == tmp_path / "agent_provider.db"
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "agent_provider.db"
 
 
 def test_get_store_from_redis_connection(fresh_resolver, monkeypatch, redis_server):
@@ -117,7 +122,9 @@ def test_resolved_url_is_logged_masked(fresh_resolver, monkeypatch):
         logger.setLevel(old_level)
         logger.disabled = old_disabled
     text = "\n".join(handler.lines)
-    assert "redis" in text and "***" in text and "topsecret99" not in text
+    assert "redis" in text
+    assert "***" in text
+    assert "topsecret99" not in text
 
 
 def test_aget_store_resolves_off_the_loop_and_shares_the_cache(fresh_resolver, monkeypatch, redis_server):
@@ -134,6 +141,7 @@ def test_aget_store_resolves_off_the_loop_and_shares_the_cache(fresh_resolver, m
         return first, second
 
     first, second = asyncio.run(scenario())
-    assert isinstance(first, RedisStore) and first is second
+    assert isinstance(first, RedisStore)
+    assert first is second
     assert store_hook.get_store() is first  # the worker-side resolver sees the same store
     assert first._url == f"redis://{redis_server.host}:{redis_server.port}/3"

@@ -25,7 +25,8 @@ def test_stats_log_and_reset(llm, oai, ant):
     assert stats["by_model"] == {"gpt-5-mini": 1, "claude-haiku-4-5": 1}
     assert stats["by_status"] == {"200": 1, "500": 1}
     first = stats["log"][0]
-    assert first["user_excerpt"] == "hello HR" and first["status"] == 200
+    assert first["user_excerpt"] == "hello HR"
+    assert first["status"] == 200
     assert first["t_end"] >= first["t_start"]
     llm.reset()
     assert llm.stats()["requests"] == 0

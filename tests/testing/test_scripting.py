@@ -21,7 +21,8 @@ def test_markers_are_parsed():
     )
     assert script.reply == "done"
     assert script.tools == [("lookup", {"ids": [[1, 2]], "q": "x"}), ("other", None)]
-    assert script.fail is not None and (script.fail.code, script.fail.times) == (429, 2)
+    assert script.fail is not None
+    assert (script.fail.code, script.fail.times) == (429, 2)
     assert script.fail.marker == "[[fail:429 x2]]"
     assert script.latency == 0.25
     assert script.usage == {"in": 100, "out": 20, "cached": 10}

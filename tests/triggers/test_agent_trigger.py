@@ -45,13 +45,22 @@ def ledger_store(tmp_path, monkeypatch):
 
 def _started_by_triggerer(op: LLMAgentOperator, ti: TriggererTI | None = None, **context) -> AgentTrigger:
     """What the triggerer builds for a task with ``start_from_trigger`` (kwargs from the serialized DAG)."""
-    assert op.start_from_trigger and op.start_trigger_args.trigger_cls.endswith("AgentTrigger")
+    assert op.start_from_trigger
+    assert op.start_trigger_args.trigger_cls.endswith("AgentTrigger")
     kwargs = json.loads(json.dumps(op.start_trigger_args.trigger_kwargs))  # they travel through the DB
     trigger = AgentTrigger(**kwargs)
     ti = ti or TriggererTI()
     trigger.task_instance = ti
-    trigger.render_template_fields({"ti": ti, "run_id": ti.run_id, "dag_id": ti.dag_id, "ds": "2026-01-01",
-                                    "params": context.pop("params", {}), **context})
+    trigger.render_template_fields(
+        {
+            "ti": ti,
+            "run_id": ti.run_id,
+            "dag_id": ti.dag_id,
+            "ds": "2026-01-01",
+            "params": context.pop("params", {}),
+            **context,
+        }
+    )
     trigger.trigger_id = 42  # set by the triggerer: the trigger may end the task
     return trigger
 
@@ -73,24 +82,34 @@ def test_triggerer_only_agent_ends_its_task_with_the_worker_result(llm_connectio
     prompt = "Summarise [[reply: Payroll totals 1.2M.]]"
     trigger = _started_by_triggerer(_agent(prompt=prompt, execution="triggerer", cost_limit=1.0))
     event = _run(trigger)
-    assert isinstance(event, TaskSuccessEvent) and set(event.xcoms) == {"return_value"}
+    assert isinstance(event, TaskSuccessEvent)
+    assert set(event.xcoms) == {"return_value"}
     result = event.xcoms["return_value"]
     assert llm_connections.stats()["requests"] == 1
     entries = Ledger(ledger_store).run_summary("execute_tests", "manual__t")
-    assert entries.total.calls == 1 and entries.total.usd == pytest.approx(result["cost_usd"])
+    assert entries.total.calls == 1
+    assert entries.total.usd == pytest.approx(result["cost_usd"])
 
     # the same agent on a worker: the same record, field for field (but ids and timings)
-    worker = run_operator(_agent(prompt=prompt, execution="worker", cost_limit=1.0),
-                          make_context(store=MemoryStateStore()))
+    worker = run_operator(
+        _agent(prompt=prompt, execution="worker", cost_limit=1.0), make_context(store=MemoryStateStore())
+    )
     assert list(result) == list(worker)
     assert {k: v for k, v in result.items() if k not in VOLATILE} == {
-        k: v for k, v in worker.items() if k not in VOLATILE}
-    assert result["text"] == "Payroll totals 1.2M." and result["rounds"] == 1 and result["cost_known"]
+        k: v for k, v in worker.items() if k not in VOLATILE
+    }
+    assert result["text"] == "Payroll totals 1.2M."
+    assert result["rounds"] == 1
+    assert result["cost_known"]
 
 
 def test_upstream_results_are_read_in_the_triggerer(llm_connections, ledger_store):
-    op = _agent(prompt="Check: {{ results.summary.text }} [[reply: fine]]", execution="triggerer",
-                upstream_tasks={"summary": "M.summary"}, prompt_context="workflow")
+    op = _agent(
+        prompt="Check: {{ results.summary.text }} [[reply: fine]]",
+        execution="triggerer",
+        upstream_tasks={"summary": "M.summary"},
+        prompt_context="workflow",
+    )
     ti = TriggererTI({"M.summary": {"status": "success", "text": "UPSTREAM-TEXT"}})
     event = _run(_started_by_triggerer(op, ti))
     assert isinstance(event, TaskSuccessEvent)
@@ -101,10 +120,12 @@ def test_condition_false_and_missing_critical_upstream_skip_in_the_triggerer(llm
     op = _agent(prompt="p", execution="triggerer", condition="params.run == True")
     event = _run(_started_by_triggerer(op, params={"run": False}))
     assert isinstance(event, TaskSkippedEvent)
-    assert event.xcoms["return_value"]["status"] == "skipped" and "was false" in event.xcoms["skip_reason"]
+    assert event.xcoms["return_value"]["status"] == "skipped"
+    assert "was false" in event.xcoms["skip_reason"]
     op = _agent(prompt="p", execution="triggerer", critical_upstreams=["M.gone"])
     event = _run(_started_by_triggerer(op))
-    assert isinstance(event, TaskSkippedEvent) and "M.gone" in event.xcoms["skip_reason"]
+    assert isinstance(event, TaskSkippedEvent)
+    assert "M.gone" in event.xcoms["skip_reason"]
     assert llm_connections.stats()["requests"] == 0
 
 
@@ -118,12 +139,14 @@ def _resume_on_worker(op: LLMAgentOperator, event: TriggerEvent, store: MemorySt
 def test_a_budget_that_refuses_fails_at_once_without_a_call(llm_connections, ledger_store):
     op = _agent(prompt="[[reply: expensive]]", execution="triggerer", cost_limit=1e-9, retries=3)
     event = _run(_started_by_triggerer(op))
-    assert event.payload["status"] == "error" and event.payload["kind"] == "permanent"
+    assert event.payload["status"] == "error"
+    assert event.payload["kind"] == "permanent"
     assert event.payload["error_type"] == "BudgetExceeded"
     with pytest.raises(ClassifiedError) as info:
         _resume_on_worker(op, event)
     decision = AgentRetryPolicy().evaluate(info.value, try_number=1, max_tries=4)
-    assert decision.action == RetryAction.FAIL and "permanent" in decision.reason
+    assert decision.action == RetryAction.FAIL
+    assert "permanent" in decision.reason
     assert llm_connections.stats()["requests"] == 0
     assert Ledger(ledger_store).run_summary("execute_tests", "manual__t").total.calls == 0
 
@@ -132,17 +155,20 @@ def test_a_transient_error_resumes_on_a_worker_with_the_providers_delay(llm_conn
     llm_connections.configure(retry_after="7")
     op = _agent(prompt="[[fail:429]]", execution="triggerer", call_retries={"max_attempts": 1}, retries=2)
     event = _run(_started_by_triggerer(op))
-    assert event.payload["kind"] == "transient" and event.payload["retry_after_s"] == 7.0
+    assert event.payload["kind"] == "transient"
+    assert event.payload["retry_after_s"] == 7.0
     with pytest.raises(ClassifiedError) as info:
         _resume_on_worker(op, event)
     decision = AgentRetryPolicy(base_delay=0.0).evaluate(info.value, try_number=1, max_tries=3)
-    assert decision.action == RetryAction.RETRY and decision.retry_delay >= timedelta(seconds=7)
+    assert decision.action == RetryAction.RETRY
+    assert decision.retry_delay >= timedelta(seconds=7)
 
 
 def test_a_401_fails_at_once(llm_connections, ledger_store):
     op = _agent(prompt="[[fail:401]]", execution="triggerer", retries=3)
     event = _run(_started_by_triggerer(op))
-    assert event.payload["kind"] == "permanent" and event.payload["status_code"] == 401
+    assert event.payload["kind"] == "permanent"
+    assert event.payload["status_code"] == 401
     with pytest.raises(ClassifiedError) as info:
         _resume_on_worker(op, event)
     assert AgentRetryPolicy().evaluate(info.value, try_number=1, max_tries=4).action == RetryAction.FAIL
@@ -152,7 +178,8 @@ def test_a_401_fails_at_once(llm_connections, ledger_store):
 def test_a_retry_continues_on_a_worker_from_task_state_store(llm_connections, ledger_store):
     op = _agent(prompt="[[reply: second try]]", execution="triggerer")
     event = _run(_started_by_triggerer(op, TriggererTI(try_number=2)))
-    assert event.payload["status"] == "resume" and llm_connections.stats()["requests"] == 0
+    assert event.payload["status"] == "resume"
+    assert llm_connections.stats()["requests"] == 0
     # on the worker the agent defers once and ends in the triggerer (here: inline, as dag.test does)
     context = make_context(store=MemoryStateStore())
     op.render_template_fields(context)
@@ -163,7 +190,8 @@ def test_a_retry_continues_on_a_worker_from_task_state_store(llm_connections, le
     done = _run(deferred.value.trigger)
     assert done.payload["status"] == "done"  # not in a triggerer: the result goes back to the task
     result = op.execute_complete(context, event=done.payload)
-    assert result["text"] == "second try" and llm_connections.stats()["requests"] == 1
+    assert result["text"] == "second try"
+    assert llm_connections.stats()["requests"] == 1
 
 
 def test_trigger_kwargs_hold_no_key_and_round_trip(llm_connections):

@@ -27,7 +27,9 @@ def _first_event(trigger: LLMCallTrigger):
 
 def _trigger(provider: str, text: str) -> LLMCallTrigger:
     request = LLMRequest(provider=provider, model=MODELS[provider], messages=[Message("user", text)])
-    return LLMCallTrigger(llm_conn_id=f"agent_{provider}_default", provider=provider, request=request.to_dict())
+    return LLMCallTrigger(
+        llm_conn_id=f"agent_{provider}_default", provider=provider, request=request.to_dict()
+    )
 
 
 def test_serialize_round_trip_without_key(llm_connections):
@@ -45,15 +47,19 @@ def test_run_yields_the_normalised_response(llm_connections, provider):
     event = _first_event(_trigger(provider, "[[reply: deferred hello]]"))
     assert event.payload["status"] == "success"
     response = LLMResponse.from_dict(event.payload["response"])
-    assert response.text == "deferred hello" and response.provider == provider
-    assert response.usage.input_tokens > 0 and response.request_id
+    assert response.text == "deferred hello"
+    assert response.provider == provider
+    assert response.usage.input_tokens > 0
+    assert response.request_id
 
 
 def test_run_yields_a_classified_error(llm_connections):
     event = _first_event(_trigger("anthropic", "[[fail:429]]"))
     payload = event.payload
-    assert payload["status"] == "error" and payload["status_code"] == 429
-    assert payload["kind"] == "transient" and payload["error_type"]
+    assert payload["status"] == "error"
+    assert payload["status_code"] == 429
+    assert payload["kind"] == "transient"
+    assert payload["error_type"]
     assert "test-key" not in json.dumps(payload)
     assert llm_connections.stats()["requests"] == 1
 
@@ -82,18 +88,26 @@ def test_operator_defers_each_round_and_keeps_state_in_defer_kwargs(llm_connecti
             event = _first_event(deferred.trigger)
             kwargs = {**deferred.kwargs, "event": event.payload}
             step = op.execute_complete
-    assert deferrals == 2 and result["rounds"] == 2
-    assert result["tool_calls"][0]["name"] == "add" and result["tool_calls"][0]["ok"]
+    assert deferrals == 2
+    assert result["rounds"] == 2
+    assert result["tool_calls"][0]["name"] == "add"
+    assert result["tool_calls"][0]["ok"]
     assert llm_connections.stats()["requests"] == 2
 
 
 def test_execute_complete_raises_classified_error():
     op = LLMAgentOperator(task_id="x", prompt="p", deferrable=True)
-    event = {"status": "error", "error_type": "RateLimitError", "status_code": 429, "message": "slow down",
-             "retry_after_s": 3.0}
+    event = {
+        "status": "error",
+        "error_type": "RateLimitError",
+        "status_code": 429,
+        "message": "slow down",
+        "retry_after_s": 3.0,
+    }
     with pytest.raises(ClassifiedError) as info:
         op.execute_complete(make_context(), event=event, state=None)
-    assert info.value.transient and info.value.retry_after_s == 3.0
+    assert info.value.transient
+    assert info.value.retry_after_s == 3.0
 
 
 def test_guarded_run_reserves_limits_and_settles_in_the_triggerer(llm_connections, tmp_path, monkeypatch):
@@ -106,16 +120,28 @@ def test_guarded_run_reserves_limits_and_settles_in_the_triggerer(llm_connection
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__STORE_URL", f"sqlite:///{tmp_path}/store.db")
     reset_store()
     guard = GuardConfig(
-        dag_id="d", run_id="r", module="M", agent="a", run_cost_budget=1.0,
+        dag_id="d",
+        run_id="r",
+        module="M",
+        agent="a",
+        run_cost_budget=1.0,
         rate_limits=(RateLimitRule(key="openai", limits={"requests_per_minute": 100}, provider="openai"),),
         call_retries={"max_attempts": 2, "base_delay_s": 0.01},
     )
-    request = LLMRequest(provider="openai", model="gpt-5-mini", messages=[Message("user", "hi [[fail:500 x1]]")])
-    trigger = LLMCallTrigger(llm_conn_id="agent_openai_default", provider="openai", request=request.to_dict(),
-                             guard=guard.to_dict(), step_id="d/r/M.a/-1/try1/call0")
+    request = LLMRequest(
+        provider="openai", model="gpt-5-mini", messages=[Message("user", "hi [[fail:500 x1]]")]
+    )
+    trigger = LLMCallTrigger(
+        llm_conn_id="agent_openai_default",
+        provider="openai",
+        request=request.to_dict(),
+        guard=guard.to_dict(),
+        step_id="d/r/M.a/-1/try1/call0",
+    )
     event = _first_event(trigger)
     assert event.payload["status"] == "success"
     result = GuardedResult.from_dict(event.payload["result"])
-    assert result.requests == 2 and result.cost.known
+    assert result.requests == 2
+    assert result.cost.known
     assert Ledger(get_store()).run_summary("d", "r").total.calls == 1
     reset_store()

@@ -10,7 +10,9 @@ from airflow_agent_provider.stores.redis.limits import RedisLimitsMixin
 from airflow_agent_provider.stores.redis.runs import RedisRunsMixin
 
 
-class RedisStore(RedisLimitsMixin, RedisBudgetMixin, RedisBreakerMixin, RedisRunsMixin, RedisConnection, Store):
+class RedisStore(
+    RedisLimitsMixin, RedisBudgetMixin, RedisBreakerMixin, RedisRunsMixin, RedisConnection, Store
+):
     """Redis server shared by every process of a deployment."""
 
 

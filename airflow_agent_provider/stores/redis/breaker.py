@@ -1,4 +1,5 @@
-"""Circuit-breaker operations of the Redis store (see stores/breaker_api.py).
+"""
+Circuit-breaker operations of the Redis store (see stores/breaker_api.py).
 
 Each operation is one Lua script, so it is atomic on the server, and it reads the server's ``TIME``
 so that workers on different machines agree on when a window ends or a breaker may half-open. Per

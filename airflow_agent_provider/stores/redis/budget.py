@@ -1,4 +1,5 @@
-"""Budget operations of the Redis store (see stores/budget_api.py).
+"""
+Budget operations of the Redis store (see stores/budget_api.py).
 
 Each operation is one Lua script, so checking every scope and taking from all of them is atomic on
 the server. Expiry is measured with the server's ``TIME`` inside the script, so workers whose clocks
@@ -74,7 +75,9 @@ end
 """
 
 # ARGV: prefix, id, amount, ttl, retention, scopes_json, n, (scope, limit) * n
-_RESERVE = _COMMON + r"""
+_RESERVE = (
+    _COMMON
+    + r"""
 local id = ARGV[2]
 local amount = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
@@ -124,9 +127,12 @@ redis.call('HSET', rkey, 'state', 'reserved', 'amount', fmt(amount), 'exp', exp,
 redis.call('EXPIRE', rkey, math.ceil(ttl + retention))
 return tightest(0)
 """
+)
 
 # ARGV: prefix, id, charge, retention, fallback_scopes_json, m, (ledger_key, entry_id, json) * m
-_SETTLE = _COMMON + r"""
+_SETTLE = (
+    _COMMON
+    + r"""
 local id = ARGV[2]
 local charge = tonumber(ARGV[3])
 local retention = tonumber(ARGV[4])
@@ -149,9 +155,12 @@ for i = 0, m - 1 do
 end
 return 1
 """
+)
 
 # ARGV: prefix, id, retention
-_RELEASE = _COMMON + r"""
+_RELEASE = (
+    _COMMON
+    + r"""
 local id = ARGV[2]
 local rkey = P .. 'bud:res:' .. id
 local old = redis.call('HMGET', rkey, 'state', 'exp', 'scopes')
@@ -161,12 +170,16 @@ redis.call('HSET', rkey, 'state', 'released')
 redis.call('EXPIRE', rkey, math.ceil(tonumber(ARGV[3])))
 return 1
 """
+)
 
 # ARGV: prefix, scope
-_TOTALS = _COMMON + r"""
+_TOTALS = (
+    _COMMON
+    + r"""
 local s, r, c = totals(ARGV[2])
 return {fmt(s), fmt(r), fmt(c)}
 """
+)
 
 
 def _limit_from_nano(nano: int) -> float:
@@ -197,7 +210,8 @@ def _ledger_answer(raw: list, dag_id: str, run_id: str) -> list[LedgerEntry]:
 
 
 class RedisBudgetMixin:
-    """Reservations, spend and ledger in Redis hashes and sorted sets (see the module docstring).
+    """
+    Reservations, spend and ledger in Redis hashes and sorted sets (see the module docstring).
 
     The sync operations and their async twins (``a`` prefix) build the same script arguments and
     read the same answers; only the client differs.
@@ -232,8 +246,12 @@ class RedisBudgetMixin:
         return _reserve_answer(await self._ascript("budget_reserve", _RESERVE)(args=args))  # type: ignore[attr-defined]
 
     def _settle_args(
-        self, reservation_id: str, actual: float | None, ledger_entries: Sequence[LedgerEntry],
-        scopes: Sequence[str], now: float | None,
+        self,
+        reservation_id: str,
+        actual: float | None,
+        ledger_entries: Sequence[LedgerEntry],
+        scopes: Sequence[str],
+        now: float | None,
     ) -> list[str | int]:
         args: list[str | int] = [
             self.prefix,  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Connection plumbing shared by the Redis store's mixins.
+"""
+Connection plumbing shared by the Redis store's mixins.
 
 Why Redis: it is what several Airflow workers on several machines can share. Every check-and-take is
 one Lua script (``EVALSHA``), so it is atomic on the server and costs one round trip.
@@ -26,10 +27,30 @@ from airflow_agent_provider.stores.base import StoreUnavailable
 
 # Connection settings that mean the same to the sync and the asyncio connection classes.
 _SHARED_KWARGS = (
-    "host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",
-    "socket_keepalive", "socket_keepalive_options", "encoding", "encoding_errors", "decode_responses",
-    "health_check_interval", "client_name", "credential_provider", "protocol", "ssl_keyfile",
-    "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data", "ssl_check_hostname", "ssl_min_version",
+    "host",
+    "port",
+    "path",
+    "db",
+    "username",
+    "password",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "encoding",
+    "encoding_errors",
+    "decode_responses",
+    "health_check_interval",
+    "client_name",
+    "credential_provider",
+    "protocol",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_check_hostname",
+    "ssl_min_version",
     "ssl_ciphers",
 )
 _ASYNC_CLASSES = {
@@ -50,8 +71,14 @@ class _LoopState:
 class RedisConnection:
     kind = "redis"
 
-    def __init__(self, client: redis.Redis | str, *, prefix: str = "aap:", url: str | None = None,
-                 client_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis | str,
+        *,
+        prefix: str = "aap:",
+        url: str | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         """
         :param client: a sync client, or a URL to open one from.
         :param url: the client's URL, when known: the asyncio client is opened from it. Without it
@@ -66,7 +93,9 @@ class RedisConnection:
         self._url = url
         self.prefix = prefix
         self._scripts: dict[str, Any] = {}
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
         self._loops_lock = threading.Lock()
 
     def _key(self, *parts: str) -> str:
@@ -94,7 +123,9 @@ class RedisConnection:
         pool = self._redis.connection_pool
         kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _SHARED_KWARGS}
         connection_class = _ASYNC_CLASSES.get(pool.connection_class.__name__, aredis.Connection)
-        return aredis.Redis(connection_pool=aredis.ConnectionPool(connection_class=connection_class, **kwargs))
+        return aredis.Redis(
+            connection_pool=aredis.ConnectionPool(connection_class=connection_class, **kwargs)
+        )
 
     def _loop_state(self) -> _LoopState:
         loop = asyncio.get_running_loop()

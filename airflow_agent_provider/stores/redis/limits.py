@@ -1,4 +1,5 @@
-"""Rate-limit operations of the Redis store (see stores/limits_api.py).
+"""
+Rate-limit operations of the Redis store (see stores/limits_api.py).
 
 Per rate-limit key, three Redis keys share one hash tag (``{key}``) so that a cluster keeps them on
 one slot, which a multi-key Lua script needs:
@@ -86,7 +87,9 @@ _PRUNE_BATCH = 5000
 # limits and windows written into the code: parsing a tier list and looping over it costs a Lua
 # script several microseconds per call, more than most of the Redis commands it runs. A worker uses
 # a handful of policies, so the server caches a handful of scripts. ``@...@`` marks what is filled in.
-_ACQUIRE_TEMPLATE = _COMMON + r"""
+_ACQUIRE_TEMPLATE = (
+    _COMMON
+    + r"""
 local log, meta, lease = KEYS[1], KEYS[2], KEYS[3]
 local now = now_us(ARGV[1])
 local tokens, gid = tonumber(ARGV[2]), ARGV[3]
@@ -226,6 +229,7 @@ end
 @LEASE_TAKE@
 return finish({1, now})
 """
+)
 
 # Concurrency: ZCARD(lease) also counts expired leases, so they are removed only when it would refuse.
 _LEASE_CHECK = r"""
@@ -257,27 +261,38 @@ def _acquire_script(spec: tuple[tuple[str, int, int], ...], lease: bool) -> str:
     """The acquire script for one policy: ``spec`` is (unit, limit, window in µs) per tier."""
     windows = sorted({w for unit, _, w in spec if unit == "tokens"})
     fields = "".join(f", 'c:{w}', 'b:{w}'" for w in windows)
-    state = ", ".join(f"['{w}'] = {{c = tonumber(head[{6 + 2 * i}]), b = tonumber(head[{7 + 2 * i}])}}"
-                      for i, w in enumerate(windows))
+    state = ", ".join(
+        f"['{w}'] = {{c = tonumber(head[{6 + 2 * i}]), b = tonumber(head[{7 + 2 * i}])}}"
+        for i, w in enumerate(windows)
+    )
     checks = []
     for i, (unit, limit, w) in enumerate(spec, start=1):
         if unit == "tokens":
-            checks.append(f"if tokens > {limit} then return finish({{0, now, -1, {i}}}) end\n"
-                          f"tw = token_wait('{w}', {w}, {limit})")
+            checks.append(
+                f"if tokens > {limit} then return finish({{0, now, -1, {i}}}) end\n"
+                f"tw = token_wait('{w}', {w}, {limit})"
+            )
         else:
             checks.append(f"tw = request_wait({w}, {limit})")
         checks.append(f"if tw > wait then wait, reason = tw, {i} end")
     lua = _ACQUIRE_TEMPLATE
     for marker, value in (
-        ("@FIELDS@", fields), ("@STATE@", state), ("@KEEP@", str(max((w for *_, w in spec), default=0))),
-        ("@MAINT@", str(_MAINT_US)), ("@PRUNE@", str(_PRUNE_BATCH)), ("@CHECKS@", "\n".join(checks)),
-        ("@LEASE_CHECK@", _LEASE_CHECK if lease else ""), ("@LEASE_TAKE@", _LEASE_TAKE if lease else ""),
+        ("@FIELDS@", fields),
+        ("@STATE@", state),
+        ("@KEEP@", str(max((w for *_, w in spec), default=0))),
+        ("@MAINT@", str(_MAINT_US)),
+        ("@PRUNE@", str(_PRUNE_BATCH)),
+        ("@CHECKS@", "\n".join(checks)),
+        ("@LEASE_CHECK@", _LEASE_CHECK if lease else ""),
+        ("@LEASE_TAKE@", _LEASE_TAKE if lease else ""),
     ):
         lua = lua.replace(marker, value)
     return lua
 
 
-_SETTLE = _COMMON + r"""
+_SETTLE = (
+    _COMMON
+    + r"""
 local log, meta = KEYS[1], KEYS[2]
 local gid, actual = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('ZSCORE', log, gid)
@@ -305,8 +320,11 @@ end
 redis.call('HSET', meta, unpack(put))
 return delta
 """
+)
 
-_PENALIZE = _COMMON + r"""
+_PENALIZE = (
+    _COMMON
+    + r"""
 local meta = KEYS[1]
 local now = now_us('')
 local target
@@ -320,10 +338,14 @@ if target > cur then
 end
 return cur
 """
+)
 
-_PAUSED = _COMMON + r"""
+_PAUSED = (
+    _COMMON
+    + r"""
 return {tonumber(redis.call('HGET', KEYS[1], 'pause') or '0'), now_us('')}
 """
+)
 
 
 def _us(seconds: float) -> int:
@@ -346,7 +368,8 @@ def _reason(reason: int | bytes | str, names: tuple[str, ...]) -> str:
 
 
 class RedisLimitsMixin:
-    """Sliding-window logs, leases and pauses on the shared Redis server.
+    """
+    Sliding-window logs, leases and pauses on the shared Redis server.
 
     Each operation is split into building the script call and reading its answer, so the sync
     operation and its async twin (``a`` prefix, redis-py's asyncio client) run the same script with
@@ -373,7 +396,12 @@ class RedisLimitsMixin:
     # -- acquire -----------------------------------------------------------------------------
 
     def _acquire_call(
-        self, key: str, tiers: Sequence[Tier], tokens: int, max_concurrent: int | None, lease_ttl_s: float,
+        self,
+        key: str,
+        tiers: Sequence[Tier],
+        tokens: int,
+        max_concurrent: int | None,
+        lease_ttl_s: float,
         now: float | None,
     ) -> tuple[str, str, list[str], list[object], str, tuple[str, ...]]:
         """(script name, script, keys, args, grant id, tier names) of one acquire."""
@@ -408,7 +436,9 @@ class RedisLimitsMixin:
         lease_ttl_s: float = 600.0,
         now: float | None = None,
     ) -> Grant:
-        name, lua, keys, args, gid, names = self._acquire_call(key, tiers, tokens, max_concurrent, lease_ttl_s, now)
+        name, lua, keys, args, gid, names = self._acquire_call(
+            key, tiers, tokens, max_concurrent, lease_ttl_s, now
+        )
         res = self._script(name, lua)(keys=keys, args=args)  # type: ignore[attr-defined]
         return self._acquire_answer(res, gid, names)
 
@@ -422,7 +452,9 @@ class RedisLimitsMixin:
         lease_ttl_s: float = 600.0,
         now: float | None = None,
     ) -> Grant:
-        name, lua, keys, args, gid, names = self._acquire_call(key, tiers, tokens, max_concurrent, lease_ttl_s, now)
+        name, lua, keys, args, gid, names = self._acquire_call(
+            key, tiers, tokens, max_concurrent, lease_ttl_s, now
+        )
         res = await self._ascript(name, lua)(keys=keys, args=args)  # type: ignore[attr-defined]
         return self._acquire_answer(res, gid, names)
 
@@ -452,7 +484,9 @@ class RedisLimitsMixin:
 
     # -- pauses --------------------------------------------------------------------------------
 
-    def _penalize_call(self, key: str, until: float | None, delay_s: float | None) -> tuple[list[str], list[object]]:
+    def _penalize_call(
+        self, key: str, until: float | None, delay_s: float | None
+    ) -> tuple[list[str], list[object]]:
         if (until is None) == (delay_s is None):
             raise ValueError("penalize needs exactly one of until or delay_s")
         args = [_us(until), ""] if until is not None else ["", _us(delay_s)]  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Run index and usage reads of the Redis store (see stores/runs_api.py).
+"""
+Run index and usage reads of the Redis store (see stores/runs_api.py).
 
 Keys (under the store prefix):
 
@@ -116,7 +117,7 @@ class RedisRunsMixin:
                 pipe.hvals(key)
             answers = pipe.execute() if keys else []
         for key, values in zip(keys, answers):
-            d, _, r = key[len(base):].partition(":")
+            d, _, r = key[len(base) :].partition(":")
             stamps = [float(json.loads(v).get("ts") or 0.0) for v in values]
             if stamps:
                 runs.append(LedgerRun(d, r, min(stamps), max(stamps), len(stamps)))
@@ -130,7 +131,7 @@ class RedisRunsMixin:
         answer = self._script("runs_limit_usage", _USAGE)(keys=self._rl_keys(key), args=args)  # type: ignore[attr-defined]
         values = [int(v) for v in answer]
         used = [TierUsage(t.name, t.unit, t.limit, t.window_s, values[i]) for i, t in enumerate(tiers)]
-        leases, seen, now_us = values[len(tiers):]
+        leases, seen, now_us = values[len(tiers) :]
         return LimitUsage(key, used, leases, now_us / _US, bool(seen))
 
 

@@ -10,7 +10,9 @@ from airflow_agent_provider.stores.sqlite.limits import SQLiteLimitsMixin
 from airflow_agent_provider.stores.sqlite.runs import SQLiteRunsMixin
 
 
-class SQLiteStore(SQLiteLimitsMixin, SQLiteBudgetMixin, SQLiteBreakerMixin, SQLiteRunsMixin, SQLiteConnection, Store):
+class SQLiteStore(
+    SQLiteLimitsMixin, SQLiteBudgetMixin, SQLiteBreakerMixin, SQLiteRunsMixin, SQLiteConnection, Store
+):
     """SQLite file shared by every process on one machine."""
 
 

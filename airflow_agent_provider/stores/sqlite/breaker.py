@@ -1,4 +1,5 @@
-"""Circuit-breaker operations of the SQLite store (see stores/breaker_api.py).
+"""
+Circuit-breaker operations of the SQLite store (see stores/breaker_api.py).
 
 Each operation is one ``BEGIN IMMEDIATE`` transaction, so two processes can never both take the
 last half-open trial slot or both miss the failure that reaches the threshold. Time is the machine's
@@ -44,7 +45,9 @@ class SQLiteBreakerMixin:
 
     @staticmethod
     def _breaker_row(conn: sqlite3.Connection, key: str) -> tuple[str, float, int]:
-        row = conn.execute("SELECT state, open_until, seq FROM breaker_state WHERE key = ?", (key,)).fetchone()
+        row = conn.execute(
+            "SELECT state, open_until, seq FROM breaker_state WHERE key = ?", (key,)
+        ).fetchone()
         return (row[0], row[1], row[2]) if row else (CLOSED, 0.0, 0)
 
     @staticmethod
@@ -64,7 +67,8 @@ class SQLiteBreakerMixin:
     def _breaker_current(
         self, conn: sqlite3.Connection, key: str, now: float, *, persist: bool = False
     ) -> tuple[str, float, int]:
-        """The row with the open -> half-open transition applied once the timeout has passed.
+        """
+        The row with the open -> half-open transition applied once the timeout has passed.
 
         Only ``breaker_allow`` persists that transition (``persist=True``, inside its write
         transaction): reads report it without writing, and ``breaker_record`` writes its own outcome.
@@ -121,7 +125,9 @@ class SQLiteBreakerMixin:
                 return CLOSED
             conn.execute("DELETE FROM breaker_failures WHERE key = ? AND ts <= ?", (key, now - cfg.window_s))
             conn.execute("INSERT INTO breaker_failures (key, ts) VALUES (?, ?)", (key, now))
-            (failures,) = conn.execute("SELECT COUNT(*) FROM breaker_failures WHERE key = ?", (key,)).fetchone()
+            (failures,) = conn.execute(
+                "SELECT COUNT(*) FROM breaker_failures WHERE key = ?", (key,)
+            ).fetchone()
             if failures >= cfg.failure_threshold:
                 self._breaker_clear(conn, key)
                 self._breaker_put(conn, key, OPEN, now + cfg.reset_timeout_s, seq)

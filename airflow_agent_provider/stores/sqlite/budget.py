@@ -1,4 +1,5 @@
-"""Budget operations of the SQLite store (see stores/budget_api.py).
+"""
+Budget operations of the SQLite store (see stores/budget_api.py).
 
 Each operation is one ``BEGIN IMMEDIATE`` transaction, so the check of every scope and the take
 happen under one write lock: two processes can never both see the same room in a budget.
@@ -88,9 +89,7 @@ class SQLiteBudgetMixin:
         return spent, reserved, calls
 
     @staticmethod
-    def _tightest(
-        conn: sqlite3.Connection, scopes: Sequence[tuple[str, int]], now: float
-    ) -> ReserveResult:
+    def _tightest(conn: sqlite3.Connection, scopes: Sequence[tuple[str, int]], now: float) -> ReserveResult:
         best: tuple[float, int, int, int] | None = None
         for scope, limit in scopes:
             spent, reserved, _ = SQLiteBudgetMixin._scope_state(conn, scope, now)
@@ -100,7 +99,9 @@ class SQLiteBudgetMixin:
         if best is None:
             return ReserveResult(True, None, 0.0, 0.0, float("inf"))
         _, spent, reserved, limit = best
-        return ReserveResult(True, None, from_nano(spent), from_nano(reserved), float("inf") if limit < 0 else from_nano(limit))
+        return ReserveResult(
+            True, None, from_nano(spent), from_nano(reserved), float("inf") if limit < 0 else from_nano(limit)
+        )
 
     # -- BudgetStore ---------------------------------------------------------------------------
 
@@ -118,16 +119,22 @@ class SQLiteBudgetMixin:
                 state, expires_at = row
                 if state == "settled" or (state == "reserved" and expires_at > now):
                     result = self._tightest(conn, nano_scopes, now)
-                    return ReserveResult(True, None, result.spent, result.reserved, result.limit, duplicate=True)
+                    return ReserveResult(
+                        True, None, result.spent, result.reserved, result.limit, duplicate=True
+                    )
                 # Expired or released: the id may reserve afresh.
-                conn.execute("DELETE FROM budget_reservation_scope WHERE reservation_id = ?", (reservation_id,))
+                conn.execute(
+                    "DELETE FROM budget_reservation_scope WHERE reservation_id = ?", (reservation_id,)
+                )
                 conn.execute("DELETE FROM budget_reservation WHERE id = ?", (reservation_id,))
             for scope, limit in nano_scopes:
                 if limit < 0:
                     continue
                 spent, reserved, _ = self._scope_state(conn, scope, now)
                 if spent + reserved + amount_nano > limit:
-                    return ReserveResult(False, scope, from_nano(spent), from_nano(reserved), from_nano(limit))
+                    return ReserveResult(
+                        False, scope, from_nano(spent), from_nano(reserved), from_nano(limit)
+                    )
             conn.execute(
                 "INSERT INTO budget_reservation (id, state, amount_nano, expires_at, scopes, updated_at)"
                 " VALUES (?, 'reserved', ?, ?, ?, ?)",
@@ -160,7 +167,9 @@ class SQLiteBudgetMixin:
         charge = 0 if actual is None else to_nano(actual)
         with self._tx() as conn:  # type: ignore[attr-defined]
             now = time.time()
-            row = conn.execute("SELECT state, scopes FROM budget_reservation WHERE id = ?", (reservation_id,)).fetchone()
+            row = conn.execute(
+                "SELECT state, scopes FROM budget_reservation WHERE id = ?", (reservation_id,)
+            ).fetchone()
             if row is not None and row[0] == "settled":
                 return False
             charged_scopes = json.loads(row[1]) if row is not None else list(scopes)
@@ -172,7 +181,8 @@ class SQLiteBudgetMixin:
                 )
             else:
                 conn.execute(
-                    "UPDATE budget_reservation SET state = 'settled', updated_at = ? WHERE id = ?", (now, reservation_id)
+                    "UPDATE budget_reservation SET state = 'settled', updated_at = ? WHERE id = ?",
+                    (now, reservation_id),
                 )
             conn.executemany(
                 "INSERT INTO budget_spent (scope, spent_nano, calls) VALUES (?, ?, 1)"
@@ -185,9 +195,20 @@ class SQLiteBudgetMixin:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        e.entry_id, e.reservation_id or reservation_id, e.dag_id, e.run_id, e.module, e.agent,
-                        e.model, e.provider, e.input_tokens, e.output_tokens, e.cached_input_tokens, e.usd,
-                        e.price_source, now if e.ts is None else e.ts,
+                        e.entry_id,
+                        e.reservation_id or reservation_id,
+                        e.dag_id,
+                        e.run_id,
+                        e.module,
+                        e.agent,
+                        e.model,
+                        e.provider,
+                        e.input_tokens,
+                        e.output_tokens,
+                        e.cached_input_tokens,
+                        e.usd,
+                        e.price_source,
+                        now if e.ts is None else e.ts,
                     )
                     for e in ledger_entries
                 ],
@@ -221,10 +242,14 @@ class SQLiteBudgetMixin:
         return self.budget_totals(scope).reserved
 
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
-        rows = self._conn().execute(  # type: ignore[attr-defined]
-            "SELECT entry_id, dag_id, run_id, module, agent, model, provider, input_tokens, output_tokens,"
-            " cached_input_tokens, usd, price_source, ts, reservation_id FROM budget_ledger"
-            " WHERE dag_id = ? AND run_id = ? ORDER BY ts, entry_id",
-            (dag_id, run_id),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(  # type: ignore[attr-defined]
+                "SELECT entry_id, dag_id, run_id, module, agent, model, provider, input_tokens, output_tokens,"
+                " cached_input_tokens, usd, price_source, ts, reservation_id FROM budget_ledger"
+                " WHERE dag_id = ? AND run_id = ? ORDER BY ts, entry_id",
+                (dag_id, run_id),
+            )
+            .fetchall()
+        )
         return [LedgerEntry(*row) for row in rows]

@@ -1,4 +1,5 @@
-"""Connection plumbing shared by the SQLite store's mixins.
+"""
+Connection plumbing shared by the SQLite store's mixins.
 
 Why SQLite: it is the embedded single-machine default that needs no server. Many Airflow task
 processes use the same file at once, so every check-and-take runs in a ``BEGIN IMMEDIATE``

@@ -1,4 +1,5 @@
-"""Rate-limit operations of the SQLite store (see stores/limits_api.py).
+"""
+Rate-limit operations of the SQLite store (see stores/limits_api.py).
 
 Layout: ``rl_log`` holds one row per grant (time, tokens); ``rl_window`` keeps, per key and per
 window length, a running total of the log entries still inside the window and the cursor up to
@@ -179,7 +180,8 @@ class SQLiteLimitsMixin:
             delta = int(actual_tokens) - reserved
             if delta:
                 conn.execute(
-                    "UPDATE rl_log SET tokens = ? WHERE key = ? AND gid = ?", (int(actual_tokens), key, grant_id)
+                    "UPDATE rl_log SET tokens = ? WHERE key = ? AND gid = ?",
+                    (int(actual_tokens), key, grant_id),
                 )
                 conn.execute(
                     "UPDATE rl_window SET total = total + ? WHERE key = ? AND unit = 'tokens' AND cursor < ?",

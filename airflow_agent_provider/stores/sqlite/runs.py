@@ -1,4 +1,5 @@
-"""Run index and usage reads of the SQLite store (see stores/runs_api.py).
+"""
+Run index and usage reads of the SQLite store (see stores/runs_api.py).
 
 ``run_index`` holds one row per recorded run: the columns the overview sorts and filters by, and
 the record as JSON. ``ledger_runs`` groups the ledger table (``budget_ledger``, indexed by
@@ -50,9 +51,13 @@ class SQLiteRunsMixin:
             )
 
     def run_get(self, dag_id: str, run_id: str) -> RunRecord | None:
-        row = self._conn().execute(  # type: ignore[attr-defined]
-            "SELECT record FROM run_index WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(  # type: ignore[attr-defined]
+                "SELECT record FROM run_index WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+            )
+            .fetchone()
+        )
         return None if row is None else RunRecord.from_json(row[0])
 
     def runs_list(self, dag_id: str | None = None, limit: int = 50) -> list[RunRecord]:
@@ -63,18 +68,23 @@ class SQLiteRunsMixin:
             )
         else:
             rows = self._conn().execute(  # type: ignore[attr-defined]
-                "SELECT record FROM run_index WHERE dag_id = ? ORDER BY recorded_at DESC LIMIT ?", (dag_id, limit)
+                "SELECT record FROM run_index WHERE dag_id = ? ORDER BY recorded_at DESC LIMIT ?",
+                (dag_id, limit),
             )
         return [RunRecord.from_json(r[0]) for r in rows.fetchall()]
 
     def ledger_runs(self, dag_id: str | None = None, limit: int = 50) -> list[LedgerRun]:
         limit = clamp_limit(limit)
         where, args = ("WHERE dag_id = ?", (dag_id,)) if dag_id is not None else ("", ())
-        rows = self._conn().execute(  # type: ignore[attr-defined]
-            f"SELECT dag_id, run_id, MIN(ts), MAX(ts), COUNT(*) FROM budget_ledger {where} "  # noqa: S608 - fixed text
-            "GROUP BY dag_id, run_id ORDER BY MAX(ts) DESC LIMIT ?",
-            (*args, limit),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(  # type: ignore[attr-defined]
+                f"SELECT dag_id, run_id, MIN(ts), MAX(ts), COUNT(*) FROM budget_ledger {where} "
+                "GROUP BY dag_id, run_id ORDER BY MAX(ts) DESC LIMIT ?",
+                (*args, limit),
+            )
+            .fetchall()
+        )
         return [LedgerRun(d, r, float(a), float(b), int(n)) for d, r, a, b, n in rows]
 
     def limit_usage(self, key: str, tiers: Sequence[Tier]) -> LimitUsage:
@@ -86,11 +96,13 @@ class SQLiteRunsMixin:
             for tier in tiers:
                 sql = "COUNT(*)" if tier.unit == "requests" else "COALESCE(SUM(tokens), 0)"
                 (value,) = conn.execute(
-                    f"SELECT {sql} FROM rl_log WHERE key = ? AND t > ?",  # noqa: S608 - sql is one of two constants
+                    f"SELECT {sql} FROM rl_log WHERE key = ? AND t > ?",
                     (key, now - tier.window_s),
                 ).fetchone()
                 used.append(TierUsage(tier.name, tier.unit, tier.limit, tier.window_s, int(value)))
-            (leases,) = conn.execute("SELECT COUNT(*) FROM rl_lease WHERE key = ? AND expires > ?", (key, now)).fetchone()
+            (leases,) = conn.execute(
+                "SELECT COUNT(*) FROM rl_lease WHERE key = ? AND expires > ?", (key, now)
+            ).fetchone()
             (seen,) = conn.execute("SELECT EXISTS (SELECT 1 FROM rl_log WHERE key = ?)", (key,)).fetchone()
         finally:
             conn.execute("COMMIT")
