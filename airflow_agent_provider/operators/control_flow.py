@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+# One class and one validator for the worker, deferred and triggerer paths: an ``except`` must catch
+# every copy, and an answer must be judged the same way on each.
+from airflow_agent_provider.agent_loop.state import OutputValidationError, validate_output
 from airflow_agent_provider.definitions.expressions import (
     Expression,
     ExpressionError,
@@ -37,26 +40,6 @@ if TYPE_CHECKING:
 
 #: XCom key under which a skipped task records why (also in its ``return_value`` for agents).
 SKIP_REASON_KEY = "skip_reason"
-
-
-# One class for the worker, deferred and triggerer paths: an ``except`` must catch every copy.
-from airflow_agent_provider.agent_loop.state import OutputValidationError
-
-
-def validate_output(text: str, schema: Mapping[str, Any], agent: str) -> Any:
-    """Parse ``text`` as JSON and validate it against ``schema``; the parsed value, or an error."""
-    import jsonschema
-
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        excerpt = text if len(text) <= 80 else text[:77] + "..."
-        raise OutputValidationError(agent, "$", f"the reply is not valid JSON ({exc}): {excerpt!r}") from None
-    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(data))
-    if error is not None:
-        raise OutputValidationError(agent, error.json_path, error.message)
-    return data
 
 
 def plain_params(params: Any) -> dict[str, Any]:
