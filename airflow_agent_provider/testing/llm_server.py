@@ -86,6 +86,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from airflow_agent_provider.testing.batch_routes import BatchAdminClient, register_batch_routes
 from airflow_agent_provider.testing.connections import connection_env
 from airflow_agent_provider.testing.scripting import (
     Conversation,
@@ -213,6 +214,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app = FastAPI(title="airflow-agent-provider local LLM server", docs_url=None, redoc_url=None)
     state = ServerState(config or ServerConfig())
     app.state.llm = state
+    batches = register_batch_routes(app, state)
 
     @app.post("/v1/chat/completions")
     @app.post("/chat/completions")
@@ -274,6 +276,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     @app.post("/_admin/reset")
     async def admin_reset() -> dict[str, Any]:
         state.reset()
+        batches.reset()
         return {"ok": True}
 
     @app.post("/_admin/config")
@@ -299,7 +302,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 # --------------------------------------------------------------------------------------------------
 
 
-class _AdminClient:
+class _AdminClient(BatchAdminClient):
     """Admin calls over HTTP, so they work the same against an in-process or a spawned server."""
 
     url: str
