@@ -30,6 +30,16 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_agent_provider.definitions.delivery import (
+    DEFAULT_BATCH_DEADLINE,
+    DEFAULT_BATCH_FALLBACK,
+    DEFAULT_DELIVERY,
+    BatchDeadline,
+    BatchFallback,
+    Delivery,
+    check_workflow_delivery,
+    delivery_defaults,
+)
 from airflow_agent_provider.definitions.durations import Duration, PositiveDuration
 from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
 from airflow_agent_provider.definitions.output_schemas import (
@@ -302,6 +312,11 @@ class AgentDefaults(_Strict):
     )
     call_retries: CallRetrySpec = Field(default_factory=CallRetrySpec)
     fallbacks: list[FallbackSpec] = Field(default_factory=list)
+    delivery: Delivery = Field(DEFAULT_DELIVERY, description="realtime calls, or the providers' batch APIs.")
+    deadline: BatchDeadline = Field(DEFAULT_BATCH_DEADLINE, description="Longest wait for a batch answer.")
+    batch_fallback: BatchFallback = Field(
+        DEFAULT_BATCH_FALLBACK, description="A retried batch request near its deadline: batch or realtime."
+    )
 
     @model_validator(mode="after")
     def _execution_agrees_with_deferrable(self) -> AgentDefaults:
@@ -492,6 +507,9 @@ class ModuleSpec(_Strict):
     description: str = ""
     cost_budget: float | None = Field(None, gt=0, description="USD per run for this module.")
     budget_gate: BudgetGateSpec | None = Field(None, description="Spend check before the module starts.")
+    delivery: Delivery | None = Field(None, description="Default delivery of the module's agents.")
+    deadline: BatchDeadline | None = None
+    batch_fallback: BatchFallback | None = None
     agents: list[AgentSpec] = Field(min_length=1)
 
 
@@ -576,6 +594,9 @@ class Workflow(_Strict):
     circuit_breaker: BreakerSpec = Field(default_factory=BreakerSpec)
     budget_gate: BudgetGateSpec | None = Field(None, description="Spend check before any agent starts.")
     defaults: AgentDefaults = Field(default_factory=AgentDefaults)
+    delivery: Delivery | None = Field(None, description="Default delivery of every agent (see delivery.py).")
+    deadline: BatchDeadline | None = None
+    batch_fallback: BatchFallback | None = None
     modules: dict[Name, ModuleSpec] = Field(min_length=1)
     params: dict[ParamName, ParamSpec] = Field(default_factory=dict, description="Airflow Params.")
     triggered_by: list[WorkflowName] = Field(
@@ -603,7 +624,9 @@ class Workflow(_Strict):
     @model_validator(mode="after")
     def _apply_defaults(self) -> Workflow:
         for module in self.modules.values():
-            module.agents = [agent.with_defaults(self.defaults) for agent in module.agents]
+            defaults = delivery_defaults(self, module)
+            module.agents = [agent.with_defaults(defaults) for agent in module.agents]
+        check_workflow_delivery(self)
         if self.produces is None:
             self.produces = default_asset_uri(self.name)
         return self
