@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_agent_provider.llm.types import LLMRequest, Message, ToolCall, ToolSpec, Usage
+from airflow_agent_provider.results.agent import AgentResult
 
 if TYPE_CHECKING:  # the guard engines load when a loop runs, not when a DAG file imports the operator
     from airflow_agent_provider.guard.pipeline import GuardedResult, PendingCharge
@@ -123,76 +124,6 @@ class LoopSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> LoopSpec:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass
-class AgentResult:
-    """
-    One agent's result: its ``return_value`` XCom, the same on every execution path.
-
-    :meth:`to_dict` is the XCom shape (keys in this order, then ``extra``: ``item``/``map_index``
-    of a mapped agent).
-    """
-
-    text: str
-    output: Any
-    provider: str
-    model: str
-    usage: dict[str, int]
-    cost_usd: float | None
-    cost_known: bool
-    rounds: int
-    tool_calls: list[dict[str, Any]]
-    latency_s: float
-    request_ids: list[str]
-    requests: int
-    wait_s: float
-    answered_by: str | None
-    fallbacks_used: list[dict[str, Any]]
-    finish_reason: str | None
-    stopped: str | None
-    task_id: str
-    agent: dict[str, Any]
-    iterations: int
-    status: str = "success"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    _ORDER = (
-        "status",
-        "text",
-        "output",
-        "provider",
-        "model",
-        "usage",
-        "cost_usd",
-        "cost_known",
-        "rounds",
-        "tool_calls",
-        "latency_s",
-        "request_ids",
-        "requests",
-        "wait_s",
-        "answered_by",
-        "fallbacks_used",
-        "finish_reason",
-        "stopped",
-        "task_id",
-        "agent",
-        "iterations",
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self._ORDER}
-        data.update(self.extra)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AgentResult:
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(
-            **{k: v for k, v in data.items() if k in known},
-            extra={k: v for k, v in data.items() if k not in known},
-        )
 
 
 Step = Literal["call", "answer"]
@@ -488,6 +419,7 @@ class AgentLoop:
         """The run's result record (``extra``: the item fields of a mapped agent)."""
         text = self.text
         return AgentResult(
+            status="success",
             text=text,
             output=self.output if self.has_output else text,
             provider=self.provider,
@@ -508,5 +440,5 @@ class AgentLoop:
             task_id=spec.task_id,
             agent=dict(spec.agent_meta),
             iterations=int(self.iteration),
-            extra=dict(extra),
+            **extra,
         )

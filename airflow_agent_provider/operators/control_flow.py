@@ -75,22 +75,10 @@ def unavailable_sources(expression: Expression, results: Mapping[str, Any]) -> l
 def skip_record(
     reason: str, *, task_id: str, agent: Mapping[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """
-    The ``return_value`` a skipped agent leaves behind.
+    """The ``return_value`` a skipped agent leaves behind (:meth:`AgentResult.skipped`, XCom form)."""
+    from airflow_agent_provider.results.agent import AgentResult
 
-    ``status``/``text`` make it a result that downstream prompts and the result task understand
-    (``results.x.status == 'skipped'``, ``results.x.reason``) without special cases.
-    """
-    return {
-        "status": "skipped",
-        "text": "",
-        "output": None,
-        "reason": reason,
-        SKIP_REASON_KEY: reason,
-        "task_id": task_id,
-        "agent": dict(agent or {}),
-        **extra,
-    }
+    return AgentResult.skipped(reason, task_id=task_id, agent=agent, **extra).to_dict()
 
 
 class ForEachItemsOperator(BaseOperator):
@@ -186,23 +174,14 @@ def upstream_results(
 
 def decode_agent_xcom(value: Any) -> Any:
     """
-    An agent's XCom as the dict it was written as, whichever process wrote it.
-
-    Why: a result that a trigger hands to Airflow with ``TaskSuccessEvent(xcoms=...)`` is stored by
-    Airflow 3.3's triggerer as ``json.dumps(value)``, while workers store it through ``serde``; read
-    back on a worker, the triggerer's copy arrives as a JSON *string*. An agent's result or skip
-    record is always a JSON object with a ``status``, so only such strings are decoded; any other
-    value (including a plain string some other task returned) is left as it is.
+    An agent's XCom as the dict it was written as, whichever process wrote it (a list of them for
+    a mapped task): :func:`airflow_agent_provider.results.agent.decode_json_object` per value.
     """
+    from airflow_agent_provider.results.agent import decode_json_object
+
     if isinstance(value, list):
         return [decode_agent_xcom(v) for v in value]
-    if not isinstance(value, str) or not value.startswith("{") or not value.endswith("}"):
-        return value
-    try:
-        decoded = json.loads(value)
-    except ValueError:
-        return value
-    return decoded if isinstance(decoded, dict) and "status" in decoded else value
+    return decode_json_object(value)
 
 
 def flat_upstream_text(upstream_tasks: Mapping[str, str], results: Mapping[str, Any]) -> str:
