@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _rows(summary: Any) -> list[tuple[str, ...]]:
-    rows = [("scope", "calls", "in", "out", "cached", "cost_usd")]
+    rows: list[tuple[str, ...]] = [("scope", "calls", "in", "out", "cached", "cost_usd")]
 
     def row(label: str, totals: Any) -> tuple[str, ...]:
         usd = f"{totals.usd:.6f}" + (

@@ -53,8 +53,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             workflows, errors = [], []
             try:
                 workflows.append(load_workflow(path))
-            except WorkflowDefinitionError as err:
-                errors.append(err)
+            except WorkflowDefinitionError as bad:
+                errors.append(bad)
         for wf in workflows:
             agents = sum(1 for _ in wf.iter_agents())
             print(f"ok   {wf.source_path}: workflow {wf.name} ({len(wf.modules)} modules, {agents} agents)")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-from airflow_agent_provider.operators.result import RESULT_TASK_ID, format_table
+from airflow_agent_provider.operators.result import RESULT_TASK_ID
+from airflow_agent_provider.results.format import format_heading, format_table, to_json
+from airflow_agent_provider.results.workflow import WorkflowResult
 
 
-def fetch_run_result(dag_id: str, run_id: str | None = None) -> tuple[str, str | None, dict[str, Any] | None]:
-    """Return ``(run_id, run_state, result)`` of the given or latest run; raises LookupError if none."""
+def fetch_run_result(dag_id: str, run_id: str | None = None) -> tuple[str, str | None, Any]:
+    """
+    Return ``(run_id, run_state, stored result)`` of the given or latest run (the stored XCom value,
+    None when the run has none); raises LookupError if there is no such run.
+    """
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -48,10 +52,12 @@ def print_run_result(dag_id: str, run_id: str | None = None, *, as_json: bool = 
     from airflow_agent_provider.security.redact import scrub_value
 
     # Error texts in the result come from model endpoints: defence in depth against an echoed key.
-    result = scrub_value(result)
-    if as_json:
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        print(f"{dag_id}  run {found_run_id}  state {state}  outcome {result['outcome']}")
-        print(format_table(result))
+    try:
+        typed = WorkflowResult.from_xcom(scrub_value(result))
+    except ValueError as err:
+        print(f"{dag_id} {found_run_id}: the workflow result cannot be read: {err}", file=sys.stderr)
+        return 1
+    if typed is None:  # a stored null
+        return 1
+    print(to_json(typed) if as_json else f"{format_heading(typed, state)}\n{format_table(typed)}")
     return 0

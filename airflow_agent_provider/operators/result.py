@@ -241,7 +241,9 @@ class WorkflowResultOperator(BaseOperator):
             instances = []
             if meta.mapped:
                 instances = [
-                    InstanceRecord(r.map_index, r.state, r.duration_s, pull_record(ti, task_id, r.state, r.map_index))
+                    InstanceRecord(
+                        r.map_index, r.state, r.duration_s, pull_record(ti, task_id, r.state, r.map_index)
+                    )
                     for r in rows
                     if r.task_id == task_id and r.map_index >= 0
                 ]
