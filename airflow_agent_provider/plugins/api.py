@@ -240,6 +240,8 @@ def create_app(
     get_store = store_provider or _default_store
     get_url = url_provider or _default_url
     transient = _transient_errors()
+    #: What ``/api/store`` answers as "unhealthy" (503) instead of an error.
+    unreachable: tuple[type[BaseException], ...] = (StoreError, *transient)
 
     app = FastAPI(
         title="LLM agents: costs & limits",
@@ -401,7 +403,7 @@ def create_app(
                 s.ping()
                 latency_ms = round((time.perf_counter() - started) * 1000, 3)
                 now = s.store_time()
-            except (StoreError, *transient) as err:
+            except unreachable as err:
                 if isinstance(err, StoreError):
                     message = describe(request, err.cause, "cannot be opened")
                 else:

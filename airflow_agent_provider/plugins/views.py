@@ -30,6 +30,7 @@ from typing import Any
 from airflow_agent_provider.cost.budget import agent_scope, day_scope, module_scope, month_scope, run_scope
 from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.observability.snapshots import iso_utc
+from airflow_agent_provider.results.summary import RunAgentSummary
 from airflow_agent_provider.stores.base import Store
 from airflow_agent_provider.stores.runs_api import RunRecord
 
@@ -194,8 +195,9 @@ def top_spenders(
     store: Store, runs: Iterable[tuple[str, str]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The most expensive agents and models over the ledgers of ``runs`` (most expensive first)."""
-    agents: dict[tuple[str, str], dict[str, Any]] = {}
-    models: dict[str, dict[str, Any]] = {}
+    # (dag_id, agent) -> row, and provider/model -> row.
+    agents: dict[Any, dict[str, Any]] = {}
+    models: dict[Any, dict[str, Any]] = {}
     ledger = Ledger(store)
     for dag_id, run_id in runs:
         for entry in ledger.entries(dag_id, run_id):
@@ -417,29 +419,31 @@ def run_view(store: Store, dag_id: str, run_id: str) -> dict[str, Any]:
     now = store.store_time()
     latest = record or next(iter(store.runs_list(dag_id, limit=1)), None)
     budgets = _budgets(latest)
-    if record is not None:
-        result_agents = record.agents
-    else:  # still running: the agents of the workflow's latest run, without their (not yet known) results
+    # The run result's summary of each agent; for a run still going, the agents of the workflow's
+    # latest run, without their (not yet known) results.
+    stored = record.agents if record is not None else (latest.agents if latest is not None else {})
+    result_agents = {t: RunAgentSummary.from_record(a) for t, a in stored.items()}
+    if record is None:
         result_agents = {
-            t: {"module": a.get("module"), "agent": a.get("agent"), "mapped": a.get("mapped")}
-            for t, a in (latest.agents if latest is not None else {}).items()
+            t: RunAgentSummary(module=a.module, agent=a.agent, mapped=a.mapped)
+            for t, a in result_agents.items()
         }
-    by_name = {f"{a.get('module')}.{a.get('agent')}": (task_id, a) for task_id, a in result_agents.items()}
+    by_name = {a.name: (task_id, a) for task_id, a in result_agents.items()}
     rows: list[dict[str, Any]] = []
     for name in sorted(set(summary.agents) | set(by_name)):
         totals = summary.agents.get(name)
-        task_id, agent = by_name.get(name, (None, {}))
+        task_id, agent = by_name.get(name, (None, RunAgentSummary()))
         module, _, agent_name = name.partition(".")
         reserved = store.budget_totals(agent_scope(dag_id, run_id, module, agent_name)).reserved
         if record is None:
-            status = "running" if reserved > 0 else "called" if totals else "not called yet"
+            status: str | None = "running" if reserved > 0 else "called" if totals else "not called yet"
         else:
-            status = agent.get("status")
+            status = agent.status
         rows.append(
             {
                 "agent": name,
                 "task_id": task_id,
-                "module": agent.get("module") or module,
+                "module": agent.module or module,
                 "calls": totals.calls if totals else 0,
                 "input_tokens": totals.input_tokens if totals else 0,
                 "output_tokens": totals.output_tokens if totals else 0,
@@ -448,24 +452,24 @@ def run_view(store: Store, dag_id: str, run_id: str) -> dict[str, Any]:
                 "unknown_cost_calls": totals.unknown_cost_calls if totals else 0,
                 "reserved_usd": usd(reserved),
                 "status": status,
-                "reason": agent.get("reason"),
-                "critical": agent.get("critical"),
-                "answered_by": agent.get("answered_by"),
-                "fallbacks_used": agent.get("fallbacks_used") or [],
-                "duration_s": agent.get("duration_s"),
-                "mapped": bool(agent.get("mapped")),
+                "reason": agent.reason,
+                "critical": agent.critical,
+                "answered_by": agent.answered_by,
+                "fallbacks_used": agent.fallbacks_used,
+                "duration_s": agent.duration_s,
+                "mapped": agent.mapped,
             }
         )
     rows.sort(key=lambda r: (-(r["cost_usd"] or 0.0), r["agent"]))
     modules = []
     for name in sorted(set(summary.modules) | set(budgets["modules"]) | {r["module"] for r in rows}):
-        totals = store.budget_totals(module_scope(dag_id, run_id, name))
+        scope_totals = store.budget_totals(module_scope(dag_id, run_id, name))
         ledger_totals = summary.modules.get(name)
         modules.append(
             {
                 "module": name,
                 "calls": ledger_totals.calls if ledger_totals else 0,
-                **budget_line(totals.spent, totals.reserved, budgets["modules"].get(name)),
+                **budget_line(scope_totals.spent, scope_totals.reserved, budgets["modules"].get(name)),
             }
         )
     return {
