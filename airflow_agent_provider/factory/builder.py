@@ -49,6 +49,12 @@ from airflow_agent_provider.definitions import (
     Workflow,
 )
 from airflow_agent_provider.definitions.models import default_asset_uri, resolve_dependency
+from airflow_agent_provider.factory.batch import (
+    BatchGroup,
+    add_submit_tasks,
+    batch_groups,
+    batch_operator_kwargs,
+)
 from airflow_agent_provider.factory.pools import agent_pool, max_active_tasks
 from airflow_agent_provider.factory.trigger_rules import gate_for
 from airflow_agent_provider.operators.agent import LLMAgentOperator
@@ -216,6 +222,7 @@ def _agent_operator(
     gate_ids: list[str],
     items: Any = None,
     shared: _Shared | None = None,
+    batch: BatchGroup | None = None,
 ) -> Any:
     """The agent's task: an ``LLMAgentOperator``, or its mapped form for ``for_each`` (``items``)."""
     shared = shared or _Shared(workflow)
@@ -272,9 +279,15 @@ def _agent_operator(
         **_retry_kwargs(agent),
         **pool_kwargs,
     )
+    operator: type[LLMAgentOperator] = LLMAgentOperator
+    if batch is not None:  # delivery: batch (see factory/batch.py)
+        from airflow_agent_provider.operators.batch import BatchAgentOperator
+
+        kwargs.update(batch_operator_kwargs(agent, batch))
+        operator = BatchAgentOperator
     if items is None:
-        return LLMAgentOperator(**kwargs)
-    return LLMAgentOperator.partial(**kwargs).expand(item=items)
+        return operator(**kwargs)
+    return operator.partial(**kwargs).expand(item=items)
 
 
 def _items_operator(
@@ -327,6 +340,9 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
         for module, agent in workflow.iter_agents()
     }
     shared = _Shared(workflow)
+    groups = batch_groups(workflow)
+    batch_of = {member: group for group in groups for member in group.members}
+    batch_extras: dict[str, list[Any]] = {}  # batch agent id -> gates and items task before its submit
     source = workflow.source_path
     doc = workflow.description or f"LLM agent workflow {workflow.name}"
     if source is not None:
@@ -379,7 +395,12 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
                         [g.task_id for g in agent_gates],
                         items,
                         shared,
+                        batch_of.get(qualified),
                     )
+                    batch_extras[qualified] = [
+                        *agent_gates,
+                        *([dag.get_task(items_tasks[qualified])] if qualified in items_tasks else []),
+                    ]
                     for gate_task in agent_gates:
                         gate_task >> tasks[qualified]
                         gates.setdefault(gate_task.task_id, []).append(qualified)
@@ -388,6 +409,7 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
                 tasks[upstream] >> task
                 if qualified in items_tasks:
                     tasks[upstream] >> dag.get_task(items_tasks[qualified])
+        add_submit_tasks(workflow, groups, tasks, upstream_by_id, batch_extras)
         result = WorkflowResultOperator(
             task_id=RESULT_TASK_ID,
             workflow=workflow.name,
@@ -411,7 +433,7 @@ def _other_task_count(workflow: Workflow) -> int:
         m.budget_gate is not None for m in workflow.modules.values()
     )
     items = sum(isinstance(agent.for_each, str) for _, agent in workflow.iter_agents())
-    return 1 + gates + items
+    return 1 + gates + items + len(batch_groups(workflow))
 
 
 def _result_meta(module: str, agent: AgentSpec, items_task: str | None) -> dict[str, Any]:
