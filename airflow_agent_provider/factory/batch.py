@@ -24,6 +24,8 @@ from airflow_agent_provider.definitions.models import resolve_dependency
 if TYPE_CHECKING:
     from airflow_agent_provider.definitions import AgentSpec, Workflow
 
+#: Suffix of the task computing an expression ``for_each`` list (the builder's ``ITEMS_TASK_SUFFIX``).
+ITEMS_TASK_SUFFIX = "__items"
 #: Prefix of every submit task id.
 SUBMIT_TASK_PREFIX = "batch__"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -113,6 +115,17 @@ def batch_operator_kwargs(agent: AgentSpec, group: BatchGroup) -> dict[str, Any]
     }
 
 
+def _member_spec(workflow: Workflow, member: str) -> dict[str, Any]:
+    """What the submit task needs to know of a member: its task and, for ``for_each``, its items."""
+    agent = workflow.get_agent(member)
+    spec: dict[str, Any] = {"task_id": member}
+    if isinstance(agent.for_each, str):
+        spec["items_task"] = member + ITEMS_TASK_SUFFIX
+    elif agent.for_each is not None:
+        spec["items"] = agent.static_for_each()
+    return spec
+
+
 def add_submit_tasks(
     workflow: Workflow,
     groups: list[BatchGroup],
@@ -136,7 +149,7 @@ def add_submit_tasks(
                 f"Submits {len(group.members)} agent request(s) to the {group.provider} batch API "
                 f"(model {group.model or 'default'}, layer {group.layer}) and records their batch ids."
             ),
-            members=list(group.members),
+            members=[_member_spec(workflow, member) for member in group.members],
             provider=group.provider,
             llm_conn_id=group.connection or None,
             deadline=deadline.total_seconds(),
