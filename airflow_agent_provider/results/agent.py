@@ -77,7 +77,9 @@ class AgentResult(BaseModel):
 
     # The first five keys are what prompts read most (and the order the XCom always had).
     status: AgentStatus | None = Field(
-        None, description="`success`, `skipped` (a skip record) or `failed` (a failure record)"
+        None,
+        description="`success`; `skipped` in the record a skipped agent leaves; `failed` in the record "
+        "the result task builds from a failed agent's `agent_error`",
     )
     text: str | None = Field(
         None, description="the last assistant text: the answer, or the last words before a stop"
@@ -92,7 +94,7 @@ class AgentResult(BaseModel):
     cost_known: bool | None = Field(None, description="whether every round had a known price")
     rounds: int | None = Field(None, description="model calls that were paid for")
     tool_calls: list[ToolCallRecord] = Field(
-        default_factory=list, description="`{name, arguments, ok}` per tool the model ran"
+        default_factory=list, description="one entry per tool the model ran, and whether it succeeded"
     )
     latency_s: float | None = Field(None, description="seconds spent in model calls")
     request_ids: list[str] = Field(default_factory=list, description="the providers' request ids")
@@ -100,7 +102,7 @@ class AgentResult(BaseModel):
     wait_s: float | None = Field(None, description="seconds spent waiting for rate-limit permits")
     answered_by: str | None = Field(None, description="`provider/model` that gave the last answer")
     fallbacks_used: list[FallbackUse] = Field(
-        default_factory=list, description="`{round, target, attempts}` per round a fallback answered"
+        default_factory=list, description="one entry per round that a fallback target answered"
     )
     finish_reason: str | None = Field(None, description="why the model ended its last answer")
     stopped: StopReason | None = Field(
@@ -117,7 +119,7 @@ class AgentResult(BaseModel):
     reason: str | None = Field(None, description="skip records: why the agent did not run")
     skip_reason: str | None = Field(None, description="skip records: the same reason, under its XCom key")
     agent_error: str | None = Field(
-        None, description="failure records: the error the task left (scrubbed of credentials)"
+        None, description="failure records: the error the task left under the `agent_error` XCom key"
     )
 
     # -- writing --------------------------------------------------------------------------------
