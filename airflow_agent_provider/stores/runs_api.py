@@ -159,18 +159,6 @@ __all__ = [
 ]
 
 
-_REASON_CHARS = 500
-
-
-def _fallback_targets(raw: Any) -> list[str]:
-    targets = []
-    for item in raw or []:
-        target = item.get("target") if isinstance(item, dict) else item
-        if isinstance(target, str) and target not in targets:
-            targets.append(target)
-    return targets
-
-
 def run_record_from_result(
     result: dict[str, Any],
     *,
@@ -181,62 +169,40 @@ def run_record_from_result(
     ended_at: float | None = None,
 ) -> RunRecord:
     """
-    The run record of a ``workflow_result`` result (operators/result.py's shape).
-
-    Keeps what the overview shows (status, reason, answered by, fallbacks, usage, cost, duration per
-    agent) and never an agent's output: outputs can be large and hold business data, and the
-    Operations view is for people who answer for the bill, not for the content.
+    The run record of a ``workflow_result`` result (:class:`~airflow_agent_provider.results.WorkflowResult`
+    in XCom form). Per agent it keeps :class:`~airflow_agent_provider.results.summary.RunAgentSummary`:
+    what the overview shows, never an agent's output.
     """
-    agent_results = agent_results or {}
-    agents: dict[str, dict[str, Any]] = {}
-    for task_id, a in (result.get("agents") or {}).items():
-        raw = agent_results.get(task_id) or {}
-        raw = raw if isinstance(raw, dict) else {}
-        reason = a.get("reason")
-        answered_by = raw.get("answered_by") or (
-            f"{a['provider']}/{a['model']}" if a.get("provider") and a.get("model") else None
-        )
-        agents[task_id] = {
-            "task_id": task_id,
-            "module": a.get("module"),
-            "agent": a.get("agent"),
-            "critical": bool(a.get("critical")),
-            "status": a.get("status"),
-            "gated": bool(a.get("gated")),
-            "reason": reason[:_REASON_CHARS] if isinstance(reason, str) else None,
-            "provider": a.get("provider"),
-            "model": a.get("model"),
-            "answered_by": answered_by,
-            "fallbacks_used": _fallback_targets(raw.get("fallbacks_used")),
-            "usage": dict(a.get("usage") or {}),
-            "cost_usd": a.get("cost_usd"),
-            "rounds": a.get("rounds"),
-            "duration_s": a.get("duration_s"),
-            "mapped": bool(a.get("mapped")),
-            "items": len(a["items"]) if isinstance(a.get("items"), list) else None,
-        }
-    totals = result.get("totals") or {}
-    outcome = result.get("outcome")
+    from airflow_agent_provider.results import AgentResult, WorkflowResult
+    from airflow_agent_provider.results.summary import summarize
+
+    typed = WorkflowResult.model_validate(result)
+    own: dict[str, AgentResult | None] = {}
+    for task_id, raw in (agent_results or {}).items():
+        try:
+            own[task_id] = AgentResult.from_xcom(raw)
+        except ValueError:  # not an agent result: the summary names no answerer for it
+            own[task_id] = None
     return RunRecord(
-        dag_id=str(result["dag_id"]),
-        run_id=str(result["run_id"]),
-        workflow=str(result.get("workflow") or result["dag_id"]),
-        state="failed" if outcome == "failed" else "success",
-        outcome=outcome,
+        dag_id=typed.dag_id,
+        run_id=typed.run_id,
+        workflow=typed.workflow or typed.dag_id,
+        state="failed" if typed.outcome == "failed" else "success",
+        outcome=typed.outcome,
         started_at=started_at,
         ended_at=ended_at,
-        cost_usd=totals.get("cost_usd"),
-        cost_complete=bool(totals.get("cost_complete", True)),
-        budgets=dict(budgets or {"run": result.get("cost_budget")}),
+        cost_usd=typed.totals.cost_usd,
+        cost_complete=typed.totals.cost_complete,
+        budgets=dict(budgets or {"run": typed.cost_budget}),
         rate_limits=[
             {"key": r["key"], "limits": dict(r.get("limits") or {})}
             for r in rate_limits or []
             if r.get("key")
         ],
-        agents=agents,
+        agents=summarize(typed, own),
         modules={
-            name: {"agents": m.get("agents"), "succeeded": m.get("succeeded"), "cost_usd": m.get("cost_usd")}
-            for name, m in (result.get("modules") or {}).items()
+            name: {"agents": m.agents, "succeeded": m.succeeded, "cost_usd": m.cost_usd}
+            for name, m in typed.modules.items()
         },
     )
 
