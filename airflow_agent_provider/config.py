@@ -19,6 +19,8 @@ import re
 import sys
 from pathlib import Path
 
+from airflow_agent_provider.exceptions import ProviderConfigError as ProviderConfigError
+
 SECTION = "agent_provider"
 
 #: Module prefixes tools and ``output_schema`` models may come from when nothing is configured.
@@ -30,10 +32,6 @@ ALLOWED_TOOL_MODULES_OPTION = "allowed_tool_modules"
 MAX_WORKFLOW_FILE_BYTES_OPTION = "max_workflow_file_bytes"
 
 _MODULE_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
-class ProviderConfigError(ValueError):
-    """A provider setting has a value that cannot be used; the message names the setting."""
 
 
 def setting_name(option: str) -> str:

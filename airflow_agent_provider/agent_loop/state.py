@@ -22,6 +22,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_agent_provider.exceptions import (
+    LoopExpressionError as LoopExpressionError,
+    OutputValidationError as OutputValidationError,
+)
 from airflow_agent_provider.llm.types import LLMRequest, Message, ToolCall, ToolSpec, Usage
 from airflow_agent_provider.results.agent import AgentResult
 
@@ -35,31 +39,6 @@ READABLE_VERSIONS = (1, 2)
 
 #: Longest excerpt of a non-JSON reply quoted in an :class:`OutputValidationError`.
 _EXCERPT = 80
-
-
-class OutputValidationError(Exception):
-    """
-    The model's final answer is not valid JSON or does not match the agent's ``output_schema``.
-
-    Transient for the retry policy (``resilience.classify`` reads ``transient``): models get a
-    structure wrong now and then, and the next try usually gets it right. It is never swallowed into
-    a text fallback, because downstream expressions (``results.x.output.skus``) would then break
-    further away from the cause.
-    """
-
-    transient = True
-
-    def __init__(self, agent: str, path: str, reason: str) -> None:
-        self.agent, self.path, self.reason = agent, path, reason
-        super().__init__(
-            f"agent {agent}: structured answer does not match its output_schema at {path}: {reason}"
-        )
-
-
-class LoopExpressionError(ValueError):
-    """A ``repeat_until`` expression failed on the data it got: permanent, a retry would not change it."""
-
-    permanent = True
 
 
 def validate_output(text: str, schema: Mapping[str, Any], agent: str) -> Any:

@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from airflow_agent_provider.cost.pricing import CallCost, unknown_price_warning
+from airflow_agent_provider.exceptions import (
+    BudgetError as BudgetError,
+    BudgetExceeded as BudgetExceeded,
+    UnpricedModelError as UnpricedModelError,
+)
 from airflow_agent_provider.llm.types import Usage
 from airflow_agent_provider.stores.budget_api import (
     BudgetStore,
@@ -67,32 +72,6 @@ def _utc(at: datetime) -> datetime:
 
 
 # -- errors --------------------------------------------------------------------------------------
-
-
-class BudgetError(RuntimeError):
-    """A call may not run because of a budget. Permanent: retrying the task cannot help."""
-
-    permanent = True
-
-
-class BudgetExceeded(BudgetError):
-    """The call's maximum cost does not fit in a scope's budget."""
-
-    def __init__(self, scope: str, limit: float, spent: float, reserved: float, amount: float) -> None:
-        self.scope = scope
-        self.limit = limit
-        self.spent = spent
-        self.reserved = reserved
-        self.amount = amount
-        super().__init__(
-            f"budget exceeded for {scope}: limit ${limit:.6f}, spent ${spent:.6f}, reserved by running calls "
-            f"${reserved:.6f}, this call needs up to ${amount:.6f} "
-            f"(${max(limit - spent - reserved, 0.0):.6f} left)"
-        )
-
-
-class UnpricedModelError(BudgetError):
-    """A budget applies but the model has no known price: its spend could not be counted."""
 
 
 # -- call description and limits -----------------------------------------------------------------

@@ -4,22 +4,23 @@ Human-friendly durations for timeouts and retry delays.
 Workflow files are written by people, so ``timeout: 2h`` or ``base_delay: 30s`` reads better than a
 number of seconds. Both forms are accepted and turned into :class:`datetime.timedelta`; anything
 else is rejected with a message that shows the accepted forms, rather than guessed at.
+
+The grammar is the provider's one (``airflow_agent_provider._durations``, also used for retry settings
+and provider headers); workflow files use its ``d``, ``h``, ``m`` and ``s`` units.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_UNIT_ORDER = "dhms"
-_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
-_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+from airflow_agent_provider._durations import DurationSyntax, parse_seconds
+
+#: Units a workflow file may use (the shared grammar also knows ms/us/ns, for provider headers).
+_UNITS = ("d", "h", "m", "s")
 
 DURATION_FORMS = "a number of seconds or a string like '30s', '5m', '2h', '1d' or '1h30m'"
 
@@ -52,22 +53,14 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def _parse_string(value: str) -> timedelta:
-    text = value.strip().lower().replace(" ", "")
-    if _NUMBER.fullmatch(text):
-        return timedelta(seconds=float(text))
-    if not text or not _WHOLE.fullmatch(text):
-        raise ValueError(f"invalid duration {value!r}: expected {DURATION_FORMS}")
-    seconds = 0.0
-    last_rank = -1
-    for number, unit in _PART.findall(text):
-        rank = _UNIT_ORDER.index(unit)
-        if rank <= last_rank:
+    try:
+        return timedelta(seconds=parse_seconds(value, units=_UNITS))
+    except DurationSyntax as exc:
+        if exc.order:
             raise ValueError(
                 f"invalid duration {value!r}: use each unit once, largest first (d, h, m, s), e.g. '1h30m'"
-            )
-        last_rank = rank
-        seconds += float(number) * _UNIT_SECONDS[unit]
-    return timedelta(seconds=seconds)
+            ) from None
+        raise ValueError(f"invalid duration {value!r}: expected {DURATION_FORMS}") from None
 
 
 def _positive(value: timedelta) -> timedelta:

@@ -9,7 +9,8 @@ problem: it collects every :class:`Problem` it can find and raises them together
 from __future__ import annotations
 
 from dataclasses import dataclass
-from os import PathLike, fspath
+
+from airflow_agent_provider.exceptions import WorkflowDefinitionError as WorkflowDefinitionError
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,3 @@ class Problem:
         if self.line is not None and not self.loc.startswith("line "):
             text += f" (line {self.line})"
         return text
-
-
-class WorkflowDefinitionError(Exception):
-    """
-    A workflow definition file has one or more problems.
-
-    ``str(err)`` names the file and lists every problem, so that a DAG import error shown in the
-    Airflow UI is enough to fix the file without re-running the loader problem by problem.
-    """
-
-    def __init__(self, path: str | PathLike[str] | None, problems: list[Problem]) -> None:
-        super().__init__(path, problems)
-        self.path: str | None = fspath(path) if path is not None else None
-        self.problems: list[Problem] = list(problems)
-
-    def __str__(self) -> str:
-        where = self.path or "<workflow>"
-        count = len(self.problems)
-        header = f"{where}: {count} problem{'s' if count != 1 else ''} in workflow definition"
-        return "\n".join([header, *(f"  - {problem}" for problem in self.problems)])

@@ -47,6 +47,8 @@ from typing import Any
 
 import simpleeval
 
+from airflow_agent_provider.exceptions import ExpressionError as ExpressionError
+
 MAX_EXPRESSION_LENGTH = 1000
 MAX_DEPTH = 40
 MAX_POWER = 100
@@ -61,25 +63,6 @@ _BLOCKED_PREFIXES = tuple(simpleeval.DISALLOW_PREFIXES)
 _BLOCKED_KEYS = frozenset(simpleeval.DISALLOW_METHODS) | {
     "f_locals", "f_globals", "f_builtins", "f_back", "f_code", "gi_code", "cr_code", "ag_code", "co_code",
 }  # fmt: skip
-
-
-class ExpressionError(ValueError):
-    """
-    An expression is not allowed, does not parse, or failed while being evaluated.
-
-    :param reason: what is wrong, in plain words.
-    :param expression: the expression text.
-    :param column: 1-based column of the offending part, when known.
-    """
-
-    def __init__(self, reason: str, expression: str = "", column: int | None = None) -> None:
-        super().__init__(reason, expression, column)
-        self.reason = reason
-        self.expression = expression
-        self.column = column
-
-    def __str__(self) -> str:
-        return self.reason if self.column is None else f"{self.reason} (column {self.column})"
 
 
 # -- allowed functions -------------------------------------------------------------------------------

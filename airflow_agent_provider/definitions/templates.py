@@ -25,6 +25,7 @@ import jinja2.sandbox
 from jinja2 import nodes
 
 from airflow_agent_provider.definitions.models import PROMPT_NAMES
+from airflow_agent_provider.exceptions import TemplateSyntaxProblem as TemplateSyntaxProblem
 
 #: Names Jinja itself provides to every template.
 JINJA_GLOBALS = frozenset(jinja2.defaults.DEFAULT_NAMESPACE)
@@ -52,14 +53,6 @@ _ENV = jinja2.Environment(autoescape=False)
 #: Largest number a template may write (see :func:`_huge_numbers`).
 MAX_TEMPLATE_NUMBER = 100_000
 _DIGITS = re.compile(r"\d+")
-
-
-class TemplateSyntaxProblem(ValueError):
-    """The text is not a valid Jinja template; carries the template line."""
-
-    def __init__(self, message: str, lineno: int | None) -> None:
-        super().__init__(message)
-        self.lineno = lineno
 
 
 def parse_template(template: str) -> nodes.Template:

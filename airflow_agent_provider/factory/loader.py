@@ -46,6 +46,7 @@ from airflow_agent_provider.definitions import (
     load_workflows,
 )
 from airflow_agent_provider.definitions.loader import WORKFLOW_SUFFIXES
+from airflow_agent_provider.exceptions import InvalidWorkflowDefinitions as InvalidWorkflowDefinitions
 from airflow_agent_provider.factory.builder import build_dag
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,6 @@ _NAME_LINE = re.compile(r"^name:[ \t]*(?P<value>[^\n#]*?)[ \t]*(?:#[^\n]*)?$", r
 _PRODUCES_LINE = re.compile(r"^produces:[ \t]*(?P<value>[^\n#]*?)[ \t]*(?:#[^\n]*)?$", re.MULTILINE)
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _PLAIN_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[!-~]+$")
-
-
-class InvalidWorkflowDefinitions(ValueError):
-    """Raised (through the placeholder DAG's validation) to report broken definition files."""
 
 
 class _InvalidDefinitionsDag(DAG):

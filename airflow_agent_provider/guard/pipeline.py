@@ -51,6 +51,7 @@ from airflow_agent_provider.cost.budget import (
 )
 from airflow_agent_provider.cost.estimate import estimate_input_tokens
 from airflow_agent_provider.cost.pricing import CallCost, PriceOverride, max_call_cost, price_call
+from airflow_agent_provider.exceptions import PermanentError, UnsettledCharge as UnsettledCharge
 from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.limits.limiter import Permit, RateLimiter
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
@@ -192,28 +193,8 @@ class PendingCharge:
         )
 
 
-class UnsettledCharge(RuntimeError):
-    """
-    The model answered (and was paid) but its budget settlement failed (the store went away).
-
-    Transient: the retry settles :attr:`pending` instead of calling the model again.
-    """
-
-    transient = True
-    reason = "settlement_failed"
-
-    def __init__(self, pending: PendingCharge, cause: BaseException) -> None:
-        self.pending = pending
-        super().__init__(
-            f"the model answered but its charge (reservation {pending.reservation_id}) could not be settled: "
-            f"{type(cause).__name__}: {cause}; a retry settles it without calling the model again"
-        )
-
-
-class _AlreadyPaid(Exception):
+class _AlreadyPaid(PermanentError):
     """Raised instead of calling another target once a response was paid for (never leaves this module)."""
-
-    permanent = True
 
 
 #: Test hooks: each is called with the :class:`PendingCharge` right before it is settled (tests make

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_agent_provider.exceptions import LLMConnectionError as LLMConnectionError
 from airflow_agent_provider.llm.adapters import DEFAULT_MODELS, get_adapter
 from airflow_agent_provider.llm.types import PROVIDERS, LLMRequest, LLMResponse, Message
 from airflow_agent_provider.security.redact import register_secret, scrub, scrub_exception
@@ -76,13 +77,6 @@ VENDOR_BASE_URLS: dict[str, str] = {
 
 #: The module of each provider's SDK (imported off the loop on the async path).
 SDK_MODULES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic"}
-
-
-class LLMConnectionError(ValueError):
-    """A connection that cannot be used as it is (permanent: retrying cannot help)."""
-
-    permanent = True
-    reason = "connection_misconfigured"
 
 
 def resolve_provider(conn_type: str | None, provider: str | None) -> str:

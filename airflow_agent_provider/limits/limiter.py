@@ -17,34 +17,15 @@ import time
 from collections.abc import Mapping
 from types import TracebackType
 
+from airflow_agent_provider.exceptions import (
+    RateLimitImpossible as RateLimitImpossible,
+    RateLimitTimeout as RateLimitTimeout,
+)
 from airflow_agent_provider.limits.headers import pause_seconds
 from airflow_agent_provider.limits.policy import RateLimitPolicy
 from airflow_agent_provider.stores.limits_api import REASON_CONCURRENCY, Grant, RateLimitStore
 
 log = logging.getLogger(__name__)
-
-
-class RateLimitTimeout(TimeoutError):
-    """
-    The permit could not be had within the caller's timeout.
-
-    Transient, with ``retry_after_s`` = the store's "next chance": the task retry then waits exactly
-    as long as the limit needs instead of its generic backoff.
-    """
-
-    transient = True
-
-    def __init__(self, key: str, timeout: float, wait_s: float, reason: str | None) -> None:
-        self.key, self.timeout, self.wait_s, self.reason = key, timeout, wait_s, reason
-        self.retry_after_s = wait_s
-        super().__init__(
-            f"rate limit {key!r}: no permit within {timeout:.3f}s "
-            f"(limited by {reason or 'unknown'}, next chance in {wait_s:.3f}s)"
-        )
-
-
-class RateLimitImpossible(ValueError):
-    """The request can never be granted (e.g. more tokens than the per-minute token limit)."""
 
 
 def limit_key(provider: str, model: str | None = None, group: str | None = None) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from airflow_agent_provider.exceptions import ToolImportError as ToolImportError
 from airflow_agent_provider.llm.adapter_common import arguments_error
 from airflow_agent_provider.llm.types import ToolCall, ToolSpec
 from airflow_agent_provider.module_policy import denied, denied_message, refused_definition
@@ -40,10 +41,6 @@ MAX_RESULT_CHARS = 16_000
 MAX_ERROR_CHARS = 1_000
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what both OpenAI and Anthropic accept
-
-
-class ToolImportError(ValueError):
-    """A dotted path in ``tools`` does not name an importable callable."""
 
 
 def import_callable(dotted_path: str) -> Callable[..., Any]:

@@ -22,6 +22,8 @@ from typing import Any
 
 import jinja2
 
+from airflow_agent_provider.exceptions import PromptContextError as PromptContextError
+
 #: Every name a workflow prompt can read.
 WORKFLOW_NAMES: tuple[str, ...] = (
     "results",
@@ -35,12 +37,6 @@ WORKFLOW_NAMES: tuple[str, ...] = (
     "run_id",
     "dag_id",
 )
-
-
-class PromptContextError(ValueError):
-    """A workflow prompt reads a name that is not in its context. Permanent: a retry renders the same."""
-
-    permanent = True
 
 
 def _plain(params: Any) -> dict[str, Any]:

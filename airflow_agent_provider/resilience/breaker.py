@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from airflow_agent_provider.exceptions import CircuitOpenError
 from airflow_agent_provider.resilience.classify import classify
 from airflow_agent_provider.stores.breaker_api import (
     CLOSED,
@@ -53,21 +54,6 @@ __all__ = [
     "CircuitOpenError",
     "counts_as_failure",
 ]
-
-
-class CircuitOpenError(Exception):
-    """The breaker for ``key`` refuses calls now; try again in ``retry_in_s`` (or use a fallback)."""
-
-    #: Read by ``classify``: waiting helps, and this is how long.
-    transient = True
-    reason = "circuit_open"
-
-    def __init__(self, key: str, retry_in_s: float, state: BreakerStateName = OPEN) -> None:
-        super().__init__(f"circuit breaker for {key!r} is {state}; retry in {retry_in_s:.1f}s")
-        self.key = key
-        self.retry_in_s = retry_in_s
-        self.retry_after_s = retry_in_s
-        self.state = state
 
 
 def counts_as_failure(exc: BaseException) -> bool:

@@ -9,10 +9,12 @@ long (``retry-after``, ``retry-after-ms``, or its rate-limit reset headers), so 
 
 Works on the real SDK exceptions (``openai``/``anthropic`` ``APIStatusError`` and friends, whose
 ``response.headers`` carry the hints), on raw ``httpx`` transport errors, on built-in timeouts and
-connection errors, and on any exception that declares itself with ``permanent = True`` (for example a
-budget that ran out) or ``transient = True`` (a breaker that is open, with ``retry_after_s``). An
-exception nothing is known about is *unclassified*: treated as permanent inside a call (retrying a bug
-helps nobody) while the Airflow retry policy leaves it to the task's own ``retries``.
+connection errors, on Airflow's task timeouts, and on the provider's own exceptions, which declare
+their kind by their base class (``exceptions.PermanentError``: a budget that ran out;
+``exceptions.TransientError``: a breaker that is open, with ``retry_after_s``). An exception nothing is
+known about is *unclassified*: treated as permanent inside a call (retrying a bug helps nobody) while
+the Airflow retry policy leaves it to the task's own ``retries``. Response headers are read by
+``llm.provider_headers``, the parser the rate limiter uses too.
 
 Errors that cross the triggerer boundary travel as a dict (``error_event``), classified again on the
 worker side with ``classify_event``.
@@ -21,15 +23,19 @@ worker side with ``classify_event``.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import math
 import re
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
+
+from airflow_agent_provider.exceptions import (
+    ClassifiedError as ClassifiedError,
+    PermanentError,
+    TransientError,
+)
+from airflow_agent_provider.llm.provider_headers import duration_seconds, parse_rate_limit_headers
 
 ErrorKind = Literal["transient", "permanent"]
 
@@ -81,6 +87,8 @@ _ERROR_TYPES: dict[str, tuple[ErrorKind, str]] = {
 # Exception class names, for errors that arrive as an event dict (no class to test).
 _TIMEOUT_NAMES = {
     "APITimeoutError",
+    "TaskDeferralTimeout",
+    "AirflowTaskTimeout",
     "TimeoutError",
     "TimeoutException",
     "ReadTimeout",
@@ -157,6 +165,13 @@ _CONNECTION_CLASS_NAMES = (
 )
 
 
+#: Airflow's task timeouts (only looked up: the engines never import Airflow).
+_AIRFLOW_TIMEOUT_CLASS_NAMES = (
+    ("airflow.sdk.exceptions", "TaskDeferralTimeout"),
+    ("airflow.sdk.exceptions", "AirflowTaskTimeout"),
+)
+
+
 def _loaded_classes(specs: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
     """The classes named by ``(module, class)`` among the modules already imported; imports nothing."""
     found = []
@@ -177,96 +192,28 @@ def _connection_classes() -> tuple[type[BaseException], ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Retry-after hints
+# Retry-after hints (parsed by ``llm.provider_headers``, the one reader of provider headers)
 # ---------------------------------------------------------------------------------------------
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|d|h|m|s)")
-_GO_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-def parse_go_duration(text: str) -> float | None:
-    """
-    Seconds in an OpenAI reset header (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``; also ``1d``, or a bare
-    number of seconds); None if malformed.
-    """
-    text = text.strip()
-    if not text:
-        return None
-    parts = _GO_DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        try:
-            return float(text)
-        except ValueError:
-            return None
-    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
-
-
-def _seconds_until(text: str, now: float) -> float | None:
-    """Seconds until an RFC 3339 or HTTP date; None if it is neither."""
-    text = text.strip()
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if when.tzinfo is not None:
-            return when.timestamp() - now
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed.timestamp() - now if parsed is not None and parsed.tzinfo is not None else None
+#: Seconds in an OpenAI reset header (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``, ``1d``, a bare number).
+parse_go_duration = duration_seconds
 
 
 def _finite(value: float | None) -> float | None:
-    if value is None or math.isnan(value):
+    if value is None or not math.isfinite(value):
         return None
-    return max(0.0, value) if math.isfinite(value) else None
+    return max(0.0, value)
 
 
 def retry_after_from_headers(headers: Mapping[str, str] | None, *, rate_limited: bool = True) -> float | None:
     """
     Seconds to wait according to the response headers, or None when they do not say.
 
-    ``retry-after-ms`` and ``retry-after`` (seconds or an HTTP date) are explicit and always win. The
-    rate-limit reset headers (OpenAI ``x-ratelimit-reset-*`` durations, Anthropic
-    ``anthropic-ratelimit-*-reset`` timestamps) are only read for a rate-limited response: the
-    longest reset among the exhausted limits, or the shortest reset if none is marked exhausted.
+    The rules are ``llm.provider_headers``' (:meth:`RateLimitHints.retry_after_s`): for a rate-limited
+    response the longest of ``retry-after`` and the exhausted tiers' resets (or the soonest reset if no
+    tier is marked exhausted); otherwise only ``retry-after-ms``/``retry-after``.
     """
-    if not headers:
-        return None
-    get = headers.get
-    now = time.time()
-    value = get("retry-after-ms")
-    if value is not None:
-        try:
-            return _finite(float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = get("retry-after")
-    if value is not None:
-        try:
-            return _finite(float(value))
-        except ValueError:
-            until = _seconds_until(value, now)
-            if until is not None:
-                return _finite(until)
-    if not rate_limited:
-        return None
-    exhausted: list[float] = []
-    others: list[float] = []
-    for limit in ("requests", "tokens"):
-        reset = get(f"x-ratelimit-reset-{limit}")
-        if reset is not None and (seconds := parse_go_duration(reset)) is not None:
-            (exhausted if get(f"x-ratelimit-remaining-{limit}") == "0" else others).append(seconds)
-    for limit in ("requests", "tokens", "input-tokens", "output-tokens"):
-        reset = get(f"anthropic-ratelimit-{limit}-reset")
-        if reset is not None and (seconds := _seconds_until(reset, now)) is not None:
-            (exhausted if get(f"anthropic-ratelimit-{limit}-remaining") == "0" else others).append(seconds)
-    if exhausted:
-        return _finite(max(exhausted))
-    if others:
-        return _finite(min(others))
-    return None
+    return parse_rate_limit_headers(headers).retry_after_s(rate_limited=rate_limited)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,29 +280,51 @@ def _refine(
     return kind, reason
 
 
+def _declared(exc: BaseException, provider: str | None, name: str, message: str) -> ErrorInfo | None:
+    """The kind an exception of this provider declares by its base class (``exceptions.py``)."""
+    if isinstance(exc, ClassifiedError):
+        return exc.info
+    if not isinstance(exc, (TransientError, PermanentError)):
+        return None
+    reason = exc.reason if isinstance(exc.reason, str) and exc.reason else None
+    status = exc.status_code if isinstance(exc.status_code, int) else None
+    if isinstance(exc, PermanentError):
+        return ErrorInfo(PERMANENT, reason or "marked_permanent", status, None, provider, name, message)
+    retry_after = exc.retry_after_s
+    retry_after = _finite(float(retry_after)) if isinstance(retry_after, (int, float)) else None
+    return ErrorInfo(TRANSIENT, reason or "marked_transient", status, retry_after, provider, name, message)
+
+
+def _airflow_timeout(exc: BaseException, name: str, message: str) -> ErrorInfo | None:
+    """
+    Airflow's own task timeouts (``TaskDeferralTimeout``, ``AirflowTaskTimeout``): a timeout.
+
+    Airflow's exceptions carry a class-level ``status_code = 500`` (the API server's status for them);
+    read as a provider response, a deferral timeout would be a "transient HTTP 500 server_error".
+    """
+    if not isinstance(exc, _loaded_classes(_AIRFLOW_TIMEOUT_CLASS_NAMES)):
+        return None
+    where = " while it was deferred to the triggerer" if name == "TaskDeferralTimeout" else ""
+    text = f"the agent exceeded its execution_timeout{where}" + (f" ({message})" if message else "")
+    return ErrorInfo(TRANSIENT, "timeout", None, None, None, name, text[:MAX_MESSAGE_CHARS])
+
+
+def _is_airflow_exception(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".", 1)[0] == "airflow"
+
+
 def _classify_one(exc: BaseException) -> ErrorInfo | None:
     provider = _provider_of(exc)
     name = type(exc).__name__
     message = _message(exc)
-
-    declared = getattr(exc, "reason", None)
-    declared = declared if isinstance(declared, str) and declared else None
-    declared_status = getattr(exc, "status_code", None)
-    declared_status = declared_status if isinstance(declared_status, int) else None
-    if getattr(exc, "permanent", False) is True:
-        return ErrorInfo(
-            PERMANENT, declared or "marked_permanent", declared_status, None, provider, name, message
-        )
-    if getattr(exc, "transient", False) is True:
-        retry_after = getattr(exc, "retry_after_s", None)
-        retry_after = _finite(float(retry_after)) if isinstance(retry_after, (int, float)) else None
-        return ErrorInfo(
-            TRANSIENT, declared or "marked_transient", declared_status, retry_after, provider, name, message
-        )
+    info = _declared(exc, provider, name, message) or _airflow_timeout(exc, name, message)
+    if info is not None:
+        return info
 
     # An HTTP response: SDK status errors and httpx.HTTPStatusError.
     response = getattr(exc, "response", None)
-    status = getattr(exc, "status_code", None)
+    # Not for Airflow's own exceptions: their ``status_code`` is the API server's, not a provider's.
+    status = None if _is_airflow_exception(exc) else getattr(exc, "status_code", None)
     if not isinstance(status, int):
         status = getattr(response, "status_code", None)
     if isinstance(status, int) and status >= 400:
@@ -491,25 +460,3 @@ def classify_event(event: Mapping[str, Any]) -> ErrorInfo:
     if error_type in _PERMANENT_NAMES:
         return ErrorInfo(kind=PERMANENT, reason=_PERMANENT_NAMES[error_type], **common)
     return ErrorInfo(kind=PERMANENT, reason="unclassified", classified=False, **common)
-
-
-class ClassifiedError(Exception):
-    """
-    An error rebuilt on the worker from a trigger's error event, carrying its classification.
-
-    It declares itself ``transient``/``permanent`` so every layer (retries, breaker, Airflow retry
-    policy) reads it like the original exception, including the provider's ``retry_after_s``.
-    """
-
-    def __init__(self, info: ErrorInfo) -> None:
-        super().__init__(f"{info.error_type or 'Error'}: {info.message}" if info.message else info.reason)
-        self.info = info
-        self.status_code = info.status_code
-        self.retry_after_s = info.retry_after_s
-        self.reason = info.reason
-        self.transient = info.transient
-        self.permanent = info.permanent and info.classified
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> ClassifiedError:
-        return cls(classify_event(event))

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from airflow_agent_provider.exceptions import NoFallbackTargets as NoFallbackTargets
 from airflow_agent_provider.resilience.breaker import CircuitBreaker, CircuitOpenError
 from airflow_agent_provider.resilience.classify import classify
 
@@ -51,10 +52,6 @@ class FallbackAttempt:
         data = asdict(self)
         data["target"] = self.target.to_dict()
         return data
-
-
-class NoFallbackTargets(ValueError):
-    """``call_with_fallbacks`` needs at least one target."""
 
 
 def _failed(target: FallbackTarget, exc: BaseException) -> tuple[FallbackAttempt, bool]:

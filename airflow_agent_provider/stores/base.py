@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from airflow_agent_provider.exceptions import StoreUnavailable as StoreUnavailable
 from airflow_agent_provider.stores.breaker_api import BreakerStore
 from airflow_agent_provider.stores.budget_api import BudgetStore
 from airflow_agent_provider.stores.limits_api import RateLimitStore
@@ -48,13 +49,3 @@ class Store(RateLimitStore, BudgetStore, BreakerStore, RunIndexStore, ABC):
     async def aclose(self) -> None:
         """Release what the async twins opened for the running event loop (the sync side stays usable)."""
 
-
-class StoreUnavailable(RuntimeError):
-    """
-    The shared store cannot be reached; callers fail the call rather than run unlimited.
-
-    Transient: the resilience layer and Airflow's retry policy retry it later with backoff, because
-    running a call without its limits and budget would be worse than waiting for the store.
-    """
-
-    transient = True

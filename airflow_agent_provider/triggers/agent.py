@@ -44,6 +44,7 @@ from airflow.triggers.base import BaseTrigger, TaskSkippedEvent, TaskSuccessEven
 from airflow_agent_provider.agent_loop import AgentLoop, LoopSpec, fingerprint
 from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, AgentConfig, check_output_schema
 from airflow_agent_provider.agent_loop.drive import run_async
+from airflow_agent_provider.exceptions import ExecutionTimeout
 from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
 from airflow_agent_provider.hooks.llm import awarm
@@ -51,10 +52,6 @@ from airflow_agent_provider.hooks.store import aget_store
 from airflow_agent_provider.resilience.classify import error_event
 from airflow_agent_provider.security.redact import scrub_value
 from airflow_agent_provider.triggers.llm import call_target
-
-
-class ExecutionTimeout(Exception):
-    """The task's ``execution_timeout`` ran out in the triggerer; left to the task's standard retries, as on a worker."""
 
 
 class _Ended(Exception):
