@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from airflow_agent_provider.stores.base import Store
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.base import Store
 
 SQLITE_FILENAME = "agent_provider.db"
 DEFAULT_REDIS_PREFIX = "aap:"

@@ -1,5 +1,5 @@
 """
-Abstract store operations for the Operations view: the run index and rate-limit usage reads.
+Store operations for the Operations view: the run index and rate-limit usage reads.
 
 Why the store keeps a run index: the fleet overview has to list recent runs with their state,
 outcome, cost, duration and the budgets they counted against, from the API server, without the
@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_agent_provider.stores.limits_api import Tier
+from airflow_agent_provider.stores import checks
+from airflow_agent_provider.stores.limits_api import Tier, check_tiers
 
 #: How many runs ``runs_list`` returns at most, whatever is asked.
 MAX_RUNS = 500
@@ -119,33 +120,75 @@ class LimitUsage:
     seen: bool
 
 
-class RunIndexStore(ABC):
-    """Run index and usage reads; ``run_record`` is the only write (one upsert per run)."""
+class RunsBackend(ABC):
+    """
+    The run-index operations one backend implements; every argument arrives checked.
+
+    ``record`` receives the record with its JSON text (made, and size-checked, once by the front),
+    ``limit`` is already bounded to 1..``MAX_RUNS``.
+    """
 
     @abstractmethod
+    def record(self, record: RunRecord, text: str) -> None:
+        """See :meth:`RunIndexStore.run_record`."""
+
+    @abstractmethod
+    def get(self, dag_id: str, run_id: str) -> RunRecord | None:
+        """See :meth:`RunIndexStore.run_get`."""
+
+    @abstractmethod
+    def recent(self, dag_id: str | None, limit: int) -> list[RunRecord]:
+        """See :meth:`RunIndexStore.runs_list`."""
+
+    @abstractmethod
+    def ledger_runs(self, dag_id: str | None, limit: int) -> list[LedgerRun]:
+        """See :meth:`RunIndexStore.ledger_runs`."""
+
+    @abstractmethod
+    def limit_usage(self, key: str, tiers: tuple[Tier, ...]) -> LimitUsage:
+        """See :meth:`RunIndexStore.limit_usage`."""
+
+
+class RunIndexStore:
+    """
+    Run index and usage reads; ``run_record`` is the only write (one upsert per run).
+
+    Each method checks its arguments (the same contract on every backend) and delegates to the
+    store's :class:`RunsBackend`.
+    """
+
+    #: Set by the concrete store (``Store.__init__``).
+    _runs: RunsBackend
+
     def run_record(self, record: RunRecord) -> None:
         """Write (or replace) the record of ``record.dag_id``/``record.run_id``."""
+        checks.instance("record", record, RunRecord)
+        checks.text("record.dag_id", record.dag_id)
+        checks.text("record.run_id", record.run_id)
+        self._runs.record(record, record.to_json())
 
-    @abstractmethod
     def run_get(self, dag_id: str, run_id: str) -> RunRecord | None:
         """The record of one run, None if it was never written."""
+        checks.text("dag_id", dag_id)
+        checks.text("run_id", run_id)
+        return self._runs.get(dag_id, run_id)
 
-    @abstractmethod
     def runs_list(self, dag_id: str | None = None, limit: int = 50) -> list[RunRecord]:
         """Recorded runs, most recently ended first (of one DAG, or of all), at most ``limit``."""
+        return self._runs.recent(checks.optional_text("dag_id", dag_id), clamp_limit(limit))
 
-    @abstractmethod
     def ledger_runs(self, dag_id: str | None = None, limit: int = 50) -> list[LedgerRun]:
         """Runs with ledger entries, most recent charge first (of one DAG, or of all)."""
+        return self._runs.ledger_runs(checks.optional_text("dag_id", dag_id), clamp_limit(limit))
 
-    @abstractmethod
     def limit_usage(self, key: str, tiers: Sequence[Tier]) -> LimitUsage:
         """Use of every tier of ``key`` right now and the leases held, on the store's clock; a read."""
+        return self._runs.limit_usage(checks.text("key", key), check_tiers(tiers))
 
 
 def clamp_limit(limit: int) -> int:
-    """``limit`` bounded to 1..MAX_RUNS."""
-    return max(1, min(int(limit), MAX_RUNS))
+    """``limit`` (an ``int``) bounded to 1..MAX_RUNS."""
+    return max(1, min(checks.integer("limit", limit), MAX_RUNS))
 
 
 __all__ = [
@@ -154,6 +197,7 @@ __all__ = [
     "LimitUsage",
     "RunIndexStore",
     "RunRecord",
+    "RunsBackend",
     "TierUsage",
     "clamp_limit",
 ]

@@ -60,7 +60,7 @@ def test_rate_limit_twins(store):
         until = await store.apenalize("p", delay_s=30)
         assert until == pytest.approx(now + 30, abs=1.0)
         assert await store.apaused_until("p") == pytest.approx(until)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="exactly one of until or delay_s"):
             await store.apenalize("p")
         return grants
 
@@ -146,20 +146,20 @@ def test_redis_async_side_has_its_own_client_per_loop(store, store_kind, redis_s
     import redis
 
     async def clients():
-        first = store._aclient()
+        first = store.connection.aclient()
         await store.aacquire("k", [RPW], now=T)
-        assert store._aclient() is first  # reused by every operation on this loop
+        assert store.connection.aclient() is first  # reused by every operation on this loop
         return first
 
     async def keep():
-        return store._aclient()
+        return store.connection.aclient()
 
     one = asyncio.run(clients())
     other = asyncio.run(keep())
     assert one is not other  # a client is bound to its loop
 
     # The async operations do not go through the sync client at all: break it and they still work.
-    store._redis = redis.Redis(host="127.0.0.1", port=1)
+    store.connection.client = redis.Redis(host="127.0.0.1", port=1)
     assert run(store, lambda: store.aacquire("k", [RPW], now=T + 1)).granted
 
 

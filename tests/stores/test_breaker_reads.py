@@ -24,13 +24,13 @@ def _stored(store, store_kind):
             ).fetchone()
             trials = conn.execute("SELECT COUNT(*) FROM breaker_trials WHERE key = ?", (KEY,)).fetchone()[0]
         return state, trials
-    client = store._redis
-    state_key, _, trials_key = store._breaker_keys(KEY)
+    client = store.connection.client
+    state_key, _, trials_key = store.connection.keys.breaker(KEY)
     return client.hgetall(state_key), client.zcard(trials_key), client.ttl(state_key) > 0
 
 
 def _changes(store):
-    return store._redis.info("persistence")["rdb_changes_since_last_save"]
+    return store.connection.client.info("persistence")["rdb_changes_since_last_save"]
 
 
 def test_reading_a_lapsed_open_breaker_changes_nothing(store, store_kind):
@@ -65,7 +65,7 @@ def test_sqlite_read_needs_no_write_lock(store, store_kind):
     blocker = sqlite3.connect(store.path, timeout=0.1, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
-        store._conn().execute("PRAGMA busy_timeout=100")  # fail fast if a read ever waits for it
+        store.connection.conn().execute("PRAGMA busy_timeout=100")  # fail fast if a read ever waits for it
         assert store.breaker_state(KEY) == "open"
     finally:
         blocker.execute("ROLLBACK")

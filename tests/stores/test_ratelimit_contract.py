@@ -139,7 +139,7 @@ def test_penalize(store):
     assert store.penalize("k", until=now + 5) == pytest.approx(until)  # a pause only extends
     assert store.penalize("k", until=now + 60) == pytest.approx(now + 60, abs=1e-5)
     assert store.acquire("other", [RPW]).granted
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="exactly one of until or delay_s"):
         store.penalize("k")
 
 

@@ -144,4 +144,4 @@ def test_aget_store_resolves_off_the_loop_and_shares_the_cache(fresh_resolver, m
     assert isinstance(first, RedisStore)
     assert first is second
     assert store_hook.get_store() is first  # the worker-side resolver sees the same store
-    assert first._url == f"redis://{redis_server.host}:{redis_server.port}/3"
+    assert first.connection.url == f"redis://{redis_server.host}:{redis_server.port}/3"

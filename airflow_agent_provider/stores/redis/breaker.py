@@ -11,12 +11,15 @@ their expiry. All three expire after a generous idle time, so a breaker nobody u
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 from airflow_agent_provider.stores.breaker_api import (
+    BreakerBackend,
     BreakerConfig,
     BreakerDecision,
     BreakerStateName,
 )
+from airflow_agent_provider.stores.redis.connection import LuaScript, RedisConnection, ScriptArg
 
 # Shared prologue: the current time, the stored state, and the open -> half-open transition once the
 # reset timeout has passed -- computed here, persisted only by allow (reads never write).
@@ -39,7 +42,8 @@ end
 """
 
 # ARGV: 1 half_open_max_calls, 2 trial_timeout_s, 3 reset_timeout_s, 4 ttl
-_ALLOW = (
+_ALLOW = LuaScript(
+    "breaker_allow",
     _READ
     + _TOUCH
     + """
@@ -58,11 +62,12 @@ if redis.call('ZCARD', KEYS[3]) < tonumber(ARGV[1]) then
 end
 local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 return {0, 'half_open', tostring(math.min(tonumber(ARGV[3]), tonumber(first[2]) - now)), ''}
-"""
+""",
 )
 
 # ARGV: 1 success (1/0), 2 failure_threshold, 3 window_s, 4 reset_timeout_s, 5 ttl
-_RECORD = (
+_RECORD = LuaScript(
+    "breaker_record",
     _READ
     + _TOUCH
     + """
@@ -93,11 +98,11 @@ end
 redis.call('HSET', KEYS[1], 'state', 'closed')
 touch(ttl)
 return 'closed'
-"""
+""",
 )
 
 # Read-only: no write, no expiry touched (the plugin's GET and the UI call it).
-_STATE = _READ + "\nreturn state\n"
+_STATE = LuaScript("breaker_state", _READ + "\nreturn state\n")
 
 
 def _ttl(cfg: BreakerConfig) -> int:
@@ -109,75 +114,69 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _decision(res: list) -> BreakerDecision:
+def _state(value: bytes | str) -> BreakerStateName:
+    # The scripts return only the three state names.
+    return cast("BreakerStateName", _text(value))
+
+
+def _decision(res: list[Any]) -> BreakerDecision:
     allowed, state, retry_in, trial_id = res
     return BreakerDecision(
         allowed=bool(allowed),
-        state=_text(state),  # type: ignore[arg-type]
+        state=_state(state),
         retry_in_s=max(0.0, float(_text(retry_in))),
         trial_id=_text(trial_id) or None,
     )
 
 
-def _allow_args(cfg: BreakerConfig) -> list[object]:
+def _allow_args(cfg: BreakerConfig) -> list[ScriptArg]:
     return [cfg.half_open_max_calls, cfg.trial_timeout_s, cfg.reset_timeout_s, _ttl(cfg)]
 
 
-def _record_args(success: bool, cfg: BreakerConfig) -> list[object]:
+def _record_args(success: bool, cfg: BreakerConfig) -> list[ScriptArg]:
     return ["1" if success else "0", cfg.failure_threshold, cfg.window_s, cfg.reset_timeout_s, _ttl(cfg)]
 
 
-class RedisBreakerMixin:
+class RedisBreaker(BreakerBackend):
     """Breaker state in Redis, one Lua script per operation (sync, and async twins with an ``a``)."""
 
-    def _breaker_keys(self, key: str) -> list[str]:
-        tag = "{" + key + "}"
-        return [
-            self._key("breaker", tag),  # type: ignore[attr-defined]
-            self._key("breaker", tag, "failures"),  # type: ignore[attr-defined]
-            self._key("breaker", tag, "trials"),  # type: ignore[attr-defined]
-        ]
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
 
-    def breaker_allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
-        script = self._script("breaker_allow", _ALLOW)  # type: ignore[attr-defined]
-        return _decision(script(keys=self._breaker_keys(key), args=_allow_args(cfg)))
+    def allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
+        return _decision(self._conn.run(_ALLOW, self._conn.keys.breaker(key), _allow_args(cfg)))
 
-    async def abreaker_allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
-        script = self._ascript("breaker_allow", _ALLOW)  # type: ignore[attr-defined]
-        return _decision(await script(keys=self._breaker_keys(key), args=_allow_args(cfg)))
+    async def aallow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
+        return _decision(await self._conn.arun(_ALLOW, self._conn.keys.breaker(key), _allow_args(cfg)))
 
-    def breaker_record(
-        self, key: str, success: bool, cfg: BreakerConfig, *, trial_id: str | None = None
+    def record(self, key: str, success: bool, cfg: BreakerConfig, trial_id: str | None) -> BreakerStateName:
+        return _state(self._conn.run(_RECORD, self._conn.keys.breaker(key), _record_args(success, cfg)))
+
+    async def arecord(
+        self, key: str, success: bool, cfg: BreakerConfig, trial_id: str | None
     ) -> BreakerStateName:
-        script = self._script("breaker_record", _RECORD)  # type: ignore[attr-defined]
-        return _text(script(keys=self._breaker_keys(key), args=_record_args(success, cfg)))  # type: ignore[return-value]
+        return _state(
+            await self._conn.arun(_RECORD, self._conn.keys.breaker(key), _record_args(success, cfg))
+        )
 
-    async def abreaker_record(
-        self, key: str, success: bool, cfg: BreakerConfig, *, trial_id: str | None = None
-    ) -> BreakerStateName:
-        script = self._ascript("breaker_record", _RECORD)  # type: ignore[attr-defined]
-        return _text(await script(keys=self._breaker_keys(key), args=_record_args(success, cfg)))  # type: ignore[return-value]
+    def release(self, key: str, trial_id: str) -> None:
+        trials = self._conn.keys.breaker(key)[2]
+        self._conn.call(lambda c: c.zrem(trials, trial_id))
 
-    def breaker_release(self, key: str, trial_id: str) -> None:
-        with self._guard():  # type: ignore[attr-defined]
-            self._redis.zrem(self._breaker_keys(key)[2], trial_id)  # type: ignore[attr-defined]
+    async def arelease(self, key: str, trial_id: str) -> None:
+        trials = self._conn.keys.breaker(key)[2]
+        await self._conn.acall(lambda c: c.zrem(trials, trial_id))
 
-    async def abreaker_release(self, key: str, trial_id: str) -> None:
-        with self._guard():  # type: ignore[attr-defined]
-            await self._aclient().zrem(self._breaker_keys(key)[2], trial_id)  # type: ignore[attr-defined]
+    def state(self, key: str) -> BreakerStateName:
+        return _state(self._conn.run(_STATE, self._conn.keys.breaker(key)))
 
-    def breaker_state(self, key: str) -> BreakerStateName:
-        script = self._script("breaker_state", _STATE)  # type: ignore[attr-defined]
-        return _text(script(keys=self._breaker_keys(key), args=[]))  # type: ignore[return-value]
+    async def astate(self, key: str) -> BreakerStateName:
+        return _state(await self._conn.arun(_STATE, self._conn.keys.breaker(key)))
 
-    async def abreaker_state(self, key: str) -> BreakerStateName:
-        script = self._ascript("breaker_state", _STATE)  # type: ignore[attr-defined]
-        return _text(await script(keys=self._breaker_keys(key), args=[]))  # type: ignore[return-value]
+    def reset(self, key: str) -> None:
+        keys = self._conn.keys.breaker(key)
+        self._conn.call(lambda c: c.delete(*keys))
 
-    def breaker_reset(self, key: str) -> None:
-        with self._guard():  # type: ignore[attr-defined]
-            self._redis.delete(*self._breaker_keys(key))  # type: ignore[attr-defined]
-
-    async def abreaker_reset(self, key: str) -> None:
-        with self._guard():  # type: ignore[attr-defined]
-            await self._aclient().delete(*self._breaker_keys(key))  # type: ignore[attr-defined]
+    async def areset(self, key: str) -> None:
+        keys = self._conn.keys.breaker(key)
+        await self._conn.acall(lambda c: c.delete(*keys))

@@ -17,18 +17,19 @@ Keys (under the store prefix; scope keys never need escaping since they are only
 
 The scripts build keys from the prefix rather than receive them in ``KEYS``: the set of scopes of a
 reservation is known only on the server at settle time. This store targets a single Redis (or a
-primary with replicas), not Redis Cluster.
+primary with replicas), not Redis Cluster. The key names are listed in ``keys.py``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from airflow_agent_provider.stores.budget_api import (
     RESERVATION_RETENTION_S,
+    BudgetBackend,
     LedgerEntry,
     ReserveResult,
     ScopeTotals,
@@ -37,6 +38,7 @@ from airflow_agent_provider.stores.budget_api import (
     to_nano,
     to_nano_up,
 )
+from airflow_agent_provider.stores.redis.connection import LuaScript, RedisConnection, ScriptArg
 
 _COMMON = r"""
 local P = ARGV[1]
@@ -75,7 +77,8 @@ end
 """
 
 # ARGV: prefix, id, amount, ttl, retention, scopes_json, n, (scope, limit) * n
-_RESERVE = (
+_RESERVE = LuaScript(
+    "budget_reserve",
     _COMMON
     + r"""
 local id = ARGV[2]
@@ -126,11 +129,12 @@ end
 redis.call('HSET', rkey, 'state', 'reserved', 'amount', fmt(amount), 'exp', exp, 'scopes', scopes_json)
 redis.call('EXPIRE', rkey, math.ceil(ttl + retention))
 return tightest(0)
-"""
+""",
 )
 
 # ARGV: prefix, id, charge, retention, fallback_scopes_json, m, (ledger_key, entry_id, json) * m
-_SETTLE = (
+_SETTLE = LuaScript(
+    "budget_settle",
     _COMMON
     + r"""
 local id = ARGV[2]
@@ -154,11 +158,12 @@ for i = 0, m - 1 do
   redis.call('HSETNX', ARGV[7 + 3 * i], ARGV[8 + 3 * i], ARGV[9 + 3 * i])
 end
 return 1
-"""
+""",
 )
 
 # ARGV: prefix, id, retention
-_RELEASE = (
+_RELEASE = LuaScript(
+    "budget_release",
     _COMMON
     + r"""
 local id = ARGV[2]
@@ -169,16 +174,17 @@ for _, scope in ipairs(cjson.decode(old[3])) do unlive(scope, id) end
 redis.call('HSET', rkey, 'state', 'released')
 redis.call('EXPIRE', rkey, math.ceil(tonumber(ARGV[3])))
 return 1
-"""
+""",
 )
 
 # ARGV: prefix, scope
-_TOTALS = (
+_TOTALS = LuaScript(
+    "budget_totals",
     _COMMON
     + r"""
 local s, r, c = totals(ARGV[2])
 return {fmt(s), fmt(r), fmt(c)}
-"""
+""",
 )
 
 
@@ -186,11 +192,15 @@ def _limit_from_nano(nano: int) -> float:
     return math.inf if nano < 0 else from_nano(nano)
 
 
-def _reserve_answer(res: list) -> ReserveResult:
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _reserve_answer(res: list[Any]) -> ReserveResult:
     granted, scope, spent, reserved, limit, dup = res
     return ReserveResult(
         granted=bool(int(granted)),
-        refused_scope=(scope.decode() if isinstance(scope, bytes) else scope) or None,
+        refused_scope=_text(scope) or None,
         spent=from_nano(int(spent)),
         reserved=from_nano(int(reserved)),
         limit=_limit_from_nano(int(limit)),
@@ -198,30 +208,33 @@ def _reserve_answer(res: list) -> ReserveResult:
     )
 
 
-def _totals_answer(res: list) -> ScopeTotals:
+def _totals_answer(res: list[Any]) -> ScopeTotals:
     spent, reserved, calls = res
     return ScopeTotals(from_nano(int(spent)), from_nano(int(reserved)), int(calls))
 
 
-def _ledger_answer(raw: list, dag_id: str, run_id: str) -> list[LedgerEntry]:
+def _ledger_answer(raw: list[Any], dag_id: str, run_id: str) -> list[LedgerEntry]:
     entries = [LedgerEntry(**json.loads(value)) for value in raw]
     entries = [e for e in entries if e.dag_id == dag_id and e.run_id == run_id]
     return sorted(entries, key=lambda e: (e.ts or 0.0, e.entry_id))
 
 
-class RedisBudgetMixin:
+class RedisBudget(BudgetBackend):
     """
     Reservations, spend and ledger in Redis hashes and sorted sets (see the module docstring).
 
-    The sync operations and their async twins (``a`` prefix) build the same script arguments and
-    read the same answers; only the client differs.
+    The sync operations and their async twins build the same script arguments and read the same
+    answers; only the client differs.
     """
 
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
+
     def _reserve_args(
-        self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
-    ) -> list[str | int | float]:
-        args: list[str | int | float] = [
-            self.prefix,  # type: ignore[attr-defined]
+        self, reservation_id: str, scopes: tuple[tuple[str, float], ...], amount: float, ttl_s: float
+    ) -> list[ScriptArg]:
+        args: list[ScriptArg] = [
+            self._conn.prefix,
             reservation_id,
             to_nano_up(amount),
             repr(float(ttl_s)),
@@ -233,28 +246,28 @@ class RedisBudgetMixin:
             args += [scope, limit_to_nano(limit)]
         return args
 
-    def budget_reserve(
-        self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
+    def reserve(
+        self, reservation_id: str, scopes: tuple[tuple[str, float], ...], amount: float, ttl_s: float
     ) -> ReserveResult:
         args = self._reserve_args(reservation_id, scopes, amount, ttl_s)
-        return _reserve_answer(self._script("budget_reserve", _RESERVE)(args=args))  # type: ignore[attr-defined]
+        return _reserve_answer(self._conn.run(_RESERVE, args=args))
 
-    async def abudget_reserve(
-        self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
+    async def areserve(
+        self, reservation_id: str, scopes: tuple[tuple[str, float], ...], amount: float, ttl_s: float
     ) -> ReserveResult:
         args = self._reserve_args(reservation_id, scopes, amount, ttl_s)
-        return _reserve_answer(await self._ascript("budget_reserve", _RESERVE)(args=args))  # type: ignore[attr-defined]
+        return _reserve_answer(await self._conn.arun(_RESERVE, args=args))
 
     def _settle_args(
         self,
         reservation_id: str,
         actual: float | None,
-        ledger_entries: Sequence[LedgerEntry],
-        scopes: Sequence[str],
+        ledger_entries: tuple[LedgerEntry, ...],
+        scopes: tuple[str, ...],
         now: float | None,
-    ) -> list[str | int]:
-        args: list[str | int] = [
-            self.prefix,  # type: ignore[attr-defined]
+    ) -> list[ScriptArg]:
+        args: list[ScriptArg] = [
+            self._conn.prefix,
             reservation_id,
             0 if actual is None else to_nano(actual),
             int(RESERVATION_RETENTION_S),
@@ -265,62 +278,49 @@ class RedisBudgetMixin:
             row = asdict(entry)
             row["ts"] = now if entry.ts is None else entry.ts
             row["reservation_id"] = entry.reservation_id or reservation_id
-            args += [self._key("bud", "ledger", entry.dag_id, entry.run_id), entry.entry_id, json.dumps(row)]  # type: ignore[attr-defined]
+            args += [self._conn.keys.ledger(entry.dag_id, entry.run_id), entry.entry_id, json.dumps(row)]
         return args
 
-    def budget_settle(
+    def settle(
         self,
         reservation_id: str,
         actual: float | None,
-        ledger_entries: Sequence[LedgerEntry] = (),
-        *,
-        scopes: Sequence[str] = (),
+        ledger_entries: tuple[LedgerEntry, ...],
+        scopes: tuple[str, ...],
     ) -> bool:
-        now = None
-        if any(e.ts is None for e in ledger_entries):
-            with self._guard():  # type: ignore[attr-defined]
-                now = self._server_time()  # type: ignore[attr-defined]
+        now = self._conn.server_time() if any(e.ts is None for e in ledger_entries) else None
         args = self._settle_args(reservation_id, actual, ledger_entries, scopes, now)
-        return bool(self._script("budget_settle", _SETTLE)(args=args))  # type: ignore[attr-defined]
+        return bool(self._conn.run(_SETTLE, args=args))
 
-    async def abudget_settle(
+    async def asettle(
         self,
         reservation_id: str,
         actual: float | None,
-        ledger_entries: Sequence[LedgerEntry] = (),
-        *,
-        scopes: Sequence[str] = (),
+        ledger_entries: tuple[LedgerEntry, ...],
+        scopes: tuple[str, ...],
     ) -> bool:
-        now = await self._aserver_time() if any(e.ts is None for e in ledger_entries) else None  # type: ignore[attr-defined]
+        now = await self._conn.aserver_time() if any(e.ts is None for e in ledger_entries) else None
         args = self._settle_args(reservation_id, actual, ledger_entries, scopes, now)
-        return bool(await self._ascript("budget_settle", _SETTLE)(args=args))  # type: ignore[attr-defined]
+        return bool(await self._conn.arun(_SETTLE, args=args))
 
-    def budget_release(self, reservation_id: str) -> bool:
-        args = [self.prefix, reservation_id, int(RESERVATION_RETENTION_S)]  # type: ignore[attr-defined]
-        return bool(self._script("budget_release", _RELEASE)(args=args))  # type: ignore[attr-defined]
+    def release(self, reservation_id: str) -> bool:
+        args: list[ScriptArg] = [self._conn.prefix, reservation_id, int(RESERVATION_RETENTION_S)]
+        return bool(self._conn.run(_RELEASE, args=args))
 
-    async def abudget_release(self, reservation_id: str) -> bool:
-        args = [self.prefix, reservation_id, int(RESERVATION_RETENTION_S)]  # type: ignore[attr-defined]
-        return bool(await self._ascript("budget_release", _RELEASE)(args=args))  # type: ignore[attr-defined]
+    async def arelease(self, reservation_id: str) -> bool:
+        args: list[ScriptArg] = [self._conn.prefix, reservation_id, int(RESERVATION_RETENTION_S)]
+        return bool(await self._conn.arun(_RELEASE, args=args))
 
-    def budget_totals(self, scope: str) -> ScopeTotals:
-        return _totals_answer(self._script("budget_totals", _TOTALS)(args=[self.prefix, scope]))  # type: ignore[attr-defined]
+    def totals(self, scope: str) -> ScopeTotals:
+        return _totals_answer(self._conn.run(_TOTALS, args=[self._conn.prefix, scope]))
 
-    async def abudget_totals(self, scope: str) -> ScopeTotals:
-        return _totals_answer(await self._ascript("budget_totals", _TOTALS)(args=[self.prefix, scope]))  # type: ignore[attr-defined]
-
-    def budget_spent(self, scope: str) -> float:
-        return self.budget_totals(scope).spent
-
-    def budget_reserved(self, scope: str) -> float:
-        return self.budget_totals(scope).reserved
+    async def atotals(self, scope: str) -> ScopeTotals:
+        return _totals_answer(await self._conn.arun(_TOTALS, args=[self._conn.prefix, scope]))
 
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
-        with self._guard():  # type: ignore[attr-defined]
-            raw = self._redis.hvals(self._key("bud", "ledger", dag_id, run_id))  # type: ignore[attr-defined]
-        return _ledger_answer(raw, dag_id, run_id)
+        ledger = self._conn.keys.ledger(dag_id, run_id)
+        return _ledger_answer(self._conn.call(lambda c: c.hvals(ledger)), dag_id, run_id)
 
     async def aledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
-        with self._guard():  # type: ignore[attr-defined]
-            raw = await self._aclient().hvals(self._key("bud", "ledger", dag_id, run_id))  # type: ignore[attr-defined]
-        return _ledger_answer(raw, dag_id, run_id)
+        ledger = self._conn.keys.ledger(dag_id, run_id)
+        return _ledger_answer(await self._conn.acall(lambda c: c.hvals(ledger)), dag_id, run_id)

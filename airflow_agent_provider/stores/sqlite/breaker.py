@@ -10,48 +10,42 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 from airflow_agent_provider.stores.breaker_api import (
     CLOSED,
     HALF_OPEN,
     OPEN,
+    BreakerBackend,
     BreakerConfig,
     BreakerDecision,
     BreakerStateName,
 )
 
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.sqlite.connection import SQLiteConnection
 
-class SQLiteBreakerMixin:
+
+class SQLiteBreaker(BreakerBackend):
     """Tables: one state row per key, failure timestamps (sliding window), half-open trial leases."""
 
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        super()._create_schema(conn)  # type: ignore[misc]
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS breaker_state (
-                   key TEXT PRIMARY KEY,
-                   state TEXT NOT NULL,
-                   open_until REAL NOT NULL DEFAULT 0,
-                   seq INTEGER NOT NULL DEFAULT 0)"""
-        )
-        conn.execute("CREATE TABLE IF NOT EXISTS breaker_failures (key TEXT NOT NULL, ts REAL NOT NULL)")
-        conn.execute("CREATE INDEX IF NOT EXISTS breaker_failures_key ON breaker_failures (key, ts)")
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS breaker_trials (
-                   key TEXT NOT NULL, trial_id TEXT NOT NULL, expires_at REAL NOT NULL,
-                   PRIMARY KEY (key, trial_id))"""
-        )
+    def __init__(self, db: SQLiteConnection) -> None:
+        self._db = db
 
     # -- helpers (run inside a transaction) ------------------------------------------------------
 
     @staticmethod
-    def _breaker_row(conn: sqlite3.Connection, key: str) -> tuple[str, float, int]:
+    def _row(conn: sqlite3.Connection, key: str) -> tuple[BreakerStateName, float, int]:
         row = conn.execute(
             "SELECT state, open_until, seq FROM breaker_state WHERE key = ?", (key,)
         ).fetchone()
-        return (row[0], row[1], row[2]) if row else (CLOSED, 0.0, 0)
+        if row is None:
+            return CLOSED, 0.0, 0
+        state: BreakerStateName = row[0]  # only the three names are ever written
+        return state, float(row[1]), int(row[2])
 
     @staticmethod
-    def _breaker_put(conn: sqlite3.Connection, key: str, state: str, open_until: float, seq: int) -> None:
+    def _put(conn: sqlite3.Connection, key: str, state: str, open_until: float, seq: int) -> None:
         conn.execute(
             "INSERT INTO breaker_state (key, state, open_until, seq) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET state = excluded.state, open_until = excluded.open_until, "
@@ -60,33 +54,33 @@ class SQLiteBreakerMixin:
         )
 
     @staticmethod
-    def _breaker_clear(conn: sqlite3.Connection, key: str) -> None:
+    def _clear(conn: sqlite3.Connection, key: str) -> None:
         conn.execute("DELETE FROM breaker_failures WHERE key = ?", (key,))
         conn.execute("DELETE FROM breaker_trials WHERE key = ?", (key,))
 
-    def _breaker_current(
+    def _current(
         self, conn: sqlite3.Connection, key: str, now: float, *, persist: bool = False
-    ) -> tuple[str, float, int]:
+    ) -> tuple[BreakerStateName, float, int]:
         """
         The row with the open -> half-open transition applied once the timeout has passed.
 
         Only ``breaker_allow`` persists that transition (``persist=True``, inside its write
         transaction): reads report it without writing, and ``breaker_record`` writes its own outcome.
         """
-        state, open_until, seq = self._breaker_row(conn, key)
+        state, open_until, seq = self._row(conn, key)
         if state == OPEN and now >= open_until:
             state = HALF_OPEN
             if persist:
-                self._breaker_put(conn, key, state, open_until, seq)
+                self._put(conn, key, state, open_until, seq)
                 conn.execute("DELETE FROM breaker_trials WHERE key = ?", (key,))
         return state, open_until, seq
 
-    # -- BreakerStore ------------------------------------------------------------------------------
+    # -- BreakerBackend ----------------------------------------------------------------------------
 
-    def breaker_allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
-        with self._tx() as conn:  # type: ignore[attr-defined]
+    def allow(self, key: str, cfg: BreakerConfig) -> BreakerDecision:
+        with self._db.write() as conn:
             now = time.time()
-            state, open_until, seq = self._breaker_current(conn, key, now, persist=True)
+            state, open_until, seq = self._current(conn, key, now, persist=True)
             if state == CLOSED:
                 return BreakerDecision(True, CLOSED)
             if state == OPEN:
@@ -98,28 +92,26 @@ class SQLiteBreakerMixin:
             if running < cfg.half_open_max_calls:
                 seq += 1
                 trial_id = str(seq)
-                self._breaker_put(conn, key, HALF_OPEN, open_until, seq)
+                self._put(conn, key, HALF_OPEN, open_until, seq)
                 conn.execute(
                     "INSERT INTO breaker_trials (key, trial_id, expires_at) VALUES (?, ?, ?)",
                     (key, trial_id, now + cfg.trial_timeout_s),
                 )
                 return BreakerDecision(True, HALF_OPEN, 0.0, trial_id)
-            return BreakerDecision(False, HALF_OPEN, min(cfg.reset_timeout_s, first_expiry - now))
+            return BreakerDecision(False, HALF_OPEN, min(cfg.reset_timeout_s, float(first_expiry) - now))
 
-    def breaker_record(
-        self, key: str, success: bool, cfg: BreakerConfig, *, trial_id: str | None = None
-    ) -> BreakerStateName:
-        with self._tx() as conn:  # type: ignore[attr-defined]
+    def record(self, key: str, success: bool, cfg: BreakerConfig, trial_id: str | None) -> BreakerStateName:
+        with self._db.write() as conn:
             now = time.time()
-            state, _, seq = self._breaker_current(conn, key, now)
+            state, _, seq = self._current(conn, key, now)
             if state == OPEN:
                 return OPEN
             if state == HALF_OPEN:
-                self._breaker_clear(conn, key)
+                self._clear(conn, key)
                 if success:
-                    self._breaker_put(conn, key, CLOSED, 0.0, seq)
+                    self._put(conn, key, CLOSED, 0.0, seq)
                     return CLOSED
-                self._breaker_put(conn, key, OPEN, now + cfg.reset_timeout_s, seq)
+                self._put(conn, key, OPEN, now + cfg.reset_timeout_s, seq)
                 return OPEN
             if success:
                 return CLOSED
@@ -129,23 +121,22 @@ class SQLiteBreakerMixin:
                 "SELECT COUNT(*) FROM breaker_failures WHERE key = ?", (key,)
             ).fetchone()
             if failures >= cfg.failure_threshold:
-                self._breaker_clear(conn, key)
-                self._breaker_put(conn, key, OPEN, now + cfg.reset_timeout_s, seq)
+                self._clear(conn, key)
+                self._put(conn, key, OPEN, now + cfg.reset_timeout_s, seq)
                 return OPEN
-            self._breaker_put(conn, key, CLOSED, 0.0, seq)
+            self._put(conn, key, CLOSED, 0.0, seq)
             return CLOSED
 
-    def breaker_release(self, key: str, trial_id: str) -> None:
-        with self._tx() as conn:  # type: ignore[attr-defined]
+    def release(self, key: str, trial_id: str) -> None:
+        with self._db.write() as conn:
             conn.execute("DELETE FROM breaker_trials WHERE key = ? AND trial_id = ?", (key, trial_id))
 
-    def breaker_state(self, key: str) -> BreakerStateName:
+    def state(self, key: str) -> BreakerStateName:
         # A plain read in autocommit mode: no write lock, nothing persisted (reads never write).
-        conn = self._conn()  # type: ignore[attr-defined]
-        state, _, _ = self._breaker_current(conn, key, time.time())
-        return state  # type: ignore[return-value]
+        state, _, _ = self._current(self._db.conn(), key, time.time())
+        return state
 
-    def breaker_reset(self, key: str) -> None:
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            self._breaker_clear(conn, key)
+    def reset(self, key: str) -> None:
+        with self._db.write() as conn:
+            self._clear(conn, key)
             conn.execute("DELETE FROM breaker_state WHERE key = ?", (key,))

@@ -1,5 +1,5 @@
 """
-Budget operations of the SQLite store (see stores/budget_api.py).
+Budget operations of the SQLite store (see stores/budget_api.py; tables in ``schema.py``).
 
 Each operation is one ``BEGIN IMMEDIATE`` transaction, so the check of every scope and the take
 happen under one write lock: two processes can never both see the same room in a budget.
@@ -12,9 +12,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from airflow_agent_provider.stores.budget_api import (
     RESERVATION_RETENTION_S,
+    BudgetBackend,
     LedgerEntry,
     ReserveResult,
     ScopeTotals,
@@ -24,43 +26,8 @@ from airflow_agent_provider.stores.budget_api import (
     to_nano_up,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS budget_reservation (
-    id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,            -- reserved | settled | released
-    amount_nano INTEGER NOT NULL,
-    expires_at REAL NOT NULL,
-    scopes TEXT NOT NULL,           -- JSON list of scope keys
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS budget_reservation_scope (
-    scope TEXT NOT NULL,
-    reservation_id TEXT NOT NULL,
-    PRIMARY KEY (scope, reservation_id)
-);
-CREATE TABLE IF NOT EXISTS budget_spent (
-    scope TEXT PRIMARY KEY,
-    spent_nano INTEGER NOT NULL DEFAULT 0,
-    calls INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS budget_ledger (
-    entry_id TEXT PRIMARY KEY,
-    reservation_id TEXT,
-    dag_id TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    module TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    model TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cached_input_tokens INTEGER NOT NULL,
-    usd REAL,
-    price_source TEXT NOT NULL,
-    ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS budget_ledger_run ON budget_ledger (dag_id, run_id, ts);
-"""
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.sqlite.connection import SQLiteConnection
 
 _LIVE_RESERVED = """
 SELECT COALESCE(SUM(r.amount_nano), 0) FROM budget_reservation_scope s
@@ -69,30 +36,26 @@ WHERE s.scope = ? AND r.state = 'reserved' AND r.expires_at > ?
 """
 
 
-class SQLiteBudgetMixin:
+class SQLiteBudget(BudgetBackend):
     """Reservations, spend and ledger in four tables of the store's SQLite file."""
 
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        super()._create_schema(conn)  # type: ignore[misc]
-        # executescript() would commit the caller's transaction, so run statement by statement.
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+    def __init__(self, db: SQLiteConnection) -> None:
+        self._db = db
 
     # -- helpers -----------------------------------------------------------------------------
 
     @staticmethod
     def _scope_state(conn: sqlite3.Connection, scope: str, now: float) -> tuple[int, int, int]:
         row = conn.execute("SELECT spent_nano, calls FROM budget_spent WHERE scope = ?", (scope,)).fetchone()
-        spent, calls = (row[0], row[1]) if row else (0, 0)
-        reserved = conn.execute(_LIVE_RESERVED, (scope, now)).fetchone()[0]
+        spent, calls = (int(row[0]), int(row[1])) if row else (0, 0)
+        reserved = int(conn.execute(_LIVE_RESERVED, (scope, now)).fetchone()[0])
         return spent, reserved, calls
 
     @staticmethod
     def _tightest(conn: sqlite3.Connection, scopes: Sequence[tuple[str, int]], now: float) -> ReserveResult:
         best: tuple[float, int, int, int] | None = None
         for scope, limit in scopes:
-            spent, reserved, _ = SQLiteBudgetMixin._scope_state(conn, scope, now)
+            spent, reserved, _ = SQLiteBudget._scope_state(conn, scope, now)
             room = float("inf") if limit < 0 else limit - spent - reserved
             if best is None or room < best[0]:
                 best = (room, spent, reserved, limit)
@@ -105,12 +68,12 @@ class SQLiteBudgetMixin:
 
     # -- BudgetStore ---------------------------------------------------------------------------
 
-    def budget_reserve(
-        self, reservation_id: str, scopes: Sequence[tuple[str, float]], amount: float, ttl_s: float
+    def reserve(
+        self, reservation_id: str, scopes: tuple[tuple[str, float], ...], amount: float, ttl_s: float
     ) -> ReserveResult:
         nano_scopes = [(scope, limit_to_nano(limit)) for scope, limit in scopes]
         amount_nano = to_nano_up(amount)
-        with self._tx() as conn:  # type: ignore[attr-defined]
+        with self._db.write() as conn:
             now = time.time()
             row = conn.execute(
                 "SELECT state, expires_at FROM budget_reservation WHERE id = ?", (reservation_id,)
@@ -156,16 +119,15 @@ class SQLiteBudgetMixin:
             )
             return self._tightest(conn, nano_scopes, now)
 
-    def budget_settle(
+    def settle(
         self,
         reservation_id: str,
         actual: float | None,
-        ledger_entries: Sequence[LedgerEntry] = (),
-        *,
-        scopes: Sequence[str] = (),
+        ledger_entries: tuple[LedgerEntry, ...],
+        scopes: tuple[str, ...],
     ) -> bool:
         charge = 0 if actual is None else to_nano(actual)
-        with self._tx() as conn:  # type: ignore[attr-defined]
+        with self._db.write() as conn:
             now = time.time()
             row = conn.execute(
                 "SELECT state, scopes FROM budget_reservation WHERE id = ?", (reservation_id,)
@@ -215,36 +177,26 @@ class SQLiteBudgetMixin:
             )
             return True
 
-    def budget_release(self, reservation_id: str) -> bool:
-        with self._tx() as conn:  # type: ignore[attr-defined]
+    def release(self, reservation_id: str) -> bool:
+        with self._db.write() as conn:
             now = time.time()
             cur = conn.execute(
                 "UPDATE budget_reservation SET state = 'released', updated_at = ? WHERE id = ? AND state = 'reserved'"
                 " AND expires_at > ?",
                 (now, reservation_id, now),
             )
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
-    def budget_totals(self, scope: str) -> ScopeTotals:
+    def totals(self, scope: str) -> ScopeTotals:
         # A read transaction, so that spent and reserved are one consistent snapshot.
-        conn = self._conn()  # type: ignore[attr-defined]
-        conn.execute("BEGIN")
-        try:
+        with self._db.read() as conn:
             spent, reserved, calls = self._scope_state(conn, scope, time.time())
-        finally:
-            conn.execute("COMMIT")
         return ScopeTotals(from_nano(spent), from_nano(reserved), calls)
-
-    def budget_spent(self, scope: str) -> float:
-        return self.budget_totals(scope).spent
-
-    def budget_reserved(self, scope: str) -> float:
-        return self.budget_totals(scope).reserved
 
     def ledger_entries(self, dag_id: str, run_id: str) -> list[LedgerEntry]:
         rows = (
-            self._conn()
-            .execute(  # type: ignore[attr-defined]
+            self._db.conn()
+            .execute(
                 "SELECT entry_id, dag_id, run_id, module, agent, model, provider, input_tokens, output_tokens,"
                 " cached_input_tokens, usd, price_source, ts, reservation_id FROM budget_ledger"
                 " WHERE dag_id = ? AND run_id = ? ORDER BY ts, entry_id",

@@ -1,5 +1,5 @@
 """
-Rate-limit operations of the SQLite store (see stores/limits_api.py).
+Rate-limit operations of the SQLite store (see stores/limits_api.py; tables in ``schema.py``).
 
 Layout: ``rl_log`` holds one row per grant (time, tokens); ``rl_window`` keeps, per key and per
 window length, a running total of the log entries still inside the window and the cursor up to
@@ -16,54 +16,45 @@ import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from airflow_agent_provider.stores.limits_api import REASON_CONCURRENCY, REASON_PAUSED, Grant, Tier
+from airflow_agent_provider.stores.limits_api import (
+    REASON_CONCURRENCY,
+    REASON_PAUSED,
+    Grant,
+    LimitsBackend,
+    Tier,
+)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rl_log (
-    key TEXT NOT NULL, gid TEXT NOT NULL, t REAL NOT NULL, tokens INTEGER NOT NULL,
-    PRIMARY KEY (key, gid)
-);
-CREATE INDEX IF NOT EXISTS rl_log_by_time ON rl_log (key, t);
-CREATE TABLE IF NOT EXISTS rl_window (
-    key TEXT NOT NULL, unit TEXT NOT NULL, window_s REAL NOT NULL,
-    cursor REAL NOT NULL, total INTEGER NOT NULL,
-    PRIMARY KEY (key, unit, window_s)
-);
-CREATE TABLE IF NOT EXISTS rl_lease (
-    key TEXT NOT NULL, gid TEXT NOT NULL, expires REAL NOT NULL,
-    PRIMARY KEY (key, gid)
-);
-CREATE TABLE IF NOT EXISTS rl_pause (key TEXT PRIMARY KEY, until REAL NOT NULL);
-"""
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.sqlite.connection import SQLiteConnection
+
+#: Per ``(unit, window_s)``: ``[cursor, total]`` of that window.
+_Windows = dict[tuple[str, float], list[float]]
 
 
 def _weight_sql(unit: str) -> str:
     return "COUNT(*)" if unit == "requests" else "COALESCE(SUM(tokens), 0)"
 
 
-class SQLiteLimitsMixin:
+class SQLiteLimits(LimitsBackend):
     """Sliding-window logs, leases and pauses in the shared SQLite file."""
 
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        super()._create_schema(conn)  # type: ignore[misc]
-        # One statement at a time: executescript() would commit the caller's open transaction.
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+    def __init__(self, db: SQLiteConnection) -> None:
+        self._db = db
 
     def store_time(self) -> float:
         return time.time()
 
     # -- windows -----------------------------------------------------------------------------
 
-    def _rl_windows(self, conn: sqlite3.Connection, key: str, tiers: Sequence[Tier], now: float) -> dict:
+    @staticmethod
+    def _windows(conn: sqlite3.Connection, key: str, tiers: tuple[Tier, ...], now: float) -> _Windows:
         """Register the call's windows, move every window of the key to ``now``, prune the log."""
         rows = conn.execute(
             "SELECT unit, window_s, cursor, total FROM rl_window WHERE key = ?", (key,)
         ).fetchall()
-        windows = {(unit, w): [cursor, total] for unit, w, cursor, total in rows}
+        windows: _Windows = {(unit, w): [cursor, total] for unit, w, cursor, total in rows}
         for tier in tiers:
             ident = (tier.unit, float(tier.window_s))
             if ident in windows:
@@ -96,8 +87,8 @@ class SQLiteLimitsMixin:
         return windows
 
     @staticmethod
-    def _rl_tier_wait(
-        conn: sqlite3.Connection, key: str, tier: Tier, total: int, tokens: int, now: float
+    def _tier_wait(
+        conn: sqlite3.Connection, key: str, tier: Tier, total: float, tokens: int, now: float
     ) -> float:
         """Seconds until ``tier`` could grant, given only that entries leave its window."""
         need = 1 if tier.unit == "requests" else tokens
@@ -113,7 +104,7 @@ class SQLiteLimitsMixin:
         for t, entry_tokens in cursor:
             freed += 1 if tier.unit == "requests" else entry_tokens
             if freed >= excess:
-                return max(t + tier.window_s - now, 0.0)
+                return max(float(t) + tier.window_s - now, 0.0)
         return tier.window_s
 
     # -- operations --------------------------------------------------------------------------
@@ -121,22 +112,19 @@ class SQLiteLimitsMixin:
     def acquire(
         self,
         key: str,
-        tiers: Sequence[Tier],
-        tokens: int = 0,
-        *,
-        max_concurrent: int | None = None,
-        lease_ttl_s: float = 600.0,
-        now: float | None = None,
+        tiers: tuple[Tier, ...],
+        tokens: int,
+        max_concurrent: int | None,
+        lease_ttl_s: float,
+        now: float | None,
     ) -> Grant:
-        if max_concurrent is not None and max_concurrent < 1:
-            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
-        with self._tx() as conn:  # type: ignore[attr-defined]
+        with self._db.write() as conn:
             at = time.time() if now is None else now
-            windows = self._rl_windows(conn, key, tiers, at)
+            windows = self._windows(conn, key, tiers, at)
             wait, reason = 0.0, None
             for tier in tiers:
                 total = windows[(tier.unit, float(tier.window_s))][1]
-                w = self._rl_tier_wait(conn, key, tier, total, tokens, at)
+                w = self._tier_wait(conn, key, tier, total, tokens, at)
                 if w > wait:
                     wait, reason = w, tier.name
             conn.execute("DELETE FROM rl_lease WHERE key = ? AND expires <= ?", (key, at))
@@ -145,12 +133,12 @@ class SQLiteLimitsMixin:
                     "SELECT COUNT(*), MIN(expires) FROM rl_lease WHERE key = ?", (key,)
                 ).fetchone()
                 if held >= max_concurrent:
-                    w = max(first - at, 0.0) if held else math.inf
+                    w = max(float(first) - at, 0.0) if held else math.inf
                     if w > wait:
                         wait, reason = w, REASON_CONCURRENCY
             row = conn.execute("SELECT until FROM rl_pause WHERE key = ?", (key,)).fetchone()
             if row is not None and row[0] > at and row[0] - at > wait:
-                wait, reason = row[0] - at, REASON_PAUSED
+                wait, reason = float(row[0]) - at, REASON_PAUSED
             if wait > 0:
                 return Grant(False, None, wait, at, reason)
             gid = uuid.uuid4().hex
@@ -170,18 +158,18 @@ class SQLiteLimitsMixin:
             return Grant(True, gid, 0.0, at, None)
 
     def settle(self, key: str, grant_id: str, actual_tokens: int) -> int:
-        with self._tx() as conn:  # type: ignore[attr-defined]
+        with self._db.write() as conn:
             row = conn.execute(
                 "SELECT t, tokens FROM rl_log WHERE key = ? AND gid = ?", (key, grant_id)
             ).fetchone()
             if row is None:
                 return 0
             t, reserved = row
-            delta = int(actual_tokens) - reserved
+            delta = actual_tokens - int(reserved)
             if delta:
                 conn.execute(
                     "UPDATE rl_log SET tokens = ? WHERE key = ? AND gid = ?",
-                    (int(actual_tokens), key, grant_id),
+                    (actual_tokens, key, grant_id),
                 )
                 conn.execute(
                     "UPDATE rl_window SET total = total + ? WHERE key = ? AND unit = 'tokens' AND cursor < ?",
@@ -190,25 +178,23 @@ class SQLiteLimitsMixin:
             return delta
 
     def release(self, key: str, grant_id: str) -> bool:
-        with self._tx() as conn:  # type: ignore[attr-defined]
+        with self._db.write() as conn:
             cur = conn.execute("DELETE FROM rl_lease WHERE key = ? AND gid = ?", (key, grant_id))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
-    def penalize(self, key: str, until: float | None = None, *, delay_s: float | None = None) -> float:
-        if (until is None) == (delay_s is None):
-            raise ValueError("penalize needs exactly one of until or delay_s")
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            target = until if until is not None else time.time() + float(delay_s)  # type: ignore[arg-type]
+    def penalize(self, key: str, until: float | None, delay_s: float | None) -> float:
+        with self._db.write() as conn:
+            target = until if until is not None else time.time() + (delay_s or 0.0)
             conn.execute(
                 "INSERT INTO rl_pause (key, until) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET until = MAX(until, excluded.until)",
                 (key, target),
             )
             (effective,) = conn.execute("SELECT until FROM rl_pause WHERE key = ?", (key,)).fetchone()
-            return effective
+            return float(effective)
 
     def paused_until(self, key: str) -> float | None:
-        row = self._conn().execute("SELECT until FROM rl_pause WHERE key = ?", (key,)).fetchone()  # type: ignore[attr-defined]
+        row = self._db.conn().execute("SELECT until FROM rl_pause WHERE key = ?", (key,)).fetchone()
         if row is None or row[0] <= time.time():
             return None
-        return row[0]
+        return float(row[0])
