@@ -19,31 +19,44 @@ import time
 import urllib.request
 from pathlib import Path
 
-from airflow_agent_provider.definitions import load_workflows
+from airflow_agent_provider.definitions import Workflow, WorkflowDefinitionError, load_workflows
+
+
+def demo_workflows(
+    dags_folder: Path, only: list[str] | None = None
+) -> tuple[list[Workflow], list[WorkflowDefinitionError]]:
+    """
+    The workflows the demo runs: every valid definition under ``<dags_folder>/workflows`` (or the
+    ``only`` ones), and the files that did not load. ``tests/definitions/test_examples.py`` reads
+    the same list to check that every YAML feature is shown by an example the demo runs.
+    """
+    workflows, errors = load_workflows(dags_folder / "workflows")
+    return [wf for wf in workflows if not only or wf.name in only], errors
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def _start_local_llm_server(log_dir: Path) -> tuple[subprocess.Popen, str]:
+def _start_local_llm_server(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    log = open(log_dir / "llm_server.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_agent_provider.testing.llm_server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(log_dir / "llm_server.log", "w") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow_agent_provider.testing.llm_server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -83,10 +96,10 @@ def _connection_env(local_url: str | None) -> tuple[dict[str, str], list[str]]:
 
 def run_demo(dags_folder: Path, airflow_home: Path | None = None, only: list[str] | None = None) -> int:
     dags_folder = dags_folder.resolve()
-    workflows, errors = load_workflows(dags_folder / "workflows")
+    workflows, errors = demo_workflows(dags_folder, only)
     for err in errors:
         print(f"FAIL {err}", file=sys.stderr)
-    names = [wf.name for wf in workflows if not only or wf.name in only]
+    names = [wf.name for wf in workflows]
     if not names:
         print("no workflows to run", file=sys.stderr)
         return 1
@@ -117,28 +130,32 @@ def run_demo(dags_folder: Path, airflow_home: Path | None = None, only: list[str
 
     try:
         print("airflow db migrate ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env=env,
-            check=True,
-            stdout=open(log_dir / "db-migrate.log", "w"),
-            stderr=subprocess.STDOUT,
-        )
+        with open(log_dir / "db-migrate.log", "w") as migrate_log:
+            subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                env=env,
+                check=True,
+                stdout=migrate_log,
+                stderr=subprocess.STDOUT,
+            )
         exit_code = 0
         for name in names:
             log_path = log_dir / f"{name}.log"
             print(f"\n=== airflow dags test {name}   (log: {log_path})", flush=True)
             started = time.monotonic()
-            proc = subprocess.run(
-                [sys.executable, "-m", "airflow", "dags", "test", name],
-                env=env,
-                stdout=open(log_path, "w"),
-                stderr=subprocess.STDOUT,
-            )
+            with open(log_path, "w") as run_log:  # a failed run is reported below, not raised
+                proc = subprocess.run(
+                    [sys.executable, "-m", "airflow", "dags", "test", name],
+                    env=env,
+                    check=False,
+                    stdout=run_log,
+                    stderr=subprocess.STDOUT,
+                )
             elapsed = time.monotonic() - started
             shown = subprocess.run(
                 [sys.executable, "-m", "airflow_agent_provider.cli.main", "result", name],
                 env=env,
+                check=False,
                 capture_output=True,
                 text=True,
             )

@@ -10,6 +10,7 @@ import yaml
 
 from airflow_agent_provider.definitions import load_workflow, parse_workflow
 from airflow_agent_provider.factory import build_dag
+from airflow_agent_provider.factory.builder import GATE_TASK_ID
 from airflow_agent_provider.factory.trigger_rules import gate_for
 from airflow_agent_provider.operators.agent import LLMAgentOperator
 from airflow_agent_provider.operators.result import RESULT_TASK_ID
@@ -33,8 +34,9 @@ def test_one_task_per_agent_in_module_groups(erp):
     workflow, dag = erp
     agent_ids = {workflow.agent_id(m, a.name) for m, a in workflow.iter_agents()}
     assert len(agent_ids) >= 11
-    assert set(dag.task_ids) == agent_ids | {RESULT_TASK_ID}
-    assert set(dag.task_group.children) == set(workflow.modules) | {RESULT_TASK_ID}
+    # the example's workflow-level budget gate stands in front of every module
+    assert set(dag.task_ids) == agent_ids | {RESULT_TASK_ID, GATE_TASK_ID}
+    assert set(dag.task_group.children) == set(workflow.modules) | {RESULT_TASK_ID, GATE_TASK_ID}
     for module in workflow.modules:
         group = dag.task_group.children[module]
         assert {t.split(".", 1)[1] for t in group.children} == {
@@ -48,13 +50,14 @@ def test_dependencies_become_edges_and_result_is_the_only_leaf(erp):
     workflow, dag = erp
     for module, agent in workflow.iter_agents():
         qid = workflow.agent_id(module, agent.name)
-        assert dag.get_task(qid).upstream_task_ids == set(workflow.upstream_ids(qid))
+        assert dag.get_task(qid).upstream_task_ids - {GATE_TASK_ID} == set(workflow.upstream_ids(qid))
     assert dag.get_task("Finance.payroll_journal").upstream_task_ids == {
         "HR.payroll_summary",
         "HR.benefits_accruals",
     }
     result = dag.get_task(RESULT_TASK_ID)
-    assert result.upstream_task_ids == set(dag.task_ids) - {RESULT_TASK_ID}
+    assert result.upstream_task_ids == set(dag.task_ids) - {RESULT_TASK_ID, GATE_TASK_ID}
+    assert set(result.gates) == {GATE_TASK_ID}  # a gate is read by id, not waited for as an upstream
     assert [t.task_id for t in dag.leaves] == [RESULT_TASK_ID]
     assert _rule(result) == "all_done"
 
@@ -98,7 +101,7 @@ def test_retries_priority_timeouts_and_dag_settings(erp):
         "payroll_summary": "HR.payroll_summary",
         "HR.payroll_summary": "HR.payroll_summary",
     }
-    providers = {dag.get_task(t).provider for t in dag.task_ids if t != RESULT_TASK_ID}
+    providers = {t.provider for t in dag.tasks if isinstance(t, LLMAgentOperator)}
     assert providers == {"openai", "anthropic"}
 
 
@@ -108,7 +111,7 @@ def test_without_partial_completion_every_agent_needs_all_upstreams(tmp_path):
     workflow = parse_workflow(yaml.safe_dump(data), tmp_path / "strict.yaml")
     dag = build_dag(workflow)
     for task in dag.tasks:
-        if task.task_id != RESULT_TASK_ID:
+        if isinstance(task, LLMAgentOperator):
             assert _rule(task) == "all_success"
             assert task.critical_upstreams == []
 
