@@ -204,6 +204,10 @@ def test_async_clients_and_reset(llm):
     async def run() -> tuple[str, str]:
         oai = openai.AsyncOpenAI(base_url=llm.openai_base_url, api_key=API_KEY, max_retries=0)
         ant = anthropic.AsyncAnthropic(base_url=llm.anthropic_base_url, api_key=API_KEY, max_retries=0)
+        async with oai, ant:
+            return await exchange(oai, ant)
+
+    async def exchange(oai, ant) -> tuple[str, str]:
         uploaded = await oai.files.create(file=("in.jsonl", _openai_file(2)), purpose="batch")
         created = await oai.batches.create(
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
