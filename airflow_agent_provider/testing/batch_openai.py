@@ -1,5 +1,5 @@
 """
-The OpenAI Batch API of the local server: Files upload/download and batch create/retrieve/cancel.
+The OpenAI Batch API of the local server: Files upload/download and batch create/retrieve/list/cancel.
 
 Shapes follow the ``openai`` SDK's ``FileObject`` and ``Batch`` models and the documented JSONL
 formats: an input line is ``{"custom_id", "method": "POST", "url", "body"}``; an output or error line
@@ -237,6 +237,25 @@ def register_openai_batch_routes(app: FastAPI, state: ServerState, store: BatchS
                 errors=errors,
             )
             return JSONResponse(batch_object(batch, validating=not errors))
+
+        return await serve(state, request, "openai", "/v1/batches", handle)
+
+    @app.get("/v1/batches")
+    async def list_batches(request: Request, limit: int = 20, after: str | None = None) -> Response:
+        async def handle() -> Response:
+            size = max(1, min(limit, 100))
+            batches = store.list_batches("openai", size + 1, after)
+            page, more = batches[:size], len(batches) > size
+            data = [batch_object(b) for b in page]
+            return JSONResponse(
+                {
+                    "object": "list",
+                    "data": data,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                    "has_more": more,
+                }
+            )
 
         return await serve(state, request, "openai", "/v1/batches", handle)
 

@@ -220,6 +220,19 @@ class BatchStore:
             self.advance(batch, time.time() if now is None else now)
             return batch
 
+    def list_batches(self, api: Api, limit: int, after: str | None = None) -> list[StoredBatch]:
+        """Batches of ``api``, newest first, starting after the batch ``after`` (a page cursor)."""
+        now = time.time()
+        with self._lock:
+            newest_first = [b for b in reversed(self.batches.values()) if b.api == api]
+            if after is not None:
+                ids = [b.id for b in newest_first]
+                newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+            page = newest_first[:limit]
+            for batch in page:
+                self.advance(batch, now)
+            return page
+
     def cancel(self, batch_id: str, api: Api) -> StoredBatch | None:
         """Ask to cancel: requests not answered by now will be ``cancelled``."""
         now = time.time()

@@ -18,10 +18,12 @@ from airflow_agent_provider.llm.batch import (
     BatchNotEndedError,
     RequestOutcome,
     afetch_results,
+    afind_submitted,
     aretrieve_batch,
     asubmit_batch,
     cancel_batch,
     fetch_results,
+    find_submitted,
     plan_batches,
     retrieve_batch,
     submit_batch,
@@ -214,3 +216,38 @@ def test_async_round_trip_with_failure_and_expiry(llm, provider):
     assert results.outcomes["agent-0"].retryable
     assert results.outcomes["agent-2"].response.usage.output_tokens > 0
     assert llm.batches_created(provider) == 1
+
+
+def test_openai_find_submitted_reattaches_by_submission_key(llm):
+    client = _client(llm, "openai")
+    (planned,) = plan_batches(_items("openai", 2))
+    assert find_submitted(client, planned, "run-1-layer-0") is None
+    submit_batch(client, planned, submission_key="run-0-layer-0")
+    handle = submit_batch(client, planned, metadata={"dag": "erp"}, submission_key="run-1-layer-0")
+    submit_batch(client, planned, submission_key="run-2-layer-0")
+    found = find_submitted(client, planned, "run-1-layer-0")
+    assert found is not None
+    assert found.batch_id == handle.batch_id
+    assert found.custom_ids == handle.custom_ids
+    assert client.batches.retrieve(handle.batch_id).metadata == {
+        "dag": "erp",
+        "aap_submission": "run-1-layer-0",
+    }
+
+    async def afind():
+        async with _aclient(llm, "openai") as aclient:
+            return await afind_submitted(aclient, planned, "run-0-layer-0")
+
+    assert asyncio.run(afind()) is not None
+    (ant_planned,) = plan_batches(_items("anthropic", 1))
+    assert find_submitted(_client(llm, "anthropic"), ant_planned, "run-1-layer-0") is None
+
+
+def test_openai_list_pages_newest_first(llm):
+    client = _client(llm, "openai")
+    (planned,) = plan_batches(_items("openai", 1))
+    ids = [submit_batch(client, planned).batch_id for _ in range(5)]
+    first = client.batches.list(limit=2)
+    assert [b.id for b in first.data] == ids[::-1][:2]
+    assert first.has_more
+    assert [b.id for b in client.batches.list(limit=2)] == ids[::-1]

@@ -105,12 +105,20 @@ def parse_entries(entries: Iterable[Any]) -> dict[str, RequestOutcome]:
     return outcomes
 
 
+def _requests(items: list[BatchItem]) -> list[Any]:
+    """The ``requests`` of the create call: plain dicts of the SDK's ``Request`` shape."""
+    return [anthropic_request(item) for item in items]
+
+
 # -- sync (worker) --------------------------------------------------------------------------------
 
 
-def submit(client: Anthropic, items: list[BatchItem], metadata: dict[str, str] | None = None) -> BatchHandle:
-    """Create the batch (Message Batches take no metadata; ``metadata`` is accepted and unused)."""
-    created = client.messages.batches.create(requests=[anthropic_request(i) for i in items])  # type: ignore[misc]  # plain dicts of the documented Request shape, built by the real-time adapter
+def submit(client: Anthropic, items: list[BatchItem]) -> BatchHandle:
+    """
+    Create the batch, once, without the SDK's retries (a retried create could start a second paid
+    batch; Message Batches carry no metadata to find the first by, so the caller keeps the handle).
+    """
+    created = client.with_options(max_retries=0).messages.batches.create(requests=_requests(items))
     return _handle(created, items)
 
 
@@ -130,10 +138,8 @@ def download(client: Anthropic, status: BatchStatus) -> dict[str, RequestOutcome
 # -- async (triggerer) ----------------------------------------------------------------------------
 
 
-async def asubmit(
-    client: AsyncAnthropic, items: list[BatchItem], metadata: dict[str, str] | None = None
-) -> BatchHandle:
-    created = await client.messages.batches.create(requests=[anthropic_request(i) for i in items])  # type: ignore[misc]  # see submit
+async def asubmit(client: AsyncAnthropic, items: list[BatchItem]) -> BatchHandle:
+    created = await client.with_options(max_retries=0).messages.batches.create(requests=_requests(items))
     return _handle(created, items)
 
 

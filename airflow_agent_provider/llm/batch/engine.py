@@ -80,13 +80,34 @@ def _ended(status: BatchStatus) -> BatchStatus:
 
 
 def submit_batch(
-    client: SyncClient, batch: PlannedBatch, metadata: dict[str, str] | None = None
+    client: SyncClient,
+    batch: PlannedBatch,
+    metadata: dict[str, str] | None = None,
+    submission_key: str | None = None,
 ) -> BatchHandle:
-    """Submit one planned batch (see :func:`~airflow_agent_provider.llm.batch.split.plan_batches`)."""
+    """
+    Submit one planned batch (see :func:`~airflow_agent_provider.llm.batch.split.plan_batches`).
+
+    The create call is never retried by the SDK (that could pay for a batch twice). OpenAI batches
+    carry ``metadata`` and the ``submission_key``, by which :func:`find_submitted` finds a batch
+    whose create raised after it arrived; Anthropic's take neither (both are ignored there).
+    """
     items = list(batch.items)
     if _check(batch.provider) == "openai":
-        return openai_batch.submit(cast("OpenAI", client), items, metadata)
-    return anthropic_batch.submit(cast("Anthropic", client), items, metadata)
+        return openai_batch.submit(cast("OpenAI", client), items, metadata, submission_key)
+    return anthropic_batch.submit(cast("Anthropic", client), items)
+
+
+def find_submitted(client: SyncClient, batch: PlannedBatch, submission_key: str) -> BatchHandle | None:
+    """
+    The batch already created for ``batch`` under ``submission_key`` (OpenAI), else None.
+
+    Always None for Anthropic, whose batches carry no metadata: there the handle returned by
+    :func:`submit_batch` must be stored before anything else can fail.
+    """
+    if _check(batch.provider) == "openai":
+        return openai_batch.find(cast("OpenAI", client), list(batch.items), submission_key)
+    return None
 
 
 def retrieve_batch(client: SyncClient, handle: BatchHandle) -> BatchStatus:
@@ -118,12 +139,23 @@ def fetch_results(client: SyncClient, handle: BatchHandle, status: BatchStatus |
 
 
 async def asubmit_batch(
-    client: AsyncClient, batch: PlannedBatch, metadata: dict[str, str] | None = None
+    client: AsyncClient,
+    batch: PlannedBatch,
+    metadata: dict[str, str] | None = None,
+    submission_key: str | None = None,
 ) -> BatchHandle:
     items = list(batch.items)
     if _check(batch.provider) == "openai":
-        return await openai_batch.asubmit(cast("AsyncOpenAI", client), items, metadata)
-    return await anthropic_batch.asubmit(cast("AsyncAnthropic", client), items, metadata)
+        return await openai_batch.asubmit(cast("AsyncOpenAI", client), items, metadata, submission_key)
+    return await anthropic_batch.asubmit(cast("AsyncAnthropic", client), items)
+
+
+async def afind_submitted(
+    client: AsyncClient, batch: PlannedBatch, submission_key: str
+) -> BatchHandle | None:
+    if _check(batch.provider) == "openai":
+        return await openai_batch.afind(cast("AsyncOpenAI", client), list(batch.items), submission_key)
+    return None
 
 
 async def aretrieve_batch(client: AsyncClient, handle: BatchHandle) -> BatchStatus:

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 PROVIDER = "openai"
 COMPLETION_WINDOW = "24h"
+#: Metadata key carrying the caller's submission key, by which :func:`find` re-attaches.
+SUBMISSION_KEY = "aap_submission"
+#: How many of the newest batches :func:`find` looks through.
+FIND_SCAN = 500
 
 _ENDED = frozenset({"completed", "expired", "cancelled", "failed"})
 #: Error codes of requests a batch never ran.
@@ -40,15 +44,22 @@ def _upload_args(items: list[BatchItem]) -> dict[str, Any]:
     return {"file": ("batch.jsonl", jsonl(items), "application/jsonl"), "purpose": "batch"}
 
 
-def _create_args(file_id: str, metadata: dict[str, str] | None) -> dict[str, Any]:
+def _create_args(file_id: str, metadata: dict[str, str] | None, submission_key: str | None) -> dict[str, Any]:
     args: dict[str, Any] = {
         "input_file_id": file_id,
         "endpoint": OPENAI_ENDPOINT,
         "completion_window": COMPLETION_WINDOW,
     }
-    if metadata:
-        args["metadata"] = metadata
+    tags = dict(metadata or {})
+    if submission_key:
+        tags[SUBMISSION_KEY] = submission_key
+    if tags:
+        args["metadata"] = tags
     return args
+
+
+def _matches(raw_batch: Any, submission_key: str) -> bool:
+    return bool(get(get(raw_batch, "metadata", {}), SUBMISSION_KEY) == submission_key)
 
 
 def _handle(raw_batch: Any, items: list[BatchItem]) -> BatchHandle:
@@ -57,7 +68,7 @@ def _handle(raw_batch: Any, items: list[BatchItem]) -> BatchHandle:
         batch_id=str(get(raw_batch, "id")),
         model=items[0].request.model,
         custom_ids=tuple(item.custom_id for item in items),
-        submitted_at=time.time(),
+        submitted_at=float(get(raw_batch, "created_at", 0)) or time.time(),
         input_file_id=str(get(raw_batch, "input_file_id")),
     )
 
@@ -136,10 +147,34 @@ def result_files(status: BatchStatus) -> list[str]:
 # -- sync (worker) --------------------------------------------------------------------------------
 
 
-def submit(client: OpenAI, items: list[BatchItem], metadata: dict[str, str] | None = None) -> BatchHandle:
-    """Upload the input file and create the batch."""
+def submit(
+    client: OpenAI,
+    items: list[BatchItem],
+    metadata: dict[str, str] | None = None,
+    submission_key: str | None = None,
+) -> BatchHandle:
+    """
+    Upload the input file and create the batch.
+
+    The create call is sent once, without the SDK's retries: OpenAI takes no idempotency key, so
+    a retried create whose first attempt did arrive would start a second, paid batch. A caller that
+    saw the create fail looks for it with :func:`find` before submitting again.
+    """
     uploaded = client.files.create(**_upload_args(items))
-    return _handle(client.batches.create(**_create_args(uploaded.id, metadata)), items)
+    created = client.with_options(max_retries=0).batches.create(
+        **_create_args(uploaded.id, metadata, submission_key)
+    )
+    return _handle(created, items)
+
+
+def find(client: OpenAI, items: list[BatchItem], submission_key: str) -> BatchHandle | None:
+    """The batch created with ``submission_key`` among the newest :data:`FIND_SCAN`, if any."""
+    for count, raw_batch in enumerate(client.batches.list(limit=100)):
+        if count >= FIND_SCAN:
+            break
+        if _matches(raw_batch, submission_key):
+            return _handle(raw_batch, items)
+    return None
 
 
 def retrieve(client: OpenAI, batch_id: str) -> BatchStatus:
@@ -159,10 +194,27 @@ def download(client: OpenAI, status: BatchStatus) -> dict[str, RequestOutcome]:
 
 
 async def asubmit(
-    client: AsyncOpenAI, items: list[BatchItem], metadata: dict[str, str] | None = None
+    client: AsyncOpenAI,
+    items: list[BatchItem],
+    metadata: dict[str, str] | None = None,
+    submission_key: str | None = None,
 ) -> BatchHandle:
     uploaded = await client.files.create(**_upload_args(items))
-    return _handle(await client.batches.create(**_create_args(uploaded.id, metadata)), items)
+    created = await client.with_options(max_retries=0).batches.create(
+        **_create_args(uploaded.id, metadata, submission_key)
+    )
+    return _handle(created, items)
+
+
+async def afind(client: AsyncOpenAI, items: list[BatchItem], submission_key: str) -> BatchHandle | None:
+    count = 0
+    async for raw_batch in client.batches.list(limit=100):
+        if count >= FIND_SCAN:
+            break
+        if _matches(raw_batch, submission_key):
+            return _handle(raw_batch, items)
+        count += 1
+    return None
 
 
 async def aretrieve(client: AsyncOpenAI, batch_id: str) -> BatchStatus:
