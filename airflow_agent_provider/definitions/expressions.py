@@ -38,7 +38,6 @@ time, so ``'x' * 10**9`` or ``2 ** 10**9`` is a definition error, not a run-time
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from typing import Any
 
 import simpleeval
 
+from airflow_agent_provider._suggest import did_you_mean
 from airflow_agent_provider.exceptions import ExpressionError as ExpressionError
 
 MAX_EXPRESSION_LENGTH = 1000
@@ -374,10 +374,9 @@ class _Checker:
             raise self.fail(node, f"{node.id!r} is a function: call it as {node.id}(...)")
         if self.allowed is not None and node.id not in self.allowed:
             allowed = ", ".join(sorted(self.allowed)) or "none"
-            reason = f"unknown name {node.id!r} (allowed names: {allowed})"
-            close = difflib.get_close_matches(node.id, sorted(self.allowed), n=1, cutoff=0.6)
-            if close:
-                reason += f"; did you mean {close[0]!r}?"
+            reason = f"unknown name {node.id!r} (allowed names: {allowed})" + did_you_mean(
+                node.id, self.allowed
+            )
             raise self.fail(node, reason)
         self.names.add(node.id)
 
@@ -425,9 +424,7 @@ class _Checker:
             raise self.fail(node, "only the listed functions can be called")
         if node.func.id not in FUNCTIONS:
             reason = f"function {node.func.id!r} is not allowed (allowed: {_function_list()})"
-            close = difflib.get_close_matches(node.func.id, list(FUNCTIONS), n=1, cutoff=0.7)
-            if close:
-                reason += f"; did you mean {close[0]!r}?"
+            reason += did_you_mean(node.func.id, FUNCTIONS, cutoff=0.7)
             raise self.fail(node, reason)
         if node.keywords:
             raise self.fail(node, f"keyword arguments are not allowed in {node.func.id}(...)")

@@ -15,7 +15,6 @@ bounded while it is composed (:mod:`.yaml_loader`).
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Iterable
 from os import PathLike
@@ -24,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from airflow_agent_provider._suggest import did_you_mean
 from airflow_agent_provider.config import MAX_WORKFLOW_FILE_BYTES_OPTION, ProviderConfigError, setting_name
 from airflow_agent_provider.definitions.code_refs import describe, must_propagate
 from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
@@ -182,9 +182,7 @@ def _trigger_problems(workflows: list[Workflow]) -> dict[str, list[Problem]]:
             message = (
                 f"unknown workflow {upstream!r}: triggered_by names workflows loaded from the same folder"
             )
-            close = difflib.get_close_matches(upstream, list(by_name), n=1, cutoff=0.6)
-            if close:
-                message += f"; did you mean {close[0]!r}?"
+            message += did_you_mean(upstream, by_name)
             message += f" (loaded: {', '.join(sorted(by_name))}; a file with errors is not loaded)"
             problems.setdefault(workflow.name, []).append(
                 # Line numbers need the file parsed again: only worth it when there is a problem to point at.

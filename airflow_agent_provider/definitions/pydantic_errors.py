@@ -9,7 +9,6 @@ and the YAML line where it can be found.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from airflow_agent_provider._suggest import did_you_mean
 from airflow_agent_provider.definitions.errors import Problem
 from airflow_agent_provider.definitions.models import (
     ASSET_URI_PATTERN,
@@ -135,10 +135,7 @@ def _unknown_field(path: FieldPath, root: type[BaseModel]) -> str:
     if model is None:
         return f"unknown field {name!r}"
     allowed = list(model.model_fields)
-    message = f"unknown field {name!r}"
-    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-    if close:
-        message += f" (did you mean {close[0]!r}?)"
+    message = f"unknown field {name!r}" + did_you_mean(name, allowed, parenthesized=True)
     return f"{message}; allowed: {', '.join(allowed)}"
 
 

@@ -9,10 +9,10 @@ known to be allowed (``allowed_modules``, see :mod:`.code_refs`), to prove it is
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator
 
+from airflow_agent_provider._suggest import did_you_mean
 from airflow_agent_provider.definitions.code_refs import tool_problem
 from airflow_agent_provider.definitions.errors import Problem
 from airflow_agent_provider.definitions.expressions import Expression
@@ -150,10 +150,7 @@ class _Checker:
         else:
             where = f"module {module_name} has no agent {agent_name!r}"
         message = f"unknown dependency {dependency!r}: {where}"
-        close = difflib.get_close_matches(target, list(self.paths), n=1, cutoff=0.6)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
-        return message
+        return message + did_you_mean(target, self.paths)
 
     def check_cycles(self) -> None:
         graph: dict[str, list[str]] = {}
@@ -180,9 +177,7 @@ class _Checker:
                 if tool in allowed:
                     continue
                 message = f"tool {tool!r} is not in the workflow's tools allow-list"
-                close = difflib.get_close_matches(tool, list(allowed), n=1, cutoff=0.6)
-                if close:
-                    message += f"; did you mean {close[0]!r}?"
+                message += did_you_mean(tool, allowed)
                 message += f" (allowed: {', '.join(allowed) or 'none; add a top-level tools: mapping'})"
                 self.add((*path, "tools", index), message)
 
@@ -268,9 +263,7 @@ class _Checker:
             if ref in declared:
                 continue
             message = f"{field} uses params.{ref} but the workflow declares no param {ref!r}"
-            close = difflib.get_close_matches(ref, list(declared), n=1, cutoff=0.6)
-            if close:
-                message += f"; did you mean {close[0]!r}?"
+            message += did_you_mean(ref, declared)
             message += f" (params: {', '.join(declared) or 'none; add a top-level params: mapping'})"
             self.add(path, message)
 
