@@ -185,7 +185,12 @@ def run_child(folder: Path, home: Path, dag_id: str | None = None, serialize: bo
         env["BENCH_SERIALIZE"] = "1"
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-c", _CHILD, str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,  # a failed parse is raised below with the child's stderr
     )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -211,6 +216,7 @@ def _commit() -> str:
             ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -127,12 +127,8 @@ def test_branches_skip_propagation_and_partial_completion(tmp_path, run_dag, llm
         "not run: upstream Ops.not_taken was skipped (condition 'params.threshold > 5' was false)"
     )
     assert agents["Ops.optional_off"]["reason"] == "condition 'params.enable_extra' was false"
-    assert (
-        agents["Ops.optional_broken"]["status"] == "failed"
-    )
-    assert (
-        "400" in agents["Ops.optional_broken"]["reason"]
-    )
+    assert agents["Ops.optional_broken"]["status"] == "failed"
+    assert "400" in agents["Ops.optional_broken"]["reason"]
     assert agents["Ops.taken"]["duration_s"] is not None
     assert agents["Ops.taken"]["duration_s"] >= 0
     assert agents["Ops.taken"]["output"].startswith("[")  # the echo of the local server

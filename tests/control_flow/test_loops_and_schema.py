@@ -101,20 +101,12 @@ def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(
     assert len(cond) == 2
     assert cond[1].startswith("Iteration 2 of at most 5: revise your previous answer.")
     assert "LOOP-COND it=2 prev=[gpt-5-mini] LOOP-COND it=1" in cond[1]
-    assert (
-        agents["Loops.until_condition"]["iterations"] == 2
-    )
-    assert (
-        agents["Loops.until_condition"]["stopped"] is None
-    )
+    assert agents["Loops.until_condition"]["iterations"] == 2
+    assert agents["Loops.until_condition"]["stopped"] is None
     # Never true: exactly max_iterations requests, then stopped.
     assert len(requests_with(stats, "LOOP-MAX")) == 3
-    assert (
-        agents["Loops.until_max"]["stopped"] == "max_iterations"
-    )
-    assert (
-        agents["Loops.until_max"]["iterations"] == 3
-    )
+    assert agents["Loops.until_max"]["stopped"] == "max_iterations"
+    assert agents["Loops.until_max"]["iterations"] == 3
     assert agents["Loops.until_max"]["output"] == {"done": False}
     assert agents["Loops.until_max"]["rounds"] == 3
     # Deferred: each iteration goes through the trigger and comes back.
@@ -134,15 +126,9 @@ def test_loops_stop_on_condition_and_max_iterations_and_outputs_are_validated(
     assert states["Schema.wrong_type"] == "failed"
     assert len(requests_with(stats, "WRONG-TYPE")) == 2
     reason = agents["Schema.wrong_type"]["reason"]
-    assert (
-        "agent Schema.wrong_type" in reason
-    )
-    assert (
-        "at $.total" in reason
-    )
-    assert (
-        "'lots' is not of type 'number'" in reason
-    )
+    assert "agent Schema.wrong_type" in reason
+    assert "at $.total" in reason
+    assert "'lots' is not of type 'number'" in reason
     assert states["Schema.not_json"] == "failed"
     assert "not valid JSON" in agents["Schema.not_json"]["reason"]
     assert result["outcome"] == "partial"

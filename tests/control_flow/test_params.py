@@ -49,15 +49,9 @@ def _workflow(tmp_path):
 def test_params_become_dag_params_with_their_schema(tmp_path):
     dag = build_dag(_workflow(tmp_path))
     region = dag.params.get_param("region")
-    assert (
-        region.value == "EU"
-    )
-    assert (
-        region.schema["enum"] == ["EU", "US"]
-    )
-    assert (
-        region.description == "Sales region"
-    )
+    assert region.value == "EU"
+    assert region.schema["enum"] == ["EU", "US"]
+    assert region.description == "Sales region"
     assert dag.params.get_param("top_n").schema == {"type": "integer", "minimum": 1, "maximum": 10}
 
 

@@ -55,7 +55,7 @@ def compose_command() -> list[str]:
         pass
     if (
         shutil.which("docker")
-        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+        and subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0
     ):
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
@@ -76,6 +76,7 @@ def run_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
         text=True,
         cwd=REPO,
         env={**clean, **(env or {})},
+        check=False,
     )
 
 
@@ -120,6 +121,7 @@ def run_secrets_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
+        check=False,
     )
 
 
@@ -161,6 +163,7 @@ def test_compose_rejects_an_invalid_file(tmp_path: Path) -> None:
         [*compose_command(), "-f", str(broken), "--env-file", str(ENV_EXAMPLE), "config", "-q"],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "restrat" in result.stderr
@@ -222,7 +225,9 @@ def test_weak_secrets_are_refused_one_at_a_time(tmp_path: Path, secret: str, val
     result = run_secrets_check(check_env(services["airflow-init"]))
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("  ")]
-    assert len(lines) == 1 and lines[0].startswith(f"  {secret} ") and why in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"  {secret} "), result.stderr
+    assert why in lines[0], result.stderr
 
 
 def test_secrets_check_runs_first_and_gates_postgres_and_redis() -> None:
@@ -354,5 +359,5 @@ def test_no_key_in_the_compose_file_and_every_variable_documented() -> None:
 
 
 def test_dot_env_is_git_ignored() -> None:
-    result = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO)
+    result = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO, check=False)
     assert result.returncode == 0

@@ -13,14 +13,17 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_agent_provider.cost.ledger import Ledger
-from airflow_agent_provider.deploy.local import LocalDeployment
 from airflow_agent_provider.deploy.processes import Proc, members, port_open
 from airflow_agent_provider.stores import store_from_url
 from tests.deploy.conftest import POOL_SLOTS
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.deploy.local import LocalDeployment
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
 
@@ -181,9 +184,7 @@ def test_down_leaves_no_process_and_no_port(stack: LocalDeployment) -> None:
     pids = {pid for proc in procs for pid in members(proc)}
     ports = list(stack.state["ports"].values())
     assert len(pids) >= len(procs)
-    assert all(
-        port_open(p) for p in (stack.state["ports"]["api"], stack.state["ports"]["postgres"])
-    )
+    assert all(port_open(p) for p in (stack.state["ports"]["api"], stack.state["ports"]["postgres"]))
     report = stack.down()
     assert report["still_running"] == []
     assert report["ports_open"] == []

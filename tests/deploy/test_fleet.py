@@ -22,13 +22,15 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_agent_provider.cost.ledger import Ledger
-from airflow_agent_provider.deploy.local import LocalDeployment
 from airflow_agent_provider.stores import store_from_url
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.deploy.local import LocalDeployment
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
 

@@ -27,6 +27,7 @@ def launcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=cwd,
         timeout=120,
+        check=False,
     )
 
 

@@ -101,7 +101,8 @@ def test_per_call_timeout_and_execution_timeout_fail_with_clear_messages(tmp_pat
     run = run_dag(dag)
     result = xcom_result(run, RESULT_TASK_ID)
     call_timeout = result["agents"]["Finance.payment_terms"]
-    assert call_timeout["status"] == "failed" and "Timeout" in call_timeout["reason"], call_timeout
+    assert call_timeout["status"] == "failed", call_timeout
+    assert "Timeout" in call_timeout["reason"], call_timeout
     states = task_states(run)
     assert states["Finance.cash_position"] == "failed"  # execution_timeout
     assert result["outcome"] == "partial"

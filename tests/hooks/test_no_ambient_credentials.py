@@ -104,15 +104,9 @@ def test_a_connection_with_host_and_key_uses_only_those(monkeypatch, trap, provi
         sent = headers.get("authorization", "") + headers.get("x-api-key", "")
         assert "the-connection-key" in sent
         assert TRAP_KEY not in json.dumps(headers)
-        assert (
-            "x-trap" not in headers
-        )
-        assert (
-            "openai-organization" not in headers
-        )
-        assert (
-            "openai-project" not in headers
-        )
+        assert "x-trap" not in headers
+        assert "openai-organization" not in headers
+        assert "openai-project" not in headers
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -147,9 +141,5 @@ def test_a_key_only_connection_goes_to_the_vendor_not_to_the_environment(monkeyp
             await aclose_clients()
 
     client = asyncio.run(aclient())
-    assert (
-        str(client.base_url).rstrip("/") == VENDOR_BASE_URLS[provider]
-    )
-    assert (
-        client.api_key == "the-connection-key"
-    )
+    assert str(client.base_url).rstrip("/") == VENDOR_BASE_URLS[provider]
+    assert client.api_key == "the-connection-key"

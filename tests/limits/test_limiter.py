@@ -138,5 +138,5 @@ def test_limit_key():
     assert limit_key("OpenAI", "gpt-5-mini") == "openai/gpt-5-mini"
     assert limit_key("anthropic") == "anthropic"
     assert limit_key("openai", "gpt-5-mini", group="batch") == "openai/gpt-5-mini#batch"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs a provider"):
         limit_key(" ")

@@ -88,7 +88,7 @@ def test_registry_allow_list_only():
 
 
 @pytest.mark.parametrize(
-    "path, message",
+    ("path", "message"),
     [
         ("nodots", "must look like"),
         (f"{P}.missing", "cannot import tool"),

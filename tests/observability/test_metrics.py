@@ -57,7 +57,8 @@ def test_record_functions_send_statsd_packets(tmp_path):
             "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
         }
         result = run_emitter(env)
-        assert result.returncode == 0 and "EMITTED" in result.stdout, result.stderr[-3000:]
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "EMITTED" in result.stdout, result.stderr[-3000:]
         packets = [p for p in receive_all(sock) if p.startswith("airflow.agent_provider.")]
     expected = {
         "airflow.agent_provider.calls:1|c",
@@ -96,7 +97,8 @@ def test_without_airflow_every_function_is_a_no_op(tmp_path):
         timeout=60,
         env={**os.environ, "AIRFLOW_HOME": str(tmp_path)},
     )
-    assert result.returncode == 0 and "EMITTED" in result.stdout, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "EMITTED" in result.stdout, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize(

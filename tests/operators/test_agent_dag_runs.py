@@ -47,12 +47,10 @@ def test_hand_written_dag_upstreams_tools_and_skips(llm_connections, run_dag):
                 critical_upstreams=["HR.broken"],
                 trigger_rule="all_done",
             )
-            looper = LLMAgentOperator(
+            LLMAgentOperator(  # no edges: it runs on its own
                 task_id="looper", prompt="LOOPER [[tool-loop:add]]", tools={"add": f"{P}.add"}, max_rounds=2
             )
-            exploder = LLMAgentOperator(
-                task_id="exploder", prompt="EXPLODER go", tools={"explode": f"{P}.explode"}
-            )
+            LLMAgentOperator(task_id="exploder", prompt="EXPLODER go", tools={"explode": f"{P}.explode"})
             # for_each style: one mapped task instance per prompt, each seeing the upstream results
             per_entity = LLMAgentOperator.partial(
                 task_id="per_entity", upstream_tasks={"payroll_summary": "HR.payroll_summary"}
@@ -87,15 +85,9 @@ def test_hand_written_dag_upstreams_tools_and_skips(llm_connections, run_dag):
     assert report_result["tool_calls"] == [
         {"name": "lookup_invoice", "arguments": {"number": "example"}, "ok": True}
     ]
-    assert (
-        report_result["usage"]["input_tokens"] > 0
-    )
-    assert (
-        report_result["cost_known"]
-    )
-    assert (
-        report_result["cost_usd"] > 0
-    )
+    assert report_result["usage"]["input_tokens"] > 0
+    assert report_result["cost_known"]
+    assert report_result["cost_usd"] > 0
     assert report_result["agent"]["module"] == "Finance"
     # missing critical upstream: skipped before any model call
     assert _requests_for(stats, "CLOSE-BOOKS") == 0

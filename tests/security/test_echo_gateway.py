@@ -128,7 +128,7 @@ def test_test_connection_output_carries_no_key(monkeypatch, key, provider):
     assert not ok
     assert gateway.requests
     assert key not in message
-    assert ("401" in message or "Authentication" in message)
+    assert "401" in message or "Authentication" in message
 
 
 def test_error_event_scrubs_an_sdk_error_that_never_went_through_the_hook(key):

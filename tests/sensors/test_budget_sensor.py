@@ -248,7 +248,7 @@ def test_trigger_timeout_and_errors_become_sensor_failures(store, store_url):
 
 
 def test_bad_arguments_are_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="scope must be one of"):
         CostBudgetSensor(task_id="x", max_spend_usd=1.0, scope="week")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_spend_usd must be a non-negative number"):
         CostBudgetSensor(task_id="x", max_spend_usd=-1)

@@ -66,7 +66,7 @@ def test_in_process_server_context_manager():
     with LLMServer(models=["only-model"]) as server:
         client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
         assert [m.id for m in client.models.list()] == ["only-model"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fail_rate"):
         LLMServer(fail_rate=2)
 
 
