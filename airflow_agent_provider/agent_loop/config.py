@@ -1,25 +1,30 @@
 """
-An agent's static settings as one JSON-safe record, and where its execution mode comes from.
+An agent's static settings as one typed record, and where its execution mode comes from.
 
-``AgentConfig`` is what the operator knows when the DAG is built (templates not yet rendered). It
-crosses to the triggerer in two ways: as ``start_trigger_args.trigger_kwargs`` of a triggerer-only
-agent (serialized with the DAG), and inside a deferral. It holds connection ids, never a key.
+``AgentConfig`` is what the operator knows when the DAG is built (templates not yet rendered),
+including its :class:`~airflow_agent_provider.guard.config.GuardConfig`. It crosses to the
+triggerer in two ways: as ``start_trigger_args.trigger_kwargs`` of a triggerer-only agent
+(serialized with the DAG), and inside a deferral; both go through :meth:`AgentConfig.to_dict`, which
+writes only the fields that differ from their defaults (500 agents' kwargs are stored per task), and
+:meth:`AgentConfig.from_dict`. It holds connection ids, never a key.
 
-Checking it is cheap and cached: a DAG of 500 agents shares a handful of distinct rate-limit
-rules and price overrides, so each distinct one is parsed once per process
-(:func:`check_rate_limits`, :func:`check_price_override`, :func:`check_output_schema`; the last
-imports ``jsonschema`` only when an agent has a schema).
+Checking a JSON schema is cached per distinct schema (:func:`check_output_schema` imports
+``jsonschema`` only when an agent has one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
+from airflow_agent_provider.guard.config import GuardConfig
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.agent_loop.state import AgentLoop, LoopSpec
 
 Execution = Literal["auto", "worker", "deferred", "triggerer"]
 EXECUTION_MODES: tuple[str, ...] = ("auto", "worker", "deferred", "triggerer")
@@ -27,12 +32,9 @@ PromptContext = Literal["airflow", "workflow"]
 PROMPT_CONTEXTS: tuple[str, ...] = ("airflow", "workflow")
 #: The trigger a triggerer-only agent starts with (``start_trigger_args.trigger_cls``).
 AGENT_TRIGGER = "airflow_agent_provider.triggers.agent.AgentTrigger"
-BUDGET_KEYS = frozenset({"module_cost_budget", "run_cost_budget", "daily_budget", "monthly_budget"})
 
 
-def resolve_execution(
-    execution: str, *, deferrable: bool, has_tools: bool, reads_upstream: bool = False
-) -> str:
+def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool) -> str:
     """
     The mode an agent runs in: ``worker``, ``deferred`` or ``triggerer``.
 
@@ -42,9 +44,9 @@ def resolve_execution(
     all) is opt-in, not an ``auto`` choice, because in Airflow 3.3 the scheduler hands
     ``start_from_trigger`` tasks to the triggerer without counting them against pools, and the
     triggerer deserializes the whole DAG once per such task (cost growing with the square of the
-    fleet): both are trade-offs the workflow author should choose. An explicit mode wins over
-    ``deferrable`` (``triggerer`` reads upstream results in the triggerer); ``triggerer`` with tools
-    is an error.
+    fleet): both are trade-offs the workflow author should choose. Reading upstream results does
+    not change the choice: every mode reads them (``triggerer`` through the triggerer's XCom
+    access). An explicit mode wins over ``deferrable``; ``triggerer`` with tools is an error.
     """
     if execution not in EXECUTION_MODES:
         raise ValueError(f"execution must be one of {EXECUTION_MODES}, got {execution!r}")
@@ -60,31 +62,6 @@ def resolve_execution(
 
 def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
-
-
-@functools.lru_cache(maxsize=1024)
-def _checked_rules(key: str) -> None:
-    for rule in json.loads(key):  # a typo in a limit must fail at parse time, not mean "unlimited"
-        RateLimitRule(**rule).policy
-
-
-def check_rate_limits(rules: list[dict[str, Any]]) -> None:
-    """Parse each distinct list of rules once per process (ValueError/TypeError on a bad one)."""
-    if rules:
-        _checked_rules(_key(rules))
-
-
-@functools.lru_cache(maxsize=1024)
-def _checked_price(key: str) -> None:
-    from airflow_agent_provider.cost.pricing import PriceOverride
-
-    PriceOverride.from_mapping(json.loads(key))
-
-
-def check_price_override(price: Mapping[str, Any] | None) -> None:
-    """Parse each distinct price override once per process (a bad one fails at DAG parse)."""
-    if price:
-        _checked_price(_key(dict(price)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -124,40 +101,44 @@ class AgentConfig:
     item: Any = None
     agent_meta: dict[str, Any] = field(default_factory=dict)
     prompt_context: str = "airflow"
-    #: Ledger identity: the module (task group) and agent names.
-    module: str = "-"
-    agent: str = "agent"
     tools: dict[str, str] = field(default_factory=dict)
-    cost_limit: float | None = None
-    budget: dict[str, float] = field(default_factory=dict)
-    rate_limits: list[dict[str, Any]] = field(default_factory=list)
-    call_retries: dict[str, Any] = field(default_factory=dict)
-    circuit_breaker: dict[str, Any] | bool = True
-    fallbacks: list[dict[str, Any]] = field(default_factory=list)
-    rate_limit_timeout: float | None = 600.0
-    price_override: dict[str, Any] | None = None
+    #: What guards the agent's calls (budgets, limits, retries, breaker, fallbacks; no run yet).
+    guard: GuardConfig = GuardConfig()
+    #: The task's ``execution_timeout`` in seconds, counted in the triggerer from when the trigger
+    #: starts running (time queued for a triggerer does not count).
+    execution_timeout_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-safe, only the fields that differ from their defaults (see the module docstring)."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and value == f.default:
+                continue
+            if f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+                continue
+            data[f.name] = value.to_dict() if isinstance(value, GuardConfig) else value
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The inverse of :meth:`to_dict`; an unknown key is an error (a setting must never be dropped)."""
+        values = dict(data)
+        if "guard" in values:
+            values["guard"] = GuardConfig.from_dict(values["guard"])
+        return cls(**values)
 
     @classmethod
     def of(cls, op: Any) -> AgentConfig:
         """The settings of an operator whose attributes carry these names (``LLMAgentOperator``)."""
-        names = {f.name for f in fields(cls)} - {"module", "agent"}
-        group = getattr(op, "task_group", None)
-        meta = getattr(op, "agent_meta", {}) or {}
+        timeout = getattr(op, "execution_timeout", None)
+        names = {f.name for f in dataclasses.fields(cls)} - {"execution_timeout_s"}
         return cls(
             **{name: getattr(op, name) for name in names},
-            module=str(meta.get("module") or (group.group_id if group is not None else None) or "-"),
-            agent=str(meta.get("agent") or op.task_id.rsplit(".", 1)[-1]),
+            execution_timeout_s=timeout.total_seconds() if timeout is not None else None,
         )
 
-    def loop_spec(self, *, system: str | None) -> Any:
+    def loop_spec(self, *, system: str | None) -> LoopSpec:
         """The loop's view of this agent, with the rendered system prompt."""
         from airflow_agent_provider.agent_loop.state import LoopSpec
 
@@ -180,53 +161,60 @@ class AgentConfig:
         module, agent = self.agent_meta.get("module"), self.agent_meta.get("agent")
         return f"{module}.{agent}" if module and agent else self.task_id
 
-    def guard_config(
-        self,
-        *,
-        dag_id: str,
-        run_id: str,
-        conn_extras: Mapping[str, Any] | None = None,
-        llm_conn_id: str | None = None,
-    ) -> GuardConfig:
-        """What guards this agent's calls in one run: ledger identity, budgets, limits, retries, breaker."""
-        conn_id = llm_conn_id or self.llm_conn_id
-        rules = [RateLimitRule(**rule) for rule in self.rate_limits]
-        conn_limits = (conn_extras or {}).get("rate_limits")
-        if conn_limits:
-            from airflow_agent_provider.limits.policy import RateLimitPolicy
 
-            policy = RateLimitPolicy.from_mapping(conn_limits)
-            limits = {k: v for k, v in asdict(policy).items() if v is not None}
-            rules.append(RateLimitRule(key=f"conn:{conn_id}", limits=limits, llm_conn_id=conn_id))
-        from airflow_agent_provider.resilience.fallback import FallbackTarget
+@dataclass
+class AgentRun:
+    """
+    What a worker hands the triggerer when the rest of a tool-less agent's loop runs there.
 
-        breaker = self.circuit_breaker
-        return GuardConfig(
-            dag_id=dag_id,
-            run_id=run_id,
-            module=self.module,
-            agent=self.agent,
-            agent_cost_limit=self.cost_limit,
-            price_override=self.price_override,
-            rate_limits=tuple(rules),
-            rate_limit_timeout_s=self.rate_limit_timeout,
-            call_retries=dict(self.call_retries),
-            breaker=None if breaker is False else ({} if breaker is True else dict(breaker)),
-            fallbacks=tuple(FallbackTarget(**f) for f in self.fallbacks),
-            **self.budget,
-        )
+    Everything is resolved and rendered: the loop so far, its spec, the guard bound to the run,
+    the provider, the reservation-id prefix of the task try, the names ``repeat_until`` and the
+    prompt read, and ``timeout_s``, the agent's remaining ``execution_timeout``, which the trigger
+    counts from when it starts running (not from when it was queued).
+    """
+
+    loop: AgentLoop
+    spec: LoopSpec
+    guard: GuardConfig
+    llm_conn_id: str
+    provider: str
+    step_prefix: str
+    names: dict[str, Any] = field(default_factory=dict)
+    item_fields: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loop": self.loop.to_dict(),
+            "spec": self.spec.to_dict(),
+            "guard": self.guard.to_dict(),
+            "llm_conn_id": self.llm_conn_id,
+            "provider": self.provider,
+            "step_prefix": self.step_prefix,
+            "names": self.names,
+            "item_fields": self.item_fields,
+            "timeout_s": self.timeout_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentRun:
+        from airflow_agent_provider.agent_loop.state import AgentLoop, LoopSpec
+
+        values = dict(data)
+        values["loop"] = AgentLoop.from_dict(values["loop"])
+        values["spec"] = LoopSpec.from_dict(values["spec"])
+        values["guard"] = GuardConfig.from_dict(values["guard"])
+        return cls(**values)
 
 
 __all__ = [
     "AGENT_TRIGGER",
-    "BUDGET_KEYS",
+    "AgentRun",
     "EXECUTION_MODES",
     "PROMPT_CONTEXTS",
     "AgentConfig",
     "Execution",
     "PromptContext",
     "check_output_schema",
-    "check_price_override",
-    "check_rate_limits",
     "resolve_execution",
 ]

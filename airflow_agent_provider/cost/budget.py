@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from airflow_agent_provider.cost.pricing import CallCost, unknown_price_warning
 from airflow_agent_provider.exceptions import (
@@ -27,11 +28,9 @@ from airflow_agent_provider.exceptions import (
     UnpricedModelError as UnpricedModelError,
 )
 from airflow_agent_provider.llm.types import Usage
-from airflow_agent_provider.stores.budget_api import (
-    BudgetStore,
-    LedgerEntry,
-    ReserveResult,
-)
+
+if TYPE_CHECKING:  # the stores load with the first call, not when a DAG builds its agents' limits
+    from airflow_agent_provider.stores.budget_api import BudgetStore, LedgerEntry, ReserveResult
 
 # -- scope keys ----------------------------------------------------------------------------------
 
@@ -219,6 +218,8 @@ class Reservation:
         return [key for key, _ in BudgetLimits().scopes(self.call)]
 
     def _entry(self, cost: CallCost, usage: Usage) -> LedgerEntry:
+        from airflow_agent_provider.stores.budget_api import LedgerEntry
+
         return LedgerEntry(
             entry_id=self.reservation_id,
             reservation_id=self.reservation_id,

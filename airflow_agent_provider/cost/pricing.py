@@ -16,61 +16,60 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from airflow_agent_provider.llm.types import Usage
 
 PriceSource = Literal["genai-prices", "override", "unknown"]
 
 _MTOK = 1_000_000
+#: Short forms an operator's ``price_override`` mapping may use.
+_SHORT_NAMES = {
+    "input": "input_per_mtok",
+    "output": "output_per_mtok",
+    "cached_input": "cached_input_per_mtok",
+}
 
 
-@dataclass(frozen=True)
-class PriceOverride:
+class PriceOverride(BaseModel):
     """
-    A price per million tokens given by the workflow (``price:`` in its definition).
+    USD per million tokens, for models genai-prices does not know (or negotiated prices).
 
-    ``cached_input_per_mtok`` defaults to the input price: charging cache reads at the full input
-    price can only over-estimate, which is the safe side for a budget.
+    The one class for a price override: the workflow definition's ``price:`` field, the guard
+    configuration and the pricing all use it. ``cached_input_per_mtok`` defaults to the input
+    price: charging cache reads at the full input price can only over-estimate, which is the safe
+    side for a budget.
     """
 
-    input_per_mtok: float
-    output_per_mtok: float
-    cached_input_per_mtok: float | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        for name in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
-            ):
-                raise ValueError(f"price override {name} must be a non-negative number, got {value!r}")
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> PriceOverride:
+    def from_mapping(cls, data: Mapping[str, Any] | PriceOverride) -> PriceOverride:
         """
-        Build from a definition mapping.
+        Build from an operator's ``price_override`` mapping (an override is returned as it is).
 
-        Accepts ``input_per_mtok``/``output_per_mtok``/``cached_input_per_mtok`` and the short forms
-        ``input``/``output``/``cached_input``; unknown keys are an error so that a typo is not
-        silently priced at zero.
+        Accepts the short forms ``input``/``output``/``cached_input`` too; unknown keys are an error
+        so that a typo is not silently priced at zero.
         """
-        aliases = {
-            "input": "input_per_mtok",
-            "output": "output_per_mtok",
-            "cached_input": "cached_input_per_mtok",
-        }
-        values: dict[str, float | None] = {}
+        if isinstance(data, PriceOverride):
+            return data
+        values: dict[str, Any] = {}
         for key, value in data.items():
-            name = aliases.get(key, key)
-            if name not in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
+            name = _SHORT_NAMES.get(key, key)
+            if name not in cls.model_fields:
                 raise ValueError(
                     f"unknown price override key {key!r}; expected input_per_mtok, output_per_mtok, "
                     "cached_input_per_mtok"
                 )
-            values[name] = None if value is None else float(value)
+            values[name] = value
         missing = [n for n in ("input_per_mtok", "output_per_mtok") if values.get(n) is None]
         if missing:
             raise ValueError(f"price override needs {' and '.join(missing)}")
-        return cls(**values)  # type: ignore[arg-type]
+        return cls.model_validate(values)
 
     def price(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
         cached = min(max(cached_input_tokens, 0), input_tokens)

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_agent_provider.cost.pricing import PriceOverride  # one class: the definition's and the engine's
 from airflow_agent_provider.definitions.delivery import (
     DEFAULT_BATCH_DEADLINE,
     DEFAULT_BATCH_FALLBACK,
@@ -170,14 +171,6 @@ class RetrySpec(_Strict):
         return self
 
 
-class PriceOverride(_Strict):
-    """USD per million tokens, for models genai-prices does not know (or negotiated prices)."""
-
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
-    cached_input_per_mtok: float | None = Field(None, ge=0)
-
-
 class RateLimitSpec(_Strict):
     """Shared limits for one provider or one provider/model, enforced across all workers."""
 
@@ -216,16 +209,6 @@ class CallRetrySpec(_Strict):
             )
         return self
 
-    def to_engine(self) -> dict[str, Any]:
-        """The ``CallRetryPolicy`` mapping of the resilience engine."""
-        return {
-            "max_attempts": self.max_attempts,
-            "base_delay_s": self.base_delay.total_seconds(),
-            "max_delay_s": self.max_delay.total_seconds(),
-            "exponential": self.exponential,
-            "jitter": self.jitter,
-        }
-
 
 class FallbackSpec(_Strict):
     """Another model (or provider) to use while this one's breaker is open or it keeps failing."""
@@ -233,13 +216,6 @@ class FallbackSpec(_Strict):
     provider: Provider
     model: NonEmptyStr
     connection: NonEmptyStr | None = Field(None, description="Default: agent_<provider>_default.")
-
-    def to_engine(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "llm_conn_id": self.connection or default_connection_id(self.provider),
-        }
 
 
 class BreakerSpec(_Strict):
@@ -252,17 +228,6 @@ class BreakerSpec(_Strict):
         timedelta(seconds=30), description="Open time before trial calls."
     )
     half_open_max_calls: int = Field(1, ge=1)
-
-    def to_engine(self) -> dict[str, Any] | None:
-        """The ``BreakerConfig`` mapping, or None when disabled."""
-        if not self.enabled:
-            return None
-        return {
-            "failure_threshold": self.failure_threshold,
-            "window_s": self.window.total_seconds(),
-            "reset_timeout_s": self.reset_timeout.total_seconds(),
-            "half_open_max_calls": self.half_open_max_calls,
-        }
 
 
 class BudgetGateSpec(_Strict):

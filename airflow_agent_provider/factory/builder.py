@@ -19,7 +19,9 @@ agent ``timeout``           ``execution_timeout``
 agent ``pool``              ``pool``/``pool_slots`` (else a pool derived from ``max_concurrent``)
 agent ``retries``           also ``retry_policy=AgentRetryPolicy`` (permanent errors fail at once)
 ``rate_limits``             the shared limiter rules of every agent
-budgets                     ``cost_limit`` / module and workflow budgets, reserved before each call
+budgets                     ``guard=GuardConfig`` (:mod:`.guards`): budgets, reserved before each call,
+``price``/``call_retries``  and the price override, call retries, breaker, fallbacks and rate limits
+``circuit_breaker``         (the same typed object on the worker and in the triggerer)
 ``budget_gate``             a ``CostBudgetSensor`` in front of the module or the workflow
 ``params``                  ``DAG(params={name: Param(default, type=..., ...)})``
 ``triggered_by``            ``schedule=[Asset(<producer's produces>), ...]`` (all of them)
@@ -55,6 +57,7 @@ from airflow_agent_provider.factory.batch import (
     batch_groups,
     batch_operator_kwargs,
 )
+from airflow_agent_provider.factory.guards import WorkflowGuards
 from airflow_agent_provider.factory.pools import agent_pool, max_active_tasks
 from airflow_agent_provider.factory.trigger_rules import gate_for
 from airflow_agent_provider.operators.agent import LLMAgentOperator
@@ -112,22 +115,6 @@ def _retry_kwargs(agent: AgentSpec) -> dict[str, Any]:
     }
 
 
-def rate_limit_rules(workflow: Workflow) -> list[dict[str, Any]]:
-    """The workflow's ``rate_limits`` as limiter rules; matching happens per call (fallbacks too)."""
-    rules = []
-    for key, spec in workflow.rate_limits.items():
-        provider, _, model = key.partition("/")
-        rules.append(
-            {
-                "key": key,
-                "limits": spec.model_dump(exclude_none=True),
-                "provider": provider,
-                "model": model or None,
-            }
-        )
-    return rules
-
-
 @dataclass
 class _Shared:
     """
@@ -138,15 +125,11 @@ class _Shared:
     """
 
     workflow: Workflow
-    rate_limits: list[dict[str, Any]] = field(init=False)
-    budgets: dict[str, dict[str, float | None]] = field(init=False)
+    guards: WorkflowGuards = field(init=False)
     _schemas: dict[str, dict[str, Any] | None] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.rate_limits = rate_limit_rules(self.workflow)
-        self.budgets = {
-            name: _budget_kwargs(self.workflow, module) for name, module in self.workflow.modules.items()
-        }
+        self.guards = WorkflowGuards(self.workflow)
 
     def output_schema(self, agent: AgentSpec) -> dict[str, Any] | None:
         """The agent's resolved output schema; resolved once per distinct schema, a copy per agent."""
@@ -157,15 +140,6 @@ class _Shared:
         if key not in self._schemas:
             self._schemas[key] = agent.resolved_output_schema()
         return copy.deepcopy(self._schemas[key])
-
-
-def _budget_kwargs(workflow: Workflow, module: ModuleSpec) -> dict[str, float | None]:
-    return {
-        "module_cost_budget": module.cost_budget,
-        "run_cost_budget": workflow.cost_budget,
-        "daily_budget": workflow.daily_budget,
-        "monthly_budget": workflow.monthly_budget,
-    }
 
 
 def _gate_sensor(task_id: str, gate: BudgetGateSpec) -> CostBudgetSensor:
@@ -251,13 +225,7 @@ def _agent_operator(
             *gate.critical_upstreams,
             *(gate_ids if gate.trigger_rule != "all_success" else []),
         ],
-        price_override=agent.price.model_dump() if agent.price else None,
-        cost_limit=agent.cost_limit,
-        budget=dict(shared.budgets[module]),
-        rate_limits=shared.rate_limits,
-        call_retries=agent.call_retries.to_engine(),
-        circuit_breaker=workflow.circuit_breaker.to_engine() or False,
-        fallbacks=[f.to_engine() for f in agent.fallbacks],
+        guard=shared.guards.for_agent(module, agent),
         request_timeout=agent.request_timeout.total_seconds() if agent.request_timeout else None,
         output_schema=shared.output_schema(agent),
         condition=agent.condition,

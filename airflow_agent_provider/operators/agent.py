@@ -22,6 +22,7 @@ whose settlement failed is persisted before settlement and settled by the retry.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -49,6 +50,7 @@ if TYPE_CHECKING:  # the engines below load when an agent runs, not when a DAG f
     import jinja2
     from airflow.sdk import Context
 
+    from airflow_agent_provider.cost.pricing import PriceOverride
     from airflow_agent_provider.guard.config import GuardConfig
     from airflow_agent_provider.guard.pipeline import GuardedCaller, GuardedResult
     from airflow_agent_provider.llm.tools import ToolRegistry
@@ -73,12 +75,15 @@ class LLMAgentOperator(BaseOperator):
     :param upstream_tasks: ``{alias: upstream task_id}`` whose results are exposed to the prompt.
     :param critical_upstreams: Upstream task_ids that must have a result, else the task is skipped
         before any model call (use with trigger rule ``all_done``).
+    :param guard: What guards the calls, typed (``guard.config.GuardConfig``: budgets, price override,
+        rate limits, call retries, breaker, fallbacks); the factory passes it. A hand-written DAG may
+        pass the same settings as the mappings below instead (not both).
     :param price_override: USD per million tokens (``input_per_mtok``, ``output_per_mtok``,
         ``cached_input_per_mtok``) for models genai-prices does not know.
     :param cost_limit: USD this agent may spend per run, checked *before* every call (the call's most
         is reserved first; a call that would not fit fails with ``BudgetExceeded``).
     :param budget: Shared budgets in USD: ``module_cost_budget``, ``run_cost_budget``, ``daily_budget``,
-        ``monthly_budget`` (the factory fills these in).
+        ``monthly_budget``.
     :param rate_limits: Shared rate-limit rules (``guard.config.RateLimitRule`` fields); the connection's
         ``rate_limits`` extra adds one more, keyed by the connection.
     :param call_retries: In-call retries of transient errors (``CallRetryPolicy`` fields).
@@ -125,11 +130,12 @@ class LLMAgentOperator(BaseOperator):
         max_rounds: int = 8,
         upstream_tasks: dict[str, str] | None = None,
         critical_upstreams: list[str] | None = None,
-        price_override: dict | None = None,
+        guard: GuardConfig | None = None,
+        price_override: Mapping[str, Any] | None = None,
         cost_limit: float | None = None,
-        agent_meta: dict | None = None,
+        agent_meta: dict[str, Any] | None = None,
         request_timeout: float | None = None,
-        output_schema: dict | None = None,
+        output_schema: dict[str, Any] | None = None,
         condition: str | None = None,
         repeat_until: str | None = None,
         max_iterations: int = 3,
@@ -137,7 +143,7 @@ class LLMAgentOperator(BaseOperator):
         budget: dict[str, float | None] | None = None,
         rate_limits: list[dict[str, Any]] | None = None,
         call_retries: dict[str, Any] | None = None,
-        circuit_breaker: dict[str, Any] | bool = True,
+        circuit_breaker: Mapping[str, Any] | bool = True,
         fallbacks: list[dict[str, Any]] | None = None,
         rate_limit_timeout: float | None = 600.0,
         execution: Execution = "auto",
@@ -157,17 +163,11 @@ class LLMAgentOperator(BaseOperator):
                 max_delay=self.max_retry_delay.total_seconds() if self.max_retry_delay else max(base, 3600.0),
                 exponential=bool(self.retry_exponential_backoff),
             )
-        self.budget = {k: v for k, v in (budget or {}).items() if v is not None}
-        self.rate_limits = [dict(r) for r in rate_limits or []]
-        self.price_override = dict(price_override) if price_override else None
         rt.check_arguments(
             max_rounds=max_rounds,
             tools=tools,
             max_iterations=max_iterations,
             prompt_context=prompt_context,
-            budget=self.budget,
-            rate_limits=self.rate_limits,
-            price_override=self.price_override,
             condition=condition,
             repeat_until=repeat_until,
             output_schema=output_schema,
@@ -179,7 +179,6 @@ class LLMAgentOperator(BaseOperator):
         self.max_rounds, self.max_iterations = max_rounds, max_iterations
         self.upstream_tasks = dict(upstream_tasks or {})
         self.critical_upstreams = list(critical_upstreams or [])
-        self.cost_limit = cost_limit
         self.agent_meta = dict(agent_meta or {})
         self.output_schema, self.condition, self.repeat_until, self.item = (
             output_schema,
@@ -187,27 +186,36 @@ class LLMAgentOperator(BaseOperator):
             repeat_until,
             item,
         )
-        self.call_retries = dict(call_retries or {})
-        self.circuit_breaker = circuit_breaker
-        self.fallbacks = [dict(f) for f in fallbacks or []]
-        self.rate_limit_timeout = rate_limit_timeout
-        self.prompt_context, self.deferrable, self.execution = prompt_context, deferrable, execution
-        self.execution_mode = resolve_execution(
-            execution,
-            deferrable=deferrable,
-            has_tools=bool(self.tools),
-            reads_upstream=bool(self.upstream_tasks or self.critical_upstreams),
+        arguments = {
+            "price_override": price_override,
+            "cost_limit": cost_limit,
+            "budget": budget,
+            "rate_limits": rate_limits,
+            "call_retries": call_retries,
+            "fallbacks": fallbacks,
+        }
+        self.guard = rt.guard_of(
+            self,
+            guard,
+            arguments,
+            circuit_breaker=circuit_breaker,
+            rate_limit_timeout=rate_limit_timeout,
         )
+        self.prompt_context, self.deferrable, self.execution = prompt_context, deferrable, execution
+        self.execution_mode = resolve_execution(execution, deferrable=deferrable, has_tools=bool(self.tools))
         if self.execution_mode == "triggerer":
             # The scheduler hands the task straight to the triggerer; a mapped agent (which Airflow
             # 3.3 cannot start there) or dag.test() calls execute(), which defers once instead.
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=AGENT_TRIGGER,
+                # Serialised here, the trigger boundary; only what differs from the defaults.
                 trigger_kwargs={"agent": self.agent_config().to_dict()},
                 next_method="execute_complete",
                 next_kwargs=None,
-                timeout=self.execution_timeout,
+                # The trigger counts execution_timeout from when it starts running (not while it
+                # waits for a triggerer); Airflow still bounds the task by it from the hand-over.
+                timeout=None,
             )
         self._results: dict[str, Any] | None = None
         self._by_task_id: dict[str, Any] = {}
@@ -218,6 +226,20 @@ class LLMAgentOperator(BaseOperator):
     def agent_config(self) -> AgentConfig:
         """This agent's static settings (templates as they are now), as the triggers receive them."""
         return AgentConfig.of(self)
+
+    # Views of ``guard`` for the run record (``operators/result.py`` reads them by name).
+
+    @property
+    def budget(self) -> dict[str, float]:
+        return rt.budget_view(self.guard)
+
+    @property
+    def rate_limits(self) -> list[dict[str, Any]]:
+        return [rule.to_dict() for rule in self.guard.rate_limits]
+
+    @property
+    def price_override(self) -> PriceOverride | None:
+        return self.guard.price_override
 
     # -- rendering and upstream results -----------------------------------------------------------
 
@@ -280,9 +302,11 @@ class LLMAgentOperator(BaseOperator):
 
     def _guard_config(self, context: Context) -> GuardConfig:
         """What guards this task instance's calls: ledger identity, budgets, limits, retries, breaker."""
-        extras = self.hook.connection.extra_dejson or {}
-        return self.agent_config().guard_config(
-            dag_id=context["ti"].dag_id, run_id=context["run_id"], conn_extras=extras
+        return self.guard.for_run(
+            dag_id=context["ti"].dag_id,
+            run_id=context["run_id"],
+            llm_conn_id=self.llm_conn_id,
+            conn_extras=self.hook.connection.extra_dejson or {},
         )
 
     def _caller(self, context: Context) -> GuardedCaller:
@@ -408,7 +432,7 @@ class LLMAgentOperator(BaseOperator):
         else:  # a trigger used without a guard (hand-built): only the response
             from airflow_agent_provider.llm.types import LLMResponse
 
-            guarded = rt.unguarded(LLMResponse.from_dict(event["response"]), loop, self.price_override)
+            guarded = rt.unguarded(LLMResponse.from_dict(event["response"]), loop, self.guard.price_override)
         record(loop, host, guarded)
         return self._continue(context, loop)
 
@@ -432,10 +456,11 @@ class LLMAgentOperator(BaseOperator):
         if mode == "whole":  # the rest of the loop runs in the triggerer, which ends the task
             if loop.rounds:
                 host.save(loop)
+            trigger = self._agent_trigger(context, loop)
             self.defer(
-                trigger=self._agent_trigger(context, loop),
+                trigger=trigger,
                 method_name="execute_complete",
-                timeout=self.execution_timeout,
+                timeout=rt.deferral_timeout(trigger.run_args.timeout_s if trigger.run_args else None),
             )
         host.save(loop)
         self.defer(
@@ -475,29 +500,28 @@ class LLMAgentOperator(BaseOperator):
         return LLMCallTrigger(
             llm_conn_id=self.llm_conn_id,
             provider=self.hook.provider,
-            request=request.to_dict(),
-            guard=self._guard_config(context).to_dict(),
+            request=request,
+            guard=self._guard_config(context),
             step_id=self._step_id(context, loop),
         )
 
     def _agent_trigger(self, context: Context, loop: AgentLoop) -> AgentTrigger:
-        from airflow_agent_provider.triggers.agent import AgentTrigger, replace_prompt
+        from airflow_agent_provider.agent_loop.config import AgentRun
+        from airflow_agent_provider.triggers.agent import AgentTrigger
 
-        agent = replace_prompt(self.agent_config().to_dict(), self._prompt_template or self.prompt)
-        return AgentTrigger(
-            agent=agent,
-            run={
-                "loop": loop.to_dict(),
-                "spec": self._spec().to_dict(),
-                "guard": self._guard_config(context).to_dict(),
-                "llm_conn_id": self.llm_conn_id,
-                "provider": self.hook.provider,
-                "step_prefix": rt.step_prefix(context),
-                "names": rt.carried_names(self._names(context), context),
-                "item_fields": rt.item_fields(context, self.item),
-                "deadline": rt.deadline(context, self.execution_timeout),
-            },
+        agent = dataclasses.replace(self.agent_config(), prompt=self._prompt_template or self.prompt)
+        run = AgentRun(
+            loop=loop,
+            spec=self._spec(),
+            guard=self._guard_config(context),
+            llm_conn_id=self.llm_conn_id,
+            provider=self.hook.provider,
+            step_prefix=rt.step_prefix(context),
+            names=rt.carried_names(self._names(context), context),
+            item_fields=rt.item_fields(context, self.item),
+            timeout_s=rt.remaining_s(context, self.execution_timeout),
         )
+        return AgentTrigger(agent=agent, run=run)
 
     # -- control flow -----------------------------------------------------------------------------
 

@@ -9,10 +9,12 @@ and so that nothing here is imported when a DAG file is parsed beyond what the o
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -21,6 +23,11 @@ from airflow_agent_provider.llm.prompt import is_available
 from airflow_agent_provider.llm.types import LLMResponse, ToolSpec
 from airflow_agent_provider.operators.prompt_context import json_safe_names, render_workflow, workflow_names
 from airflow_agent_provider.security.redact import scrub, scrub_value
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.cost.pricing import PriceOverride
+    from airflow_agent_provider.guard.config import GuardConfig
+    from airflow_agent_provider.guard.pipeline import GuardedResult
 
 #: Longest ``agent_error`` / ``skip_reason`` text kept in XCom.
 MAX_REASON_CHARS = 2000
@@ -32,9 +39,6 @@ def check_arguments(
     tools: Any,
     max_iterations: int,
     prompt_context: str,
-    budget: Mapping[str, Any],
-    rate_limits: list[dict[str, Any]],
-    price_override: Any,
     condition: str | None,
     repeat_until: str | None,
     output_schema: Any = None,
@@ -42,15 +46,10 @@ def check_arguments(
     """
     The operator's argument checks, so that a bad argument is a DAG import error, not a failure
     after paid calls. Cheap and cached per distinct value (a DAG file builds 500 agents per parse,
-    and they share their rules, prices and schemas).
+    and they share their schemas and expressions). The guard's own arguments are checked where
+    they are parsed, in :meth:`GuardConfig.from_arguments`.
     """
-    from airflow_agent_provider.agent_loop.config import (
-        BUDGET_KEYS,
-        PROMPT_CONTEXTS,
-        check_output_schema,
-        check_price_override,
-        check_rate_limits,
-    )
+    from airflow_agent_provider.agent_loop.config import PROMPT_CONTEXTS, check_output_schema
 
     if max_rounds < 1:
         raise ValueError("max_rounds must be at least 1")
@@ -60,14 +59,62 @@ def check_arguments(
         raise ValueError("max_iterations must be between 1 and 50")
     if prompt_context not in PROMPT_CONTEXTS:
         raise ValueError(f"prompt_context must be one of {PROMPT_CONTEXTS}, got {prompt_context!r}")
-    unknown = set(budget) - BUDGET_KEYS
-    if unknown:
-        raise ValueError(f"unknown budget key(s) {sorted(unknown)}")
-    check_rate_limits(rate_limits)  # a typo in a limit must fail at parse time, not mean "unlimited"
-    check_price_override(price_override)  # a bad override is a DAG import error
     check_output_schema(output_schema)  # once per distinct schema (jsonschema is imported only here)
     compile_cached(condition, "condition")
     compile_cached(repeat_until, "repeat_until")
+
+
+def guard_of(
+    op: Any,
+    guard: GuardConfig | None,
+    arguments: Mapping[str, Any],
+    *,
+    circuit_breaker: Any,
+    rate_limit_timeout: float | None,
+) -> GuardConfig:
+    """
+    The operator's guard, with the ledger identity (module and agent) filled in.
+
+    ``guard`` is what the factory builds from the definition; a hand-written DAG gives the same
+    settings as mappings (``arguments``), parsed here once. Both at once would leave one ignored.
+    """
+    from airflow_agent_provider.guard.config import GuardConfig
+
+    meta = op.agent_meta or {}
+    group = getattr(op, "task_group", None)
+    module = str(meta.get("module") or (group.group_id if group is not None else None) or "-")
+    agent = str(meta.get("agent") or op.task_id.rsplit(".", 1)[-1])
+    if guard is None:
+        return GuardConfig.from_arguments(
+            module=module,
+            agent=agent,
+            circuit_breaker=circuit_breaker,
+            rate_limit_timeout=rate_limit_timeout,
+            **arguments,
+        )
+    given = sorted(name for name, value in arguments.items() if value is not None)
+    if circuit_breaker is not True:
+        given.append("circuit_breaker")
+    if rate_limit_timeout != DEFAULT_RATE_LIMIT_TIMEOUT:
+        given.append("rate_limit_timeout")
+    if given:
+        raise ValueError(f"pass either guard= or the guard arguments {given}, not both")
+    if (guard.module, guard.agent) == (module, agent):
+        return guard
+    return dataclasses.replace(guard, module=module, agent=agent)
+
+
+#: The operator's default ``rate_limit_timeout`` (seconds), the same as ``GuardConfig``'s.
+DEFAULT_RATE_LIMIT_TIMEOUT = 600.0
+
+
+def budget_view(guard: GuardConfig) -> dict[str, float]:
+    """The shared budgets that are set, by name (what the run record lists)."""
+    from airflow_agent_provider.guard.config import BUDGET_KEYS
+
+    return {
+        name: value for name in sorted(BUDGET_KEYS) if (value := getattr(guard.budgets, name)) is not None
+    }
 
 
 @functools.lru_cache(maxsize=2048)
@@ -171,15 +218,27 @@ def skip_record_for(
     return skip_record(reason, task_id=task_id, agent=dict(agent_meta), **extra)
 
 
-def deadline(context: Mapping[str, Any], execution_timeout: Any) -> float | None:
-    """Epoch seconds by which the task must end (its start plus ``execution_timeout``), or None."""
+#: How long Airflow lets a whole-loop deferral wait for a triggerer beyond the agent's remaining
+#: ``execution_timeout``: the trigger counts that time itself from when it starts, so waiting in
+#: the triggerer queue does not use it up, and this backstop still fails a task whose trigger
+#: never starts (no triggerer running).
+TRIGGER_QUEUE_ALLOWANCE_S = 1800.0
+
+
+def remaining_s(context: Mapping[str, Any], execution_timeout: timedelta | None) -> float | None:
+    """Seconds of ``execution_timeout`` left (the task's start plus it, minus now), or None."""
     if execution_timeout is None:
         return None
     import time
 
     start = getattr(context["ti"], "start_date", None)
     begun = start.timestamp() if start is not None else time.time()
-    return begun + execution_timeout.total_seconds()
+    return max(0.0, begun + execution_timeout.total_seconds() - time.time())
+
+
+def deferral_timeout(remaining: float | None) -> timedelta | None:
+    """Airflow's own timeout of a whole-loop deferral (see :data:`TRIGGER_QUEUE_ALLOWANCE_S`)."""
+    return None if remaining is None else timedelta(seconds=remaining + TRIGGER_QUEUE_ALLOWANCE_S)
 
 
 def step_prefix(context: Mapping[str, Any]) -> str:
@@ -273,13 +332,12 @@ def scrubbed_result(result: dict[str, Any]) -> dict[str, Any]:
     return scrub_value(result)
 
 
-def unguarded(response: LLMResponse, loop: AgentLoop, price_override: Mapping[str, Any] | None) -> Any:
+def unguarded(response: LLMResponse, loop: AgentLoop, override: PriceOverride | None) -> GuardedResult:
     """Wrap a bare trigger response (no guard configured) so it is recorded like a guarded one."""
-    from airflow_agent_provider.cost.pricing import PriceOverride, price_call
+    from airflow_agent_provider.cost.pricing import price_call
     from airflow_agent_provider.guard.pipeline import GuardedResult
     from airflow_agent_provider.resilience.fallback import FallbackTarget
 
-    override = PriceOverride.from_mapping(price_override) if price_override else None
     return GuardedResult(
         response=response,
         target=FallbackTarget(loop.provider, loop.model),

@@ -18,24 +18,10 @@ from airflow_agent_provider.exceptions import NoFallbackTargets as NoFallbackTar
 from airflow_agent_provider.resilience.breaker import CircuitBreaker, CircuitOpenError
 from airflow_agent_provider.resilience.classify import classify
 
+# Re-exported; defined in a leaf module because building a DAG imports it.
+from airflow_agent_provider.resilience.targets import FallbackTarget as FallbackTarget  # noqa: TC001
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class FallbackTarget:
-    """One place a call can go: a provider, a model and the Airflow connection that holds the key."""
-
-    provider: str
-    model: str
-    llm_conn_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The breaker key of this target."""
-        return f"{self.provider}/{self.model}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

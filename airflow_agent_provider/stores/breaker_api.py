@@ -28,6 +28,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
+# A plain value type in a leaf module, so that building a DAG (which builds every agent's guard
+# configuration) does not import the stores.
+from airflow_agent_provider.resilience.breaker_config import BreakerConfig as BreakerConfig
 from airflow_agent_provider.stores import checks
 from airflow_agent_provider.stores.offload import run_blocking
 
@@ -36,31 +39,6 @@ BreakerStateName = Literal["closed", "open", "half_open"]
 CLOSED: BreakerStateName = "closed"
 OPEN: BreakerStateName = "open"
 HALF_OPEN: BreakerStateName = "half_open"
-
-
-@dataclass(frozen=True)
-class BreakerConfig:
-    """How sensitive a breaker is. Every caller of one key should use the same values."""
-
-    #: Failures within ``window_s`` that open the breaker.
-    failure_threshold: int = 5
-    #: Sliding window, in seconds, over which failures are counted.
-    window_s: float = 60.0
-    #: How long the breaker stays open before it lets trial calls through.
-    reset_timeout_s: float = 30.0
-    #: Trial calls admitted at once while half-open.
-    half_open_max_calls: int = 1
-    #: A trial not reported within this time no longer holds its half-open slot.
-    trial_timeout_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.failure_threshold < 1:
-            raise ValueError("failure_threshold must be at least 1")
-        if self.half_open_max_calls < 1:
-            raise ValueError("half_open_max_calls must be at least 1")
-        for name in ("window_s", "reset_timeout_s", "trial_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,12 @@ Two ways in:
   runs the loop. No worker is involved.
 * **Deferred by the operator** (a tool-less agent in ``deferred`` mode, a mapped agent, or
   ``dag.test()``, which never starts a task from the trigger): the worker has rendered everything
-  and passes ``run`` (the loop, its spec, the guard, the names for ``repeat_until``).
+  and passes ``run`` (an :class:`~airflow_agent_provider.agent_loop.config.AgentRun`: the loop, its
+  spec, the guard, the names for ``repeat_until``, the remaining ``execution_timeout``).
+
+The trigger holds its arguments as typed objects (``AgentConfig``, ``AgentRun``); they become JSON
+only in :meth:`AgentTrigger.serialize`, the trigger boundary. ``execution_timeout`` is counted from
+when :meth:`AgentTrigger.run` starts, so time spent waiting for a triggerer does not use it up.
 
 Either way the model calls go through the same ``GuardedCaller.acall`` as every other path (budget,
 breaker, shared limits, retries, fallbacks, settlement) and the loop is driven by
@@ -34,18 +39,15 @@ How it ends:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
 from airflow_agent_provider.agent_loop import AgentLoop, LoopSpec, fingerprint
-from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, AgentConfig, check_output_schema
+from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, AgentConfig, AgentRun, check_output_schema
 from airflow_agent_provider.agent_loop.drive import run_async
 from airflow_agent_provider.exceptions import ExecutionTimeout
-from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
 from airflow_agent_provider.hooks.llm import awarm
 from airflow_agent_provider.hooks.store import aget_store
@@ -114,19 +116,25 @@ class AgentTrigger(BaseTrigger):
     """
     Run a tool-less agent's whole loop in the triggerer and end its task there.
 
-    :param agent: ``AgentConfig.to_dict()`` (connection ids, templates and limits; never a key).
-    :param run: When deferred from a worker: ``loop``, ``spec``, ``guard``, ``llm_conn_id``,
-        ``provider``, ``step_prefix``, ``names``, ``item_fields``. None when started by the scheduler.
+    :param agent: The agent's ``AgentConfig`` (connection ids, templates and limits; never a key), or
+        its ``to_dict()`` (what the triggerer passes back from :meth:`serialize`).
+    :param run: When deferred from a worker: the ``AgentRun`` (or its ``to_dict()``). None when
+        started by the scheduler.
     """
 
-    def __init__(self, agent: dict[str, Any], run: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        agent: AgentConfig | Mapping[str, Any],
+        run: AgentRun | Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.agent = agent
-        self.run_args = run
+        self.agent = agent if isinstance(agent, AgentConfig) else AgentConfig.from_dict(agent)
+        self.run_args = run if run is None or isinstance(run, AgentRun) else AgentRun.from_dict(run)
         self._context: Mapping[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return AGENT_TRIGGER, {"agent": self.agent, "run": self.run_args}
+        run = None if self.run_args is None else self.run_args.to_dict()
+        return AGENT_TRIGGER, {"agent": self.agent.to_dict(), "run": run}
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         """
@@ -191,7 +199,7 @@ class AgentTrigger(BaseTrigger):
         self.log.info("Agent %s is skipped: %s", cfg.task_id, reason)
         return _Ended(TaskSkippedEvent(xcoms=scrub_value(xcoms)))
 
-    async def _prepare(self, cfg: AgentConfig) -> dict[str, Any]:
+    async def _prepare(self, cfg: AgentConfig) -> AgentRun:
         """Everything the worker does before the first call, done here: the ``run`` kwargs of a deferral."""
         from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook, resolve_provider
         from airflow_agent_provider.llm.adapters import DEFAULT_MODELS
@@ -235,71 +243,65 @@ class AgentTrigger(BaseTrigger):
         extras = await hook.aextras()
         provider = resolve_provider(conn.conn_type, cfg.provider)
         model = rendered["model"] or str(extras.get("default_model") or DEFAULT_MODELS[provider])
-        guard = cfg.guard_config(
+        guard = cfg.guard.for_run(
             dag_id=ti.dag_id,
             run_id=ti.run_id,
-            conn_extras=extras,
             llm_conn_id=rendered["llm_conn_id"] or DEFAULT_CONN_IDS[provider],
+            conn_extras=extras,
         )
         spec = cfg.loop_spec(system=rendered["system_prompt"])
         print_ = fingerprint(
             provider, model, rendered["prompt"], rendered["system_prompt"], cfg.tools, cfg.output_schema
         )
-        loop = AgentLoop.start(provider=provider, model=model, prompt=rendered["prompt"], fingerprint=print_)
-        return {
-            "loop": loop.to_dict(),
-            "spec": spec.to_dict(),
-            "guard": guard.to_dict(),
-            "llm_conn_id": rendered["llm_conn_id"],
-            "provider": provider,
-            "step_prefix": f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/try{ti.try_number}",
-            "names": {**names, "upstream_text": text},
-            "item_fields": {},
-        }
+        return AgentRun(
+            loop=AgentLoop.start(
+                provider=provider, model=model, prompt=rendered["prompt"], fingerprint=print_
+            ),
+            spec=spec,
+            guard=guard,
+            llm_conn_id=rendered["llm_conn_id"],
+            provider=provider,
+            step_prefix=f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/try{ti.try_number}",
+            names={**names, "upstream_text": text},
+            timeout_s=cfg.execution_timeout_s,
+        )
 
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        cfg = AgentConfig.from_dict(self.agent)
+        cfg = self.agent
         loop: AgentLoop | None = None
         conn_id = cfg.llm_conn_id
         try:
             args = self.run_args if self.run_args is not None else await self._prepare(cfg)
-            conn_id, provider = args["llm_conn_id"], args["provider"]
-            loop = AgentLoop.from_dict(args["loop"])
-            spec = LoopSpec.from_dict(args["spec"])
-            guard = GuardConfig.from_dict(args["guard"])
+            conn_id, provider, guard = args.llm_conn_id, args.provider, args.guard
+            loop = AgentLoop.from_dict(args.loop.to_dict())  # this run's own copy
             # SDK, prices and store load off the event loop (once per triggerer process).
             await awarm(provider, [(provider, loop.model), *((t.provider, t.model) for t in guard.fallbacks)])
             caller = GuardedCaller(await aget_store(), guard)
             host = _TriggerHost(
-                spec, args.get("names") or {}, cfg.prompt, cfg.prompt_context, self._context, self.log
+                args.spec, args.names, cfg.prompt, cfg.prompt_context, self._context, self.log
             )
-            prefix = args["step_prefix"]
+            prefix = args.step_prefix
+            running = loop
 
             async def call(request: Any, on_paid: Any) -> Any:
-                assert loop is not None
                 return await caller.acall(
                     request,
-                    step_id=f"{prefix}/call{loop.rounds}",
+                    step_id=f"{prefix}/call{running.rounds}",
                     llm_conn_id=conn_id,
                     on_paid=on_paid,
                     call_target=lambda target, req: call_target(conn_id, provider, target, req),
                 )
 
-            deadline = args.get("deadline")
-            if deadline is None:  # started by the scheduler: the triggerer enforces execution_timeout
-                await run_async(loop, host, call, caller.asettle_pending)
-            else:  # deferred by the task: enforced here too (dag.test() runs triggers without timeouts)
-                try:
-                    await asyncio.wait_for(
-                        run_async(loop, host, call, caller.asettle_pending), max(0.0, deadline - time.time())
-                    )
-                except asyncio.TimeoutError:
-                    raise ExecutionTimeout(
-                        f"agent {cfg.task_id} exceeded its execution_timeout in the triggerer"
-                    ) from None
-            result = scrub_value(loop.result(spec, **(args.get("item_fields") or {})).to_dict())
+            # Counted from here: the time this trigger waited for a triggerer is not execution time.
+            try:
+                await asyncio.wait_for(run_async(loop, host, call, caller.asettle_pending), args.timeout_s)
+            except asyncio.TimeoutError:
+                raise ExecutionTimeout(
+                    f"agent {cfg.task_id} exceeded its execution_timeout in the triggerer"
+                ) from None
+            result = scrub_value(loop.result(args.spec, **args.item_fields).to_dict())
         except _Ended as ended:
             yield ended.event
             return
@@ -329,9 +331,4 @@ class AgentTrigger(BaseTrigger):
         return scrub_value(event)
 
 
-def replace_prompt(agent: Mapping[str, Any], prompt: str) -> dict[str, Any]:
-    """``agent`` with its raw prompt template (the operator's own field is rendered by the time it defers)."""
-    return dataclasses.replace(AgentConfig.from_dict(agent), prompt=prompt).to_dict()
-
-
-__all__ = ["AGENT_TRIGGER", "AgentTrigger", "ExecutionTimeout", "replace_prompt"]
+__all__ = ["AGENT_TRIGGER", "AgentTrigger", "ExecutionTimeout"]

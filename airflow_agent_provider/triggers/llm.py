@@ -12,7 +12,7 @@ Connection inside the triggerer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -52,24 +52,29 @@ class LLMCallTrigger(BaseTrigger):
 
     :param llm_conn_id: Airflow Connection id of the provider.
     :param provider: ``openai`` or ``anthropic`` (resolved on the worker).
-    :param request: ``LLMRequest.to_dict()``.
-    :param guard: ``GuardConfig.to_dict()`` (connection ids and limits only, no secrets), or None.
+    :param request: The ``LLMRequest`` (or its ``to_dict()``, as :meth:`serialize` writes it).
+    :param guard: The ``GuardConfig`` bound to the run (connection ids and limits only, no secrets),
+        its ``to_dict()``, or None.
     :param step_id: The call's unique id (task try and round): its budget reservation id.
+
+    The arguments are held typed; they become JSON only in :meth:`serialize` (the trigger boundary).
     """
 
     def __init__(
         self,
         llm_conn_id: str,
         provider: str | None,
-        request: dict[str, Any],
-        guard: dict[str, Any] | None = None,
+        request: LLMRequest | Mapping[str, Any],
+        guard: GuardConfig | Mapping[str, Any] | None = None,
         step_id: str | None = None,
     ) -> None:
         super().__init__()
         self.llm_conn_id = llm_conn_id
         self.provider = provider
-        self.request = request
-        self.guard = guard
+        self.request = request if isinstance(request, LLMRequest) else LLMRequest.from_dict(dict(request))
+        self.guard = (
+            guard if guard is None or isinstance(guard, GuardConfig) else GuardConfig.from_dict(guard)
+        )
         self.step_id = step_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -78,8 +83,8 @@ class LLMCallTrigger(BaseTrigger):
             {
                 "llm_conn_id": self.llm_conn_id,
                 "provider": self.provider,
-                "request": self.request,
-                "guard": self.guard,
+                "request": self.request.to_dict(),
+                "guard": None if self.guard is None else self.guard.to_dict(),
                 "step_id": self.step_id,
             },
         )
@@ -98,13 +103,13 @@ class LLMCallTrigger(BaseTrigger):
         return await hook.acomplete(request)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        request = LLMRequest.from_dict(self.request)
+        request = self.request
         try:
             if self.guard is None:
                 response = await self._call_model(request)
                 event: dict[str, Any] = {"status": "success", "response": response.to_dict()}
             else:
-                guard = GuardConfig.from_dict(self.guard)
+                guard = self.guard
                 # SDK, prices and store load off the event loop (once per triggerer process).
                 await awarm(
                     request.provider,

@@ -135,7 +135,7 @@ def test_unknown_price_without_budgets_is_recorded_as_unknown(budget_store):
 
 
 def test_override_makes_an_unknown_model_budgetable(budget_store):
-    override = PriceOverride(1.0, 2.0)
+    override = PriceOverride(input_per_mtok=1.0, output_per_mtok=2.0)
     amount = max_call_cost("openai", "my-finetune", 1_000, 1_000, override)
     held = BudgetGuard(budget_store).reserve(
         call(model="my-finetune"), amount, BudgetLimits(run_cost_budget=1.0), reservation_id="o"

@@ -45,7 +45,7 @@ def test_override_wins_and_prices_cache_reads():
 
 
 def test_override_without_cached_price_charges_full_input():
-    cost = price_call("openai", "x", Usage(1_000_000, 0, 1_000_000), PriceOverride(2.0, 8.0))
+    cost = price_call("openai", "x", Usage(1_000_000, 0, 1_000_000), PriceOverride(input_per_mtok=2.0, output_per_mtok=8.0))
     assert cost.usd == pytest.approx(2.0)
 
 
@@ -75,7 +75,7 @@ def test_max_call_cost_is_input_estimate_plus_max_output():
     )
     assert max_call_cost("openai", "gpt-5-mini", 2_000, 1_024) == pytest.approx(float(expected.total_price))
     assert max_call_cost(
-        "openai", "anything", 1_000_000, 1_000_000, PriceOverride(1.0, 3.0)
+        "openai", "anything", 1_000_000, 1_000_000, PriceOverride(input_per_mtok=1.0, output_per_mtok=3.0)
     ) == pytest.approx(4.0)
     # The maximum bounds every real cost with at most that many tokens.
     real = price_call("openai", "gpt-5-mini", Usage(2_000, 700, 500)).usd

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 
+from airflow_agent_provider.cost.budget import BudgetLimits
 from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
 from airflow_agent_provider.guard.pipeline import GuardedCaller
@@ -51,7 +52,7 @@ def _config() -> GuardConfig:
         run_id="run",
         module="M",
         agent="t",
-        run_cost_budget=1.0,
+        budgets=BudgetLimits(run_cost_budget=1.0),
         rate_limits=(rule,),
         reservation_ttl_s=TTL,
     )

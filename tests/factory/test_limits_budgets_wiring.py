@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from airflow_agent_provider.cost.budget import BudgetLimits
 from airflow_agent_provider.definitions import parse_workflow
 from airflow_agent_provider.factory import build_dag
 from airflow_agent_provider.factory.builder import GATE_TASK_ID
 from airflow_agent_provider.factory.pools import pool_name, pools_for
 from airflow_agent_provider.operators.result import RESULT_TASK_ID
 from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
+from airflow_agent_provider.resilience.fallback import FallbackTarget
+from airflow_agent_provider.resilience.retrying import CallRetryPolicy
 from airflow_agent_provider.sensors.budget import CostBudgetSensor
 
 EXAMPLE = Path(__file__).parents[2] / "dags" / "workflows" / "erp_month_end.yaml"
@@ -29,28 +32,36 @@ def test_budgets_limits_retries_breaker_reach_every_agent(tmp_path):
     workflow = _workflow(tmp_path)
     dag = build_dag(workflow)
     journal = dag.get_task("Finance.payroll_journal")
-    assert journal.budget == {
+    assert journal.guard.budgets == BudgetLimits(
+        module_cost_budget=2.0, run_cost_budget=5.0, daily_budget=20.0, monthly_budget=60.0
+    )
+    assert journal.budget == {  # the view the run record reads
         "module_cost_budget": 2.0,
         "run_cost_budget": 5.0,
         "daily_budget": 20.0,
         "monthly_budget": 60.0,
     }
     review = dag.get_task("Finance.ap_invoice_review")
-    assert review.cost_limit == 0.5
-    keys = {rule["key"] for rule in journal.rate_limits}
+    assert review.guard.budgets.agent_cost_limit == 0.5
+    assert (review.guard.module, review.guard.agent) == ("Finance", "ap_invoice_review")
+    keys = {rule.key for rule in journal.guard.rate_limits}
     assert keys == set(workflow.rate_limits)
-    rule = next(r for r in journal.rate_limits if r["key"] == "openai/gpt-5-mini")
-    assert rule == {
+    rule = next(r for r in journal.guard.rate_limits if r.key == "openai/gpt-5-mini")
+    assert rule.to_dict() == {
         "key": "openai/gpt-5-mini",
         "limits": {"requests_per_minute": 300, "requests_per_day": 20000, "max_concurrent": 4},
         "provider": "openai",
         "model": "gpt-5-mini",
     }
+    assert rule.policy.requests_per_minute == 300  # parsed once, when the DAG is built
+    # every agent of the workflow shares the same parsed rules
+    assert review.guard.rate_limits is journal.guard.rate_limits
     assert isinstance(journal.retry_policy, AgentRetryPolicy)
     assert journal.retry_policy.base_delay_s == 30
     assert journal.retry_policy.max_delay_s == 600
-    assert journal.call_retries["max_attempts"] == 3
-    assert journal.circuit_breaker["failure_threshold"] == 5
+    assert journal.guard.call_retries.max_attempts == 3
+    assert journal.guard.breaker is not None
+    assert journal.guard.breaker.failure_threshold == 5
 
 
 def test_derived_pools_follow_the_most_specific_concurrency_limit(tmp_path):
@@ -94,18 +105,14 @@ def test_fallbacks_call_retries_timeout_and_disabled_breaker(tmp_path):
 
     dag = build_dag(_workflow(tmp_path, mutate))
     task = dag.get_task("Finance.payroll_journal")
-    assert task.fallbacks == [
-        {"provider": "anthropic", "model": "claude-haiku-4-5", "llm_conn_id": "agent_anthropic_default"}
-    ]
-    assert task.call_retries == {
-        "max_attempts": 5,
-        "base_delay_s": 2.0,
-        "max_delay_s": 60.0,
-        "exponential": True,
-        "jitter": True,
-    }
+    assert task.guard.fallbacks == (
+        FallbackTarget(provider="anthropic", model="claude-haiku-4-5", llm_conn_id="agent_anthropic_default"),
+    )
+    assert task.guard.call_retries == CallRetryPolicy(
+        max_attempts=5, base_delay_s=2.0, max_delay_s=60.0, exponential=True, jitter=True
+    )
     assert task.request_timeout == 45.0
-    assert task.circuit_breaker is False
+    assert task.guard.breaker is None
 
 
 def test_budget_gates_stand_in_front_of_the_module_and_the_workflow(tmp_path):

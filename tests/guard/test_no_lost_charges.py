@@ -220,7 +220,7 @@ def test_a_settlement_that_already_happened_is_not_charged_twice(llm_connections
     state, run_id = MemoryStateStore(), "manual__lost3"
 
     def settle_then_fail(pending) -> None:
-        config = _agent().agent_config().guard_config(dag_id="execute_tests", run_id=run_id)
+        config = _agent().guard.for_run(dag_id="execute_tests", run_id=run_id)
         assert GuardedCaller(get_store(), config).settle_pending(pending).charged
         backend.go_away()
 

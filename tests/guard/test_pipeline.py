@@ -13,7 +13,10 @@ import pytest
 
 from airflow_agent_provider.cost.budget import BudgetExceeded
 from airflow_agent_provider.cost.ledger import Ledger
+from airflow_agent_provider.cost.budget import BudgetLimits
 from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
+from airflow_agent_provider.resilience.retrying import CallRetryPolicy
+from airflow_agent_provider.stores.breaker_api import BreakerConfig
 from airflow_agent_provider.guard.pipeline import GuardedCaller, max_input_tokens, typical_input_tokens
 from airflow_agent_provider.llm.adapters import get_adapter
 from airflow_agent_provider.llm.types import LLMRequest, Message
@@ -65,13 +68,14 @@ def _request(
     )
 
 
-def _config(run_id: str, **kwargs) -> GuardConfig:
+def _config(run_id: str, *, run_cost_budget: float | None = None, **kwargs) -> GuardConfig:
     base = dict(
         dag_id="wf",
         run_id=run_id,
         module="Finance",
         agent="a",
-        call_retries={"max_attempts": 3, "base_delay_s": 0.05, "max_delay_s": 2.0},
+        budgets=BudgetLimits(run_cost_budget=run_cost_budget),
+        call_retries=CallRetryPolicy(max_attempts=3, base_delay_s=0.05, max_delay_s=2.0),
     )
     base.update(kwargs)
     return GuardConfig(**base)
@@ -181,7 +185,7 @@ def test_retry_after_of_a_429_is_honoured_and_pauses_every_caller_of_the_key(sto
     assert time.monotonic() - started >= 0.9  # the retry waited the provider's retry-after
 
     # Another worker (its own caller, same store) is slowed down by a 429 it never saw.
-    no_retry = GuardedCaller(store, _config("r7", rate_limits=(rule,), call_retries={"max_attempts": 1}))
+    no_retry = GuardedCaller(store, _config("r7", rate_limits=(rule,), call_retries=CallRetryPolicy(max_attempts=1)))
     with pytest.raises(openai.RateLimitError):
         no_retry.call(_request("q [[fail:429]]"), step_id="s2", llm_conn_id=None, call_target=sdk_caller(llm))
     other = GuardedCaller(store, _config("r7", rate_limits=(rule,)))
@@ -192,8 +196,8 @@ def test_retry_after_of_a_429_is_honoured_and_pauses_every_caller_of_the_key(sto
 def test_open_breaker_fails_fast_and_fallback_answers(store, llm):
     config = _config(
         "r8",
-        call_retries={"max_attempts": 1},
-        breaker={"failure_threshold": 2, "window_s": 60, "reset_timeout_s": 60},
+        call_retries=CallRetryPolicy(max_attempts=1),
+        breaker=BreakerConfig(failure_threshold=2, window_s=60, reset_timeout_s=60),
         fallbacks=(FallbackTarget("anthropic", "claude-haiku-4-5"),),
     )
     caller = GuardedCaller(store, config)

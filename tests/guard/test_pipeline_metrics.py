@@ -20,8 +20,9 @@ class Server:
     openai_base_url = sys.argv[2] + "/v1"
     anthropic_base_url = sys.argv[2]
 
+from airflow_agent_provider.resilience.retrying import CallRetryPolicy
 caller = GuardedCaller(store_from_url(sys.argv[1]), GuardConfig(dag_id="m", run_id="r", module="M", agent="a",
-                                                               call_retries={"max_attempts": 3, "base_delay_s": 0.01}))
+                                                               call_retries=CallRetryPolicy(max_attempts=3, base_delay_s=0.01)))
 caller.call(_request("hi [[fail:500 x1]] [[usage: in=100 out=20]]"), step_id="s", llm_conn_id=None,
             call_target=sdk_caller(Server))
 print("CALLED")

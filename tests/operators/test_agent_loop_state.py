@@ -299,7 +299,6 @@ def test_auto_execution_never_picks_the_triggerer_by_itself():
     from airflow_agent_provider.agent_loop.config import resolve_execution
 
     assert resolve_execution("auto", deferrable=False, has_tools=False) == "worker"
-    assert resolve_execution("auto", deferrable=False, has_tools=False, reads_upstream=True) == "worker"
     assert resolve_execution("auto", deferrable=True, has_tools=False) == "deferred"
     assert resolve_execution("auto", deferrable=True, has_tools=True) == "deferred"
     assert resolve_execution("triggerer", deferrable=False, has_tools=False) == "triggerer"

@@ -113,7 +113,9 @@ def test_execute_complete_raises_classified_error():
 def test_guarded_run_reserves_limits_and_settles_in_the_triggerer(llm_connections, tmp_path, monkeypatch):
     """With a guard the trigger runs the whole pipeline: the ledger gets exactly one charge."""
     from airflow_agent_provider.cost.ledger import Ledger
+    from airflow_agent_provider.cost.budget import BudgetLimits
     from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
+    from airflow_agent_provider.resilience.retrying import CallRetryPolicy
     from airflow_agent_provider.guard.pipeline import GuardedResult
     from airflow_agent_provider.hooks.store import get_store, reset_store
 
@@ -124,9 +126,9 @@ def test_guarded_run_reserves_limits_and_settles_in_the_triggerer(llm_connection
         run_id="r",
         module="M",
         agent="a",
-        run_cost_budget=1.0,
+        budgets=BudgetLimits(run_cost_budget=1.0),
         rate_limits=(RateLimitRule(key="openai", limits={"requests_per_minute": 100}, provider="openai"),),
-        call_retries={"max_attempts": 2, "base_delay_s": 0.01},
+        call_retries=CallRetryPolicy(max_attempts=2, base_delay_s=0.01),
     )
     request = LLMRequest(
         provider="openai", model="gpt-5-mini", messages=[Message("user", "hi [[fail:500 x1]]")]
