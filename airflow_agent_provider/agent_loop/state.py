@@ -196,9 +196,7 @@ class AgentLoop:
 
     @classmethod
     def resume(cls, data: Any, *, fingerprint: str) -> tuple[AgentLoop | None, str]:
-        """
-        A stored loop if it can be resumed for these inputs, else None; and why, for the log.
-        """
+        """A stored loop if it can be resumed for these inputs, else None; and why, for the log."""
         if data is None:
             return None, "nothing stored"
         try:

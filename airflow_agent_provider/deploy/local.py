@@ -55,6 +55,7 @@ from airflow_agent_provider.deploy.processes import (
     wait_until,
 )
 from airflow_agent_provider.deploy.secrets_check import token
+import contextlib
 
 DEFAULT_DIR = ".airflow-local"
 STATE_FILE = "state.json"
@@ -478,10 +479,8 @@ class LocalDeployment:
         for proc in reversed(procs):
             stop(proc, timeout=timeout, popen=self._popens.get(proc.name))
         for popen in self._popens.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
         ports = list(self.state.get("ports", {}).values())
         deadline = time.monotonic() + 10
         while any(port_open(p) for p in ports) and time.monotonic() < deadline:

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+import contextlib
 
 
 @dataclass
@@ -120,19 +121,15 @@ def spawn(
 def signal_session(proc: Proc, sig: int) -> None:
     """Send ``sig`` to every live member of the component's session."""
     for pid in members(proc):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def stop(proc: Proc, timeout: float = 15.0, popen: subprocess.Popen | None = None) -> None:
     """Signal the leader's group (SIGTERM), wait up to ``timeout``, then SIGKILL the rest of the session."""
     if leader_matches(proc):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, proc.stop_signal)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(popen)

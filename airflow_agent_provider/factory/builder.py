@@ -47,7 +47,6 @@ from airflow.sdk import DAG, Asset, Param, TaskGroup
 from airflow_agent_provider.definitions import (
     AgentSpec,
     BudgetGateSpec,
-    ModuleSpec,
     Workflow,
 )
 from airflow_agent_provider.definitions.models import default_asset_uri, resolve_dependency

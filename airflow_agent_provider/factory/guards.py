@@ -22,9 +22,9 @@ from airflow_agent_provider.definitions.models import (
     default_connection_id,
 )
 from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
-from airflow_agent_provider.resilience.targets import FallbackTarget
-from airflow_agent_provider.resilience.retrying import CallRetryPolicy
 from airflow_agent_provider.resilience.breaker_config import BreakerConfig
+from airflow_agent_provider.resilience.retrying import CallRetryPolicy
+from airflow_agent_provider.resilience.targets import FallbackTarget
 
 
 def rate_limit_rules(workflow: Workflow) -> tuple[RateLimitRule, ...]:

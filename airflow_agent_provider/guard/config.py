@@ -25,9 +25,9 @@ from typing import Any
 from airflow_agent_provider.cost.budget import BudgetLimits
 from airflow_agent_provider.cost.pricing import PriceOverride
 from airflow_agent_provider.limits.policy import RateLimitPolicy
-from airflow_agent_provider.resilience.targets import FallbackTarget
-from airflow_agent_provider.resilience.retrying import CallRetryPolicy
 from airflow_agent_provider.resilience.breaker_config import BreakerConfig
+from airflow_agent_provider.resilience.retrying import CallRetryPolicy
+from airflow_agent_provider.resilience.targets import FallbackTarget
 
 #: Names of the shared budgets an operator's ``budget`` argument may set (``BudgetLimits`` fields
 #: other than the agent's own ``cost_limit``).

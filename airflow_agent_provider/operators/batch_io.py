@@ -56,7 +56,10 @@ def max_cost(request: LLMRequest, override: Mapping[str, Any] | PriceOverride | 
 
 
 def price(
-    provider: str, model: str, response: LLMResponse, override: Mapping[str, Any] | PriceOverride | None = None
+    provider: str,
+    model: str,
+    response: LLMResponse,
+    override: Mapping[str, Any] | PriceOverride | None = None,
 ) -> CallCost:
     """What an answered batch request cost, from its usage, at the batch price."""
     from airflow_agent_provider.cost.pricing import CallCost, price_call
@@ -153,7 +156,9 @@ async def aresults(llm_conn_id: str, handle: Mapping[str, Any]) -> BatchResults:
     for custom_id in handle.get("custom_ids") or ():
         if custom_id not in outcomes:
             kind = "cancelled" if status.cancelled and not status.expired else "expired"
-            outcomes[custom_id] = RequestOutcome(custom_id, kind, error=f"no result in batch ({status.provider_status})")
+            outcomes[custom_id] = RequestOutcome(
+                custom_id, kind, error=f"no result in batch ({status.provider_status})"
+            )
     return BatchResults(status, outcomes)
 
 

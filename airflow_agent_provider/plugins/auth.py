@@ -23,6 +23,7 @@ calls :func:`airflow_access` at the first request, so workers that load the plug
 
 No ``from __future__ import annotations`` here: FastAPI reads the dependency signatures below.
 """
+
 from __future__ import annotations
 
 from fastapi import Depends, Request

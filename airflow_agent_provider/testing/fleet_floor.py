@@ -154,7 +154,7 @@ def _module_sizes(n: int, modules: int) -> list[int]:
 
 
 def noop_floor_dag(dag_id: str, n: int, modules: int = MODULES) -> DAG:
-    """``n`` no-op ``@task``\\ s in ``modules`` task groups, no dependencies between them."""
+    r"""``n`` no-op ``@task``\\ s in ``modules`` task groups, no dependencies between them."""
     with DAG(
         dag_id, schedule=None, catchup=False, max_active_tasks=max(n, 16), tags=["bench", "floor"]
     ) as dag:

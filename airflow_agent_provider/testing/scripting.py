@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_agent_provider.testing.schema_instance import minimal_instance
+import contextlib
 
 #: Status codes a ``[[fail:CODE]]`` marker or ``x-llm-fail`` header may ask for.
 FAIL_CODES: frozenset[int] = frozenset({400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529})
@@ -224,10 +225,8 @@ def parse_script(text: str) -> Script:
         elif kind == "fail" and script.fail is None:
             script.fail = parse_fail(body, marker=text[start:end])
         elif kind == "latency" and script.latency is None:
-            try:
+            with contextlib.suppress(ValueError):
                 script.latency = max(0.0, float(body.strip()))
-            except ValueError:
-                pass
         elif kind == "usage" and not script.usage:
             script.usage = {k.lower(): int(v) for k, v in _USAGE_PART.findall(body)}
     return script

@@ -32,7 +32,9 @@ def batch_dag(tmp_path: Any, name: str, agents: list[dict[str, Any]], **workflow
     """A DAG with module ``Close`` (``delivery: batch``) and whatever else ``workflow`` adds."""
     modules = workflow.pop("modules", {})
     close = {"delivery": "batch", "agents": agents, **workflow.pop("close", {})}
-    return build_dag(workflow_from(tmp_path, {"name": name, "modules": {"Close": close, **modules}, **workflow}))
+    return build_dag(
+        workflow_from(tmp_path, {"name": name, "modules": {"Close": close, **modules}, **workflow})
+    )
 
 
 def ledger(dag_run: Any) -> list[Any]:

@@ -40,7 +40,9 @@ def test_default_is_realtime_with_a_24h_deadline(tmp_path):
 
 
 def test_module_over_workflow_over_defaults_and_the_agent_wins(tmp_path):
-    wf = _wf(tmp_path, delivery="batch", deadline="6h", Finance_deadline="2h", Finance_batch_fallback="realtime")
+    wf = _wf(
+        tmp_path, delivery="batch", deadline="6h", Finance_deadline="2h", Finance_batch_fallback="realtime"
+    )
     assert wf.get_agent("Finance.a").delivery == "batch"
     assert wf.get_agent("Finance.a").deadline == timedelta(hours=2)
     assert wf.get_agent("Finance.a").batch_fallback == "realtime"

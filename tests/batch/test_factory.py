@@ -39,8 +39,10 @@ def _workflow(tmp_path):
 def test_layers_and_groups(tmp_path):
     wf = _workflow(tmp_path)
     layers = dependency_layers(wf)
-    assert layers["Close.a"] == 0 and layers["Close.d"] == 1
-    assert layers["Report.summary"] == 2 and layers["Report.late"] == 3
+    assert layers["Close.a"] == 0
+    assert layers["Close.d"] == 1
+    assert layers["Report.summary"] == 2
+    assert layers["Report.late"] == 3
     groups = {g.task_id: g.members for g in batch_groups(wf)}
     assert groups == {
         "batch__openai__gpt-5-mini__L0": ["Close.a", "Close.b", "Close.e"],
@@ -66,10 +68,13 @@ def test_dag_wiring_across_delivery_modes(tmp_path):
     assert not isinstance(dag.get_task("Report.summary"), BatchAgentOperator)
     late = dag.get_task("Report.late")
     assert late.batch_task_id == "batch__openai__gpt-5-mini__L3"
-    assert late.execution_mode == "worker" and not late.start_from_trigger
+    assert late.execution_mode == "worker"
+    assert not late.start_from_trigger
 
 
 def test_no_batch_agents_no_submit_tasks(tmp_path):
-    wf = workflow_from(tmp_path, {"name": "rt_only", "modules": {"M": {"agents": [{"name": "a", "prompt": "A"}]}}})
+    wf = workflow_from(
+        tmp_path, {"name": "rt_only", "modules": {"M": {"agents": [{"name": "a", "prompt": "A"}]}}}
+    )
     dag = build_dag(wf)
     assert not [t for t in dag.task_ids if t.startswith("batch__")]

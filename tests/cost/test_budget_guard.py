@@ -109,15 +109,9 @@ def test_unknown_price_is_refused_under_a_budget(budget_store):
             reservation_id="u",
         )
     assert info.value.permanent is True
-    assert (
-        "my-finetune" in str(info.value)
-    )
-    assert (
-        "price:" in str(info.value)
-    )
-    assert (
-        "monthly_budget" in str(info.value)
-    )
+    assert "my-finetune" in str(info.value)
+    assert "price:" in str(info.value)
+    assert "monthly_budget" in str(info.value)
 
 
 def test_unknown_price_without_budgets_is_recorded_as_unknown(budget_store):

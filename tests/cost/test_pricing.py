@@ -45,7 +45,9 @@ def test_override_wins_and_prices_cache_reads():
 
 
 def test_override_without_cached_price_charges_full_input():
-    cost = price_call("openai", "x", Usage(1_000_000, 0, 1_000_000), PriceOverride(input_per_mtok=2.0, output_per_mtok=8.0))
+    cost = price_call(
+        "openai", "x", Usage(1_000_000, 0, 1_000_000), PriceOverride(input_per_mtok=2.0, output_per_mtok=8.0)
+    )
     assert cost.usd == pytest.approx(2.0)
 
 

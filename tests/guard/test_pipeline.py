@@ -11,17 +11,16 @@ import anthropic
 import openai
 import pytest
 
-from airflow_agent_provider.cost.budget import BudgetExceeded
+from airflow_agent_provider.cost.budget import BudgetExceeded, BudgetLimits
 from airflow_agent_provider.cost.ledger import Ledger
-from airflow_agent_provider.cost.budget import BudgetLimits
 from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
-from airflow_agent_provider.resilience.retrying import CallRetryPolicy
-from airflow_agent_provider.stores.breaker_api import BreakerConfig
 from airflow_agent_provider.guard.pipeline import GuardedCaller, max_input_tokens, typical_input_tokens
 from airflow_agent_provider.llm.adapters import get_adapter
 from airflow_agent_provider.llm.types import LLMRequest, Message
 from airflow_agent_provider.resilience.breaker import CircuitOpenError
 from airflow_agent_provider.resilience.fallback import FallbackTarget
+from airflow_agent_provider.resilience.retrying import CallRetryPolicy
+from airflow_agent_provider.stores.breaker_api import BreakerConfig
 
 
 def _client(llm, provider: str, *, asynchronous: bool = False):
@@ -185,7 +184,9 @@ def test_retry_after_of_a_429_is_honoured_and_pauses_every_caller_of_the_key(sto
     assert time.monotonic() - started >= 0.9  # the retry waited the provider's retry-after
 
     # Another worker (its own caller, same store) is slowed down by a 429 it never saw.
-    no_retry = GuardedCaller(store, _config("r7", rate_limits=(rule,), call_retries=CallRetryPolicy(max_attempts=1)))
+    no_retry = GuardedCaller(
+        store, _config("r7", rate_limits=(rule,), call_retries=CallRetryPolicy(max_attempts=1))
+    )
     with pytest.raises(openai.RateLimitError):
         no_retry.call(_request("q [[fail:429]]"), step_id="s2", llm_conn_id=None, call_target=sdk_caller(llm))
     other = GuardedCaller(store, _config("r7", rate_limits=(rule,)))

@@ -171,24 +171,16 @@ def test_next_step_runs_tools_and_stops_at_max_rounds():
         "ok": True,
     }
     loop.record(_guarded("", [ToolCall("c3", "add", {})]))
-    assert (
-        loop.next_step(spec, lambda c: _ToolOutcome("x", True)) == "answer"
-    )
-    assert (
-        loop.stopped == "max_rounds"
-    )
+    assert loop.next_step(spec, lambda c: _ToolOutcome("x", True)) == "answer"
+    assert loop.stopped == "max_rounds"
 
 
 def test_a_tool_call_without_tools_gets_the_unknown_tool_answer():
     loop = _loop()
     loop.record(_guarded("", [ToolCall("c1", "shell", {"cmd": "id"})]))
     assert loop.next_step(LoopSpec()) == "call"
-    assert (
-        loop.messages[-1].content.startswith("ERROR: unknown tool 'shell'")
-    )
-    assert (
-        loop.tool_calls[0]["ok"] is False
-    )
+    assert loop.messages[-1].content.startswith("ERROR: unknown tool 'shell'")
+    assert loop.tool_calls[0]["ok"] is False
 
 
 def test_complete_answer_validates_structure_and_drops_an_invalid_answer():

@@ -93,9 +93,7 @@ def test_served_under_the_plugin_prefix(served):
     with httpx.Client(base_url=served, headers={"Authorization": "Bearer admin"}) as http:
         redirect = http.get("/agent-provider")
         assert redirect.status_code in (307, 308)
-        assert redirect.headers["location"].endswith(
-            "/agent-provider/"
-        )
+        assert redirect.headers["location"].endswith("/agent-provider/")
         page = http.get("/agent-provider/")
         assert page.status_code == 200
         assert ">Cost per agent<" in page.text

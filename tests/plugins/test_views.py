@@ -79,12 +79,8 @@ def test_run_view_while_running_shows_live_reservations(spent_store, store_url):
     assert set(agents) == {"Finance.reconcile", "Finance.close_books", "Inventory.count"}
     assert agents["Finance.reconcile"]["reserved_usd"] == pytest.approx(0.25)
     assert agents["Finance.reconcile"]["status"] == "running"
-    assert (
-        agents["Inventory.count"]["status"] == "not called yet"
-    )
-    assert (
-        agents["Inventory.count"]["reason"] is None
-    )
+    assert agents["Inventory.count"]["status"] == "not called yet"
+    assert agents["Inventory.count"]["reason"] is None
 
 
 def test_unknown_dag_and_unknown_run_say_so(client):
@@ -121,26 +117,16 @@ def test_workflow_view_budgets_spend_and_runs(spent_store, store_url):
     assert body["budgets"] == {**BUDGETS, "known": True}
     assert body["today"]["period"] == now.strftime("%Y-%m-%d")
     assert body["today"]["spent_usd"] == pytest.approx(0.034)
-    assert (
-        body["today"]["limit_usd"] == 0.04
-    )
-    assert (
-        body["today"]["pct"] == 85.0
-    )
-    assert (
-        body["today"]["level"] == "warn"
-    )
+    assert body["today"]["limit_usd"] == 0.04
+    assert body["today"]["pct"] == 85.0
+    assert body["today"]["level"] == "warn"
     assert body["month"]["limit_usd"] == 1.0
     assert body["month"]["level"] == "ok"
     runs = {r["run_id"]: r for r in body["runs"]}
     assert runs[RUN]["outcome"] == "partial"
     assert runs[RUN]["recorded"] is True
-    assert (
-        runs["scheduled__today"]["recorded"] is False
-    )
-    assert (
-        runs["scheduled__today"]["state"] == "no result yet"
-    )
+    assert runs["scheduled__today"]["recorded"] is False
+    assert runs["scheduled__today"]["state"] == "no result yet"
     assert len(body["daily"]) == 30
     assert body["daily"][-1]["day"] == now.strftime("%Y-%m-%d")
     assert body["daily"][-1]["spent_usd"] == pytest.approx(0.034)
@@ -199,15 +185,9 @@ def test_overview_budget_percentages_limits_breakers_and_pauses(spent_store, sto
         ("requests_per_minute", 2, 60, 60.0),
         ("tokens_per_minute", 2000, 100_000, 60.0),
     ]
-    assert (
-        mini["tiers"][0]["pct"] == pytest.approx(3.3)
-    )
-    assert (
-        mini["leases_held"] == 2
-    )
-    assert (
-        mini["max_concurrent"] == 4
-    )
+    assert mini["tiers"][0]["pct"] == pytest.approx(3.3)
+    assert mini["leases_held"] == 2
+    assert mini["max_concurrent"] == 4
     assert mini["workflows"] == [DAG]
     assert limits["anthropic"]["paused"] is True
     assert 100 < limits["anthropic"]["resume_in_s"] <= 120
@@ -270,12 +250,8 @@ def test_limits_list_and_unknown_key(spent_store, store_url):
         assert one["leases_held"] == 0
         assert one["breaker"] == "closed"
         unknown = client.get("/api/limits/openai/gpt-5-mni")
-        assert (
-            unknown.status_code == 404
-        )
-        assert (
-            "unknown rate-limit key 'openai/gpt-5-mni'" in unknown.json()["detail"]
-        )
+        assert unknown.status_code == 404
+        assert "unknown rate-limit key 'openai/gpt-5-mni'" in unknown.json()["detail"]
         breaker = client.get("/api/breakers/openai/gpt-5-mni")
         assert breaker.status_code == 404
         assert breaker.json()["unknown"] == "key"

@@ -112,12 +112,12 @@ def test_execute_complete_raises_classified_error():
 
 def test_guarded_run_reserves_limits_and_settles_in_the_triggerer(llm_connections, tmp_path, monkeypatch):
     """With a guard the trigger runs the whole pipeline: the ledger gets exactly one charge."""
-    from airflow_agent_provider.cost.ledger import Ledger
     from airflow_agent_provider.cost.budget import BudgetLimits
+    from airflow_agent_provider.cost.ledger import Ledger
     from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
-    from airflow_agent_provider.resilience.retrying import CallRetryPolicy
     from airflow_agent_provider.guard.pipeline import GuardedResult
     from airflow_agent_provider.hooks.store import get_store, reset_store
+    from airflow_agent_provider.resilience.retrying import CallRetryPolicy
 
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__STORE_URL", f"sqlite:///{tmp_path}/store.db")
     reset_store()
