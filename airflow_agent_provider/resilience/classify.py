@@ -87,8 +87,6 @@ _ERROR_TYPES: dict[str, tuple[ErrorKind, str]] = {
 # Exception class names, for errors that arrive as an event dict (no class to test).
 _TIMEOUT_NAMES = {
     "APITimeoutError",
-    "TaskDeferralTimeout",
-    "AirflowTaskTimeout",
     "TimeoutError",
     "TimeoutException",
     "ReadTimeout",
@@ -297,16 +295,17 @@ def _declared(exc: BaseException, provider: str | None, name: str, message: str)
 
 def _airflow_timeout(exc: BaseException, name: str, message: str) -> ErrorInfo | None:
     """
-    Airflow's own task timeouts (``TaskDeferralTimeout``, ``AirflowTaskTimeout``): a timeout.
+    Airflow's own task timeouts (``TaskDeferralTimeout``, ``AirflowTaskTimeout``): the try is over.
 
-    Airflow's exceptions carry a class-level ``status_code = 500`` (the API server's status for them);
+    Not a model error, so not retried inside the call (the task's own deadline has passed) and left
+    unclassified, so the task's standard retries decide, as for any task. Airflow's exceptions carry a class-level ``status_code = 500`` (the API server's status for them);
     read as a provider response, a deferral timeout would be a "transient HTTP 500 server_error".
     """
     if not isinstance(exc, _loaded_classes(_AIRFLOW_TIMEOUT_CLASS_NAMES)):
         return None
     where = " while it was deferred to the triggerer" if name == "TaskDeferralTimeout" else ""
     text = f"the agent exceeded its execution_timeout{where}" + (f" ({message})" if message else "")
-    return ErrorInfo(TRANSIENT, "timeout", None, None, None, name, text[:MAX_MESSAGE_CHARS])
+    return ErrorInfo(PERMANENT, "timeout", None, None, None, name, text[:MAX_MESSAGE_CHARS], classified=False)
 
 
 def _is_airflow_exception(exc: BaseException) -> bool:
