@@ -183,15 +183,16 @@ class Reservation:
         self.settled = False
         self.released = False
 
-    def settle(self, cost: CallCost, usage: Usage) -> bool:
+    def settle(self, cost: CallCost, usage: Usage, delivery: str = "realtime") -> bool:
         """
         Charge the real cost to every scope and write the ledger entry.
 
         Settling an id that was already settled (for example by an earlier try of the task)
         charges nothing and returns False. An unknown cost is recorded in the ledger as unknown.
+        ``delivery`` marks the entry ``batch`` when the call went through a provider batch API.
         """
         charged = self.store.budget_settle(
-            self.reservation_id, cost.usd, [self._entry(cost, usage)], scopes=self._scope_keys()
+            self.reservation_id, cost.usd, [self._entry(cost, usage, delivery)], scopes=self._scope_keys()
         )
         self.settled = True
         return charged
@@ -217,7 +218,7 @@ class Reservation:
     def _scope_keys(self) -> list[str]:
         return [key for key, _ in BudgetLimits().scopes(self.call)]
 
-    def _entry(self, cost: CallCost, usage: Usage) -> LedgerEntry:
+    def _entry(self, cost: CallCost, usage: Usage, delivery: str = "realtime") -> LedgerEntry:
         from airflow_agent_provider.stores.budget_api import LedgerEntry
 
         return LedgerEntry(
@@ -234,6 +235,7 @@ class Reservation:
             cached_input_tokens=usage.cached_input_tokens,
             usd=cost.usd,
             price_source=cost.source,
+            delivery=delivery,
         )
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_agent_provider._connections import default_conn_id
 from airflow_agent_provider.cost.pricing import PriceOverride  # one class: the definition's and the engine's
 from airflow_agent_provider.definitions.delivery import (
     DEFAULT_BATCH_DEADLINE,
@@ -114,7 +115,7 @@ PROVIDER_BOUND_FIELDS = frozenset({"connection", "model"})
 
 def default_connection_id(provider: str) -> str:
     """The Airflow connection used when neither the agent nor ``defaults:`` names one."""
-    return f"agent_{provider}_default"
+    return default_conn_id(provider)
 
 
 def qualified_id(module: str, agent_name: str) -> str:

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_agent_provider._connections import ANTHROPIC_DEFAULT_CONN_ID, DEFAULT_CONN_IDS, OPENAI_DEFAULT_CONN_ID
 from airflow_agent_provider.exceptions import LLMConnectionError as LLMConnectionError
 from airflow_agent_provider.llm.adapters import DEFAULT_MODELS, get_adapter
 from airflow_agent_provider.llm.types import PROVIDERS, LLMRequest, LLMResponse, Message
@@ -62,7 +63,6 @@ CONN_TYPE_PROVIDERS: dict[str, str] = {
     "openai": "openai",
     "anthropic": "anthropic",
 }
-DEFAULT_CONN_IDS: dict[str, str] = {"openai": "agent_openai_default", "anthropic": "agent_anthropic_default"}
 
 #: The key sent for a connection that has a host but no password: a local OpenAI-compatible server
 #: (vLLM, Ollama, LiteLLM without auth) needs none, but the SDKs refuse to start without one.
@@ -374,7 +374,7 @@ class LLMHook(BaseHook):
     """
 
     conn_name_attr = "llm_conn_id"
-    default_conn_name = "agent_openai_default"
+    default_conn_name = OPENAI_DEFAULT_CONN_ID
     conn_type = "agent_openai"
     hook_name = "LLM agent connection"
 
@@ -556,7 +556,7 @@ class LLMHook(BaseHook):
 class OpenAIAgentHook(LLMHook):
     """LLM hook for ``agent_openai`` connections (OpenAI and OpenAI-compatible endpoints)."""
 
-    default_conn_name = "agent_openai_default"
+    default_conn_name = OPENAI_DEFAULT_CONN_ID
     conn_type = "agent_openai"
     hook_name = "OpenAI / OpenAI-compatible (agents)"
 
@@ -569,7 +569,7 @@ class OpenAIAgentHook(LLMHook):
 class AnthropicAgentHook(LLMHook):
     """LLM hook for ``agent_anthropic`` connections."""
 
-    default_conn_name = "agent_anthropic_default"
+    default_conn_name = ANTHROPIC_DEFAULT_CONN_ID
     conn_type = "agent_anthropic"
     hook_name = "Anthropic (agents)"
 

@@ -32,6 +32,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.triggers.base import StartTriggerArgs
 
+from airflow_agent_provider._connections import default_conn_id
 from airflow_agent_provider.agent_loop import AgentLoop, LoopExpressionError, LoopSpec, fingerprint
 from airflow_agent_provider.agent_loop.config import (
     AGENT_TRIGGER,
@@ -173,7 +174,7 @@ class LLMAgentOperator(BaseOperator):
             output_schema=output_schema,
         )
         self.prompt, self.system_prompt, self.model, self.provider = prompt, system_prompt, model, provider
-        self.llm_conn_id = llm_conn_id or DEFAULT_CONN_IDS.get(provider or "openai", "agent_openai_default")
+        self.llm_conn_id = llm_conn_id or default_conn_id(provider)
         self.temperature, self.max_tokens, self.request_timeout = temperature, max_tokens, request_timeout
         self.tools = dict(tools or {})
         self.max_rounds, self.max_iterations = max_rounds, max_iterations

@@ -54,7 +54,7 @@ def settle(op: Any, context: Any, entry: MemberEntry, outcome: dict[str, Any]) -
         entry.amount_usd,
         ReserveResult(True, None, 0.0, 0.0, float("inf")),
     )
-    charged = reservation.settle(cost, response.usage)
+    charged = reservation.settle(cost, response.usage, delivery="batch")
     op.log.info(
         "Batch request %s: %s USD at batch price (%s)%s",
         entry.custom_id,

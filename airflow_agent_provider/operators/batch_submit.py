@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_agent_provider._connections import default_conn_id
 from airflow_agent_provider.operators.batch_manifest import (
     Manifest,
     MemberEntry,
@@ -76,7 +77,7 @@ class BatchSubmitOperator(BaseOperator):
         super().__init__(trigger_rule=trigger_rule, **kwargs)
         self.members = [dict(m) for m in members]
         self.provider = provider
-        self.llm_conn_id = llm_conn_id or f"agent_{provider}_default"
+        self.llm_conn_id = llm_conn_id or default_conn_id(provider)
         self.deadline = float(deadline)
 
     # -- the run -----------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ class LedgerEntry:
     price_source: str = "unknown"
     ts: float | None = None
     reservation_id: str | None = None
+    #: ``realtime`` or ``batch`` (a provider batch API, charged at its batch price).
+    delivery: str = "realtime"
 
 
 class BudgetBackend(ABC):

@@ -153,8 +153,8 @@ class SQLiteBudget(BudgetBackend):
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO budget_ledger (entry_id, reservation_id, dag_id, run_id, module, agent, model,"
-                " provider, input_tokens, output_tokens, cached_input_tokens, usd, price_source, ts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " provider, input_tokens, output_tokens, cached_input_tokens, usd, price_source, ts, delivery)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         e.entry_id,
@@ -171,6 +171,7 @@ class SQLiteBudget(BudgetBackend):
                         e.usd,
                         e.price_source,
                         now if e.ts is None else e.ts,
+                        e.delivery,
                     )
                     for e in ledger_entries
                 ],
@@ -198,7 +199,7 @@ class SQLiteBudget(BudgetBackend):
             self._db.conn()
             .execute(
                 "SELECT entry_id, dag_id, run_id, module, agent, model, provider, input_tokens, output_tokens,"
-                " cached_input_tokens, usd, price_source, ts, reservation_id FROM budget_ledger"
+                " cached_input_tokens, usd, price_source, ts, reservation_id, delivery FROM budget_ledger"
                 " WHERE dag_id = ? AND run_id = ? ORDER BY ts, entry_id",
                 (dag_id, run_id),
             )

@@ -43,6 +43,7 @@ class SQLiteConnection:
             for text in schema:
                 for statement in statements(text):
                     conn.execute(statement)
+            _add_missing_columns(conn)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
@@ -96,3 +97,13 @@ class SQLiteConnection:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store file of an earlier version up to date (see ``schema.ADDED_COLUMNS``)."""
+    from airflow_agent_provider.stores.sqlite.schema import ADDED_COLUMNS
+
+    for table, column, declaration in ADDED_COLUMNS:
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if columns and column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS budget_ledger (
     cached_input_tokens INTEGER NOT NULL,
     usd REAL,
     price_source TEXT NOT NULL,
-    ts REAL NOT NULL
+    ts REAL NOT NULL,
+    delivery TEXT NOT NULL DEFAULT 'realtime'
 );
 CREATE INDEX IF NOT EXISTS budget_ledger_run ON budget_ledger (dag_id, run_id, ts);
 """
@@ -105,6 +106,13 @@ CREATE INDEX IF NOT EXISTS run_index_dag_recent ON run_index (dag_id, recorded_a
 
 #: Every table of the store, in the order they are created.
 ALL = (LIMITS, BUDGET, BREAKER, RUNS)
+
+#: Columns added after a table was first released: ``(table, column, declaration)``. A store file
+#: written by an earlier version gets them when it is opened (``CREATE TABLE IF NOT EXISTS`` keeps
+#: the old table as it is); the declaration's default is what the old rows mean.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("budget_ledger", "delivery", "TEXT NOT NULL DEFAULT 'realtime'"),
+)
 
 
 def statements(schema: str) -> list[str]:
