@@ -1,4 +1,5 @@
-"""The provider's default connection ids: the one place they are defined.
+"""
+The provider's default connection ids: the one place they are defined.
 
 Airflow-free, so the definitions (which fill in a workflow's default ``llm_conn_id``), the hooks
 (``default_conn_name``), the operators and the triggers all read the same names.
@@ -19,7 +20,8 @@ DEFAULT_CONN_IDS: Final[dict[str, str]] = {
 
 
 def default_conn_id(provider: str | None) -> str:
-    """Return the default connection id for ``provider`` (OpenAI's for unknown or unset providers).
+    """
+    Return the default connection id for ``provider`` (OpenAI's for unknown or unset providers).
 
     Unknown provider names are OpenAI-compatible endpoints, which is what the OpenAI default
     connection points at.

@@ -91,8 +91,8 @@ def parse_module_prefixes(value: str, option: str = ALLOWED_TOOL_MODULES_OPTION)
         a prefix already covers its submodules).
     """
     prefixes = []
-    for entry in value.split(","):
-        entry = entry.strip()
+    for raw in value.split(","):
+        entry = raw.strip()
         if not entry:
             continue
         if not _MODULE_PREFIX.fullmatch(entry):

@@ -27,9 +27,9 @@ from airflow_agent_provider.exceptions import (
     BudgetExceeded as BudgetExceeded,
     UnpricedModelError as UnpricedModelError,
 )
-from airflow_agent_provider.llm.types import Usage
 
 if TYPE_CHECKING:  # the stores load with the first call, not when a DAG builds its agents' limits
+    from airflow_agent_provider.llm.types import Usage
     from airflow_agent_provider.stores.budget_api import BudgetStore, LedgerEntry, ReserveResult
 
 # -- scope keys ----------------------------------------------------------------------------------

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_agent_provider.llm.types import Usage
+if TYPE_CHECKING:
+    from airflow_agent_provider.llm.types import Usage
 
 PriceSource = Literal["genai-prices", "override", "unknown"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from airflow_agent_provider._suggest import did_you_mean
 from airflow_agent_provider.definitions.code_refs import tool_problem
 from airflow_agent_provider.definitions.errors import Problem
-from airflow_agent_provider.definitions.expressions import Expression
 from airflow_agent_provider.definitions.models import (
     AgentDefaults,
     AgentSpec,
@@ -26,6 +26,9 @@ from airflow_agent_provider.definitions.models import (
 from airflow_agent_provider.definitions.output_schemas import output_schema_import_problem
 from airflow_agent_provider.definitions.templates import analyse_template
 from airflow_agent_provider.definitions.yaml_loader import FieldPath, format_path
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.definitions.expressions import Expression
 
 LineOf = Callable[[FieldPath], int | None]
 

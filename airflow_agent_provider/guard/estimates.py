@@ -9,9 +9,12 @@ budget be overshot).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from airflow_agent_provider.cost.estimate import estimate_input_tokens
-from airflow_agent_provider.llm.types import LLMRequest
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.llm.types import LLMRequest
 
 #: Tokens a provider adds per message (role markers, separators) beyond its text.
 PER_MESSAGE_OVERHEAD_TOKENS = 8

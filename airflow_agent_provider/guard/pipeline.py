@@ -31,11 +31,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_agent_provider.cost.budget import BudgetExceeded
 from airflow_agent_provider.exceptions import PermanentError, UnsettledCharge
-from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.guard.estimates import (
     PER_MESSAGE_OVERHEAD_TOKENS,
     max_input_tokens,
@@ -45,7 +44,6 @@ from airflow_agent_provider.guard.estimates import (
 from airflow_agent_provider.guard.records import GuardedResult, PendingCharge
 from airflow_agent_provider.guard.settlement import BEFORE_SETTLE, Settlement, Tally
 from airflow_agent_provider.limits.limiter import Permit, RateLimiter
-from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 from airflow_agent_provider.observability import metrics
 from airflow_agent_provider.resilience.breaker import CircuitBreaker
 from airflow_agent_provider.resilience.classify import classify
@@ -56,7 +54,11 @@ from airflow_agent_provider.resilience.fallback import (
     call_with_fallbacks,
 )
 from airflow_agent_provider.resilience.retrying import acall_with_retries, call_with_retries
-from airflow_agent_provider.stores.base import Store
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.guard.config import GuardConfig
+    from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
+    from airflow_agent_provider.stores.base import Store
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,19 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_agent_provider.cost.budget import BudgetGuard, CallScope, Reservation
 from airflow_agent_provider.cost.pricing import CallCost, max_call_cost, price_call
 from airflow_agent_provider.exceptions import UnsettledCharge
-from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.guard.estimates import max_input_tokens
 from airflow_agent_provider.guard.records import GuardedResult, PendingCharge
-from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
-from airflow_agent_provider.resilience.fallback import FallbackAttempt, FallbackTarget
-from airflow_agent_provider.stores.base import Store
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.guard.config import GuardConfig
+    from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
+    from airflow_agent_provider.resilience.fallback import FallbackAttempt, FallbackTarget
+    from airflow_agent_provider.stores.base import Store
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,17 @@ import math
 import time
 from collections.abc import Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from airflow_agent_provider.exceptions import (
     RateLimitImpossible as RateLimitImpossible,
     RateLimitTimeout as RateLimitTimeout,
 )
 from airflow_agent_provider.limits.headers import pause_seconds
-from airflow_agent_provider.limits.policy import RateLimitPolicy
 from airflow_agent_provider.stores.limits_api import REASON_CONCURRENCY, Grant, RateLimitStore
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.limits.policy import RateLimitPolicy
 
 log = logging.getLogger(__name__)
 

@@ -85,7 +85,8 @@ def call_with_fallbacks(
             continue
         attempts.append(FallbackAttempt(target, "ok"))
         return result, target, attempts
-    assert last is not None
+    if last is None:  # unreachable: an empty target list is rejected above
+        raise NoFallbackTargets("no fallback target was tried")
     _exhausted(last, attempts)
     raise last
 
@@ -116,6 +117,7 @@ async def acall_with_fallbacks(
             continue
         attempts.append(FallbackAttempt(target, "ok"))
         return result, target, attempts
-    assert last is not None
+    if last is None:  # unreachable: an empty target list is rejected above
+        raise NoFallbackTargets("no fallback target was tried")
     _exhausted(last, attempts)
     raise last

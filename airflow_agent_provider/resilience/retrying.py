@@ -109,8 +109,9 @@ class CallRetryPolicy:
             if name not in known:
                 raise ValueError(f"unknown call retry setting {key!r}; expected one of {sorted(known)}")
             if name.endswith("_s"):
-                value = to_seconds(value, name=key)
-            elif name == "max_attempts":
+                kwargs[name] = to_seconds(value, name=key)
+                continue
+            if name == "max_attempts":
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ValueError(f"max_attempts: expected an integer, got {value!r}")
             elif not isinstance(value, bool):

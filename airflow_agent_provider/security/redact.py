@@ -174,9 +174,9 @@ def scrub_headers(headers: Any, secrets: Iterable[str | None] = ()) -> list[tupl
     items = headers.items() if hasattr(headers, "items") else headers
     secrets = tuple(secrets)
     pairs = []
-    for name, value in items:
-        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    for raw_name, raw_value in items:
+        name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else str(raw_name)
+        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else str(raw_value)
         pairs.append((name, MASK if name.lower() in SENSITIVE_HEADERS else scrub(value, secrets)))
     return pairs
 

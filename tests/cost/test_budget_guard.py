@@ -184,7 +184,7 @@ def test_run_summary_per_module_and_agent(budget_store):
 
 
 def test_limits_validate():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="run_cost_budget must be a non-negative"):
         BudgetLimits(run_cost_budget=-1)
     assert not BudgetLimits().any
     assert BudgetLimits(daily_budget=0).any

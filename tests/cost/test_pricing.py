@@ -55,7 +55,7 @@ def test_override_without_cached_price_charges_full_input():
     "bad", [{"input": 1.0}, {"input": 1.0, "output": 2.0, "typo": 3.0}, {"input": -1, "output": 1}]
 )
 def test_override_rejects_bad_mappings(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="(?i)price ?override"):
         PriceOverride.from_mapping(bad)
 
 

@@ -42,13 +42,15 @@ def test_guarded_call_sends_call_token_cost_and_retry_metrics(tmp_path, llm):
         }
         proc = subprocess.run(
             [sys.executable, "-c", CALL, f"sqlite:///{tmp_path}/s.db", llm.url],
+            check=False,
             env=env,
             capture_output=True,
             text=True,
             timeout=120,
             cwd=os.getcwd(),
         )
-        assert proc.returncode == 0 and "CALLED" in proc.stdout, proc.stderr[-3000:]
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "CALLED" in proc.stdout, proc.stderr[-3000:]
         packets = set(receive_all(sock))
     assert "airflow.agent_provider.calls.openai.gpt-5-mini.ok:1|c" in packets, sorted(packets)
     assert "airflow.agent_provider.tokens.input.openai.gpt-5-mini:100|c" in packets
