@@ -7,6 +7,8 @@ the old hook methods ``get_ui_field_behaviour`` / ``get_connection_form_widgets`
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow_agent_provider import __version__
 
 _LLM_UI_BEHAVIOUR = {
@@ -15,7 +17,7 @@ _LLM_UI_BEHAVIOUR = {
 }
 
 
-def _llm_conn_fields(default_model: str) -> dict:
+def _llm_conn_fields(default_model: str) -> dict[str, Any]:
     return {
         "organization": {"label": "Organization", "schema": {"type": ["string", "null"]}},
         "project": {"label": "Project", "schema": {"type": ["string", "null"]}},
@@ -32,7 +34,7 @@ def _llm_conn_fields(default_model: str) -> dict:
     }
 
 
-def get_provider_info() -> dict:
+def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-agent-provider",
         "name": "Agent Provider (LLM agent fleets)",

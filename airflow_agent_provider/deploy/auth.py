@@ -40,7 +40,8 @@ def fetch_token(api_url: str, username: str, password: str, timeout: float = 10.
         headers={"content-type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())["access_token"]
+        token: str = json.loads(resp.read())["access_token"]
+    return token
 
 
 def main(argv: list[str] | None = None) -> int:

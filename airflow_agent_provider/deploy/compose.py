@@ -57,7 +57,9 @@ def _flow(items: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(_s(i) for i in items) + "]"
 
 
-def _healthcheck(test: tuple[str, ...], timing: dict[str, object], indent: str = "    ") -> list[str]:
+def _healthcheck(test: tuple[str, ...] | None, timing: dict[str, object], indent: str = "    ") -> list[str]:
+    if not test:
+        return []  # a service without a health check (the one-shot init steps)
     lines = [f"{indent}healthcheck:", f"{indent}  test: {_flow(test)}"]
     lines += [f"{indent}  {k}: {v}" for k, v in timing.items()]
     return lines
@@ -162,8 +164,7 @@ def render(topology: settings.Topology = settings.COMPOSE) -> str:
             out += [f"      {k}: {_s(v)}" for k, v in service.environment.items()]
         if name == "airflow-apiserver":
             out += ["    ports:", f'      - "{settings.COMPOSE_BIND_ADDRESS}:{t.api_port}:{t.api_port}"']
-        if service.healthcheck:
-            out += _healthcheck(service.healthcheck, HEALTH_TIMING)
+        out += _healthcheck(service.healthcheck, HEALTH_TIMING)
         out += _depends(service.depends_on)
         out.append('    restart: "no"' if name in ONE_SHOT else "    restart: always")
     out += [

@@ -26,6 +26,7 @@ The same is available from Python for tests and benchmarks: :class:`LocalDeploym
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -37,6 +38,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,6 @@ from airflow_agent_provider.deploy.processes import (
     wait_until,
 )
 from airflow_agent_provider.deploy.secrets_check import token
-import contextlib
 
 DEFAULT_DIR = ".airflow-local"
 STATE_FILE = "state.json"
@@ -87,9 +88,10 @@ class LLMAdmin:
 
 def _load_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -154,7 +156,7 @@ class LocalDeployment:
         self.extra_env = dict(extra_env or {})
         self.concurrency = concurrency
         self.pools = dict(pools or {})
-        self._popens: dict[str, subprocess.Popen] = {}
+        self._popens: dict[str, subprocess.Popen[bytes]] = {}
         self._token: str | None = None
         self._state: dict[str, Any] | None = _load_json(self.dir / STATE_FILE)
 
@@ -173,7 +175,7 @@ class LocalDeployment:
     def _procs(self) -> list[Proc]:
         return [Proc.from_dict(p) for p in self.state.get("processes", [])]
 
-    def _record(self, proc: Proc, popen: subprocess.Popen | None = None) -> Proc:
+    def _record(self, proc: Proc, popen: subprocess.Popen[bytes] | None = None) -> Proc:
         self.state.setdefault("processes", []).append(proc.to_dict())
         if popen is not None:
             self._popens[proc.name] = popen
@@ -245,7 +247,7 @@ class LocalDeployment:
 
     @property
     def api_url(self) -> str:
-        return self.state["urls"]["api"]
+        return str(self.state["urls"]["api"])
 
     @property
     def llm(self) -> LLMAdmin:
@@ -394,7 +396,7 @@ class LocalDeployment:
         _append(log, f"$ {' '.join(argv)}\n")
         with open(log, "ab") as out:
             result = subprocess.run(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
             )
         if result.returncode != 0:
             raise RuntimeError(
@@ -467,7 +469,8 @@ class LocalDeployment:
             )
 
     def _monitor(self) -> dict[str, Any]:
-        return _http_json(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+        health = _http_json(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+        return health if isinstance(health, dict) else {}
 
     # ------------------------------------------------------------------ down and status
 
@@ -516,7 +519,7 @@ class LocalDeployment:
         report: dict[str, dict[str, Any]] = {}
         for proc in self._procs():
             running = alive(proc)
-            check = checks.get(proc.name) or (lambda p=proc: port_open(p.ports["log_server"]))
+            check = checks.get(proc.name) or partial(_log_server_open, proc)
             try:
                 healthy = running and bool(check())
             except Exception:
@@ -567,7 +570,7 @@ class LocalDeployment:
             f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns",
             {"logical_date": None, "conf": conf or {}},
         )
-        return run["dag_run_id"]
+        return str(run["dag_run_id"])
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         run = self._api(
@@ -603,6 +606,11 @@ def _component_ports(name: str, ports: dict[str, int]) -> dict[str, int]:
         "airflow-scheduler": {"health": ports["scheduler_health"]},
         "airflow-triggerer": {"log_server": ports["triggerer_log"]},
     }.get(name, {})
+
+
+def _log_server_open(proc: Proc) -> bool:
+    """The health check of a component without one of its own: its log server answers."""
+    return port_open(proc.ports["log_server"])
 
 
 def _append(path: Path, text: str) -> None:
@@ -663,7 +671,7 @@ def _redis_ping(port: int, password: str | None = None) -> bool:
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=3) as resp:
-            return 200 <= resp.status < 300
+            return bool(200 <= resp.status < 300)
     except (OSError, urllib.error.URLError):
         return False
 

@@ -87,7 +87,7 @@ def init_cluster(base: Path, password: str, log: Path) -> Path:
     return data
 
 
-def start(base: Path, port: int, log: Path) -> tuple[Proc, subprocess.Popen]:
+def start(base: Path, port: int, log: Path) -> tuple[Proc, subprocess.Popen[bytes]]:
     """
     Run ``postgres`` on 127.0.0.1:port as a session leader.
 

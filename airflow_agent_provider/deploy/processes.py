@@ -11,6 +11,7 @@ guards against signalling an unrelated process that reuses a pid much later.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -19,7 +20,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-import contextlib
 
 
 @dataclass
@@ -101,7 +101,7 @@ def spawn(
     cwd: Path | None = None,
     ports: dict[str, int] | None = None,
     user: str | None = None,
-) -> tuple[Proc, subprocess.Popen]:
+) -> tuple[Proc, subprocess.Popen[bytes]]:
     """Start ``cmd`` as a new session leader, stdout and stderr appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -125,7 +125,7 @@ def signal_session(proc: Proc, sig: int) -> None:
             os.kill(pid, sig)
 
 
-def stop(proc: Proc, timeout: float = 15.0, popen: subprocess.Popen | None = None) -> None:
+def stop(proc: Proc, timeout: float = 15.0, popen: subprocess.Popen[bytes] | None = None) -> None:
     """Signal the leader's group (SIGTERM), wait up to ``timeout``, then SIGKILL the rest of the session."""
     if leader_matches(proc):
         with contextlib.suppress(ProcessLookupError):
@@ -139,7 +139,7 @@ def stop(proc: Proc, timeout: float = 15.0, popen: subprocess.Popen | None = Non
     kill_session(proc, popen)
 
 
-def kill_session(proc: Proc, popen: subprocess.Popen | None = None, timeout: float = 5.0) -> None:
+def kill_session(proc: Proc, popen: subprocess.Popen[bytes] | None = None, timeout: float = 5.0) -> None:
     """SIGKILL everything in the session and wait until it is gone."""
     deadline = time.monotonic() + timeout
     while members(proc) and time.monotonic() < deadline:
@@ -149,7 +149,7 @@ def kill_session(proc: Proc, popen: subprocess.Popen | None = None, timeout: flo
     _reap(popen)
 
 
-def _reap(popen: subprocess.Popen | None) -> None:
+def _reap(popen: subprocess.Popen[bytes] | None) -> None:
     if popen is not None:
         popen.poll()
 
@@ -158,7 +158,8 @@ def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -22,11 +22,13 @@ import json
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_agent_provider.stores.base import Store
 from airflow_agent_provider.stores.config import default_sqlite_path, mask_url, store_from_url
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.base import Store
 
 log = logging.getLogger(__name__)
 

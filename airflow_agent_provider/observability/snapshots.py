@@ -12,11 +12,13 @@ limits). A model that was never charged in this run (e.g. every call to it was r
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_agent_provider.cost.budget import run_scope
 from airflow_agent_provider.cost.ledger import CostTotals, Ledger
-from airflow_agent_provider.stores.base import Store
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.stores.base import Store
 
 SNAPSHOT_VERSION = 1
 

@@ -109,7 +109,8 @@ class ForEachItemsOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[Any]:
         expression = compile_checked(self.expression, FOR_EACH_NAMES, "for_each")
-        assert expression is not None
+        if expression is None:  # only a None text compiles to None; the constructor requires a str
+            raise ValueError("for_each needs an expression")
         ti = context["ti"]
         results = upstream_results(self, context, self.upstream_tasks)
         missing = unavailable_sources(expression, results)
@@ -164,7 +165,9 @@ def upstream_results(
             mapped[task_id] = pull_mapped(ti, task_id, context["run_id"])
         else:
             pulled[task_id] = decode_agent_xcom(ti.xcom_pull(task_ids=task_id))
-    results = build_results({a: t for a, t in upstream_tasks.items() if t not in mapped}, pulled)
+    results: dict[str, Any] = build_results(
+        {a: t for a, t in upstream_tasks.items() if t not in mapped}, pulled
+    )
     for alias, task_id in upstream_tasks.items():
         if task_id in mapped:
             entries = [build_results({task_id: task_id}, {task_id: v})[task_id] for v in mapped[task_id]]
@@ -215,7 +218,7 @@ def flat_upstream_text(upstream_tasks: Mapping[str, str], results: Mapping[str, 
 
 def is_mapped_upstream(task: BaseOperator, task_id: str) -> bool:
     """Whether ``task_id`` in ``task``'s DAG is a mapped task (False without a DAG, as in unit tests)."""
-    if not task.has_dag():
+    if not task.has_dag():  # type: ignore[no-untyped-call]  # Airflow's BaseOperator.has_dag is unannotated
         return False
     try:
         return bool(task.dag.get_task(task_id).is_mapped)

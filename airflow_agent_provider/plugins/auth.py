@@ -21,10 +21,14 @@ configured auth manager (SimpleAuthManager, FAB, Keycloak, ...) decides. The per
 Importing this module imports Airflow's API server code (about a second); ``api.create_app``
 calls :func:`airflow_access` at the first request, so workers that load the plugin never do.
 
-No ``from __future__ import annotations`` here: FastAPI reads the dependency signatures below.
+FastAPI reads the dependency signatures below at runtime: their annotations name only this module's
+globals (``Any``, ``Callable``, ``Request``), which it resolves from the string annotations.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, Request
 
@@ -50,12 +54,12 @@ def airflow_access() -> Access:
         requires_authenticated,
     )
 
-    def store_details(user=Depends(get_user)) -> bool:
+    def store_details(user: Any = Depends(get_user)) -> bool:
         return get_auth_manager().is_authorized_configuration(
             method="GET", details=ConfigurationDetails(section=CONFIG_SECTION), user=user
         )
 
-    def readable_dags(user=Depends(get_user)):
+    def readable_dags(user: Any = Depends(get_user)) -> Callable[[str], bool]:
         """Per DAG, the check ``requires_access_dag("GET", RUN)`` makes for a DAG in the path."""
         manager = get_auth_manager()
 

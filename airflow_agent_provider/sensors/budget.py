@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import (
@@ -22,6 +22,9 @@ from airflow.sdk.exceptions import (
 )
 
 from airflow_agent_provider.cost.check import SCOPES
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.cost.check import BudgetCheck
 
 
 class CostBudgetSensor(BaseSensorOperator):
@@ -101,7 +104,7 @@ class CostBudgetSensor(BaseSensorOperator):
                 )
         return dag_id, run_id, module
 
-    def _check(self, context: Any):
+    def _check(self, context: Any) -> BudgetCheck:
         # Imported here: the sensor is built at DAG parse time (every task start), the store only checks.
         from airflow_agent_provider.triggers.budget import run_check
 

@@ -12,12 +12,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_agent_provider.testing.connections import connection_env
 
 if TYPE_CHECKING:
-    from airflow_agent_provider.testing.llm_server import (
-        LLMServer,
-        ServerConfig,
-        SpawnedLLMServer,
-        spawn_llm_server,
-    )
+    from airflow_agent_provider.testing.llm_server import LLMServer, SpawnedLLMServer, spawn_llm_server
+    from airflow_agent_provider.testing.server_state import ServerConfig
 
 __all__ = ["LLMServer", "ServerConfig", "SpawnedLLMServer", "connection_env", "spawn_llm_server"]
 

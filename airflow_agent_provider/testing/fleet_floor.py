@@ -27,6 +27,8 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator, TaskGroup, task
 from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
 
+from airflow_agent_provider.triggers._events import trigger_event
+
 #: Connection variable the launcher sets in every Airflow process (host = OpenAI base URL).
 DEFAULT_CONN_ENV = "AIRFLOW_CONN_AGENT_OPENAI_DEFAULT"
 MODULES = 4
@@ -75,7 +77,7 @@ class OneCallTrigger(BaseTrigger):
     def __init__(
         self, prompt: str, model: str = "gpt-5-mini", conn_env: str = DEFAULT_CONN_ENV, end_task: bool = True
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
         self.prompt = prompt
         self.model = model
         self.conn_env = conn_env
@@ -109,7 +111,7 @@ class OneCallTrigger(BaseTrigger):
         if self.end_task:
             yield TaskSuccessEvent(xcoms={"return_value": text})
         else:
-            yield TriggerEvent({"text": text})
+            yield trigger_event({"text": text})
 
 
 class TriggerFloorOperator(BaseOperator):

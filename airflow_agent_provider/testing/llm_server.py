@@ -328,7 +328,8 @@ class _AdminClient(BatchAdminClient):
 
     def stats(self) -> dict[str, Any]:
         """Server-side counters: requests, by_path, by_model, by_status, in_flight, max_in_flight, log."""
-        return self._admin("GET", "/_admin/stats")
+        stats: dict[str, Any] = self._admin("GET", "/_admin/stats")
+        return stats
 
     def reset(self) -> None:
         """Clear stats and ``xN`` counters and restore the start configuration."""
@@ -336,7 +337,8 @@ class _AdminClient(BatchAdminClient):
 
     def configure(self, **fields: Any) -> dict[str, Any]:
         """Update configuration fields (see :class:`ServerConfig`); returns the new configuration."""
-        return self._admin("POST", "/_admin/config", fields)["config"]
+        config: dict[str, Any] = self._admin("POST", "/_admin/config", fields)["config"]
+        return config
 
 
 class LLMServer(_AdminClient):
@@ -364,7 +366,8 @@ class LLMServer(_AdminClient):
         """Direct access to the state (same process only); prefer :meth:`stats` in tests."""
         if self.app is None:
             raise RuntimeError("server not started")
-        return self.app.state.llm
+        state: ServerState = self.app.state.llm
+        return state
 
     def start(self, timeout: float = 10.0) -> LLMServer:
         """Bind the socket, start uvicorn in a daemon thread and wait until it accepts requests."""
@@ -467,7 +470,8 @@ def spawn_llm_server(
         json.dumps(config),
     ]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    assert process.stdout is not None
+    if process.stdout is None:  # stdout=PIPE always gives one; this narrows the type
+        raise RuntimeError("spawned LLM server has no stdout pipe")
     deadline = time.monotonic() + timeout
     line = b""
     while time.monotonic() < deadline and process.poll() is None:

@@ -104,10 +104,10 @@ def _resolve_ref(root: dict[str, Any], ref: str) -> Any:
     if not ref.startswith("#"):
         return {}
     node: Any = root
-    for part in ref.lstrip("#").strip("/").split("/"):
-        if not part:
+    for raw in ref.lstrip("#").strip("/").split("/"):
+        if not raw:
             continue
-        part = part.replace("~1", "/").replace("~0", "~")
+        part = raw.replace("~1", "/").replace("~0", "~")
         if not isinstance(node, dict) or part not in node:
             return {}
         node = node[part]

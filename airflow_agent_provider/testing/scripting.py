@@ -10,6 +10,7 @@ the rules in prose.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_agent_provider.testing.schema_instance import minimal_instance
-import contextlib
 
 #: Status codes a ``[[fail:CODE]]`` marker or ``x-llm-fail`` header may ask for.
 FAIL_CODES: frozenset[int] = frozenset({400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529})

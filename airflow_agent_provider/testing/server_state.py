@@ -12,14 +12,20 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from airflow_agent_provider.testing.scripting import FAIL_CODES, FailSpec
-from airflow_agent_provider.testing.wire import Api
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.testing.wire import Api
 
 DEFAULT_MODELS = ["gpt-5-mini", "gpt-4o-mini", "claude-sonnet-4-6", "claude-haiku-4-5"]
+
+
+def _default_fail_mix() -> list[int | str]:
+    return [429, 500, 529, "slow"]
 
 
 class ServerConfig(BaseModel):
@@ -29,7 +35,7 @@ class ServerConfig(BaseModel):
 
     latency: float = Field(0.0, ge=0)
     fail_rate: float = Field(0.0, ge=0, le=1)
-    fail_mix: list[int | str] = Field(default_factory=lambda: [429, 500, 529, "slow"])
+    fail_mix: list[int | str] = Field(default_factory=_default_fail_mix)
     slow_seconds: float = Field(2.0, ge=0)
     seed: int | None = None
     retry_after: str = "1"

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
@@ -53,7 +53,12 @@ from airflow_agent_provider.hooks.llm import awarm
 from airflow_agent_provider.hooks.store import aget_store
 from airflow_agent_provider.resilience.classify import error_event
 from airflow_agent_provider.security.redact import scrub_value
+from airflow_agent_provider.triggers._events import trigger_event
 from airflow_agent_provider.triggers.llm import call_target
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.agent_loop.state import ToolRunner
+    from airflow_agent_provider.llm.types import ToolSpec
 
 
 class _Ended(Exception):
@@ -67,8 +72,8 @@ class _Ended(Exception):
 class _TriggerHost:
     """The triggerer's side of the loop: no tools, nowhere to persist (the events carry the loop)."""
 
-    tool_specs: list[Any] = []
-    run_tool = None
+    tool_specs: list[ToolSpec] = []
+    run_tool: ToolRunner | None = None
 
     def __init__(
         self,
@@ -90,12 +95,13 @@ class _TriggerHost:
         return {k: self._names.get(k) for k in ("results", "params", "item")}
 
     def render_prompt(self, last: dict[str, Any], iteration: int) -> str:
-        return _render(
+        prompt: str = _render(
             self._prompt,
             {**(self._full or self._names), **self._names, "last": last, "iteration": iteration},
             self._prompt_context,
             "prompt",
         )
+        return prompt
 
     def save(self, loop: AgentLoop) -> None:
         """Nothing to persist to in the triggerer: a failure event carries the loop to a worker."""
@@ -127,7 +133,7 @@ class AgentTrigger(BaseTrigger):
         agent: AgentConfig | Mapping[str, Any],
         run: AgentRun | Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
         self.agent = agent if isinstance(agent, AgentConfig) else AgentConfig.from_dict(agent)
         self.run_args = run if run is None or isinstance(run, AgentRun) else AgentRun.from_dict(run)
         self._context: Mapping[str, Any] | None = None
@@ -181,7 +187,7 @@ class AgentTrigger(BaseTrigger):
             return decode_agent_xcom(ti.xcom_pull(task_ids=task_id, map_indexes=-1))
 
         pulled = {task_id: await asyncio.to_thread(pull, task_id) for task_id in task_ids}
-        by_task_id = build_results(
+        by_task_id: dict[str, Any] = build_results(
             {t: t for t in task_ids if not isinstance(pulled[t], list)},
             {t: v for t, v in pulled.items() if not isinstance(v, list)},
         )
@@ -201,7 +207,8 @@ class AgentTrigger(BaseTrigger):
 
     async def _prepare(self, cfg: AgentConfig) -> AgentRun:
         """Everything the worker does before the first call, done here: the ``run`` kwargs of a deferral."""
-        from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook, resolve_provider
+        from airflow_agent_provider._connections import DEFAULT_CONN_IDS
+        from airflow_agent_provider.hooks.llm import LLMHook, resolve_provider
         from airflow_agent_provider.llm.adapters import DEFAULT_MODELS
         from airflow_agent_provider.operators import agent_runtime as rt
 
@@ -210,7 +217,7 @@ class AgentTrigger(BaseTrigger):
             raise RuntimeError("AgentTrigger without run arguments must be started by the triggerer")
         if (ti.try_number or 1) > 1:
             raise _Ended(
-                TriggerEvent(
+                trigger_event(
                     {
                         "status": "resume",
                         "reason": f"try {ti.try_number} continues on a worker, "
@@ -307,16 +314,16 @@ class AgentTrigger(BaseTrigger):
             return
         except UnsettledCharge as exc:
             self.log.warning("Agent %s: %s", cfg.task_id, exc)
-            yield TriggerEvent(self._failure(exc, conn_id, loop, pending=exc.pending.to_dict()))
+            yield trigger_event(self._failure(exc, conn_id, loop, pending=exc.pending.to_dict()))
             return
         except Exception as exc:
             self.log.warning("Agent %s failed in the triggerer: %s: %s", cfg.task_id, type(exc).__name__, exc)
-            yield TriggerEvent(self._failure(exc, conn_id, loop))
+            yield trigger_event(self._failure(exc, conn_id, loop))
             return
         if self._in_triggerer:
             yield TaskSuccessEvent(xcoms={"return_value": result})
         else:
-            yield TriggerEvent({"status": "done", "agent_result": result})
+            yield trigger_event({"status": "done", "agent_result": result})
 
     @staticmethod
     def _failure(
@@ -328,7 +335,8 @@ class AgentTrigger(BaseTrigger):
             event["loop"] = loop.to_dict()
         if pending is not None:
             event["pending"] = pending
-        return scrub_value(event)
+        scrubbed: dict[str, Any] = scrub_value(event)
+        return scrubbed
 
 
 __all__ = ["AGENT_TRIGGER", "AgentTrigger", "ExecutionTimeout"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +19,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_agent_provider.cost.check import BudgetCheck, check_budget, scope_key
 from airflow_agent_provider.hooks.store import get_store
 from airflow_agent_provider.stores.config import store_from_url
+from airflow_agent_provider.triggers._events import trigger_event
 
 if TYPE_CHECKING:
-    from airflow_agent_provider.stores.budget_api import BudgetStore
+    from airflow_agent_provider.stores.base import Store
 
 
 @contextmanager
-def budget_store(store_url: str | None = None):
+def budget_store(store_url: str | None = None) -> Iterator[Store]:
     """
     The shared store: ``store_url`` when given, else the provider's configured store (``get_store``).
 
@@ -35,11 +36,11 @@ def budget_store(store_url: str | None = None):
     if store_url is None:
         yield get_store()
         return
-    store: BudgetStore = store_from_url(store_url)
+    store = store_from_url(store_url)
     try:
         yield store
     finally:
-        store.close()  # type: ignore[attr-defined]
+        store.close()
 
 
 def run_check(
@@ -80,7 +81,7 @@ class CostBudgetTrigger(BaseTrigger):
         timeout_s: float | None = None,
         store_url: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
         self.scope = scope
         self.dag_id = dag_id
         self.run_id = run_id
@@ -130,14 +131,14 @@ class CostBudgetTrigger(BaseTrigger):
             try:
                 check = await asyncio.to_thread(self._check)
             except Exception as exc:
-                yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+                yield trigger_event({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
                 return
             if check.ok:
-                yield TriggerEvent({"status": "success", "check": check.to_dict()})
+                yield trigger_event({"status": "success", "check": check.to_dict()})
                 return
             self.log.info("%s", check.message)
             if deadline is not None and time.monotonic() >= deadline:
-                yield TriggerEvent({"status": "timeout", "check": check.to_dict()})
+                yield trigger_event({"status": "timeout", "check": check.to_dict()})
                 return
             delay = self.poke_interval
             if deadline is not None:

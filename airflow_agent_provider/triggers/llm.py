@@ -13,18 +13,22 @@ Connection inside the triggerer.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_agent_provider._connections import DEFAULT_CONN_IDS
 from airflow_agent_provider.guard.config import GuardConfig
 from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
-from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook, awarm
+from airflow_agent_provider.hooks.llm import LLMHook, awarm
 from airflow_agent_provider.hooks.store import aget_store
 from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 from airflow_agent_provider.resilience.classify import error_event
-from airflow_agent_provider.resilience.fallback import FallbackTarget
 from airflow_agent_provider.security.redact import scrub_value
+from airflow_agent_provider.triggers._events import trigger_event
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.resilience.fallback import FallbackTarget
 
 
 async def call_target(
@@ -68,7 +72,7 @@ class LLMCallTrigger(BaseTrigger):
         guard: GuardConfig | Mapping[str, Any] | None = None,
         step_id: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
         self.llm_conn_id = llm_conn_id
         self.provider = provider
         self.request = request if isinstance(request, LLMRequest) else LLMRequest.from_dict(dict(request))
@@ -126,7 +130,7 @@ class LLMCallTrigger(BaseTrigger):
         except UnsettledCharge as exc:
             # Paid, not settled: the worker persists the response and settles it (never calls again).
             self.log.warning("LLM call on %s: %s", self.llm_conn_id, exc)
-            yield TriggerEvent(
+            yield trigger_event(
                 scrub_value(
                     {**error_event(exc, llm_conn_id=self.llm_conn_id), "pending": exc.pending.to_dict()}
                 )
@@ -134,6 +138,6 @@ class LLMCallTrigger(BaseTrigger):
             return
         except Exception as exc:
             self.log.warning("LLM call on %s failed: %s: %s", self.llm_conn_id, type(exc).__name__, exc)
-            yield TriggerEvent(scrub_value(error_event(exc, llm_conn_id=self.llm_conn_id)))
+            yield trigger_event(scrub_value(error_event(exc, llm_conn_id=self.llm_conn_id)))
             return
-        yield TriggerEvent(event)
+        yield trigger_event(event)

@@ -81,13 +81,14 @@ def test_operator_defers_each_round_and_keeps_state_in_defer_kwargs(llm_connecti
         try:
             result = step(context, **kwargs)
             break
-        except TaskDeferred as deferred:
-            deferrals += 1
-            assert deferred.method_name == "execute_complete"
-            json.dumps(deferred.kwargs)  # JSON-safe
-            event = _first_event(deferred.trigger)
-            kwargs = {**deferred.kwargs, "event": event.payload}
-            step = op.execute_complete
+        except TaskDeferred as exc:
+            deferred = exc
+        deferrals += 1
+        assert deferred.method_name == "execute_complete"
+        json.dumps(deferred.kwargs)  # JSON-safe
+        event = _first_event(deferred.trigger)
+        kwargs = {**deferred.kwargs, "event": event.payload}
+        step = op.execute_complete
     assert deferrals == 2
     assert result["rounds"] == 2
     assert result["tool_calls"][0]["name"] == "add"
