@@ -14,9 +14,15 @@ document past :data:`MAX_YAML_NODES`, :data:`MAX_YAML_SCALAR_CHARS` or :data:`MA
 levels of nesting stops there with one problem, before anything is expanded. An alias to a node that
 contains it (a recursive structure) is refused too.
 
-The events come from libyaml's parser when PyYAML has it (about 20 times faster than the pure-Python
-scanner on a 500-agent file, and it refuses absurd flow nesting itself); composing, the bounds and
-construction stay in Python, with SafeLoader's rules.
+Two paths, the same answers. A DAG parse reads every workflow file, so the common document (no
+anchors or aliases, within the bounds, no syntax error) takes the **fast path**: libyaml composes the
+node tree in C (``yaml.CSafeLoader``: SafeLoader's resolver and constructor over libyaml, which
+refuses absurd block and flow nesting itself), one Python walk then counts the nodes and characters,
+checks the depth, records the lines and finds duplicate keys, and SafeLoader's rules construct the
+data. A document that shares a node (an alias), crosses a bound, or fails anywhere on the way goes
+to the **careful path** instead, which composes from libyaml's events in Python and stops *while*
+composing, with the position and the alias named in its message. Both are about three times apart
+on a 500-agent file, and the careful one is what the error messages and the tests describe.
 """
 
 from __future__ import annotations
@@ -34,12 +40,16 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
-try:  # libyaml's event parser, when PyYAML was built with it
+from airflow_agent_provider.definitions.errors import Problem
+
+#: libyaml's event parser (the careful path) and SafeLoader's rules over libyaml's composer (the
+#: fast path), when PyYAML was built with libyaml; Any: the C classes' stubs do not say so.
+_CEventParser: Any
+try:
     from yaml._yaml import CParser as _CEventParser
 except ImportError:  # pragma: no cover - depends on the PyYAML build
     _CEventParser = None
-
-from airflow_agent_provider.definitions.errors import Problem
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
 
 FieldPath = tuple[str | int, ...]
 
@@ -120,9 +130,10 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
         if dispose is not None:
             dispose()
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
-        if self.check_event(AliasEvent):
-            event = self.peek_event()
+    def compose_node(self, parent: Node | None, index: Any) -> Any:  # a Node: never None while events remain
+        event: Any = self.peek_event()  # the composer only asks while there are events
+        mark: Any = event.start_mark  # PyYAML's or libyaml's Mark (the stubs know only the first)
+        if isinstance(event, AliasEvent):
             node = self.anchors.get(event.anchor)
             if node is not None:
                 size = self._sizes.get(id(node))
@@ -131,23 +142,22 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
                         None,
                         None,
                         f"alias *{event.anchor} refers to a node that contains it (a recursive structure)",
-                        event.start_mark,
+                        mark,
                     )
-                self._count(size[0], size[1], event.start_mark, f"alias *{event.anchor}")
+                self._count(size[0], size[1], mark, f"alias *{event.anchor}")
             return super().compose_node(parent, index)  # undefined aliases: PyYAML's own error
-        event = self.peek_event()
         self._depth += 1
         if self._depth > MAX_YAML_DEPTH:
             raise YamlBoundError(
                 None,
                 None,
                 f"nesting deeper than {MAX_YAML_DEPTH} levels of mappings and lists",
-                event.start_mark,
+                mark,
             )
         nodes_before, chars_before = self._nodes, self._chars
         node = super().compose_node(parent, index)
         chars = len(node.value) if isinstance(node, ScalarNode) else 0
-        self._count(1, chars, event.start_mark, "this value")
+        self._count(1, chars, mark, "this value")
         self._sizes[id(node)] = (self._nodes - nodes_before, self._chars - chars_before)
         self._depth -= 1
         return node
@@ -203,6 +213,9 @@ def format_path(path: FieldPath) -> str:
 
 def parse_yaml(text: str) -> ParsedYaml:
     """Parse one YAML document; syntax errors become problems located as ``line N, column M``."""
+    fast = _parse_plain(text)
+    if fast is not None:
+        return fast
     result = ParsedYaml()
     loader = WorkflowYamlLoader(text)
     try:
@@ -268,3 +281,91 @@ def _walk(node: Node, path: FieldPath, result: ParsedYaml, seen: set[int]) -> No
     elif isinstance(node, SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), result, seen)
+
+
+class _NotPlain(Exception):
+    """The document needs the careful path: a shared node (alias) or a bound crossed."""
+
+
+@dataclass
+class _Tally:
+    nodes: int = 0
+    chars: int = 0
+    seen: set[int] = field(default_factory=set)
+
+
+def _parse_plain(text: str) -> ParsedYaml | None:
+    """
+    The fast path (module docstring): the parsed document, or None for the careful path.
+
+    None whenever anything is unusual, so that every problem is reported by the careful path,
+    word for word as before; duplicate keys are the one problem found here (by the same walk).
+    """
+    if _CSafeLoader is None:  # pragma: no cover - depends on the PyYAML build
+        return None
+    loader = _CSafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        result = ParsedYaml()
+        if node is None:
+            return result
+        _walk_plain(node, (), result, _Tally(), 1)
+        result.data = loader.construct_document(node)
+    except Exception:  # an alias, a bound, a syntax error or a bad value: the careful path reports it
+        return None
+    finally:
+        loader.dispose()
+    return result
+
+
+def _walk_plain(node: Node, path: FieldPath, result: ParsedYaml | None, tally: _Tally, depth: int) -> None:
+    """
+    ``_walk`` plus the bounds, for a tree composed without them; raises ``_NotPlain`` when unusual.
+
+    ``result`` None: only count (the keys, and the values ``_walk`` skips: duplicate and merge keys).
+    """
+    if depth > MAX_YAML_DEPTH or id(node) in tally.seen:
+        raise _NotPlain
+    tally.seen.add(id(node))
+    tally.nodes += 1
+    if tally.nodes > MAX_YAML_NODES:
+        raise _NotPlain
+    if isinstance(node, ScalarNode):
+        tally.chars += len(node.value)
+        if tally.chars > MAX_YAML_SCALAR_CHARS:
+            raise _NotPlain
+        if result is not None:
+            result.lines.setdefault(path, node.start_mark.line + 1)
+        return
+    if result is not None:
+        result.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk_plain(item, (*path, index), result, tally, depth + 1)
+        return
+    first_line: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        _walk_plain(key_node, path, None, tally, depth + 1)
+        if (
+            result is None
+            or not isinstance(key_node, ScalarNode)
+            or key_node.tag == "tag:yaml.org,2002:merge"
+        ):
+            _walk_plain(value_node, path, None, tally, depth + 1)
+            continue
+        key = key_node.value
+        line = key_node.start_mark.line + 1
+        if key in first_line:
+            result.problems.append(
+                Problem(
+                    format_path((*path, key)),
+                    f"duplicate key {key!r} (first defined on line {first_line[key]}); "
+                    "YAML would silently keep only the last one",
+                    line,
+                )
+            )
+            _walk_plain(value_node, path, None, tally, depth + 1)
+            continue
+        first_line[key] = line
+        result.lines[(*path, key)] = line
+        _walk_plain(value_node, (*path, key), result, tally, depth + 1)
