@@ -14,6 +14,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from airflow_agent_provider.deploy._private_files import write_private
+
 
 def write_passwords(users_setting: str, password: str, path: str | Path) -> None:
     """Write ``{user: password}`` for every user of ``[core] simple_auth_manager_users``."""
@@ -22,12 +24,7 @@ def write_passwords(users_setting: str, password: str, path: str | Path) -> None
         raise ValueError("simple_auth_manager_users names no user")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({user: password for user in users}, fh)
-        fh.write("\n")
-    os.replace(tmp, target)
+    write_private(target, json.dumps({user: password for user in users}) + "\n")
 
 
 def fetch_token(api_url: str, username: str, password: str, timeout: float = 10.0) -> str:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_agent_provider.deploy import postgres, settings
+from airflow_agent_provider.deploy._private_files import write_private
 from airflow_agent_provider.deploy.auth import fetch_token
 from airflow_agent_provider.deploy.processes import (
     Proc,
@@ -94,12 +95,8 @@ def _load_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_private(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
+    write_private(path, json.dumps(data, indent=2))
 
 
 def _new_secrets() -> dict[str, str]:
@@ -183,7 +180,7 @@ class LocalDeployment:
         return proc
 
     def _save(self) -> None:
-        _write_private(self.dir / STATE_FILE, self.state)
+        _write_private_json(self.dir / STATE_FILE, self.state)
 
     def _secrets(self) -> dict[str, str]:
         """This deployment's secrets, generated once; a file from an older version gains the new ones."""
@@ -192,7 +189,7 @@ class LocalDeployment:
         missing = {k: v for k, v in _new_secrets().items() if k not in loaded}
         if missing:
             loaded.update(missing)
-            _write_private(path, loaded)
+            _write_private_json(path, loaded)
         return loaded
 
     # ------------------------------------------------------------------ topology and env
@@ -319,9 +316,7 @@ class LocalDeployment:
         (self.dir / "redis").mkdir(exist_ok=True)
         # The password goes into a private config file: a command line is readable by every local user.
         redis_conf = self.dir / "redis" / "redis.conf"
-        fd = os.open(redis_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f'requirepass "{sec["redis_password"]}"\n')
+        write_private(redis_conf, f'requirepass "{sec["redis_password"]}"\n')
         redis = self._record(
             *spawn(
                 "redis",
@@ -754,9 +749,7 @@ def _write_env_file(dep: LocalDeployment) -> None:
     """``DIR/airflow.env``: the deployment's Airflow settings, to source in a shell (0600: secrets)."""
     lines = [f"{k}={shlex.quote(v)}" for k, v in dep.env.items() if k.startswith("AIRFLOW")]
     path = dep.dir / "airflow.env"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+    write_private(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

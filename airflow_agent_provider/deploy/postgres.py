@@ -17,6 +17,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from airflow_agent_provider.deploy._private_files import write_private
 from airflow_agent_provider.deploy.processes import Proc, spawn
 
 SUPERUSER = "airflow"
@@ -61,7 +62,7 @@ def init_cluster(base: Path, password: str, log: Path) -> Path:
     user = _run_as()
     base.mkdir(parents=True, exist_ok=True)
     pwfile = base / "pwfile"
-    pwfile.write_text(password + "\n")
+    write_private(pwfile, password + "\n")  # chowned with the tree: initdb's user reads it
     _chown_tree(base, user)
     with open(log, "ab") as out:
         subprocess.run(
