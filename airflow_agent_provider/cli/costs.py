@@ -3,38 +3,74 @@
 
 The ledger is written at settlement of every model call, so this table is right even for a run
 that is still going, or whose result task never ran.
+
+Spend is split by delivery: ``realtime`` calls and ``batch`` requests (the providers' batch APIs,
+charged at their batch price, about half). Below the table, the batch requests are re-priced at
+real-time prices, so the bill payer sees what choosing batch delivery saved on this run.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.cost.ledger import CostTotals, RealtimeEquivalent, RunCostSummary
 
 
-def _rows(summary: Any) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = [("scope", "calls", "in", "out", "cached", "cost_usd")]
+def _row(label: str, delivery: str, totals: CostTotals) -> tuple[str, ...]:
+    usd = f"{totals.usd:.6f}" + (
+        f" (+{totals.unknown_cost_calls} unpriced)" if totals.unknown_cost_calls else ""
+    )
+    return (
+        label,
+        delivery,
+        str(totals.calls),
+        str(totals.input_tokens),
+        str(totals.output_tokens),
+        str(totals.cached_input_tokens),
+        usd,
+    )
 
-    def row(label: str, totals: Any) -> tuple[str, ...]:
-        usd = f"{totals.usd:.6f}" + (
-            f" (+{totals.unknown_cost_calls} unpriced)" if totals.unknown_cost_calls else ""
-        )
-        return (
-            label,
-            str(totals.calls),
-            str(totals.input_tokens),
-            str(totals.output_tokens),
-            str(totals.cached_input_tokens),
-            usd,
-        )
 
+def _rows(summary: RunCostSummary) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [("scope", "delivery", "calls", "in", "out", "cached", "cost_usd")]
     for module, totals in sorted(summary.modules.items()):
-        rows.append(row(f"{module}", totals))
+        rows.append(_row(f"{module}", "", totals))
         for agent, agent_totals in sorted(summary.agents.items()):
             if agent.startswith(f"{module}."):
-                rows.append(row(f"  {agent}", agent_totals))
-    rows.append(row("TOTAL", summary.total))
+                modes = "+".join(summary.agent_deliveries.get(agent, ()))
+                rows.append(_row(f"  {agent}", modes, agent_totals))
+    # The run's total split by delivery, then the whole total (delivery column empty).
+    for mode, totals in summary.deliveries.items():
+        rows.append(_row("TOTAL", mode, totals))
+    rows.append(_row("TOTAL", "", summary.total))
     return rows
+
+
+def _savings(summary: RunCostSummary, equivalent: RealtimeEquivalent) -> dict[str, float | int]:
+    """The batch requests' spend, their real-time price, and the difference."""
+    batch = summary.deliveries["batch"]
+    return {
+        "batch_calls": batch.calls,
+        "batch_usd": round(batch.usd, 9),
+        "realtime_usd": round(equivalent.usd, 9),
+        "saved_usd": round(equivalent.usd - batch.usd, 9),
+        "unpriced_calls": equivalent.unpriced_calls,
+    }
+
+
+def _savings_line(savings: dict[str, float | int]) -> str:
+    realtime, saved = float(savings["realtime_usd"]), float(savings["saved_usd"])
+    share = f" ({saved / realtime:.0%})" if realtime > 0 else ""
+    line = (
+        f"batch delivery: {savings['batch_calls']} requests cost {float(savings['batch_usd']):.6f} USD; "
+        f"at real-time prices {realtime:.6f} USD, saved {saved:.6f} USD{share}"
+    )
+    if savings["unpriced_calls"]:
+        line += f" (+{savings['unpriced_calls']} requests without a real-time price)"
+    return line
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
@@ -55,7 +91,7 @@ def latest_run_id(store: Any, dag_id: str) -> str | None:
 
 
 def print_costs(dag_id: str, run_id: str | None, *, as_json: bool = False) -> int:
-    from airflow_agent_provider.cost.ledger import Ledger
+    from airflow_agent_provider.cost.ledger import Ledger, realtime_equivalent_usd
     from airflow_agent_provider.hooks.store import get_store
 
     store = get_store()
@@ -64,12 +100,15 @@ def print_costs(dag_id: str, run_id: str | None, *, as_json: bool = False) -> in
         print(f"no run of DAG {dag_id!r}", file=sys.stderr)
         return 1
     summary = Ledger(store).run_summary(dag_id, run_id)
+    savings = _savings(summary, realtime_equivalent_usd(summary.entries))
     if as_json:
-        print(json.dumps(summary.to_dict(), indent=2, default=str))
+        print(json.dumps({**summary.to_dict(), "batch_savings": savings}, indent=2, default=str))
         return 0
     print(f"{dag_id}  run {run_id}  ({store.kind} store)")
     if not summary.total.calls:
         print("no model calls recorded for this run")
         return 0
     print(_table(_rows(summary)))
+    if savings["batch_calls"]:
+        print(_savings_line(savings))
     return 0
