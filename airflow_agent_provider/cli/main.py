@@ -30,6 +30,7 @@ def _format_failure(err: object) -> list[str]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from airflow_agent_provider.cli.worst_case import describe, worst_case
     from airflow_agent_provider.definitions import WorkflowDefinitionError, load_workflow, load_workflows
     from airflow_agent_provider.definitions.loader import WORKFLOW_SUFFIXES
 
@@ -58,6 +59,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for wf in workflows:
             agents = sum(1 for _ in wf.iter_agents())
             print(f"ok   {wf.source_path}: workflow {wf.name} ({len(wf.modules)} modules, {agents} agents)")
+            if not args.no_costs:
+                print("\n".join(describe(worst_case(wf), wf.cost_budget)))
         for err in errors:
             print("\n".join(_format_failure(err)), file=sys.stderr)
         failures += len(errors)
@@ -124,6 +127,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 PROG = "airflow-agents"
 
+VALIDATE_DESCRIPTION = """\
+Validate workflow definitions (every problem of a file, one per line) and print, for each valid
+workflow, the most one run can cost, in three figures:
+
+  realtime                  every agent a real-time call: the price without batch delivery
+  as declared               agents with delivery: batch at the providers' batch price (genai-prices'
+                            batch rate, else half the real-time price), the others real-time
+  batch where possible      what switching every agent that can be batched would cost (agents with
+                            tools or repeat_until must stay real-time and count at real-time prices)
+
+The bound assumes every call uses max_tokens, every upstream answer is inlined into the prompt, tool
+agents use all max_rounds and repeat_until agents all max_iterations, priced at the dearer of the
+model and its fallbacks. Retries are not included (a run's cost_budget caps them). A for_each
+expression is counted as one item; models without a price are listed and left out.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     from airflow_agent_provider.cli.errors import OneLineParser
@@ -131,8 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("validate", help="validate workflow definition files or folders")
+    p = sub.add_parser(
+        "validate",
+        help="validate workflow definition files or folders, and print each one's worst-case cost per run",
+        description=VALIDATE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("paths", nargs="+", help="YAML files or folders of them")
+    p.add_argument("--no-costs", action="store_true", help="only validate; do not price the workflows")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser(
