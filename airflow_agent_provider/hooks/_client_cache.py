@@ -1,0 +1,136 @@
+"""
+Process-wide caches of the hooks: SDK imports (off the event loop, once) and SDK clients.
+
+Sync clients are shared by the whole process (they are thread-safe); async clients per event loop,
+so all triggers of one connection on a triggerer share one client and its connection pool. Both are
+keyed by :attr:`ClientSettings.cache_key` (connection id, key fingerprint, base URL, options): a
+rotated key gets a new client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow_agent_provider.hooks._sdk_clients import build_client
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.hooks._client_settings import ClientSettings
+
+#: The module of each provider's SDK (imported off the loop on the async path).
+SDK_MODULES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic"}
+
+_import_lock = threading.Lock()
+_imports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _warm_sdk(provider: str) -> None:
+    """Import the SDK and compute what its adapter caches about it (blocking; run off the loop)."""
+    importlib.import_module(SDK_MODULES[provider])
+    if provider == "anthropic":
+        from airflow_agent_provider.llm.anthropic_adapter import _sdk_accepts
+
+        _sdk_accepts("temperature")
+
+
+async def aimport_sdk(provider: str) -> None:
+    """Import ``provider``'s SDK off the event loop, once: concurrent callers await the same import."""
+    name = SDK_MODULES[provider]
+    if name in sys.modules and name in _warmed_sdks:
+        return
+    loop = asyncio.get_running_loop()
+    with _import_lock:
+        per_loop = _imports.setdefault(loop, {})
+        future = per_loop.get(name)
+        if future is None:
+            future = per_loop[name] = asyncio.ensure_future(asyncio.to_thread(_warm_sdk, provider))
+    try:
+        await asyncio.shield(future)
+    except BaseException:
+        with _import_lock:
+            if per_loop.get(name) is future and future.done():
+                per_loop.pop(name, None)  # a failed import is tried again by the next caller
+        raise
+    _warmed_sdks.add(name)
+
+
+_warmed_sdks: set[str] = set()
+
+
+async def awarm(provider: str | None = None, models: Iterable[tuple[str, str]] = ()) -> None:
+    """
+    Load off the event loop what the first model call on it would otherwise load on it.
+
+    Imports the SDK of ``provider`` (both when None) and genai-prices with its price data (and the
+    lookups of ``models``, ``(provider, model)`` pairs). Once per process: a trigger can await it at
+    the start of ``run()`` at no cost after the first. ``acomplete`` imports the SDK the same way by
+    itself; awaiting this first also keeps the price lookup of the guard off the loop.
+    """
+    from airflow_agent_provider.cost.pricing import awarm_prices
+
+    providers = [provider] if provider else list(SDK_MODULES)
+    for name in providers:
+        await aimport_sdk(name)
+    await awarm_prices(list(models))
+
+
+_sync_lock = threading.Lock()
+_sync_clients: dict[tuple[Any, ...], Any] = {}
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_MAX_CLIENTS = 256
+
+
+def sync_client(settings: ClientSettings) -> Any:
+    """The process's sync client for ``settings`` (sync clients are thread-safe)."""
+    key = settings.cache_key
+    client = _sync_clients.get(key)
+    if client is None:
+        client = build_client(settings, asynchronous=False)
+        with _sync_lock:
+            if len(_sync_clients) >= _MAX_CLIENTS:
+                _sync_clients.clear()
+            client = _sync_clients.setdefault(key, client)
+    return client
+
+
+async def async_client(settings: ClientSettings) -> Any:
+    """
+    The async client for ``settings`` on the running event loop: built (off the loop: importing the
+    SDK and creating its TLS context block) on first use, then shared by every caller on that loop.
+    """
+    loop = asyncio.get_running_loop()
+    clients = _async_clients.setdefault(loop, {})
+    key = settings.cache_key
+    client = clients.get(key)
+    if client is None:
+        await aimport_sdk(settings.provider)
+        built = await asyncio.to_thread(build_client, settings, asynchronous=True)
+        client = clients.get(key)
+        if client is None:
+            if len(clients) >= _MAX_CLIENTS:
+                for old in list(clients.values()):
+                    await old.close()
+                clients.clear()
+            client = clients[key] = built
+        else:
+            await built.close()
+    return client
+
+
+async def aclose_clients() -> None:
+    """Close the running loop's cached async clients (tests; a triggerer keeps them for its life)."""
+    clients = _async_clients.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.close()
+
+
+__all__ = ["SDK_MODULES", "aclose_clients", "aimport_sdk", "async_client", "awarm", "sync_client"]

@@ -1,0 +1,71 @@
+"""
+Building the official SDK clients from :class:`~airflow_agent_provider.hooks._client_settings.ClientSettings`.
+
+The SDK is imported inside :func:`build_client` (never at module level: DAG parsing imports the
+hooks). Clients are created with ``max_retries=0`` (retries belong to the provider's resilience layer)
+and pinned to the connection's key and URL, which is checked before a client is handed out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_agent_provider.exceptions import LLMConnectionError
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.hooks._client_settings import ClientSettings
+
+
+def build_client(settings: ClientSettings, *, asynchronous: bool) -> Any:
+    """
+    The official client for ``settings`` (``OpenAI``/``AsyncOpenAI``, ``Anthropic``/``AsyncAnthropic``).
+
+    Every value is passed explicitly, and what the constructors still read from the environment
+    whatever they are given (organization, project, admin key, custom headers, webhook secrets) is
+    put back to the connection's values afterwards, then checked.
+    """
+    kwargs: dict[str, Any] = {"api_key": settings.api_key, "base_url": settings.base_url, "max_retries": 0}
+    if settings.timeout is not None:
+        kwargs["timeout"] = settings.timeout
+    if settings.provider == "openai":
+        import openai
+
+        client: Any = (openai.AsyncOpenAI if asynchronous else openai.OpenAI)(
+            organization=settings.organization, project=settings.project, **kwargs
+        )
+        client.organization = settings.organization
+        client.project = settings.project
+        for name in ("admin_api_key", "webhook_secret"):
+            if hasattr(client, name):
+                setattr(client, name, None)
+        if hasattr(client, "_ambient_authorizations"):
+            client._ambient_authorizations = frozenset()
+    else:
+        import anthropic
+
+        client = (anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic)(**kwargs)
+        if hasattr(client, "webhook_key"):
+            client.webhook_key = None
+    # *_CUSTOM_HEADERS from the environment would be sent with every request; we pass none.
+    client._custom_headers = {}
+    _check_pinned(client, settings)
+    return client
+
+
+def _check_pinned(client: Any, settings: ClientSettings) -> None:
+    """Refuse a client that would send anything but the connection's key to the connection's URL."""
+    problems = []
+    if getattr(client, "api_key", None) != settings.api_key:
+        problems.append("API key")
+    if getattr(client, "auth_token", None):
+        problems.append("auth token")
+    if str(client.base_url).rstrip("/") != settings.base_url.rstrip("/"):
+        problems.append("base URL")
+    if problems:
+        raise LLMConnectionError(
+            f"connection {settings.conn_id!r}: the {settings.provider} SDK took its {', '.join(problems)} from "
+            "somewhere other than the connection; refusing to call it"
+        )
+
+
+__all__ = ["build_client"]
