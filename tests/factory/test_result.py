@@ -27,6 +27,26 @@ def _result(tokens_in: int, cost: float | None) -> dict:
     }
 
 
+def _successes(states: dict[str, str], tokens_in: int, cost: float) -> dict:
+    """A result for every agent that succeeded, none for the others."""
+    return {t: _result(tokens_in, cost) if s == "success" else None for t, s in states.items()}
+
+
+def _compile(states: dict, results: dict, *, partial: bool, cost_budget: float | None, **extra) -> dict:
+    """The workflow result of run ``w``/``r`` of workflow ``w`` (agents ``AGENTS`` unless given)."""
+    return compile_result(
+        workflow="w",
+        dag_id="w",
+        run_id="r",
+        agents=extra.pop("agents", AGENTS),
+        states=states,
+        results=results,
+        allow_partial_completion=partial,
+        cost_budget=cost_budget,
+        **extra,
+    )
+
+
 @pytest.mark.parametrize(
     ("states", "partial", "outcome"),
     [
@@ -38,17 +58,7 @@ def _result(tokens_in: int, cost: float | None) -> dict:
     ],
 )
 def test_outcomes(states, partial, outcome):
-    results = {t: _result(100, 0.001) if s == "success" else None for t, s in states.items()}
-    res = compile_result(
-        workflow="w",
-        dag_id="w",
-        run_id="r",
-        agents=AGENTS,
-        states=states,
-        results=results,
-        allow_partial_completion=partial,
-        cost_budget=1.0,
-    )
+    res = _compile(states, _successes(states, 100, 0.001), partial=partial, cost_budget=1.0)
     assert res["outcome"] == outcome
     assert decide_outcome(res["agents"], partial) == outcome
 
@@ -56,16 +66,7 @@ def test_outcomes(states, partial, outcome):
 def test_totals_modules_and_unknown_cost():
     states = {"HR.a": "success", "HR.b": "failed", "Finance.c": "success"}
     results = {"HR.a": _result(100, 0.002), "HR.b": None, "Finance.c": _result(50, None)}
-    res = compile_result(
-        workflow="w",
-        dag_id="w",
-        run_id="r",
-        agents=AGENTS,
-        states=states,
-        results=results,
-        allow_partial_completion=True,
-        cost_budget=None,
-    )
+    res = _compile(states, results, partial=True, cost_budget=None)
     assert res["version"] == 1
     assert res["totals"]["usage"]["input_tokens"] == 150
     assert res["totals"]["cost_usd"] == pytest.approx(0.002)
@@ -98,37 +99,21 @@ def test_agents_behind_a_closed_gate_make_the_outcome_partial_not_failed():
         "Compliance.e": "skipped",
         "Compliance.budget_gate": "skipped",
     }
-    results = {t: _result(10, 0.001) if s == "success" else None for t, s in states.items()}
     kwargs = dict(
-        workflow="w",
-        dag_id="w",
-        run_id="r",
         agents=agents,
-        states=states,
-        results=results,
         cost_budget=None,
         gates={"Compliance.budget_gate": ["Compliance.d"]},
         upstream={"Compliance.e": ["Compliance.d"]},
     )
-    res = compile_result(allow_partial_completion=True, **kwargs)
+    res = _compile(states, _successes(states, 10, 0.001), partial=True, **kwargs)
     assert res["outcome"] == "partial"
     assert res["agents"]["Compliance.e"]["gated"]
     assert "budget gate" in res["agents"]["Compliance.e"]["reason"]
     assert res["gates"] == {"Compliance.budget_gate": "skipped"}
-    assert compile_result(allow_partial_completion=False, **kwargs)["outcome"] == "failed"
+    assert _compile(states, _successes(states, 10, 0.001), partial=False, **kwargs)["outcome"] == "failed"
 
 
 def test_skipped_agents_without_a_gate_are_not_failures():
     states = {"HR.a": "success", "HR.b": "skipped", "Finance.c": "success"}
-    results = {t: _result(10, 0.001) if s == "success" else None for t, s in states.items()}
-    res = compile_result(
-        workflow="w",
-        dag_id="w",
-        run_id="r",
-        agents=AGENTS,
-        states=states,
-        results=results,
-        allow_partial_completion=False,
-        cost_budget=None,
-    )
+    res = _compile(states, _successes(states, 10, 0.001), partial=False, cost_budget=None)
     assert res["outcome"] == "success"

@@ -175,6 +175,12 @@ def test_deferrable_defers_to_the_trigger(store, store_url):
     assert CostBudgetTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
+def run_trigger(store_url, **kwargs):
+    """A trigger on run ``erp``/``r1`` with at most $1.00 spent (``kwargs`` override)."""
+    args = {"scope": "run", "dag_id": "erp", "run_id": "r1", "module": None, "period": None}
+    return CostBudgetTrigger(**{**args, "max_spend_usd": 1.0, "store_url": store_url, **kwargs})
+
+
 async def _first_event(trigger):
     async for event in trigger.run():
         return event.payload
@@ -182,17 +188,7 @@ async def _first_event(trigger):
 
 def test_trigger_fires_when_a_reservation_is_released(store, store_url):
     held = spend(store, 0.8, settle=False)
-    trigger = CostBudgetTrigger(
-        scope="run",
-        dag_id="erp",
-        run_id="r1",
-        module=None,
-        period=None,
-        max_spend_usd=1.0,
-        required_usd=0.5,
-        poke_interval=0.02,
-        store_url=store_url,
-    )
+    trigger = run_trigger(store_url, required_usd=0.5, poke_interval=0.02)
 
     async def scenario():
         waiting = asyncio.create_task(_first_event(trigger))
@@ -210,17 +206,7 @@ def test_trigger_fires_when_a_reservation_is_released(store, store_url):
 
 def test_trigger_timeout_and_errors_become_sensor_failures(store, store_url):
     spend(store, 1.0)
-    trigger = CostBudgetTrigger(
-        scope="run",
-        dag_id="erp",
-        run_id="r1",
-        module=None,
-        period=None,
-        max_spend_usd=1.0,
-        poke_interval=0.01,
-        timeout_s=0,
-        store_url=store_url,
-    )
+    trigger = run_trigger(store_url, poke_interval=0.01, timeout_s=0)
     payload = asyncio.run(_first_event(trigger))
     assert payload["status"] == "timeout"
     assert "run:erp:r1" in payload["check"]["message"]
@@ -231,15 +217,7 @@ def test_trigger_timeout_and_errors_become_sensor_failures(store, store_url):
     with pytest.raises(AirflowSkipException):
         soft.resume_execution("execute_complete", {"event": payload}, context)
 
-    broken = CostBudgetTrigger(
-        scope="run",
-        dag_id="erp",
-        run_id="r1",
-        module=None,
-        period=None,
-        max_spend_usd=1.0,
-        store_url="nosuch://x",
-    )
+    broken = run_trigger("nosuch://x")
     error = asyncio.run(_first_event(broken))
     assert error["status"] == "error"
     assert "nosuch" in error["message"]
