@@ -21,6 +21,9 @@ from pathlib import Path
 
 from airflow_agent_provider.definitions import Workflow, WorkflowDefinitionError, load_workflows
 
+#: ``[agent_provider]`` batch polling of the demo against the local server: every 0.2 s, at most 0.5 s.
+DEMO_BATCH_POLLING: dict[str, str] = {"batch_poll_interval": "0.2", "batch_max_poll_interval": "0.5"}
+
 
 def demo_workflows(
     dags_folder: Path, only: list[str] | None = None
@@ -118,6 +121,11 @@ def run_demo(dags_folder: Path, airflow_home: Path | None = None, only: list[str
             ),
         }
     )
+    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("ANTHROPIC_API_KEY")):
+        # The local server answers a batch within a second; the default interval (30 s, backing
+        # off) is for real providers, whose batches take minutes to hours. A given value is kept.
+        for option, seconds in DEMO_BATCH_POLLING.items():
+            env.setdefault(f"AIRFLOW__AGENT_PROVIDER__{option.upper()}", seconds)
     needs_local = not (os.environ.get("OPENAI_API_KEY") and os.environ.get("ANTHROPIC_API_KEY"))
     server, local_url = (None, None)
     if needs_local:

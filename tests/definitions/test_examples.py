@@ -17,7 +17,9 @@ EXAMPLES = Path(__file__).parents[2] / "dags" / "workflows"
 def test_examples_folder_loads_without_errors():
     workflows, errors = load_workflows(EXAMPLES)
     assert errors == []
-    assert {"erp_month_end", "quickstart", "inventory_compliance"} <= {w.name for w in workflows}
+    assert {"erp_month_end", "quickstart", "inventory_compliance", "month_end_reconciliation"} <= {
+        w.name for w in workflows
+    }
 
 
 def test_erp_month_end_shape():
@@ -116,20 +118,33 @@ def test_inventory_compliance_uses_every_control_flow_field():
     assert all("[[" not in a.prompt for a in agents.values())
 
 
+def test_month_end_reconciliation_batches_the_reconciliations_and_summarises_in_real_time():
+    wf = load_workflow(EXAMPLES / "month_end_reconciliation.yaml")
+    agents = {wf.agent_id(m, a.name): a for m, a in wf.iter_agents()}
+    batch = {qid for qid, a in agents.items() if a.delivery == "batch"}
+    assert batch == {qid for qid in agents if qid.startswith("Reconciliation.")}
+    assert len(batch) >= 4
+    # Two provider/model groups: one OpenAI batch and one Anthropic message batch.
+    assert {(agents[q].provider, agents[q].model) for q in batch} == {
+        ("openai", "gpt-5-mini"),
+        ("anthropic", "claude-haiku-4-5"),
+    }
+    summary = agents["Report.controller_summary"]
+    assert summary.delivery == "realtime"
+    assert set(wf.upstream_ids("Report.controller_summary")) == batch
+    # The most specific deadline wins: agent, then module, then workflow.
+    assert agents["Reconciliation.accruals_review"].deadline.total_seconds() == 6 * 3600
+    assert agents["Reconciliation.bank_reconciliation"].deadline.total_seconds() == 8 * 3600
+    assert agents["Reconciliation.vat_return_check"].batch_fallback == "batch"
+    assert agents["Reconciliation.bank_reconciliation"].batch_fallback == "realtime"
+    assert all(not a.tools and a.repeat_until is None for q, a in agents.items() if q in batch)
+
+
 # --- Every YAML feature is shown by an example that `airflow-agents demo` runs ---------------------
 
 #: Features no example shows, each with the reason it cannot run green in the demo. A new field
 #: fails the test below until an example uses it, or it is listed here with its reason.
-NOT_IN_THE_DEMO: dict[str, str] = {
-    **{
-        f"{owner}.{field}": (
-            "batch delivery is being added at the same time as this test; its example (the local "
-            "server's batch API under `airflow dags test`) comes with it"
-        )
-        for owner in ("Workflow", "ModuleSpec", "AgentDefaults")
-        for field in ("delivery", "deadline", "batch_fallback")
-    },
-}
+NOT_IN_THE_DEMO: dict[str, str] = {}
 
 #: The models every example uses: current ones that genai-prices prices and the SDKs do not flag
 #: as deprecated.
