@@ -18,13 +18,13 @@ from __future__ import annotations
 from airflow_agent_provider.agent_loop.state import (
     LOOP_VERSION,
     AgentLoop,
-    AgentResult,
     LoopExpressionError,
     LoopSpec,
     OutputValidationError,
     fingerprint,
     validate_output,
 )
+from airflow_agent_provider.results.agent import AgentResult
 
 __all__ = [
     "LOOP_VERSION",

@@ -278,8 +278,8 @@ class AgentLoop:
         self.rounds += 1
         self.messages.append(response.as_assistant_message())
         self.usage = self.usage + response.usage
-        if cost.known and self.cost_known:
-            self.cost_usd = float(self.cost_usd or 0.0) + float(cost.usd)  # type: ignore[arg-type]
+        if cost.usd is not None and self.cost_known:  # cost.known
+            self.cost_usd = float(self.cost_usd or 0.0) + float(cost.usd)
         elif not cost.known:
             self.cost_known = False
             self.cost_usd = None

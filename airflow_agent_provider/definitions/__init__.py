@@ -7,6 +7,7 @@ consistent, so everything that can be checked without Airflow is checked at load
 
 from __future__ import annotations
 
+from airflow_agent_provider.cost.pricing import PriceOverride
 from airflow_agent_provider.definitions.durations import parse_duration
 from airflow_agent_provider.definitions.errors import Problem, WorkflowDefinitionError
 from airflow_agent_provider.definitions.expressions import Expression, ExpressionError, compile_expression
@@ -29,7 +30,6 @@ from airflow_agent_provider.definitions.models import (
     FallbackSpec,
     ModuleSpec,
     ParamSpec,
-    PriceOverride,
     RateLimitSpec,
     RetrySpec,
     Workflow,

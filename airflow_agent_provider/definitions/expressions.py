@@ -207,8 +207,8 @@ _COMPARE_OPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
 }
 OPERATORS: Mapping[type[ast.AST], Callable[..., Any]] = {
     **{kind: function for kind, (_, function) in _BIN_OPS.items()},
-    **_UNARY_OPS,
-    **_COMPARE_OPS,
+    **{kind: function for kind, function in _UNARY_OPS.items()},
+    **{kind: function for kind, function in _COMPARE_OPS.items()},
 }
 
 # Node types that are checked and then evaluated; anything else is rejected by name.
@@ -272,8 +272,10 @@ class Expression:
         if missing:
             raise ExpressionError(f"name {missing[0]!r} is not available here", self.text)
         # An Expression built by hand has not been checked: check it now rather than trust it.
-        checked = self if self._tree is not None else compile_expression(self.text)
-        return _Evaluator(self.text, names).run(checked._tree.body)  # type: ignore[union-attr]
+        tree = self._tree if self._tree is not None else compile_expression(self.text)._tree
+        if tree is None:  # compile_expression always attaches the checked tree
+            raise ExpressionError("the expression was not compiled", self.text)
+        return _Evaluator(self.text, names).run(tree.body)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -440,8 +442,8 @@ class _Checker:
     def visit_Dict(self, node: ast.Dict, depth: int) -> None:
         if any(key is None for key in node.keys):
             raise self.fail(node, "** unpacking is not allowed")
-        for child in [*node.keys, *node.values]:
-            self.visit(child, depth + 1)  # type: ignore[arg-type]
+        for child in [*(key for key in node.keys if key is not None), *node.values]:
+            self.visit(child, depth + 1)
 
     def visit_BinOp(self, node: ast.BinOp, depth: int) -> None:
         if type(node.op) in _REJECTED_WORDS:  # operator nodes have no position: report the operation's
@@ -517,7 +519,7 @@ def _evaluate_constant_parts(text: str, node: ast.AST) -> None:
 # -- evaluation --------------------------------------------------------------------------------------
 
 
-class _Evaluator(simpleeval.EvalWithCompoundTypes):
+class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]  # simpleeval ships no type hints
     """simpleeval with our functions and bounded operators; dots read mapping keys, nothing else."""
 
     def __init__(self, text: str, names: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ import copy
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_agent_provider.definitions.code_refs import (
     ALLOWED_MODULES_SETTING,
@@ -30,6 +30,9 @@ from airflow_agent_provider.definitions.code_refs import (
     module_problem,
 )
 from airflow_agent_provider.module_policy import denied, denied_message, refused_definition
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 #: Largest ``output_schema`` as JSON text (keys, strings and numbers counted), inline or from a model.
 MAX_OUTPUT_SCHEMA_CHARS = 100_000
@@ -155,7 +158,7 @@ def resolve_output_schema(value: dict[str, Any] | str | None) -> dict[str, Any] 
     return copy.deepcopy(_model_schema(value))
 
 
-def _import_model(dotted: str) -> type:
+def _import_model(dotted: str) -> type[BaseModel]:
     module_path = dotted.rpartition(".")[0]
     if denied(module_path):  # defence in depth: resolve_output_schema may be called on an unchecked path
         raise ValueError(

@@ -86,14 +86,15 @@ def _message(item: Any, path: FieldPath, root: type[BaseModel]) -> str:
     kind = item["type"]
     value = item.get("input")
     ctx = item.get("ctx") or {}
+    pattern = ctx.get("pattern", "")
     if kind == "extra_forbidden":
         return _unknown_field(path, root)
     if kind == "missing":
         return "required field is missing"
     if "[key]" in item["loc"] and kind == "string_pattern_mismatch":
-        return f"name {value!r} {_PATTERN_WORDS.get(ctx.get('pattern'), 'is not allowed')}"
+        return f"name {value!r} {_PATTERN_WORDS.get(pattern, 'is not allowed')}"
     if kind == "string_pattern_mismatch":
-        return f"{_PATTERN_WORDS.get(ctx.get('pattern'), 'has an invalid format')}, got {_show(value)}"
+        return f"{_PATTERN_WORDS.get(pattern, 'has an invalid format')}, got {_show(value)}"
     if kind in _TYPE_WORDS:
         return f"{_TYPE_WORDS[kind]}, got {_show(value)}"
     if kind in _COMPARE_WORDS:

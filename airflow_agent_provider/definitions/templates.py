@@ -122,10 +122,12 @@ def _huge_numbers(parsed: nodes.Template) -> bool:
     # Where a number sizes what is built: a factor of '*', an argument of a filter, test or call.
     # (A comparison such as ``total > 1000000`` builds nothing and stays allowed.)
     sizing: list[nodes.Node] = []
-    for node in parsed.find_all(nodes.Mul):
-        sizing += [node.left, node.right]
-    for node in parsed.find_all((nodes.Filter, nodes.Test, nodes.Call)):
-        sizing += [*node.args, *(keyword.value for keyword in node.kwargs)]
+    for product in parsed.find_all(nodes.Mul):
+        sizing += [product.left, product.right]
+    for filter_or_test in parsed.find_all((nodes.Filter, nodes.Test)):
+        sizing += [*filter_or_test.args, *(keyword.value for keyword in filter_or_test.kwargs)]
+    for call in parsed.find_all(nodes.Call):
+        sizing += [*call.args, *(keyword.value for keyword in call.kwargs)]
     for node in sizing:
         value = node.value if isinstance(node, nodes.Const) else None
         if (
@@ -140,9 +142,9 @@ def _huge_numbers(parsed: nodes.Template) -> bool:
     format_strings += [
         node.node for node in parsed.find_all(nodes.Getattr) if node.attr in ("format", "format_map")
     ]
-    for node in format_strings:
-        if isinstance(node, nodes.Const) and isinstance(node.value, str):
-            if any(int(digits) > MAX_TEMPLATE_NUMBER for digits in _DIGITS.findall(node.value)):
+    for template in format_strings:
+        if isinstance(template, nodes.Const) and isinstance(template.value, str):
+            if any(int(digits) > MAX_TEMPLATE_NUMBER for digits in _DIGITS.findall(template.value)):
                 return True
     return False
 
@@ -152,16 +154,17 @@ def _unsafe(name: str) -> bool:
 
 
 def _unsafe_attributes(parsed: nodes.Template) -> Iterator[str]:
-    for node in parsed.find_all(nodes.Getattr):
-        if _unsafe(node.attr):
-            yield node.attr
-    for node in parsed.find_all(nodes.Getitem):
-        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) and _unsafe(node.arg.value):
-            yield node.arg.value
-    for node in parsed.find_all((nodes.Filter, nodes.Test)):
-        if node.name not in _ATTRIBUTE_FILTERS:
+    for getattr_node in parsed.find_all(nodes.Getattr):
+        if _unsafe(getattr_node.attr):
+            yield getattr_node.attr
+    for getitem in parsed.find_all(nodes.Getitem):
+        key = getitem.arg
+        if isinstance(key, nodes.Const) and isinstance(key.value, str) and _unsafe(key.value):
+            yield key.value
+    for filter_or_test in parsed.find_all((nodes.Filter, nodes.Test)):
+        if filter_or_test.name not in _ATTRIBUTE_FILTERS:
             continue
-        arguments = [*node.args, *(keyword.value for keyword in node.kwargs)]
+        arguments = [*filter_or_test.args, *(keyword.value for keyword in filter_or_test.kwargs)]
         for argument in arguments:
             if isinstance(argument, nodes.Const) and isinstance(argument.value, str):
                 for part in argument.value.split("."):

@@ -53,7 +53,9 @@ class Permit:
     ) -> None:
         self._store = store
         self.key = key
-        self.grant_id: str = grant.grant_id  # type: ignore[assignment]
+        if grant.grant_id is None:
+            raise ValueError(f"{key}: a permit needs a granted acquisition (a grant id)")
+        self.grant_id: str = grant.grant_id
         self.granted_at = grant.at
         self.tokens = tokens
         self.wait_s = wait_s

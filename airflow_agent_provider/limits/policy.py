@@ -8,9 +8,9 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_agent_provider.stores.limits_api import Tier
+    from airflow_agent_provider.stores.limits_api import Tier, Unit
 
-_TIERS: tuple[tuple[str, float, str], ...] = (
+_TIERS: tuple[tuple[str, float, Unit], ...] = (
     ("requests_per_minute", 60.0, "requests"),
     ("requests_per_hour", 3600.0, "requests"),
     ("requests_per_day", 86400.0, "requests"),
@@ -112,7 +112,7 @@ class RateLimitPolicy:
         from airflow_agent_provider.stores.limits_api import Tier
 
         return [
-            Tier(name, getattr(self, name), window + self.window_margin_s, unit)  # type: ignore[arg-type]
+            Tier(name, getattr(self, name), window + self.window_margin_s, unit)
             for name, window, unit in _TIERS
             if getattr(self, name) is not None
         ]

@@ -46,7 +46,7 @@ def normalise_result(task_id: str, value: Any) -> dict[str, Any]:
 
 def is_available(result: Mapping[str, Any] | None) -> bool:
     """Whether an upstream result counts as produced (for ``critical_upstreams``)."""
-    return bool(result) and result.get("status") == "success"
+    return bool(result and result.get("status") == "success")
 
 
 def build_results(upstream_tasks: Mapping[str, str], pulled: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

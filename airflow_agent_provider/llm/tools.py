@@ -67,7 +67,8 @@ def import_callable(dotted_path: str) -> Callable[..., Any]:
     if not callable(obj):
         raise ToolImportError(f"tool {dotted_path!r} is not callable")
     _refuse_denied(obj, dotted_path)
-    return obj
+    tool: Callable[..., Any] = obj
+    return tool
 
 
 def _refuse_denied(func: Callable[..., Any], shown: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from airflow_agent_provider.exceptions import NoFallbackTargets as NoFallbackTargets
@@ -75,7 +76,7 @@ def call_with_fallbacks(
     for target in targets:
         breaker = breaker_for(target) if breaker_for is not None else None
         try:
-            result = breaker.call(lambda t=target: call_one(t)) if breaker else call_one(target)
+            result = breaker.call(partial(call_one, target)) if breaker else call_one(target)
         except Exception as exc:
             attempt, go_on = _failed(target, exc)
             attempts.append(attempt)
@@ -105,7 +106,7 @@ async def acall_with_fallbacks(
         breaker = breaker_for(target) if breaker_for is not None else None
         try:
             if breaker is not None:
-                result = await breaker.acall(lambda t=target: acall_one(t))
+                result = await breaker.acall(partial(acall_one, target))
             else:
                 result = await acall_one(target)
         except Exception as exc:

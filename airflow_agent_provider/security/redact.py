@@ -268,27 +268,28 @@ def scrub_exception(
     code/type, the response's ``retry-after`` and rate-limit headers, and the traceback.
     Raise the copy ``from`` its own ``__cause__`` so that the original is not chained as context.
     """
-    secrets = tuple(s for s in secrets if isinstance(s, str))
+    texts = tuple(s for s in secrets if isinstance(s, str))
     seen = _seen if _seen is not None else set()
     if id(exc) in seen:
         return exc
     seen.add(id(exc))
 
     changed = False
-    args = tuple(scrub_value(a, secrets) for a in exc.args)
+    args = tuple(scrub_value(a, texts) for a in exc.args)
     changed |= args != exc.args
     attrs: dict[str, Any] = {}
     request = getattr(exc, "request", None) if "request" in getattr(exc, "__dict__", {}) else None
-    clean_request = _clean_request(request, secrets) if _looks_like_request(request) else None
+    clean_request = _clean_request(request, texts) if _looks_like_request(request) else None
     for name, value in getattr(exc, "__dict__", {}).items():
+        new: Any
         if name == "__notes__" and isinstance(value, list):
-            new = [scrub(n, secrets) for n in value]
+            new = [scrub(n, texts) for n in value]
         elif name == "request" and _looks_like_request(value):
             new, changed = clean_request, True
         elif name == "response" and _looks_like_response(value):
-            new, changed = _clean_response(value, secrets, clean_request), True
+            new, changed = _clean_response(value, texts, clean_request), True
         elif isinstance(value, (str, Mapping, list, tuple)):
-            new = scrub_value(value, secrets)
+            new = scrub_value(value, texts)
         else:
             new = value
         if new is not value and new != value:
@@ -296,12 +297,12 @@ def scrub_exception(
         attrs[name] = new
 
     cause = exc.__cause__
-    clean_cause = scrub_exception(cause, secrets, _seen=seen) if cause is not None else None
+    clean_cause = scrub_exception(cause, texts, _seen=seen) if cause is not None else None
     changed |= clean_cause is not cause
     context = exc.__context__
     clean_context = None
     if context is not None and context is not cause and not exc.__suppress_context__:
-        clean_context = scrub_exception(context, secrets, _seen=seen)
+        clean_context = scrub_exception(context, texts, _seen=seen)
         changed |= clean_context is not context
     elif context is cause:
         clean_context = clean_cause
@@ -313,7 +314,7 @@ def scrub_exception(
         copy.args = args
         copy.__dict__.update(attrs)
     except Exception:
-        copy = _ScrubbedError(scrub(f"{type(exc).__name__}: {exc}", secrets))
+        copy = _ScrubbedError(scrub(f"{type(exc).__name__}: {exc}", texts))
         for name in ("status_code", "retry_after_s", "reason", "transient", "permanent"):
             if name in attrs:
                 setattr(copy, name, attrs[name])
