@@ -149,6 +149,9 @@ class BatchAgentOperator(LLMAgentOperator):
         from airflow_agent_provider.triggers.batch import BatchTrigger
 
         interval = float(get_option("batch_poll_interval", "30"))
+        own = self._own_state(context)
+        own["waiting"] = entry.to_dict()
+        self._save_own(context, own)
         self.log.info("Waiting in the triggerer for request %s of batch %s", entry.custom_id, entry.batch_id)
         self.defer(
             trigger=BatchTrigger(
@@ -181,7 +184,12 @@ class BatchAgentOperator(LLMAgentOperator):
 
         if not isinstance(event, dict) or event.get("status") != "done":
             raise ClassifiedError.from_event(event if isinstance(event, dict) else {"message": repr(event)})
-        entry = MemberEntry.from_dict((state or {})["entry"])
+        # The entry travels in the defer kwargs; dag.test() passes only the event, and then it comes
+        # from task_state_store, where _wait saved it just before deferring.
+        held = (state or {}).get("entry") or self._own_state(context).get("waiting")
+        if not held:
+            raise AirflowFailException(f"agent {self.task_id}: resumed without its batch request entry")
+        entry = MemberEntry.from_dict(held)
         outcome = event["outcome"]
         if outcome.get("kind") != "succeeded":
             batch_settle.release(entry)
@@ -200,7 +208,7 @@ class BatchAgentOperator(LLMAgentOperator):
         own = self._own_state(context)
         own["failed"] = sorted({*own.get("failed", []), entry.custom_id})
         own["last_kind"] = kind
-        for key in ("current", "handle", "deadline_at"):
+        for key in ("current", "handle", "deadline_at", "waiting"):
             own.pop(key, None)
         self._save_own(context, own)
 

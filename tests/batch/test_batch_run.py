@@ -1,0 +1,70 @@
+"""
+Batch delivery end to end: real ``dag.test()`` runs, the real SDKs against the local server's batch APIs.
+
+Each test is one of issue 16's: a batch layer feeding a real-time summary; a retry after submission
+re-attaching (no second batch, no double charge); partial failures and an expiry; a budget that
+covers only half the batch.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_agent_provider.cost.batch_pricing import batch_price
+from airflow_agent_provider.llm.types import Usage
+from airflow_agent_provider.operators.result import RESULT_TASK_ID
+from tests.batch._support import batch_agents, batch_dag, fast_polling, ledger
+from tests.fixtures.airflow_env import task_states, xcom_result
+
+SUBMIT = "batch__openai__gpt-5-mini__L0"
+
+
+@pytest.fixture(autouse=True)
+def _fast(monkeypatch):
+    fast_polling(monkeypatch)
+
+
+def _summary_module(count: int = 20) -> dict:
+    """Module ``Report``: one real-time agent reading every ``Close`` agent's answer."""
+    return {
+        "Report": {
+            "agents": [
+                {
+                    "name": "summary",
+                    "dependencies": [f"Close.acct_{i:02d}" for i in range(count)],
+                    "prompt": "SUMMARISE the close: {{ upstream_text }} [[reply: all accounts reconciled]]",
+                }
+            ],
+        }
+    }
+
+
+def test_batch_module_feeds_a_realtime_summary(tmp_path, run_dag, llm_connections):
+    llm = llm_connections
+    dag = batch_dag(tmp_path, "batch_close", batch_agents(20), modules=_summary_module())
+    run = run_dag(dag)
+
+    states = task_states(run)
+    assert str(run.state) == "success", states
+    assert llm.batches_created("openai", "gpt-5-mini") == 1  # one batch for the whole layer
+    assert states[SUBMIT] == "success"
+    result = xcom_result(run, RESULT_TASK_ID)
+    assert result["outcome"] == "success"
+    close = {k: v for k, v in result["agents"].items() if k.startswith("Close.")}
+    assert len(close) == 20
+    assert all(a["status"] == "success" for a in close.values())
+    assert xcom_result(run, "Close.acct_07")["text"] == "account 07 reconciled"
+    assert xcom_result(run, "Close.acct_07")["delivery"] == "batch"
+    # the real-time summary saw the batch answers
+    summary_requests = [e for e in llm.stats()["log"] if "SUMMARISE" in (e.get("user_excerpt") or "")]
+    assert len(summary_requests) == 1
+    assert result["agents"]["Report.summary"]["status"] == "success"
+
+    entries = ledger(run)
+    batch_entries = [e for e in entries if e.delivery == "batch"]
+    assert sorted(e.agent for e in batch_entries) == [f"acct_{i:02d}" for i in range(20)]  # once each
+    assert [e.delivery for e in entries if e.agent == "summary"] == ["realtime"]
+    for entry in batch_entries:  # charged at the batch price of what it used
+        expected = batch_price("openai", "gpt-5-mini", Usage(entry.input_tokens, entry.output_tokens))
+        assert entry.usd == pytest.approx(expected.usd)
+    assert sum(e.usd for e in entries) == pytest.approx(result["totals"]["cost_usd"])
