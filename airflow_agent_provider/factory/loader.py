@@ -187,7 +187,8 @@ def _yaml_top_level(path: Path, key: str) -> str | None:
     values = [value for k, value in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
     # Twice is a duplicate key: the file is invalid, whatever it declares.
     if len(values) == 1 and isinstance(values[0], yaml.ScalarNode):
-        return values[0].value
+        value: str = values[0].value  # a scalar node's value is its text
+        return value
     return None
 
 

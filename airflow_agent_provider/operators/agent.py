@@ -22,18 +22,17 @@ whose settlement failed is persisted before settlement and settled by the retry.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_agent_provider._connections import default_conn_id
-from airflow_agent_provider.agent_loop import AgentLoop, LoopExpressionError, LoopSpec, fingerprint
+from airflow_agent_provider.agent_loop import AgentLoop, LoopExpressionError, LoopSpec
 from airflow_agent_provider.agent_loop.config import (
     AGENT_TRIGGER,
     AgentConfig,
@@ -42,25 +41,22 @@ from airflow_agent_provider.agent_loop.config import (
     check_output_schema,
     resolve_execution,
 )
-from airflow_agent_provider.agent_loop.drive import advance, holder, record, run_sync, settle_held
+from airflow_agent_provider.agent_loop.drive import advance, run_sync, settle_held
 from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
 from airflow_agent_provider.operators import agent_runtime as rt
-from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
+from airflow_agent_provider.operators.agent_context import AgentRunContext
+from airflow_agent_provider.operators.agent_settings import AgentSettings, AgentSettingsViews, guard_identity
 
 if TYPE_CHECKING:  # the engines below load when an agent runs, not when a DAG file is parsed
-    import jinja2
     from airflow.sdk import Context
 
-    from airflow_agent_provider.cost.pricing import PriceOverride
     from airflow_agent_provider.guard.config import GuardConfig
     from airflow_agent_provider.guard.pipeline import GuardedCaller, GuardedResult
     from airflow_agent_provider.llm.tools import ToolRegistry
     from airflow_agent_provider.llm.types import LLMRequest
-    from airflow_agent_provider.triggers.agent import AgentTrigger
-    from airflow_agent_provider.triggers.llm import LLMCallTrigger
 
 
-class LLMAgentOperator(BaseOperator):
+class LLMAgentOperator(AgentRunContext, AgentSettingsViews, BaseOperator):
     """
     Run one LLM agent: a prompt, optionally with tools, against OpenAI, Anthropic or a compatible endpoint.
 
@@ -152,18 +148,11 @@ class LLMAgentOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        # Runs once per agent per DAG parse (500 times for a 500-agent workflow): plain assignments
-        # and checks cached per distinct value.
+        # Runs once per agent per DAG parse (500 times for a 500-agent workflow, at every task
+        # start): checks cached per distinct value, and few attribute sets (see agent_settings).
         super().__init__(**kwargs)
-        if self.retry_policy is None:
-            # Permanent model errors (401, 400, budget) fail at once; transient ones wait for the
-            # provider's retry-after. Built from the task's own (resolved) retry settings.
-            base = self.retry_delay.total_seconds()
-            self.retry_policy = AgentRetryPolicy(
-                base_delay=base,
-                max_delay=self.max_retry_delay.total_seconds() if self.max_retry_delay else max(base, 3600.0),
-                exponential=bool(self.retry_exponential_backoff),
-            )
+        if self.retry_policy is None:  # permanent errors fail at once, transient ones wait for retry-after
+            self.retry_policy = rt.default_retry_policy(self)
         rt.check_arguments(
             max_rounds=max_rounds,
             tools=tools,
@@ -173,20 +162,12 @@ class LLMAgentOperator(BaseOperator):
             repeat_until=repeat_until,
             output_schema=output_schema,
         )
-        self.prompt, self.system_prompt, self.model, self.provider = prompt, system_prompt, model, provider
+        # The templated fields are plain attributes: Airflow renders and serializes them by name.
+        self.prompt, self.system_prompt, self.model = prompt, system_prompt, model
         self.llm_conn_id = llm_conn_id or default_conn_id(provider)
-        self.temperature, self.max_tokens, self.request_timeout = temperature, max_tokens, request_timeout
-        self.tools = dict(tools or {})
-        self.max_rounds, self.max_iterations = max_rounds, max_iterations
-        self.upstream_tasks = dict(upstream_tasks or {})
-        self.critical_upstreams = list(critical_upstreams or [])
-        self.agent_meta = dict(agent_meta or {})
-        self.output_schema, self.condition, self.repeat_until, self.item = (
-            output_schema,
-            condition,
-            repeat_until,
-            item,
-        )
+        meta = dict(agent_meta or {})
+        group = getattr(self, "task_group", None)
+        module, agent = guard_identity(self.task_id, meta, group.group_id if group is not None else None)
         arguments = {
             "price_override": price_override,
             "cost_limit": cost_limit,
@@ -195,99 +176,56 @@ class LLMAgentOperator(BaseOperator):
             "call_retries": call_retries,
             "fallbacks": fallbacks,
         }
-        self.guard = rt.guard_of(
-            self,
-            guard,
-            arguments,
-            circuit_breaker=circuit_breaker,
-            rate_limit_timeout=rate_limit_timeout,
+        timeout = self.execution_timeout
+        config = AgentConfig(
+            task_id=self.task_id,
+            prompt=prompt,
+            llm_conn_id=self.llm_conn_id,
+            provider=provider,
+            model=model,
+            system_prompt=system_prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            request_timeout=request_timeout,
+            output_schema=output_schema,
+            max_rounds=max_rounds,
+            repeat_until=repeat_until,
+            max_iterations=max_iterations,
+            condition=condition,
+            upstream_tasks=dict(upstream_tasks or {}),
+            critical_upstreams=list(critical_upstreams or []),
+            item=item,
+            agent_meta=meta,
+            prompt_context=prompt_context,
+            tools=dict(tools or {}),
+            guard=rt.guard_of(
+                module,
+                agent,
+                guard,
+                arguments,
+                circuit_breaker=circuit_breaker,
+                rate_limit_timeout=rate_limit_timeout,
+            ),
+            execution_timeout_s=timeout.total_seconds() if timeout is not None else None,
         )
-        self.prompt_context, self.deferrable, self.execution = prompt_context, deferrable, execution
-        self.execution_mode = resolve_execution(execution, deferrable=deferrable, has_tools=bool(self.tools))
-        if self.execution_mode == "triggerer":
+        mode = resolve_execution(execution, deferrable=deferrable, has_tools=bool(config.tools))
+        self._settings = AgentSettings(
+            config, execution=execution, execution_mode=mode, deferrable=deferrable
+        )
+        if mode == "triggerer":
             # The scheduler hands the task straight to the triggerer; a mapped agent (which Airflow
             # 3.3 cannot start there) or dag.test() calls execute(), which defers once instead.
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=AGENT_TRIGGER,
                 # Serialised here, the trigger boundary; only what differs from the defaults.
-                trigger_kwargs={"agent": self.agent_config().to_dict()},
+                trigger_kwargs={"agent": config.to_dict()},
                 next_method="execute_complete",
                 next_kwargs=None,
                 # The trigger counts execution_timeout from when it starts running (not while it
                 # waits for a triggerer); Airflow still bounds the task by it from the hand-over.
                 timeout=None,
             )
-        self._results: dict[str, Any] | None = None
-        self._by_task_id: dict[str, Any] = {}
-        self._prompt_template: str | None = None
-        self._jinja_env: jinja2.Environment | None = None
-        self._context: Mapping[str, Any] | None = None
-
-    def agent_config(self) -> AgentConfig:
-        """This agent's static settings (templates as they are now), as the triggers receive them."""
-        return AgentConfig.of(self)
-
-    # Views of ``guard`` for the run record (``operators/result.py`` reads them by name).
-
-    @property
-    def budget(self) -> dict[str, float]:
-        return rt.budget_view(self.guard)
-
-    @property
-    def rate_limits(self) -> list[dict[str, Any]]:
-        return [rule.to_dict() for rule in self.guard.rate_limits]
-
-    @property
-    def price_override(self) -> PriceOverride | None:
-        return self.guard.price_override
-
-    # -- rendering and upstream results -----------------------------------------------------------
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Iterable[str],
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        """
-        Expose ``results``/``upstream_text`` to the templates, then render them (narrowly for workflows).
-
-        Overridden here rather than in ``render_template_fields`` because a mapped task
-        (``.partial().expand()``) renders through this method of its unmapped operator only.
-        """
-        if parent is not self:
-            return super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        self._expose_upstream_results(context)
-        self._prompt_template = self.prompt  # kept raw: every repeat_until iteration renders it again
-        self._jinja_env = jinja_env
-        if self.prompt_context == "workflow":
-            rt.render_fields_narrowly(self, template_fields, context)
-            return None
-        return super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-
-    def _expose_upstream_results(self, context: Context) -> dict[str, Any]:
-        self._context = context
-        self._results, self._by_task_id = rt.expose_results(self, context)
-        return self._results
-
-    def _names(self, context: Context) -> dict[str, Any]:
-        if self._results is None:
-            self._expose_upstream_results(context)
-        return rt.expression_names(self._results or {}, context, self.item)
-
-    def _render_iteration(self, context: Context, last: dict[str, Any], iteration: int) -> str:
-        """The prompt of a ``repeat_until`` iteration: the template rendered again with ``last``/``iteration``."""
-        if self._prompt_template is None:
-            return self.prompt
-        if self.prompt_context == "workflow":
-            return rt.render_narrow(
-                self._prompt_template, {**context, "last": last, "iteration": iteration}, "prompt"
-            )
-        ctx = {**context, "last": last, "iteration": iteration}
-        return self.render_template(self._prompt_template, ctx, self._jinja_env or self.get_template_env())
 
     # -- model access -----------------------------------------------------------------------------
 
@@ -346,20 +284,8 @@ class LLMAgentOperator(BaseOperator):
     # -- durable loop state -----------------------------------------------------------------------
 
     def _load(self, context: Context, *, after_deferral: bool = False) -> AgentLoop:
-        provider, model = self.hook.provider, self.model or self.hook.default_model
-        print_ = fingerprint(provider, model, self.prompt, self.system_prompt, self.tools, self.output_schema)
-        stored = rt.read_state(context, self.state_key, self.log, after_deferral=after_deferral)
-        loop, why = AgentLoop.resume(stored, fingerprint=print_)
-        if loop is not None:
-            if not after_deferral:
-                self.log.info(
-                    "Resuming agent loop after %d completed model call(s); they are not paid again",
-                    loop.rounds,
-                )
-            return loop
-        if stored is not None:
-            self.log.warning("%s; starting afresh", why)
-        return AgentLoop.start(provider=provider, model=model, prompt=self.prompt, fingerprint=print_)
+        """The persisted loop of this task instance when it still fits the agent, else a fresh one."""
+        return rt.load_loop(self, context, after_deferral=after_deferral)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -374,7 +300,8 @@ class LLMAgentOperator(BaseOperator):
 
     def _guarded(self, context: Context, fn: Any, *args: Any) -> dict[str, Any]:
         try:
-            return fn(*args)
+            result: dict[str, Any] = fn(*args)
+            return result
         except TaskDeferred:
             raise
         except LoopExpressionError as exc:
@@ -393,52 +320,14 @@ class LLMAgentOperator(BaseOperator):
         return self._continue(context, self._load(context))
 
     def _execute_complete(self, context: Context, event: Any, state: dict[str, Any] | None) -> dict[str, Any]:
-        event = (
-            event
-            if isinstance(event, Mapping)
-            else {
-                "status": "error",
-                "error_type": "EmptyTriggerEvent",
-                "message": f"unexpected trigger event {event!r}",
-            }
-        )
-        if event.get("status") == "resume":  # started in the triggerer, continued here (a retry)
-            self.log.info("Continuing on a worker: %s", event.get("reason", "resume"))
-            return self._execute(context)
-        if (
-            event.get("status") == "done"
-        ):  # the whole loop ran in the triggerer (reported back, e.g. dag.test)
-            rt.clear_state(context, self.state_key, self.log)
-            return rt.scrubbed_result(event["agent_result"])
-        if event.get("status") != "success" and not event.get("pending"):
-            from airflow_agent_provider.resilience.classify import ClassifiedError
+        from airflow_agent_provider.operators import agent_deferral as deferral
 
-            if event.get("loop"):  # what the triggerer paid for is kept for the retry
-                rt.WorkerHost.saver(context, self.state_key, self.log)(AgentLoop.from_dict(event["loop"]))
-            # Rebuilt with its classification (transient/permanent, retry-after) for the retry policy.
-            raise ClassifiedError.from_event(event)
-        from airflow_agent_provider.guard.pipeline import GuardedResult, PendingCharge
-
-        # The loop travels in the event (AgentTrigger) or the defer kwargs; dag.test() passes only the
-        # event, and then it comes from task_state_store, where it was saved just before deferring.
-        held = event.get("loop") or state
-        loop = AgentLoop.from_dict(held) if held else self._load(context, after_deferral=True)
-        host = self._host(context)
-
-        if event.get("pending"):  # paid in the triggerer, not settled: persist it first, then settle here
-            holder(loop, host)(PendingCharge.from_dict(event["pending"]))
-            return self._continue(context, loop)
-        if "result" in event:
-            guarded = GuardedResult.from_dict(event["result"])
-        else:  # a trigger used without a guard (hand-built): only the response
-            from airflow_agent_provider.llm.types import LLMResponse
-
-            guarded = rt.unguarded(LLMResponse.from_dict(event["response"]), loop, self.guard.price_override)
-        record(loop, host, guarded)
-        return self._continue(context, loop)
+        return deferral.complete(self, context, event, state)
 
     def _continue(self, context: Context, loop: AgentLoop) -> dict[str, Any]:
         """Run the loop on from where it is, on this worker or by deferring, as the mode says."""
+        from airflow_agent_provider.operators import agent_deferral as deferral
+
         host = self._host(context)
         if loop.pending is not None:
             settle_held(loop, host, self._caller(context).settle_pending)
@@ -457,7 +346,7 @@ class LLMAgentOperator(BaseOperator):
         if mode == "whole":  # the rest of the loop runs in the triggerer, which ends the task
             if loop.rounds:
                 host.save(loop)
-            trigger = self._agent_trigger(context, loop)
+            trigger = deferral.agent_trigger(self, context, loop)
             self.defer(
                 trigger=trigger,
                 method_name="execute_complete",
@@ -465,7 +354,7 @@ class LLMAgentOperator(BaseOperator):
             )
         host.save(loop)
         self.defer(
-            trigger=self._call_trigger(request, context, loop),
+            trigger=deferral.call_trigger(self, request, context, loop),
             method_name="execute_complete",
             kwargs={"state": loop.to_dict()},
         )
@@ -494,56 +383,6 @@ class LLMAgentOperator(BaseOperator):
             on_paid=on_paid,
             call_target=lambda target, req: self._hook_for(target).complete(req),
         )
-
-    def _call_trigger(self, request: LLMRequest, context: Context, loop: AgentLoop) -> LLMCallTrigger:
-        from airflow_agent_provider.triggers.llm import LLMCallTrigger
-
-        return LLMCallTrigger(
-            llm_conn_id=self.llm_conn_id,
-            provider=self.hook.provider,
-            request=request,
-            guard=self._guard_config(context),
-            step_id=self._step_id(context, loop),
-        )
-
-    def _agent_trigger(self, context: Context, loop: AgentLoop) -> AgentTrigger:
-        from airflow_agent_provider.agent_loop.config import AgentRun
-        from airflow_agent_provider.triggers.agent import AgentTrigger
-
-        agent = dataclasses.replace(self.agent_config(), prompt=self._prompt_template or self.prompt)
-        run = AgentRun(
-            loop=loop,
-            spec=self._spec(),
-            guard=self._guard_config(context),
-            llm_conn_id=self.llm_conn_id,
-            provider=self.hook.provider,
-            step_prefix=rt.step_prefix(context),
-            names=rt.carried_names(self._names(context), context),
-            item_fields=rt.item_fields(context, self.item),
-            timeout_s=rt.remaining_s(context, self.execution_timeout),
-        )
-        return AgentTrigger(agent=agent, run=run)
-
-    # -- control flow -----------------------------------------------------------------------------
-
-    def _check_critical_upstreams(self, context: Context) -> None:
-        if self._results is None:
-            self._expose_upstream_results(context)
-        if missing := rt.missing_critical(self.critical_upstreams, self._by_task_id):
-            raise AirflowSkipException(
-                f"critical upstream task(s) {missing} produced no result; agent {self.task_id!r} does not call the model"
-            )
-
-    def _check_condition(self, context: Context) -> None:
-        """Skip before any model call when ``condition`` is false, leaving the reason (a skip record) in XCom."""
-        reason = rt.condition_skip_reason(self.condition, self._names(context), self.task_id)
-        if reason is not None:
-            record_ = rt.skip_record_for(
-                reason, self.task_id, self.agent_meta, rt.item_fields(context, self.item)
-            )
-            if (push := getattr(context["ti"], "xcom_push", None)) is not None:
-                push(key="return_value", value=record_)
-            raise AirflowSkipException(reason)
 
     def _finish(self, context: Context, loop: AgentLoop) -> dict[str, Any]:
         result = loop.result(self._spec(), **rt.item_fields(context, self.item)).to_dict()

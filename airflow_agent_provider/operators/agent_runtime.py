@@ -20,7 +20,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_agent_provider.agent_loop import AgentLoop, LoopSpec
 from airflow_agent_provider.llm.prompt import is_available
-from airflow_agent_provider.llm.types import LLMResponse, ToolSpec
 from airflow_agent_provider.operators.prompt_context import json_safe_names, render_workflow, workflow_names
 from airflow_agent_provider.security.redact import scrub, scrub_value
 
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from airflow_agent_provider.cost.pricing import PriceOverride
     from airflow_agent_provider.guard.config import GuardConfig
     from airflow_agent_provider.guard.pipeline import GuardedResult
+    from airflow_agent_provider.llm.types import LLMResponse, ToolSpec
 
 #: Longest ``agent_error`` / ``skip_reason`` text kept in XCom.
 MAX_REASON_CHARS = 2000
@@ -65,7 +65,8 @@ def check_arguments(
 
 
 def guard_of(
-    op: Any,
+    module: str,
+    agent: str,
     guard: GuardConfig | None,
     arguments: Mapping[str, Any],
     *,
@@ -73,17 +74,13 @@ def guard_of(
     rate_limit_timeout: float | None,
 ) -> GuardConfig:
     """
-    The operator's guard, with the ledger identity (module and agent) filled in.
+    The operator's guard, with the ledger identity (``module``, ``agent``) filled in.
 
     ``guard`` is what the factory builds from the definition; a hand-written DAG gives the same
     settings as mappings (``arguments``), parsed here once. Both at once would leave one ignored.
     """
     from airflow_agent_provider.guard.config import GuardConfig
 
-    meta = op.agent_meta or {}
-    group = getattr(op, "task_group", None)
-    module = str(meta.get("module") or (group.group_id if group is not None else None) or "-")
-    agent = str(meta.get("agent") or op.task_id.rsplit(".", 1)[-1])
     if guard is None:
         return GuardConfig.from_arguments(
             module=module,
@@ -106,15 +103,6 @@ def guard_of(
 
 #: The operator's default ``rate_limit_timeout`` (seconds), the same as ``GuardConfig``'s.
 DEFAULT_RATE_LIMIT_TIMEOUT = 600.0
-
-
-def budget_view(guard: GuardConfig) -> dict[str, float]:
-    """The shared budgets that are set, by name (what the run record lists)."""
-    from airflow_agent_provider.guard.config import BUDGET_KEYS
-
-    return {
-        name: value for name in sorted(BUDGET_KEYS) if (value := getattr(guard.budgets, name)) is not None
-    }
 
 
 @functools.lru_cache(maxsize=2048)
@@ -172,7 +160,10 @@ def render_fields_narrowly(op: Any, template_fields: Any, context: Mapping[str, 
 
 
 def render_narrow(template: str, context: Mapping[str, Any], field: str) -> str:
-    return render_workflow(template, workflow_names(context), field=field)
+    rendered: str = render_workflow(
+        template, workflow_names(context), field=field
+    )  # a str template renders to str
+    return rendered
 
 
 def missing_critical(critical: list[str], by_task_id: Mapping[str, Any]) -> list[str]:
@@ -247,7 +238,45 @@ def step_prefix(context: Mapping[str, Any]) -> str:
     return f"{ti.dag_id}/{context['run_id']}/{ti.task_id}/{ti.map_index}/try{ti.try_number}"
 
 
+def default_retry_policy(op: Any) -> Any:
+    """
+    ``AgentRetryPolicy`` from the task's own (resolved) retry settings, for an agent given none:
+    permanent model errors (401, 400, budget) fail at once, transient ones wait for retry-after.
+    """
+    from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
+
+    base = op.retry_delay.total_seconds()
+    return AgentRetryPolicy(
+        base_delay=base,
+        max_delay=op.max_retry_delay.total_seconds() if op.max_retry_delay else max(base, 3600.0),
+        exponential=bool(op.retry_exponential_backoff),
+    )
+
+
 # -- durable state --------------------------------------------------------------------------------
+
+
+def load_loop(op: Any, context: Mapping[str, Any], *, after_deferral: bool = False) -> AgentLoop:
+    """
+    The loop persisted in ``task_state_store`` when its fingerprint (provider, model, prompt,
+    system prompt, tools, schema) still matches the agent, else a fresh one: a retry resumes after
+    the last completed call instead of paying for it again.
+    """
+    from airflow_agent_provider.agent_loop import fingerprint
+
+    provider, model = op.hook.provider, op.model or op.hook.default_model
+    print_ = fingerprint(provider, model, op.prompt, op.system_prompt, op.tools, op.output_schema)
+    stored = read_state(context, op.state_key, op.log, after_deferral=after_deferral)
+    loop, why = AgentLoop.resume(stored, fingerprint=print_)
+    if loop is not None:
+        if not after_deferral:
+            op.log.info(
+                "Resuming agent loop after %d completed model call(s); they are not paid again", loop.rounds
+            )
+        return loop
+    if stored is not None:
+        op.log.warning("%s; starting afresh", why)
+    return AgentLoop.start(provider=provider, model=model, prompt=op.prompt, fingerprint=print_)
 
 
 def read_state(context: Mapping[str, Any], key: str, log: Any, *, after_deferral: bool = False) -> Any:
@@ -329,7 +358,8 @@ def note_outcome(context: Mapping[str, Any], exc: BaseException, log: Any) -> No
 
 def scrubbed_result(result: dict[str, Any]) -> dict[str, Any]:
     """The result with every text scrubbed of registered secrets and credential patterns."""
-    return scrub_value(result)
+    scrubbed: dict[str, Any] = scrub_value(result)  # scrub_value keeps the shape it is given
+    return scrubbed
 
 
 def unguarded(response: LLMResponse, loop: AgentLoop, override: PriceOverride | None) -> GuardedResult:
