@@ -25,66 +25,53 @@ The same is available from Python for tests and benchmarks: :class:`LocalDeploym
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from airflow_agent_provider.deploy import postgres, settings
+from airflow_agent_provider.deploy._init_steps import run_init
+from airflow_agent_provider.deploy._local_config import (
+    component_ports,
+    new_secrets,
+    topology,
+)
 from airflow_agent_provider.deploy._private_files import write_private
-from airflow_agent_provider.deploy.auth import fetch_token
+from airflow_agent_provider.deploy._probes import (
+    LLMAdmin,
+    http_json,
+    http_ok,
+    log_server_open,
+    redis_ping,
+    url_password,
+    worker_ready,
+)
+from airflow_agent_provider.deploy._rest import RestClient
 from airflow_agent_provider.deploy.processes import (
     Proc,
     alive,
     free_port,
     kill_session,
-    log_tail,
     members,
     port_open,
+    resolve_argv,
     spawn,
     stop,
     wait_until,
 )
-from airflow_agent_provider.deploy.secrets_check import token
 
 DEFAULT_DIR = ".airflow-local"
 STATE_FILE = "state.json"
 SECRETS_FILE = "secrets.json"
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
-TERMINAL_STATES = {"success", "failed"}
-
-
-class LLMAdmin:
-    """Admin client of the local LLM server (stats, reset, configure) by URL."""
-
-    def __init__(self, url: str) -> None:
-        from airflow_agent_provider.testing.llm_server import _AdminClient
-
-        client = _AdminClient()
-        client.url = url
-        self._client = client
-        self.url = url
-
-    def stats(self) -> dict[str, Any]:
-        return self._client.stats()
-
-    def reset(self) -> None:
-        self._client.reset()
-
-    def configure(self, **fields: Any) -> dict[str, Any]:
-        return self._client.configure(**fields)
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:
@@ -97,30 +84,6 @@ def _load_json(path: Path) -> dict[str, Any] | None:
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     write_private(path, json.dumps(data, indent=2))
-
-
-def _new_secrets() -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    return {
-        "fernet_key": Fernet.generate_key().decode(),
-        "jwt_secret": token(48),
-        "api_secret_key": token(48),
-        "admin_password": token(16),
-        "postgres_password": token(24),
-        "redis_password": token(24),
-    }
-
-
-def _http_json(
-    url: str, *, method: str = "GET", body: Any = None, token: str | None = None, timeout: float = 10.0
-) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    if token:
-        req.add_header("authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read() or b"null")
 
 
 class LocalDeployment:
@@ -154,7 +117,7 @@ class LocalDeployment:
         self.concurrency = concurrency
         self.pools = dict(pools or {})
         self._popens: dict[str, subprocess.Popen[bytes]] = {}
-        self._token: str | None = None
+        self._rest: RestClient | None = None
         self._state: dict[str, Any] | None = _load_json(self.dir / STATE_FILE)
 
     # ------------------------------------------------------------------ paths and state
@@ -186,7 +149,7 @@ class LocalDeployment:
         """This deployment's secrets, generated once; a file from an older version gains the new ones."""
         path = self.dir / SECRETS_FILE
         loaded = _load_json(path) or {}
-        missing = {k: v for k, v in _new_secrets().items() if k not in loaded}
+        missing = {k: v for k, v in new_secrets().items() if k not in loaded}
         if missing:
             loaded.update(missing)
             _write_private_json(path, loaded)
@@ -195,38 +158,13 @@ class LocalDeployment:
     # ------------------------------------------------------------------ topology and env
 
     def _topology(self, ports: dict[str, int], sec: dict[str, str]) -> settings.Topology:
-        llm = f"http://127.0.0.1:{ports['llm']}"
-        return settings.Topology(
-            postgres_host="127.0.0.1",
-            postgres_port=str(ports["postgres"]),
-            postgres_user=postgres.SUPERUSER,
-            postgres_password=sec["postgres_password"],
-            postgres_db="airflow",
-            redis_host="127.0.0.1",
-            redis_port=str(ports["redis"]),
-            redis_password=sec["redis_password"],
-            api_bind="127.0.0.1",
-            api_host="127.0.0.1",
-            api_port=str(ports["api"]),
-            api_workers="1",
-            scheduler_health_port=str(ports["scheduler_health"]),
-            llm_host="127.0.0.1",
-            llm_port=str(ports["llm"]),
-            llm_latency=str(self.llm_latency),
-            dags_folder=str(self.dags_folder),
-            config_dir=str(self.dir / "config"),
-            logs_folder=str(self.logs / "airflow"),
-            fernet_key=sec["fernet_key"],
-            jwt_secret=sec["jwt_secret"],
-            api_secret_key=sec["api_secret_key"],
-            admin_user="admin",
-            admin_password=sec["admin_password"],
-            dags_paused="False",
-            worker_concurrency=str(self.concurrency),
-            openai_base_url=f"{llm}/v1",
-            openai_api_key="local-key",
-            anthropic_base_url=llm,
-            anthropic_api_key="local-key",
+        return topology(
+            self.dir,
+            ports,
+            sec,
+            dags_folder=self.dags_folder,
+            llm_latency=self.llm_latency,
+            concurrency=self.concurrency,
         )
 
     def _base_env(self) -> dict[str, str]:
@@ -249,16 +187,6 @@ class LocalDeployment:
     @property
     def llm(self) -> LLMAdmin:
         return LLMAdmin(self.state["urls"]["llm"])
-
-    def _argv(self, cmd: Iterable[str], env: dict[str, str]) -> list[str]:
-        argv = list(cmd)
-        if argv[0] == "python":
-            argv[0] = sys.executable
-        else:
-            argv[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
-        return argv
-
-    # ------------------------------------------------------------------ up
 
     def up(self, timeout: float = 180.0) -> LocalDeployment:
         """Start everything and wait until every component is healthy; on failure stop what started."""
@@ -341,7 +269,7 @@ class LocalDeployment:
                 ports={"redis": ports["redis"]},
             )
         )
-        llm_cmd = self._argv(services["llm-server"].command, self._base_env())
+        llm_cmd = resolve_argv(services["llm-server"].command, self._base_env())
         llm = self._record(
             *spawn(
                 "llm-server",
@@ -353,51 +281,12 @@ class LocalDeployment:
         )
         wait_until(lambda: postgres.ready(ports["postgres"]), timeout, "postgres", proc=pg)
         postgres.create_database(ports["postgres"], sec["postgres_password"], topo.postgres_db)
-        wait_until(lambda: _redis_ping(ports["redis"], sec["redis_password"]), timeout, "redis", proc=redis)
+        wait_until(lambda: redis_ping(ports["redis"], sec["redis_password"]), timeout, "redis", proc=redis)
         wait_until(lambda: self.llm.stats() is not None, timeout, "llm-server", proc=llm)
 
     def _init(self, topo: settings.Topology, env: dict[str, str]) -> None:
         """The init steps of :mod:`.settings`, then any extra pools of this deployment."""
-        init_env = {**env, **settings.init_env(topo)}
-        log = self.logs / "airflow-init.log"
-        for step in settings.init_steps(topo):
-            if tuple(step[: len(settings.POOLS_SYNC)]) == settings.POOLS_SYNC and not _pools_sync_available():
-                _append(
-                    log, f"skipped (this provider version has no `{' '.join(settings.POOLS_SYNC)}`): {step}\n"
-                )
-                continue
-            if step[:3] == ("airflow", "pools", "import") and not Path(step[3]).exists():
-                _append(log, f"skipped (no pools file): {step}\n")
-                continue
-            self._run_step(step, init_env, log)
-        if self.pools:
-            extra = self.dir / "config" / "extra_pools.json"
-            extra.write_text(
-                json.dumps(
-                    {
-                        name: {
-                            "slots": slots,
-                            "description": "LocalDeployment(pools=...)",
-                            "include_deferred": True,
-                        }
-                        for name, slots in self.pools.items()
-                    }
-                )
-            )
-            self._run_step(("airflow", "pools", "import", str(extra)), init_env, log)
-
-    def _run_step(self, step: Iterable[str], env: dict[str, str], log: Path) -> None:
-        argv = self._argv(step, env)
-        _append(log, f"$ {' '.join(argv)}\n")
-        with open(log, "ab") as out:
-            result = subprocess.run(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
-            )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"init step failed (exit {result.returncode}): {' '.join(argv)}; log: {log}\n"
-                f"{log_tail(str(log))}"
-            )
+        run_init(topo, env, self.logs / "airflow-init.log", pools=self.pools, config_dir=self.dir / "config")
 
     def _start_airflow(
         self, topo: settings.Topology, env: dict[str, str], ports: dict[str, int], timeout: float
@@ -414,10 +303,10 @@ class LocalDeployment:
             started[name] = self._record(
                 *spawn(
                     name,
-                    self._argv(services[name].command, proc_env),
+                    resolve_argv(services[name].command, proc_env),
                     proc_env,
                     self.logs / f"{name}.log",
-                    ports=_component_ports(name, ports),
+                    ports=component_ports(name, ports),
                 )
             )
         worker = services["airflow-worker"]
@@ -425,7 +314,7 @@ class LocalDeployment:
             wname = f"worker{i}"
             proc_env = {**env, **settings.local_process_env("worker", port=ports[f"{wname}_log"], name=wname)}
             argv = [
-                *self._argv(worker.command, proc_env),
+                *resolve_argv(worker.command, proc_env),
                 *settings.local_worker_args(wname, self.concurrency),
             ]
             started[wname] = self._record(
@@ -438,13 +327,13 @@ class LocalDeployment:
                 )
             )
         wait_until(
-            lambda: _http_ok(f"{topo.api_url}/api/v2/monitor/health"),
+            lambda: http_ok(f"{topo.api_url}/api/v2/monitor/health"),
             timeout,
             "api-server",
             proc=started["airflow-apiserver"],
         )
         wait_until(
-            lambda: _http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
+            lambda: http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
             timeout,
             "scheduler",
             proc=started["airflow-scheduler"],
@@ -457,14 +346,14 @@ class LocalDeployment:
         for i in range(1, self.workers + 1):
             wname = f"worker{i}"
             wait_until(
-                lambda w=wname: port_open(ports[f"{w}_log"]) and _worker_ready(self.logs / f"{w}.log"),
+                lambda w=wname: port_open(ports[f"{w}_log"]) and worker_ready(self.logs / f"{w}.log"),
                 timeout,
                 wname,
                 proc=started[wname],
             )
 
     def _monitor(self) -> dict[str, Any]:
-        health = _http_json(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+        health = http_json(f"{self.api_url}/api/v2/monitor/health", timeout=5)
         return health if isinstance(health, dict) else {}
 
     # ------------------------------------------------------------------ down and status
@@ -491,30 +380,30 @@ class LocalDeployment:
         (self.dir / STATE_FILE).rename(self.dir / "state.last.json")
         self._state = None
         self._popens.clear()
-        self._token = None
+        self._rest = None
         return report
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per component: pid, running, healthy (by the component's own health endpoint)."""
         ports = self.state["ports"]
-        redis_password = _url_password(self.state.get("env", {}).get("AIRFLOW__CELERY__BROKER_URL", ""))
+        redis_password = url_password(self.state.get("env", {}).get("AIRFLOW__CELERY__BROKER_URL", ""))
         try:
             monitor = self._monitor()
         except Exception:
             monitor = {}
         checks: dict[str, Callable[[], bool]] = {
             "postgres": lambda: postgres.ready(ports["postgres"]),
-            "redis": lambda: _redis_ping(ports["redis"], redis_password),
-            "llm-server": lambda: _http_ok(self.state["urls"]["llm"] + "/_admin/stats"),
+            "redis": lambda: redis_ping(ports["redis"], redis_password),
+            "llm-server": lambda: http_ok(self.state["urls"]["llm"] + "/_admin/stats"),
             "airflow-apiserver": lambda: monitor.get("metadatabase", {}).get("status") == "healthy",
-            "airflow-scheduler": lambda: _http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
+            "airflow-scheduler": lambda: http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
             "airflow-dag-processor": lambda: monitor.get("dag_processor", {}).get("status") == "healthy",
             "airflow-triggerer": lambda: monitor.get("triggerer", {}).get("status") == "healthy",
         }
         report: dict[str, dict[str, Any]] = {}
         for proc in self._procs():
             running = alive(proc)
-            check = checks.get(proc.name) or partial(_log_server_open, proc)
+            check = checks.get(proc.name) or partial(log_server_open, proc)
             try:
                 healthy = running and bool(check())
             except Exception:
@@ -536,220 +425,42 @@ class LocalDeployment:
 
     # ------------------------------------------------------------------ REST API
 
-    def _api(self, method: str, path: str, body: Any = None) -> Any:
-        for attempt in range(2):
-            if self._token is None:
-                sec = _load_json(self.dir / SECRETS_FILE) or {}
-                self._token = fetch_token(self.api_url, self.state["admin"]["user"], sec["admin_password"])
-            try:
-                return _http_json(
-                    self.api_url + path, method=method, body=body, token=self._token, timeout=30
-                )
-            except urllib.error.HTTPError as err:
-                if err.code == 401 and attempt == 0:
-                    self._token = None
-                    continue
-                raise
-        raise AssertionError("unreachable")
+    @property
+    def rest(self) -> RestClient:
+        """The deployment's REST API as its admin user (a token is fetched when first needed)."""
+        if self._rest is None:
+            self._rest = RestClient(self.api_url, self.state["admin"]["user"], self._admin_password)
+        return self._rest
+
+    def _admin_password(self) -> str:
+        sec = _load_json(self.dir / SECRETS_FILE) or {}
+        return str(sec["admin_password"])
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> None:
         """Wait until the dag-processor has parsed ``dag_id`` (it is in the API)."""
-        quoted = urllib.parse.quote(dag_id)
-        wait_until(lambda: self._api("GET", f"/api/v2/dags/{quoted}") is not None, timeout, f"DAG {dag_id}")
+        self.rest.wait_for_dag(dag_id, timeout)
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Trigger a run through the REST API; returns its run_id."""
-        self.wait_for_dag(dag_id)
-        run = self._api(
-            "POST",
-            f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns",
-            {"logical_date": None, "conf": conf or {}},
-        )
-        return str(run["dag_run_id"])
+        return self.rest.trigger(dag_id, conf)
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        run = self._api(
-            "GET", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns/{urllib.parse.quote(run_id)}"
-        )
-        return str(run["state"])
+        return self.rest.run_state(dag_id, run_id)
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
         """Poll the run until it finishes; returns its final state."""
-        deadline = time.monotonic() + timeout
-        state = ""
-        while time.monotonic() < deadline:
-            state = self.run_state(dag_id, run_id)
-            if state in TERMINAL_STATES:
-                return state
-            time.sleep(1.0)
-        raise TimeoutError(f"{dag_id}/{run_id} still {state!r} after {timeout:.0f} s")
+        return self.rest.wait(dag_id, run_id, timeout)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of the run (task_id, map_index, state, hostname, pid, start/end dates)."""
-        items: list[dict[str, Any]] = []
-        base = f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances"
-        while True:
-            page = self._api("GET", f"{base}?limit=100&offset={len(items)}")
-            items.extend(page["task_instances"])
-            if not page["task_instances"] or len(items) >= page["total_entries"]:
-                return items
-
-
-def _component_ports(name: str, ports: dict[str, int]) -> dict[str, int]:
-    return {
-        "airflow-apiserver": {"api": ports["api"]},
-        "airflow-scheduler": {"health": ports["scheduler_health"]},
-        "airflow-triggerer": {"log_server": ports["triggerer_log"]},
-    }.get(name, {})
-
-
-def _log_server_open(proc: Proc) -> bool:
-    """The health check of a component without one of its own: its log server answers."""
-    return port_open(proc.ports["log_server"])
-
-
-def _append(path: Path, text: str) -> None:
-    with open(path, "a") as fh:
-        fh.write(text)
-
-
-def _pools_sync_available() -> bool:
-    """Whether this provider's CLI has ``pools sync`` yet (it is developed separately)."""
-    from airflow_agent_provider.cli.main import build_parser
-
-    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                return dict(action.choices)
-        return {}
-
-    parser = build_parser()
-    for word in settings.POOLS_SYNC[1:]:
-        found = subcommands(parser).get(word)
-        if found is None:
-            return False
-        parser = found
-    return True
-
-
-def _url_password(url: str) -> str | None:
-    try:
-        return urllib.parse.urlsplit(url).password
-    except ValueError:
-        return None
-
-
-def _resp(*words: str) -> bytes:
-    """A Redis command in the protocol's array form (safe for any password)."""
-    out = [f"*{len(words)}\r\n".encode()]
-    for word in words:
-        data = word.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _redis_ping(port: int, password: str | None = None) -> bool:
-    """PING (after AUTH when the server has a password) answered with PONG."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-        sock.sendall((_resp("AUTH", password) if password else b"") + _resp("PING"))
-        buf = b""
-        while buf.count(b"\r\n") < (2 if password else 1):
-            chunk = sock.recv(256)
-            if not chunk:
-                break
-            buf += chunk
-        return buf.splitlines()[-1:] == [b"+PONG"] if buf else False
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
-            return bool(200 <= resp.status < 300)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _worker_ready(log: Path) -> bool:
-    """Celery prints ``ready.`` once the node consumes from the broker."""
-    try:
-        return " ready." in log.read_text(errors="replace")
-    except OSError:
-        return False
-
-
-# ---------------------------------------------------------------------- command line
-
-
-def _print_status(report: dict[str, dict[str, Any]]) -> None:
-    print(f"{'component':<24}{'pid':>8}  {'running':<8}{'healthy':<8}ports")
-    for name, row in report.items():
-        ports = ", ".join(f"{k}={v}" for k, v in row["ports"].items())
-        print(f"{name:<24}{row['pid']:>8}  {str(row['running']):<8}{str(row['healthy']):<8}{ports}")
-
-
-PROG = "python -m airflow_agent_provider.deploy.local"
+        return self.rest.task_instances(dag_id, run_id)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from airflow_agent_provider.cli.errors import OneLineParser, run
+    """The command line (:mod:`.local_cli`), for ``python -m airflow_agent_provider.deploy.local``."""
+    from airflow_agent_provider.deploy.local_cli import main as cli_main
 
-    parser = OneLineParser(prog=PROG, description="Run the provider's multi-process deployment natively.")
-    parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--dir", default=DEFAULT_DIR, help=f"working directory (default {DEFAULT_DIR})")
-    parser.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
-    parser.add_argument("--concurrency", type=int, default=2, help="task slots per worker (default 2)")
-    parser.add_argument("--llm-latency", type=float, default=0.0, help="seconds per LLM answer (default 0)")
-    parser.add_argument("--dags-folder", default="dags", help="DAGs folder (default ./dags)")
-    args = parser.parse_args(argv)
-    if args.workers < 1 or args.concurrency < 1 or args.llm_latency < 0:
-        parser.error("--workers and --concurrency must be at least 1, --llm-latency at least 0")
-    return run(f"{PROG} {args.action}", lambda: _run_action(args))
-
-
-def _run_action(args: argparse.Namespace) -> int:
-    dep = LocalDeployment(
-        args.dir,
-        workers=args.workers,
-        dags_folder=args.dags_folder,
-        llm_latency=args.llm_latency,
-        concurrency=args.concurrency,
-    )
-    if args.action == "up":
-        dep.up()
-        _print_status(dep.status())
-        print(f"\nAPI/UI: {dep.api_url}  (user admin, password in {dep.dir / SECRETS_FILE})")
-        print(f"LLM server: {dep.state['urls']['llm']}   logs: {dep.logs}")
-        print(f"airflow CLI: set -a; . {dep.dir / 'airflow.env'}; set +a; airflow dags list")
-        _write_env_file(dep)
-        return 0
-    if dep._state is None:
-        what = "nothing to stop" if args.action == "down" else "nothing to report"
-        print(
-            f"{PROG} {args.action}: no deployment recorded in {dep.dir} ({what}; see --dir)", file=sys.stderr
-        )
-        return 1
-    if args.action == "status":
-        report = dep.status()
-        _print_status(report)
-        return 0 if all(r["healthy"] for r in report.values()) else 1
-    report = dep.down()
-    print(f"stopped: {', '.join(report['stopped']) or 'nothing'}")
-    if report["ports_open"] or report["still_running"]:
-        print(
-            f"{PROG} down: still open ports: {report['ports_open']}, still running: {report['still_running']}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def _write_env_file(dep: LocalDeployment) -> None:
-    """``DIR/airflow.env``: the deployment's Airflow settings, to source in a shell (0600: secrets)."""
-    lines = [f"{k}={shlex.quote(v)}" for k, v in dep.env.items() if k.startswith("AIRFLOW")]
-    path = dep.dir / "airflow.env"
-    write_private(path, "\n".join(lines) + "\n")
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,16 @@ def spawn(
             user=user,
         )
     return Proc(name, popen.pid, start_time(popen.pid), str(log_path), dict(ports or {}), list(cmd)), popen
+
+
+def resolve_argv(cmd: Iterable[str], env: dict[str, str]) -> list[str]:
+    """``cmd`` with its program resolved: ``python`` is this interpreter, anything else found on ``env``'s PATH."""
+    argv = list(cmd)
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    else:
+        argv[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
+    return argv
 
 
 def signal_session(proc: Proc, sig: int) -> None:

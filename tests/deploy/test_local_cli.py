@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from airflow_agent_provider.deploy import local, secrets_check, settings
-from airflow_agent_provider.deploy.local import LocalDeployment, _redis_ping
+from airflow_agent_provider.deploy._probes import redis_ping as _redis_ping
+from airflow_agent_provider.deploy.local import LocalDeployment
 from airflow_agent_provider.deploy.processes import free_port, spawn, stop, wait_until
 
 

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from airflow_agent_provider.deploy import auth, settings
+from airflow_agent_provider.deploy._local_config import pools_sync_available as _pools_sync_available
 from airflow_agent_provider.deploy.hostname import worker_hostname
-from airflow_agent_provider.deploy.local import LocalDeployment, _pools_sync_available
+from airflow_agent_provider.deploy.local import LocalDeployment
 from airflow_agent_provider.deploy.processes import alive, members, spawn, stop
 
 
