@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, TaskGroup, task
@@ -155,8 +155,8 @@ def _module_sizes(n: int, modules: int) -> list[int]:
     return [n // modules + (1 if m < n % modules else 0) for m in range(modules)]
 
 
-def noop_floor_dag(dag_id: str, n: int, modules: int = MODULES) -> DAG:
-    r"""``n`` no-op ``@task``\\ s in ``modules`` task groups, no dependencies between them."""
+def _floor_dag(dag_id: str, n: int, modules: int, add_task: Callable[[int], object]) -> DAG:
+    """``n`` tasks made by ``add_task(i)`` (1-based) in ``modules`` task groups, no dependencies."""
     with DAG(
         dag_id, schedule=None, catchup=False, max_active_tasks=max(n, 16), tags=["bench", "floor"]
     ) as dag:
@@ -165,24 +165,25 @@ def noop_floor_dag(dag_id: str, n: int, modules: int = MODULES) -> DAG:
             with TaskGroup(f"M{m}"):
                 for _ in range(size):
                     i += 1
-                    noop.override(task_id=f"a{i:04d}")()
+                    add_task(i)
     return dag
+
+
+def noop_floor_dag(dag_id: str, n: int, modules: int = MODULES) -> DAG:
+    r"""``n`` no-op ``@task``\\ s in ``modules`` task groups, no dependencies between them."""
+    return _floor_dag(dag_id, n, modules, lambda i: noop.override(task_id=f"a{i:04d}")())
 
 
 def trigger_floor_dag(dag_id: str, n: int, modules: int = MODULES, model: str = "gpt-5-mini") -> DAG:
     """``n`` :class:`TriggerFloorOperator` tasks in ``modules`` task groups, no dependencies."""
-    with DAG(
-        dag_id, schedule=None, catchup=False, max_active_tasks=max(n, 16), tags=["bench", "floor"]
-    ) as dag:
-        i = 0
-        for m, size in enumerate(_module_sizes(n, modules), start=1):
-            with TaskGroup(f"M{m}"):
-                for _ in range(size):
-                    i += 1
-                    TriggerFloorOperator(
-                        task_id=f"a{i:04d}", prompt=f"[[reply: ok {i}]] floor {i}", model=model
-                    )
-    return dag
+    return _floor_dag(
+        dag_id,
+        n,
+        modules,
+        lambda i: TriggerFloorOperator(
+            task_id=f"a{i:04d}", prompt=f"[[reply: ok {i}]] floor {i}", model=model
+        ),
+    )
 
 
 __all__ = ["OneCallTrigger", "TriggerFloorOperator", "noop_floor_dag", "trigger_floor_dag"]

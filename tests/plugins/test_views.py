@@ -103,15 +103,21 @@ def test_a_raw_plus_in_a_run_id_is_not_a_space(client):
     assert client.get(f"/api/runs/{DAG}/{R}").json()["run_id"] == RUN
 
 
-def test_workflow_view_budgets_spend_and_runs(spent_store, store_url):
-    now = _now(spent_store)
+def _charge_today(store, usd: float):
+    """One settled Finance.reconcile call of ``usd`` today, in run ``scheduled__today``; returns now."""
+    now = _now(store)
     charge(
-        spent_store,
+        store,
         run_id="scheduled__today",
         at=now,
         prefix="t",
-        calls=[("Finance", "reconcile", "openai", "gpt-5-mini", 100, 10, 0, 0.034)],
+        calls=[("Finance", "reconcile", "openai", "gpt-5-mini", 100, 10, 0, usd)],
     )
+    return now
+
+
+def test_workflow_view_budgets_spend_and_runs(spent_store, store_url):
+    now = _charge_today(spent_store, 0.034)
     with make_client(spent_store, store_url) as client:
         body = client.get(f"/api/workflows/{DAG}").json()
     assert body["budgets"] == {**BUDGETS, "known": True}
@@ -141,14 +147,7 @@ def test_workflow_view_budgets_spend_and_runs(spent_store, store_url):
 
 
 def test_overview_budget_percentages_limits_breakers_and_pauses(spent_store, store_url):
-    now = _now(spent_store)
-    charge(
-        spent_store,
-        run_id="scheduled__today",
-        at=now,
-        prefix="t",
-        calls=[("Finance", "reconcile", "openai", "gpt-5-mini", 100, 10, 0, 0.03)],
-    )
+    _charge_today(spent_store, 0.03)
     policy = RateLimitPolicy(requests_per_minute=60, tokens_per_minute=100_000, max_concurrent=4)
     for tokens in (1200, 800):
         assert spent_store.acquire("openai/gpt-5-mini", policy.tiers(), tokens, max_concurrent=4).granted
