@@ -102,7 +102,9 @@ def print_costs(dag_id: str, run_id: str | None, *, as_json: bool = False) -> in
     summary = Ledger(store).run_summary(dag_id, run_id)
     savings = _savings(summary, realtime_equivalent_usd(summary.entries))
     if as_json:
-        print(json.dumps({**summary.to_dict(), "batch_savings": savings}, indent=2, default=str))
+        print(
+            json.dumps({**summary.to_dict(deliveries=True), "batch_savings": savings}, indent=2, default=str)
+        )
         return 0
     print(f"{dag_id}  run {run_id}  ({store.kind} store)")
     if not summary.total.calls:

@@ -120,17 +120,26 @@ class RunCostSummary:
     def _mode_order(self) -> list[str]:
         return [*DELIVERY_MODES, *sorted(set(self.deliveries) - set(DELIVERY_MODES))]
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-safe form (for XCom and ``airflow-agents costs --json``); entries are left out."""
-        return {
+    def to_dict(self, *, deliveries: bool = False) -> dict[str, object]:
+        """
+        JSON-safe form (for XCom and ``airflow-agents costs --json``); entries are left out.
+
+        ``deliveries=True`` adds ``deliveries`` (totals per delivery mode) and ``agent_deliveries``;
+        they are opt-in so that the shape the REST API and the status snapshot return stays as it is.
+        """
+        data: dict[str, object] = {
             "dag_id": self.dag_id,
             "run_id": self.run_id,
             "total": self.total.to_dict(),
-            "deliveries": {mode: self.deliveries[mode].to_dict() for mode in self._mode_order()},
             "modules": {name: totals.to_dict() for name, totals in sorted(self.modules.items())},
             "agents": {name: totals.to_dict() for name, totals in sorted(self.agents.items())},
-            "agent_deliveries": {name: list(modes) for name, modes in sorted(self.agent_deliveries.items())},
         }
+        if deliveries:
+            data["deliveries"] = {mode: self.deliveries[mode].to_dict() for mode in self._mode_order()}
+            data["agent_deliveries"] = {
+                name: list(modes) for name, modes in sorted(self.agent_deliveries.items())
+            }
+        return data
 
 
 @dataclass(frozen=True)
