@@ -22,21 +22,11 @@ from typing import Any
 
 import jinja2
 
+from airflow_agent_provider._prompt_names import WORKFLOW_PROMPT_NAMES
 from airflow_agent_provider.exceptions import PromptContextError as PromptContextError
 
 #: Every name a workflow prompt can read.
-WORKFLOW_NAMES: tuple[str, ...] = (
-    "results",
-    "upstream_text",
-    "params",
-    "item",
-    "last",
-    "iteration",
-    "ds",
-    "logical_date",
-    "run_id",
-    "dag_id",
-)
+WORKFLOW_NAMES: tuple[str, ...] = WORKFLOW_PROMPT_NAMES
 
 
 def _plain(params: Any) -> dict[str, Any]:

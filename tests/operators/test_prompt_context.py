@@ -119,3 +119,10 @@ def test_a_repeat_until_iteration_does_not_render_the_last_answer(llm_connection
     assert "42" not in second
     assert result["iterations"] == 2
     assert json.dumps(result)
+
+
+def test_the_rendered_names_are_the_names_the_definitions_validate():
+    from airflow_agent_provider.definitions import PROMPT_NAMES
+    from airflow_agent_provider.operators.prompt_context import WORKFLOW_NAMES
+
+    assert set(WORKFLOW_NAMES) == PROMPT_NAMES
