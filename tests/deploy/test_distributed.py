@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_agent_provider.cost.ledger import Ledger
 from airflow_agent_provider.deploy.processes import Proc, members, port_open
-from airflow_agent_provider.stores import store_from_url
 from tests.deploy.conftest import POOL_SLOTS
+from tests.deploy.stack_reads import completions, ledger_entries
 
 if TYPE_CHECKING:
     from airflow_agent_provider.deploy.local import LocalDeployment
@@ -83,24 +82,12 @@ def test_pool_of_four_bounds_sixty_agents(stack: LocalDeployment) -> None:
     assert _workers_used(agents) == {"worker1", "worker2"}
 
 
-def _completions(stack: LocalDeployment) -> list[dict]:
-    return [e for e in stack.llm.stats()["log"] if e["path"].endswith("/chat/completions")]
-
-
-def _ledger_entries(stack: LocalDeployment, dag_id: str, run_id: str) -> list:
-    store = store_from_url(stack.env["AIRFLOW__AGENT_PROVIDER__STORE_URL"])
-    try:
-        return Ledger(store).entries(dag_id, run_id)
-    finally:
-        store.close()
-
-
 def test_rate_limit_holds_across_both_workers(stack: LocalDeployment) -> None:
     """36 agents under 30 requests/minute: no 60-second window of the server's log holds more than 30."""
     stack.llm.reset()
     run_id = stack.trigger("deploy_rate_limited")
     assert stack.wait("deploy_rate_limited", run_id, timeout=600) == "success"
-    starts = sorted(e["t_start"] for e in _completions(stack) if e["status"] == 200)
+    starts = sorted(e["t_start"] for e in completions(stack) if e["status"] == 200)
     assert len(starts) == 36
     worst = max(sum(1 for t in starts if s <= t < s + 60) for s in starts)
     assert worst <= 30
@@ -114,10 +101,10 @@ def test_budget_covering_half_the_agents(stack: LocalDeployment) -> None:
     stack.llm.reset()
     run_id = stack.trigger("deploy_budget_half")
     assert stack.wait("deploy_budget_half", run_id, timeout=300) == "success"
-    entries = _ledger_entries(stack, "deploy_budget_half", run_id)
+    entries = ledger_entries(stack, "deploy_budget_half", run_id)
     assert len(entries) == 5
     assert sum(e.usd for e in entries) == pytest.approx(5.0)
-    assert len([e for e in _completions(stack) if e["status"] == 200]) == 5
+    assert len([e for e in completions(stack) if e["status"] == 200]) == 5
     states = Counter(
         ti["state"]
         for ti in stack.task_instances("deploy_budget_half", run_id)
@@ -125,7 +112,7 @@ def test_budget_covering_half_the_agents(stack: LocalDeployment) -> None:
     )
     assert states == {"success": 5, "failed": 5}
     # the refused agents say why, and the run ends as its partial-completion policy says
-    result = stack._api(
+    result = stack.rest.call(
         "GET",
         f"/api/v2/dags/deploy_budget_half/dagRuns/{run_id}/taskInstances/workflow_result/"
         "xcomEntries/return_value",
@@ -163,11 +150,11 @@ def test_sigkill_of_a_worker_mid_run_charges_each_call_once(stack: LocalDeployme
     ]
     assert {ti["state"] for ti in tis} == {"success"}
     assert any(ti["try_number"] > 1 for ti in tis)
-    entries = _ledger_entries(stack, "deploy_kill_worker", run_id)
+    entries = ledger_entries(stack, "deploy_kill_worker", run_id)
     per_agent = Counter(e.agent for e in entries)
     assert sorted(per_agent) == sorted(ti["task_id"].split(".", 1)[1] for ti in tis)
     assert set(per_agent.values()) == {1}
-    successful_calls = [e for e in _completions(stack) if e["status"] == 200]
+    successful_calls = [e for e in completions(stack) if e["status"] == 200]
     assert len(entries) <= len(successful_calls)
 
 

@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_agent_provider.cost.ledger import Ledger
-from airflow_agent_provider.stores import store_from_url
+from tests.deploy.stack_reads import completions, ledger_entries
 
 if TYPE_CHECKING:
     from airflow_agent_provider.deploy.local import LocalDeployment
@@ -40,20 +39,8 @@ RETRY_AFTER_S = 4
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _completions(stack: LocalDeployment) -> list[dict[str, Any]]:
-    return [e for e in stack.llm.stats()["log"] if e["path"].endswith("/chat/completions")]
-
-
-def _ledger_entries(stack: LocalDeployment, dag_id: str, run_id: str) -> list:
-    store = store_from_url(stack.env["AIRFLOW__AGENT_PROVIDER__STORE_URL"])
-    try:
-        return Ledger(store).entries(dag_id, run_id)
-    finally:
-        store.close()
-
-
 def _xcom(stack: LocalDeployment, dag_id: str, run_id: str, task_id: str) -> Any:
-    value = stack._api(
+    value = stack.rest.call(
         "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
     )["value"]
     return json.loads(value) if isinstance(value, str) else value
@@ -125,7 +112,7 @@ def test_hundred_triggerer_only_agents_never_touch_a_worker(stack: LocalDeployme
     assert state == "success"
 
     # exactly one call per agent, all answered
-    calls = _completions(stack)
+    calls = completions(stack)
     assert len(calls) == 100
     assert {e["status"] for e in calls} == {200}
 
@@ -164,7 +151,7 @@ def test_hundred_triggerer_only_agents_never_touch_a_worker(stack: LocalDeployme
         assert summary["cost_usd"] == pytest.approx(own["cost_usd"])
 
     # the ledger holds one entry per agent and its total is the result's cost
-    entries = _ledger_entries(stack, dag_id, run_id)
+    entries = ledger_entries(stack, dag_id, run_id)
     assert len(entries) == 100
     assert len({e.agent for e in entries}) == 100
     assert sum(e.usd for e in entries) == pytest.approx(result["totals"]["cost_usd"])
@@ -181,10 +168,10 @@ def test_budget_for_half_the_fleet_refuses_the_rest_before_the_server(stack: Loc
     assert state == "success"  # allow_partial_completion: the run is partial, not failed
 
     # only the 5 covered agents reached the server
-    calls = _completions(stack)
+    calls = completions(stack)
     assert len(calls) == 5
     assert {e["status"] for e in calls} == {200}
-    entries = _ledger_entries(stack, dag_id, run_id)
+    entries = ledger_entries(stack, dag_id, run_id)
     assert len(entries) == 5
     assert sum(e.usd for e in entries) == pytest.approx(5.0)
 
@@ -221,7 +208,7 @@ def test_transient_errors_wait_for_the_provider_and_a_401_fails_at_once(stack: L
     stack.llm.configure(retry_after=str(RETRY_AFTER_S))
     try:
         run_id, state = _run(stack, dag_id)
-        calls = _completions(stack)
+        calls = completions(stack)
     finally:
         stack.llm.reset()
     assert state == "success"  # allow_partial_completion: the 401 agent fails, the run is partial
@@ -249,7 +236,9 @@ def test_transient_errors_wait_for_the_provider_and_a_401_fails_at_once(stack: L
     assert [e["status"] for e in task_retry] == [429, 200]
     assert task_retry[1]["t_start"] - task_retry[0]["t_end"] >= RETRY_AFTER_S
     assert tis["task_retry"]["try_number"] == 2
-    tries = stack._api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/Ops.task_retry/tries")
+    tries = stack.rest.call(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/Ops.task_retry/tries"
+    )
     # Airflow 3.3 files the first try in the history as "failed" (or "up_for_retry"); what matters is
     # that a second try ran after the provider's delay and succeeded (asserted above and here).
     history = [t["state"] for t in sorted(tries["task_instances"], key=lambda t: t["try_number"])]
