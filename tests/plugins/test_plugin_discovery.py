@@ -57,16 +57,17 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_airflow_plugins_lists_it_with_its_fastapi_app_and_nav_view(airflow_env, tmp_path):
+def _python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the Airflow environment; it must succeed (its stderr tail otherwise)."""
     result = subprocess.run(
-        [sys.executable, "-m", "airflow", "plugins", "-o", "json"],
-        env=airflow_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+        [sys.executable, *args], env=env, capture_output=True, text=True, check=False, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_airflow_plugins_lists_it_with_its_fastapi_app_and_nav_view(airflow_env, tmp_path):
+    result = _python(airflow_env, "-m", "airflow", "plugins", "-o", "json")
     listed = json.loads(result.stdout[result.stdout.index("[") :])
     ours = [p for p in listed if p["name"] == "agent_provider"]
     assert len(ours) == 1, listed
@@ -105,15 +106,7 @@ def test_airflow_api_server_app_mounts_it_behind_airflow_auth(airflow_env, tmp_p
     Reading with a token needs a migrated metadata DB (revoked tokens, the DAG's team are looked up):
     that is tested against a real api-server in test_api_server_auth.py.
     """
-    result = subprocess.run(
-        [sys.executable, "-c", AIRFLOW_APP_CHECK, DAG, RUN],
-        env=airflow_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _python(airflow_env, "-c", AIRFLOW_APP_CHECK, DAG, RUN)
     out = json.loads(result.stdout.split("RESULT ", 1)[1])
     # Airflow's "Not authenticated", answered by the plugin's app (its no-store header), not a 404.
     assert out["anonymous"] == [[401, {"detail": "Not authenticated"}, "no-store"]] * 3
