@@ -24,7 +24,7 @@ to the request it already has. Either way the attempt is kept in ``task_state_st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -33,6 +33,11 @@ from airflow_agent_provider.operators.batch_manifest import Manifest, MemberEntr
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+#: Test hooks, each called with the operator and its entry right after its request was settled (tests
+#: fail the task there to prove that a retry re-attaches and charges nothing again). Empty in production.
+AFTER_SETTLE: list[Any] = []
 
 
 class BatchAgentOperator(LLMAgentOperator):
@@ -127,7 +132,8 @@ class BatchAgentOperator(LLMAgentOperator):
         if store is None:
             return {}
         try:
-            return dict(store.get(self.batch_state_key) or {})
+            stored = store.get(self.batch_state_key)
+            return dict(stored) if isinstance(stored, dict) else {}
         except Exception as exc:
             self.log.warning("Could not read this agent's batch state: %s", exc)
             return {}
@@ -144,7 +150,7 @@ class BatchAgentOperator(LLMAgentOperator):
         handle: dict[str, Any],
         manifest: Manifest,
         deadline_at: float | None,
-    ) -> Any:
+    ) -> NoReturn:
         from airflow_agent_provider.config import get_option
         from airflow_agent_provider.triggers.batch import BatchTrigger
 
@@ -196,6 +202,8 @@ class BatchAgentOperator(LLMAgentOperator):
             self._note_failed(context, entry, str(outcome.get("kind")))
             raise ClassifiedError.from_event(batch_settle.failure_event(outcome, entry))
         guarded = batch_settle.settle(self, context, entry, outcome)
+        for hook in list(AFTER_SETTLE):
+            hook(self, entry)
         try:
             return self._finish_batch(context, guarded, entry)
         except Exception:
@@ -229,4 +237,4 @@ class BatchAgentOperator(LLMAgentOperator):
         return rt.scrubbed_result(result)
 
 
-__all__ = ["BatchAgentOperator"]
+__all__ = ["AFTER_SETTLE", "BatchAgentOperator"]

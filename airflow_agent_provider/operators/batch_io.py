@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_agent_provider.cost.pricing import CallCost, PriceOverride
-    from airflow_agent_provider.llm.batch.types import BatchHandle, BatchResults, BatchStatus
+    from airflow_agent_provider.llm.batch.types import BatchHandle, BatchResults, BatchStatus, OutcomeKind
     from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 
 #: Batch price / real-time price: OpenAI Batch API and Anthropic Message Batches are both 50 % off.
@@ -155,7 +155,7 @@ async def aresults(llm_conn_id: str, handle: Mapping[str, Any]) -> BatchResults:
         raise _scrubbed(exc, hook) from None
     for custom_id in handle.get("custom_ids") or ():
         if custom_id not in outcomes:
-            kind = "cancelled" if status.cancelled and not status.expired else "expired"
+            kind: OutcomeKind = "cancelled" if status.cancelled and not status.expired else "expired"
             outcomes[custom_id] = RequestOutcome(
                 custom_id, kind, error=f"no result in batch ({status.provider_status})"
             )

@@ -80,7 +80,7 @@ class MemberEntry:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemberEntry:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass

@@ -13,9 +13,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_agent_provider.cost.pricing import PriceOverride
     from airflow_agent_provider.guard.config import GuardConfig
     from airflow_agent_provider.llm.types import LLMRequest
     from airflow_agent_provider.operators.batch_manifest import MemberEntry
@@ -30,7 +33,7 @@ class RenderedMember:
     model: str
     request: LLMRequest | None = None
     guard: GuardConfig | None = None
-    price_override: Mapping[str, Any] | None = None
+    price_override: Mapping[str, Any] | PriceOverride | None = None
     #: Why it is not sent (its task skips or fails on its own, as in real-time delivery).
     skip_reason: str | None = None
 
@@ -63,7 +66,7 @@ def _upstream_ok(op: Any, states: Mapping[str, Any], submit_id: str) -> str | No
             if key == upstream or (key.startswith(upstream + "_") and key[len(upstream) + 1 :].isdigit())
         ]
         if any(state != "success" for state in found):
-            return upstream
+            return str(upstream)
     return None
 
 
@@ -80,7 +83,7 @@ def render_members(submit: Any, context: Mapping[str, Any]) -> list[RenderedMemb
     )
     # One pull per upstream for the whole group (the submit task is in the DAG, so a mapped
     # upstream is read as the list of its items, as the member would read it).
-    by_task_id = upstream_results(submit, dict(context), {t: t for t in upstream_ids})
+    by_task_id = upstream_results(submit, cast("Context", dict(context)), {t: t for t in upstream_ids})
     all_ids = sorted({u for op, _ in operators for u in op.upstream_task_ids} - {submit.task_id})
     states = (
         ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]], task_ids=all_ids).get(
@@ -122,7 +125,7 @@ def render_members(submit: Any, context: Mapping[str, Any]) -> list[RenderedMemb
         if op.prompt_context == "workflow":
             rt.render_fields_narrowly(op, op.template_fields, ctx)
         else:
-            op.render_template_fields(ctx)  # type: ignore[arg-type]  # a plain dict is the context here
+            op.render_template_fields(ctx)
         model = op.model or op.hook.default_model
         loop = AgentLoop.start(
             provider=submit.provider,

@@ -27,6 +27,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_agent_provider.triggers._events import trigger_event
+
 #: First wait between two reads of a batch, and the longest one after backing off (seconds).
 DEFAULT_POLL_INTERVAL_S = 30.0
 DEFAULT_MAX_POLL_INTERVAL_S = 300.0
@@ -146,7 +148,7 @@ class BatchTrigger(BaseTrigger):
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL_S,
         deadline_at: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
         self.llm_conn_id = llm_conn_id
         self.handle = dict(handle)
         self.custom_id = custom_id
@@ -181,7 +183,7 @@ class BatchTrigger(BaseTrigger):
             raise
         except Exception as exc:
             self.log.warning("Batch %s could not be read: %s: %s", batch_id, type(exc).__name__, exc)
-            yield TriggerEvent(scrub_value(error_event(exc, llm_conn_id=self.llm_conn_id)))
+            yield trigger_event(scrub_value(error_event(exc, llm_conn_id=self.llm_conn_id)))
             return
         finally:
             _forget(self.llm_conn_id, batch_id, poll)
@@ -191,7 +193,7 @@ class BatchTrigger(BaseTrigger):
             "error": f"batch {batch_id} ended without a result for {self.custom_id}",
             "status_code": None,
         }
-        yield TriggerEvent(
+        yield trigger_event(
             scrub_value(
                 {
                     "status": "done",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
+from typing import TYPE_CHECKING, Any
 
 from airflow_agent_provider.factory import build_dag
 from tests.control_flow._support import workflow_from
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
