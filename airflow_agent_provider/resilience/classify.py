@@ -22,13 +22,9 @@ worker side with ``classify_event``.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import re
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from airflow_agent_provider.exceptions import (
     ClassifiedError as ClassifiedError,
@@ -36,158 +32,31 @@ from airflow_agent_provider.exceptions import (
     TransientError,
 )
 from airflow_agent_provider.llm.provider_headers import duration_seconds, parse_rate_limit_headers
-
-ErrorKind = Literal["transient", "permanent"]
-
-TRANSIENT: ErrorKind = "transient"
-PERMANENT: ErrorKind = "permanent"
-
-#: Longest message kept in an ``ErrorInfo``/error event (provider messages can echo whole prompts).
-MAX_MESSAGE_CHARS = 500
-
-_STATUS_REASONS: dict[int, tuple[ErrorKind, str]] = {
-    400: (PERMANENT, "bad_request"),
-    401: (PERMANENT, "authentication"),
-    402: (PERMANENT, "payment_required"),
-    403: (PERMANENT, "permission_denied"),
-    404: (PERMANENT, "not_found"),
-    408: (TRANSIENT, "request_timeout"),
-    409: (TRANSIENT, "conflict"),
-    413: (PERMANENT, "request_too_large"),
-    422: (PERMANENT, "unprocessable"),
-    425: (TRANSIENT, "too_early"),
-    429: (TRANSIENT, "rate_limited"),
-    529: (TRANSIENT, "overloaded"),
-}
-
-# Error codes/types that refine a status: a 429 for an exhausted quota does not pass by waiting.
-_QUOTA_CODES = {"insufficient_quota", "contract_spend_limit_reached", "enforced_spend_limit_reached"}
-_CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
-_CONTENT_POLICY_CODES = {"content_policy_violation", "content_filter", "invalid_prompt"}
-_REFINED_REASONS = {"quota_exhausted", "context_length_exceeded", "content_policy"}
-_CONTEXT_MESSAGE = re.compile(
-    r"context length|context window|prompt is too long|too many tokens", re.IGNORECASE
+from airflow_agent_provider.resilience._error_kinds import (
+    CONNECTION_NAMES,
+    CONTENT_POLICY_CODES,
+    CONTEXT_CODES,
+    CONTEXT_MESSAGE,
+    ERROR_TYPES,
+    MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS,
+    PERMANENT as PERMANENT,
+    PERMANENT_NAMES,
+    QUOTA_CODES,
+    REFINED_REASONS,
+    STATUS_REASONS,
+    TIMEOUT_NAMES,
+    TRANSIENT as TRANSIENT,
+    ErrorInfo as ErrorInfo,
+    ErrorKind as ErrorKind,
+)
+from airflow_agent_provider.resilience._transports import (
+    AIRFLOW_TIMEOUT_CLASS_NAMES,
+    connection_classes,
+    loaded_classes,
+    timeout_classes,
 )
 
-# Error ``type`` strings in the two APIs' error bodies, for errors without a usable HTTP status
-# (an error event inside a 200 streaming response).
-_ERROR_TYPES: dict[str, tuple[ErrorKind, str]] = {
-    "overloaded_error": (TRANSIENT, "overloaded"),
-    "rate_limit_error": (TRANSIENT, "rate_limited"),
-    "api_error": (TRANSIENT, "server_error"),
-    "server_error": (TRANSIENT, "server_error"),
-    "timeout_error": (TRANSIENT, "timeout"),
-    "invalid_request_error": (PERMANENT, "bad_request"),
-    "authentication_error": (PERMANENT, "authentication"),
-    "permission_error": (PERMANENT, "permission_denied"),
-    "not_found_error": (PERMANENT, "not_found"),
-    "request_too_large": (PERMANENT, "request_too_large"),
-}
-
-# Exception class names, for errors that arrive as an event dict (no class to test).
-_TIMEOUT_NAMES = {
-    "APITimeoutError",
-    "TimeoutError",
-    "TimeoutException",
-    "ReadTimeout",
-    "ConnectTimeout",
-    "WriteTimeout",
-    "PoolTimeout",
-}
-_CONNECTION_NAMES = {
-    "APIConnectionError",
-    "ConnectError",
-    "ConnectionError",
-    "ConnectionRefusedError",
-    "ConnectionResetError",
-    "RemoteProtocolError",
-    "ReadError",
-    "WriteError",
-    "TransportError",
-    "NetworkError",
-    "CircuitOpenError",
-}
-_PERMANENT_NAMES = {
-    "LengthFinishReasonError": "output_length_exceeded",
-    "ContentFilterFinishReasonError": "content_policy",
-}
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """What is known about one failed call."""
-
-    kind: ErrorKind
-    #: Short machine-readable cause: ``rate_limited``, ``overloaded``, ``server_error``, ``timeout``,
-    #: ``connection_error``, ``bad_request``, ``context_length_exceeded``, ``authentication`` ...
-    reason: str
-    status_code: int | None = None
-    #: Seconds the provider asked us to wait, if it said.
-    retry_after_s: float | None = None
-    #: ``openai``/``anthropic`` when the error came from that SDK.
-    provider: str | None = None
-    #: Name of the exception class (kept because events carry no class).
-    error_type: str = ""
-    message: str = ""
-    #: False when nothing was known about the exception (then ``kind`` is ``permanent``).
-    classified: bool = True
-
-    @property
-    def transient(self) -> bool:
-        return self.kind == TRANSIENT
-
-    @property
-    def permanent(self) -> bool:
-        return self.kind == PERMANENT
-
-
-# ---------------------------------------------------------------------------------------------
-# Exception classes of the optional transports, looked up when an exception is classified.
-# ---------------------------------------------------------------------------------------------
-
-# Never imported here: the SDKs take seconds to import, and this module is loaded at DAG parse time
-# (every task start). An exception of an SDK class can only exist once that SDK has been imported,
-# so looking the classes up in ``sys.modules`` at classification time finds all the ones that matter.
-# The SDKs ship their own copy of httpx ("httpx2"); plain httpx is what other callers use.
-_TIMEOUT_CLASS_NAMES = (
-    ("openai", "APITimeoutError"),
-    ("anthropic", "APITimeoutError"),
-    ("httpx", "TimeoutException"),
-    ("httpx2", "TimeoutException"),
-)
-_CONNECTION_CLASS_NAMES = (
-    ("openai", "APIConnectionError"),
-    ("anthropic", "APIConnectionError"),
-    ("httpx", "TransportError"),
-    ("httpx2", "TransportError"),
-)
-
-
-#: Airflow's task timeouts (only looked up: the engines never import Airflow).
-_AIRFLOW_TIMEOUT_CLASS_NAMES = (
-    ("airflow.sdk.exceptions", "TaskDeferralTimeout"),
-    ("airflow.sdk.exceptions", "AirflowTaskTimeout"),
-)
-
-
-def _loaded_classes(specs: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
-    """The classes named by ``(module, class)`` among the modules already imported; imports nothing."""
-    found = []
-    for module_name, name in specs:
-        module = sys.modules.get(module_name)
-        cls = getattr(module, name, None) if module is not None else None
-        if isinstance(cls, type):
-            found.append(cls)
-    return tuple(found)
-
-
-def _timeout_classes() -> tuple[type[BaseException], ...]:
-    return _loaded_classes(_TIMEOUT_CLASS_NAMES) + (asyncio.TimeoutError, TimeoutError)
-
-
-def _connection_classes() -> tuple[type[BaseException], ...]:
-    return _loaded_classes(_CONNECTION_CLASS_NAMES) + (ConnectionError,)
-
+ErrorInfo.__module__ = __name__  # defined in a private module, public here (reprs, pickles)
 
 # ---------------------------------------------------------------------------------------------
 # Retry-after hints (parsed by ``llm.provider_headers``, the one reader of provider headers)
@@ -256,8 +125,8 @@ def _error_type(exc: BaseException) -> str | None:
 
 def status_kind(status: int) -> tuple[ErrorKind, str]:
     """Kind and reason for an HTTP status alone."""
-    if status in _STATUS_REASONS:
-        return _STATUS_REASONS[status]
+    if status in STATUS_REASONS:
+        return STATUS_REASONS[status]
     if status >= 500:
         return TRANSIENT, "server_error"
     if 400 <= status < 500:
@@ -269,11 +138,11 @@ def _refine(
     kind: ErrorKind, reason: str, status: int | None, code: str | None, message: str
 ) -> tuple[ErrorKind, str]:
     """Codes that change the meaning of a status (quota vs. rate limit, context length vs. bad request)."""
-    if code in _QUOTA_CODES:
+    if code in QUOTA_CODES:
         return PERMANENT, "quota_exhausted"
-    if code in _CONTEXT_CODES or (status in (400, 413) and _CONTEXT_MESSAGE.search(message)):
+    if code in CONTEXT_CODES or (status in (400, 413) and CONTEXT_MESSAGE.search(message)):
         return PERMANENT, "context_length_exceeded"
-    if code in _CONTENT_POLICY_CODES:
+    if code in CONTENT_POLICY_CODES:
         return PERMANENT, "content_policy"
     return kind, reason
 
@@ -301,7 +170,7 @@ def _airflow_timeout(exc: BaseException, name: str, message: str) -> ErrorInfo |
     unclassified, so the task's standard retries decide, as for any task. Airflow's exceptions carry a class-level ``status_code = 500`` (the API server's status for them);
     read as a provider response, a deferral timeout would be a "transient HTTP 500 server_error".
     """
-    if not isinstance(exc, _loaded_classes(_AIRFLOW_TIMEOUT_CLASS_NAMES)):
+    if not isinstance(exc, loaded_classes(AIRFLOW_TIMEOUT_CLASS_NAMES)):
         return None
     where = " while it was deferred to the triggerer" if name == "TaskDeferralTimeout" else ""
     text = f"the agent exceeded its execution_timeout{where}" + (f" ({message})" if message else "")
@@ -333,24 +202,24 @@ def _classify_one(exc: BaseException) -> ErrorInfo | None:
         # The provider may say explicitly whether to retry (OpenAI's x-should-retry); a refined
         # reason (quota, context length, content policy) is about the request and stays permanent.
         should_retry = headers.get("x-should-retry") if headers is not None else None
-        if reason not in _REFINED_REASONS and should_retry in ("true", "false"):
+        if reason not in REFINED_REASONS and should_retry in ("true", "false"):
             kind = TRANSIENT if should_retry == "true" else PERMANENT
         retry_after = (
             retry_after_from_headers(headers, rate_limited=status == 429) if kind == TRANSIENT else None
         )
         return ErrorInfo(kind, reason, status, retry_after, provider, name, message)
 
-    if name in _PERMANENT_NAMES and provider:
-        return ErrorInfo(PERMANENT, _PERMANENT_NAMES[name], None, None, provider, name, message)
-    if isinstance(exc, _timeout_classes()):
+    if name in PERMANENT_NAMES and provider:
+        return ErrorInfo(PERMANENT, PERMANENT_NAMES[name], None, None, provider, name, message)
+    if isinstance(exc, timeout_classes()):
         return ErrorInfo(TRANSIENT, "timeout", None, None, provider, name, message)
-    if isinstance(exc, _connection_classes()):
+    if isinstance(exc, connection_classes()):
         return ErrorInfo(TRANSIENT, "connection_error", None, None, provider, name, message)
 
     # An API error without a usable status (an error event inside a streamed 200 response).
     err_type = _error_type(exc) if provider else None
-    if err_type in _ERROR_TYPES:
-        kind, reason = _ERROR_TYPES[err_type]
+    if err_type in ERROR_TYPES:
+        kind, reason = ERROR_TYPES[err_type]
         kind, reason = _refine(kind, reason, None, _error_code(exc), message)
         return ErrorInfo(
             kind, reason, status if isinstance(status, int) else None, None, provider, name, message
@@ -452,10 +321,10 @@ def classify_event(event: Mapping[str, Any]) -> ErrorInfo:
     if status is not None and status >= 400:
         kind, reason = _refine(*status_kind(status), status, event.get("code"), message)
         return ErrorInfo(kind=kind, reason=reason, **common)
-    if error_type in _TIMEOUT_NAMES:
+    if error_type in TIMEOUT_NAMES:
         return ErrorInfo(kind=TRANSIENT, reason="timeout", **common)
-    if error_type in _CONNECTION_NAMES:
+    if error_type in CONNECTION_NAMES:
         return ErrorInfo(kind=TRANSIENT, reason="connection_error", **common)
-    if error_type in _PERMANENT_NAMES:
-        return ErrorInfo(kind=PERMANENT, reason=_PERMANENT_NAMES[error_type], **common)
+    if error_type in PERMANENT_NAMES:
+        return ErrorInfo(kind=PERMANENT, reason=PERMANENT_NAMES[error_type], **common)
     return ErrorInfo(kind=PERMANENT, reason="unclassified", classified=False, **common)
