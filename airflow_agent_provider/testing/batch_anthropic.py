@@ -25,6 +25,8 @@ from airflow_agent_provider.testing.batch_http import error, serve
 from airflow_agent_provider.testing.batch_state import BatchItem, BatchStore, StoredBatch
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastapi import FastAPI
 
     from airflow_agent_provider.testing.server_state import ServerState
@@ -135,25 +137,26 @@ def register_anthropic_batch_routes(app: FastAPI, state: ServerState, store: Bat
 
         return await serve(state, request, "anthropic", "/v1/messages/batches", handle)
 
-    @app.get("/v1/messages/batches/{batch_id}")
-    async def retrieve_batch(batch_id: str, request: Request) -> Response:
-        async def handle() -> Response:
-            batch = store.get(batch_id, "anthropic")
-            if batch is None:
-                return error("anthropic", 404, "No such message batch.")
-            return JSONResponse(batch_object(batch, root(request)))
+    def batch_route(route: str, find: Callable[[str], StoredBatch | None]) -> Callable[..., Any]:
+        """A route that answers with one batch object: retrieve and cancel differ only in ``find``."""
 
-        return await serve(state, request, "anthropic", "/v1/messages/batches/{id}", handle)
+        async def route_handler(batch_id: str, request: Request) -> Response:
+            async def handle() -> Response:
+                batch = find(batch_id)
+                if batch is None:
+                    return error("anthropic", 404, "No such message batch.")
+                return JSONResponse(batch_object(batch, root(request)))
 
-    @app.post("/v1/messages/batches/{batch_id}/cancel")
-    async def cancel_batch(batch_id: str, request: Request) -> Response:
-        async def handle() -> Response:
-            batch = store.cancel(batch_id, "anthropic")
-            if batch is None:
-                return error("anthropic", 404, "No such message batch.")
-            return JSONResponse(batch_object(batch, root(request)))
+            return await serve(state, request, "anthropic", route, handle)
 
-        return await serve(state, request, "anthropic", "/v1/messages/batches/{id}/cancel", handle)
+        return route_handler
+
+    app.get("/v1/messages/batches/{batch_id}")(
+        batch_route("/v1/messages/batches/{id}", lambda batch_id: store.get(batch_id, "anthropic"))
+    )
+    app.post("/v1/messages/batches/{batch_id}/cancel")(
+        batch_route("/v1/messages/batches/{id}/cancel", lambda batch_id: store.cancel(batch_id, "anthropic"))
+    )
 
     @app.get("/v1/messages/batches/{batch_id}/results")
     async def batch_results(batch_id: str, request: Request) -> Response:
