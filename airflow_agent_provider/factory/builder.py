@@ -36,246 +36,27 @@ agent ``for_each`` expr     a ``ForEachItemsOperator`` ``<agent>__items`` + ``.e
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, Asset, Param, TaskGroup
+from airflow.sdk import DAG, Asset, TaskGroup
 
-from airflow_agent_provider.definitions import (
-    AgentSpec,
-    BudgetGateSpec,
-    Workflow,
-)
 from airflow_agent_provider.definitions.models import default_asset_uri, resolve_dependency
-from airflow_agent_provider.factory.batch import (
-    BatchGroup,
-    add_submit_tasks,
-    batch_groups,
-    batch_operator_kwargs,
+from airflow_agent_provider.factory.agents import (
+    EXPONENTIAL_BACKOFF_MULTIPLIER,
+    ITEMS_TASK_SUFFIX,
+    Shared,
+    agent_operator,
+    items_operator,
+    upstream_aliases,
 )
-from airflow_agent_provider.factory.guards import WorkflowGuards
-from airflow_agent_provider.factory.pools import agent_pool, max_active_tasks
-from airflow_agent_provider.factory.trigger_rules import gate_for
-from airflow_agent_provider.operators.agent import LLMAgentOperator
-from airflow_agent_provider.operators.control_flow import ForEachItemsOperator
-from airflow_agent_provider.operators.result import (
-    RESULT_TASK_ID,
-    WorkflowResultOperator,
-)
-from airflow_agent_provider.operators.retry_policy import AgentRetryPolicy
-from airflow_agent_provider.sensors.budget import CostBudgetSensor
+from airflow_agent_provider.factory.batch import add_submit_tasks, batch_groups
+from airflow_agent_provider.factory.dag_args import GATE_TASK_ID, dag_params, dag_schedule, gate_sensor
+from airflow_agent_provider.factory.pools import max_active_tasks
+from airflow_agent_provider.operators.result import RESULT_TASK_ID, WorkflowResultOperator
 
-GATE_TASK_ID = "budget_gate"
-#: Suffix of the task that computes an expression ``for_each`` list: ``<agent>__items``.
-ITEMS_TASK_SUFFIX = "__items"
-_GATE_SCOPES = {"run": "run", "day": "workflow_day", "month": "workflow_month"}
-
-#: Multiplier of Airflow's exponential retry backoff when a definition asks for ``exponential: true``.
-EXPONENTIAL_BACKOFF_MULTIPLIER = 2.0
-
-
-def upstream_aliases(workflow: Workflow, module: str, agent: AgentSpec) -> dict[str, str]:
-    """
-    Names under which an agent's prompt sees its upstream results.
-
-    Every upstream is reachable by its qualified id (``HR.payroll_summary``) and by its plain name
-    (``payroll_summary``), as validation allows both. When two upstreams share a plain name, the
-    same-module one (written without a module) keeps it and the other needs its qualified id.
-    """
-    aliases: dict[str, str] = {}
-    for dep in agent.dependencies:
-        qualified = dep if "." in dep else workflow.agent_id(module, dep)
-        aliases[qualified] = qualified
-        aliases[dep] = qualified
-    cross = [dep for dep in agent.dependencies if "." in dep]
-    plain_names = [dep.partition(".")[2] for dep in cross]
-    for dep, plain in zip(cross, plain_names):
-        if plain_names.count(plain) == 1:
-            aliases.setdefault(plain, dep)
-    return aliases
-
-
-def _retry_kwargs(agent: AgentSpec) -> dict[str, Any]:
-    retries = agent.retries
-    return {
-        "retries": retries.attempts,
-        "retry_delay": retries.base_delay,
-        "retry_exponential_backoff": EXPONENTIAL_BACKOFF_MULTIPLIER if retries.exponential else 0,
-        "max_retry_delay": retries.max_delay,
-        "retry_policy": AgentRetryPolicy(
-            base_delay=retries.base_delay,
-            max_delay=retries.max_delay,
-            exponential=retries.exponential,
-            jitter=retries.jitter,
-        ),
-    }
-
-
-@dataclass
-class _Shared:
-    """
-    What every agent of one workflow gets the same of, computed once per workflow, not per agent.
-
-    A 500-agent workflow otherwise rebuilds the same limiter rules, budgets and output schemas 500
-    times at every DAG parse (and a parse happens at every task start).
-    """
-
-    workflow: Workflow
-    guards: WorkflowGuards = field(init=False)
-    _schemas: dict[str, dict[str, Any] | None] = field(default_factory=dict, init=False)
-
-    def __post_init__(self) -> None:
-        self.guards = WorkflowGuards(self.workflow)
-
-    def output_schema(self, agent: AgentSpec) -> dict[str, Any] | None:
-        """The agent's resolved output schema; resolved once per distinct schema, a copy per agent."""
-        value = agent.output_schema
-        if value is None:
-            return None
-        key = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        if key not in self._schemas:
-            self._schemas[key] = agent.resolved_output_schema()
-        return copy.deepcopy(self._schemas[key])
-
-
-def _gate_sensor(task_id: str, gate: BudgetGateSpec) -> CostBudgetSensor:
-    """A budget gate: a closed gate skips what is behind it (``soft_fail``), it never fails the run."""
-    return CostBudgetSensor(
-        task_id=task_id,
-        max_spend_usd=gate.max_spend,
-        scope=_GATE_SCOPES[gate.scope],
-        wait=gate.wait,
-        soft_fail=True,
-        mode="reschedule" if gate.wait else "poke",
-        timeout=gate.timeout,
-        poke_interval=gate.poke_interval,
-        retries=0,
-    )
-
-
-def dag_params(workflow: Workflow) -> dict[str, Param]:
-    """
-    ``Workflow.params`` as Airflow Params: Airflow validates a triggered run's ``conf`` against them
-    (type, enum, bounds) and fills in defaults; ``{{ params.x }}`` and expressions read the result.
-    A param without a default must be given when the run is triggered.
-    """
-    params = {}
-    for name, spec in workflow.params.items():
-        extra = {"description": spec.description} if spec.description else {}
-        if spec.has_default:
-            params[name] = Param(spec.default, **spec.json_schema(), **extra)
-        else:
-            params[name] = Param(**spec.json_schema(), **extra)
-    return params
-
-
-def dag_schedule(workflow: Workflow, produces_by_name: Mapping[str, str] | None = None) -> Any:
-    """
-    The cron/preset schedule, or for ``triggered_by`` the producers' assets.
-
-    A list of assets means Airflow queues a run once *every* listed producer has emitted an event
-    since this workflow's last run. A producer's asset is its ``produces`` when known (the loader
-    passes every workflow of the folder), else the default ``agent-workflow://<name>``.
-    """
-    if not workflow.triggered_by:
-        return workflow.schedule
-    known = produces_by_name or {}
-    return [Asset(known.get(name) or default_asset_uri(name)) for name in workflow.triggered_by]
-
-
-def _agent_operator(
-    workflow: Workflow,
-    module: str,
-    agent: AgentSpec,
-    upstream_ids: list[str],
-    critical_by_id: dict[str, bool],
-    gate_ids: list[str],
-    items: Any = None,
-    shared: _Shared | None = None,
-    batch: BatchGroup | None = None,
-) -> Any:
-    """The agent's task: an ``LLMAgentOperator``, or its mapped form for ``for_each`` (``items``)."""
-    shared = shared or _Shared(workflow)
-    gate = gate_for(upstream_ids, critical_by_id, workflow.allow_partial_completion)
-    pool_kwargs: dict[str, Any] = {"pool_slots": agent.pool_slots}
-    derived = agent_pool(workflow, agent)
-    if agent.pool:
-        pool_kwargs["pool"] = agent.pool
-    elif derived is not None:
-        pool_kwargs["pool"] = derived[0]
-    kwargs: dict[str, Any] = dict(
-        task_id=agent.name,
-        doc_md=agent.description or None,
-        prompt=agent.prompt,
-        llm_conn_id=agent.connection,
-        provider=agent.provider,
-        model=agent.model,
-        system_prompt=agent.system_prompt,
-        temperature=agent.temperature,
-        max_tokens=agent.max_tokens,
-        tools={name: workflow.tools[name] for name in agent.tools},
-        max_rounds=agent.max_rounds,
-        upstream_tasks=upstream_aliases(workflow, module, agent),
-        # A closed budget gate leaves no result: agents behind it must not run (also with all_done).
-        critical_upstreams=[
-            *gate.critical_upstreams,
-            *(gate_ids if gate.trigger_rule != "all_success" else []),
-        ],
-        guard=shared.guards.for_agent(module, agent),
-        request_timeout=agent.request_timeout.total_seconds() if agent.request_timeout else None,
-        output_schema=shared.output_schema(agent),
-        condition=agent.condition,
-        repeat_until=agent.repeat_until,
-        max_iterations=agent.max_iterations,
-        agent_meta={
-            "workflow": workflow.name,
-            "module": module,
-            "agent": agent.name,
-            "critical": agent.critical,
-        },
-        deferrable=agent.deferrable,
-        execution=agent.execution,  # auto: tool-less agents start and end in the triggerer
-        prompt_context="workflow",  # workflow files get the narrow prompt context (no conn/var/ti/macros)
-        trigger_rule=gate.trigger_rule,
-        priority_weight=agent.priority,
-        weight_rule="absolute",
-        execution_timeout=agent.timeout,
-        **_retry_kwargs(agent),
-        **pool_kwargs,
-    )
-    operator: type[LLMAgentOperator] = LLMAgentOperator
-    if batch is not None:  # delivery: batch (see factory/batch.py)
-        from airflow_agent_provider.operators.batch import BatchAgentOperator
-
-        kwargs.update(batch_operator_kwargs(agent, batch))
-        operator = BatchAgentOperator
-    if items is None:
-        return operator(**kwargs)
-    return operator.partial(**kwargs).expand(item=items)
-
-
-def _items_operator(
-    workflow: Workflow,
-    module: str,
-    agent: AgentSpec,
-    upstream_ids: list[str],
-    critical_by_id: dict[str, bool],
-) -> ForEachItemsOperator:
-    """The task that evaluates an expression ``for_each`` into the list the agent expands over."""
-    gate = gate_for(upstream_ids, critical_by_id, workflow.allow_partial_completion)
-    return ForEachItemsOperator(
-        task_id=agent.name + ITEMS_TASK_SUFFIX,
-        doc_md=f"Computes the items of `{agent.name}`: `for_each: {agent.for_each}`",
-        expression=str(agent.for_each),
-        upstream_tasks=upstream_aliases(workflow, module, agent),
-        agent_task_id=workflow.agent_id(module, agent.name),
-        trigger_rule=gate.trigger_rule,
-        priority_weight=agent.priority,
-        weight_rule="absolute",
-    )
+if TYPE_CHECKING:
+    from airflow_agent_provider.definitions import AgentSpec, Workflow
 
 
 def _check_items_task_ids(workflow: Workflow) -> None:
@@ -306,7 +87,7 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
         workflow.agent_id(module, agent.name): [resolve_dependency(module, dep) for dep in agent.dependencies]
         for module, agent in workflow.iter_agents()
     }
-    shared = _Shared(workflow)
+    shared = Shared(workflow)
     groups = batch_groups(workflow)
     batch_of = {member: group for group in groups for member in group.members}
     batch_extras: dict[str, list[Any]] = {}  # batch agent id -> gates and items task before its submit
@@ -332,10 +113,10 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
     items_tasks: dict[str, str] = {}  # agent id -> the task id computing its for_each items
     gates: dict[str, list[str]] = {}  # gate task id -> the agent ids right behind it
     with dag:
-        workflow_gate = _gate_sensor(GATE_TASK_ID, workflow.budget_gate) if workflow.budget_gate else None
+        workflow_gate = gate_sensor(GATE_TASK_ID, workflow.budget_gate) if workflow.budget_gate else None
         for module_name, module in workflow.modules.items():
             with TaskGroup(group_id=module_name, tooltip=module.description or module_name):
-                module_gate = _gate_sensor(GATE_TASK_ID, module.budget_gate) if module.budget_gate else None
+                module_gate = gate_sensor(GATE_TASK_ID, module.budget_gate) if module.budget_gate else None
                 for agent in module.agents:
                     qualified = workflow.agent_id(module_name, agent.name)
                     upstream = upstream_by_id[qualified]
@@ -348,12 +129,12 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
                         agent_gates.append(workflow_gate)
                     items: Any = agent.static_for_each()
                     if isinstance(agent.for_each, str):
-                        items_task = _items_operator(workflow, module_name, agent, upstream, critical_by_id)
+                        items_task = items_operator(workflow, module_name, agent, upstream, critical_by_id)
                         items_tasks[qualified] = items_task.task_id
                         for gate_task in agent_gates:
                             gate_task >> items_task
                         items = items_task.output
-                    tasks[qualified] = _agent_operator(
+                    tasks[qualified] = agent_operator(
                         workflow,
                         module_name,
                         agent,
@@ -372,10 +153,10 @@ def build_dag(workflow: Workflow, produces_by_name: Mapping[str, str] | None = N
                         gate_task >> tasks[qualified]
                         gates.setdefault(gate_task.task_id, []).append(qualified)
         for qualified, task in tasks.items():
-            for upstream in upstream_by_id[qualified]:
-                tasks[upstream] >> task
+            for upstream_id in upstream_by_id[qualified]:
+                tasks[upstream_id] >> task
                 if qualified in items_tasks:
-                    tasks[upstream] >> dag.get_task(items_tasks[qualified])
+                    tasks[upstream_id] >> dag.get_task(items_tasks[qualified])
         add_submit_tasks(workflow, groups, tasks, upstream_by_id, batch_extras)
         result = WorkflowResultOperator(
             task_id=RESULT_TASK_ID,
@@ -412,3 +193,14 @@ def _result_meta(module: str, agent: AgentSpec, items_task: str | None) -> dict[
         else:
             meta["items"] = agent.static_for_each()
     return meta
+
+
+__all__ = [
+    "EXPONENTIAL_BACKOFF_MULTIPLIER",
+    "GATE_TASK_ID",
+    "ITEMS_TASK_SUFFIX",
+    "build_dag",
+    "dag_params",
+    "dag_schedule",
+    "upstream_aliases",
+]

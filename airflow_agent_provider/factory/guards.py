@@ -12,9 +12,9 @@ workflow, not once per agent: a 500-agent workflow is parsed at every task start
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from airflow_agent_provider.cost.budget import BudgetLimits
-from airflow_agent_provider.definitions import AgentSpec, Workflow
 from airflow_agent_provider.definitions.models import (
     BreakerSpec,
     CallRetrySpec,
@@ -25,6 +25,9 @@ from airflow_agent_provider.guard.config import GuardConfig, RateLimitRule
 from airflow_agent_provider.resilience.breaker_config import BreakerConfig
 from airflow_agent_provider.resilience.retrying import CallRetryPolicy
 from airflow_agent_provider.resilience.targets import FallbackTarget
+
+if TYPE_CHECKING:
+    from airflow_agent_provider.definitions import AgentSpec, Workflow
 
 
 def rate_limit_rules(workflow: Workflow) -> tuple[RateLimitRule, ...]:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_agent_provider.definitions import AgentSpec, Workflow
+if TYPE_CHECKING:
+    from airflow_agent_provider.definitions import AgentSpec, Workflow
 
 POOL_PREFIX = "llm"
 
