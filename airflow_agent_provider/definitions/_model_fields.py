@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from airflow_agent_provider._connections import default_conn_id
+from airflow_agent_provider._prompt_names import WORKFLOW_PROMPT_NAMES
 from airflow_agent_provider.llm.types import PROVIDERS
 
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -43,23 +44,9 @@ FOR_EACH_NAMES = frozenset({"results", "params"})
 REPEAT_UNTIL_NAMES = frozenset({"last", "iteration", "params", "results", "item"})
 # Names a prompt may use besides ``results``/``upstream_text`` (kept for the operator's context building).
 PROMPT_EXTRA_NAMES = frozenset({"item", "params", "iteration", "last"})
-#: Every name a YAML workflow's templated field (prompt, system_prompt, model, connection) may read. Not
-#: Airflow's full template context: ``conn``, ``var``, ``ti``, ``macros``... would hand secrets and
-#: the metadata of other tasks to a workflow file author and, through the model's reply, to XCom.
-PROMPT_NAMES = frozenset(
-    {
-        "results",
-        "upstream_text",
-        "params",
-        "item",
-        "last",
-        "iteration",
-        "ds",
-        "logical_date",
-        "run_id",
-        "dag_id",
-    }
-)
+#: Every name a YAML workflow's templated field may read (the one list: ``_prompt_names``, which the
+#: operators and triggers render with).
+PROMPT_NAMES = frozenset(WORKFLOW_PROMPT_NAMES)
 #: Longest prompt or system prompt *template* in a workflow file (characters).
 MAX_PROMPT_TEMPLATE_CHARS = 100_000
 #: Longest *rendered* prompt (characters) the operator sends: past any model's context window

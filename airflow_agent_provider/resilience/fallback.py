@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from airflow_agent_provider.exceptions import NoFallbackTargets as NoFallbackTargets
 from airflow_agent_provider.resilience.breaker import CircuitBreaker, CircuitOpenError
@@ -52,9 +52,13 @@ def _failed(target: FallbackTarget, exc: BaseException) -> tuple[FallbackAttempt
     return FallbackAttempt(target, outcome, info.reason, info.error_type, info.retry_after_s), info.transient
 
 
-def _exhausted(exc: BaseException, attempts: list[FallbackAttempt]) -> None:
+def _all_failed(last: BaseException | None, attempts: list[FallbackAttempt]) -> NoReturn:
+    """Raise the last error with a note listing every attempt (each target failed transiently)."""
+    if last is None:  # unreachable: an empty target list is rejected before the loop
+        raise NoFallbackTargets("no fallback target was tried")
     summary = "; ".join(f"{a.target.key}: {a.outcome} ({a.reason})" for a in attempts)
-    exc.add_note(f"all fallback targets failed: {summary}")
+    last.add_note(f"all fallback targets failed: {summary}")
+    raise last
 
 
 def call_with_fallbacks(
@@ -86,10 +90,7 @@ def call_with_fallbacks(
             continue
         attempts.append(FallbackAttempt(target, "ok"))
         return result, target, attempts
-    if last is None:  # unreachable: an empty target list is rejected above
-        raise NoFallbackTargets("no fallback target was tried")
-    _exhausted(last, attempts)
-    raise last
+    _all_failed(last, attempts)
 
 
 async def acall_with_fallbacks(
@@ -118,7 +119,4 @@ async def acall_with_fallbacks(
             continue
         attempts.append(FallbackAttempt(target, "ok"))
         return result, target, attempts
-    if last is None:  # unreachable: an empty target list is rejected above
-        raise NoFallbackTargets("no fallback target was tried")
-    _exhausted(last, attempts)
-    raise last
+    _all_failed(last, attempts)

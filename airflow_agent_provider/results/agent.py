@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_agent_provider.results._versioned import versioned_record
+
 #: The version this code writes; it reads every version in :data:`READABLE_VERSIONS`.
 AGENT_RESULT_VERSION = 1
 READABLE_VERSIONS = (1,)
@@ -164,17 +166,8 @@ class AgentResult(BaseModel):
         :func:`decode_json_object`); None for no value. ``ValueError`` for anything else, or for
         a record of a version this code cannot read.
         """
-        value = decode_json_object(value)
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise ValueError(f"an agent result is a JSON object, not {type(value).__name__}")
-        version = value.get("version", 1)
-        if version not in READABLE_VERSIONS:
-            raise ValueError(
-                f"agent result of version {version!r} cannot be read (readable: {READABLE_VERSIONS})"
-            )
-        return cls.model_validate(dict(value))
+        record = versioned_record(decode_json_object(value), "an agent result", READABLE_VERSIONS)
+        return None if record is None else cls.model_validate(record)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentResult:

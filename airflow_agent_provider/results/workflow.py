@@ -15,11 +15,11 @@ removed, so a reader of version 1 reads every version-1 result):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_agent_provider.results._versioned import versioned_record
 from airflow_agent_provider.results.agent import TokenUsage
 
 WORKFLOW_RESULT_VERSION = 1
@@ -135,16 +135,8 @@ class WorkflowResult(BaseModel):
         """A stored result (a dict, or its JSON text); None for no value; ``ValueError`` otherwise."""
         if isinstance(value, (str, bytes)):
             value = json.loads(value)
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise ValueError(f"a workflow result is a JSON object, not {type(value).__name__}")
-        version = value.get("version", 1)
-        if version not in READABLE_VERSIONS:
-            raise ValueError(
-                f"workflow result of version {version!r} cannot be read (readable: {READABLE_VERSIONS})"
-            )
-        return cls.model_validate(dict(value))
+        record = versioned_record(value, "a workflow result", READABLE_VERSIONS)
+        return None if record is None else cls.model_validate(record)
 
 
 __all__ = [
