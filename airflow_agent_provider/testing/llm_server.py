@@ -151,7 +151,7 @@ class LLMServer(_AdminClient):
         self.app: FastAPI | None = None
 
     @property
-    def url(self) -> str:  # type: ignore[override]
+    def url(self) -> str:  # type: ignore[override]  # a computed property where _AdminClient has a plain attribute
         return f"http://{self.host}:{self.port}"
 
     @property
