@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentProviderError",
+    "BatchNotEndedError",
+    "BatchTooLargeError",
     "BudgetError",
     "BudgetExceeded",
     "CircuitOpenError",
@@ -283,6 +285,14 @@ class CircuitOpenError(TransientError):
         self.retry_in_s = retry_in_s
         self.retry_after_s = retry_in_s
         self.state = state
+
+
+class BatchNotEndedError(TransientError, RuntimeError):
+    """A batch's results were asked for before the provider ended it (read them again later)."""
+
+
+class BatchTooLargeError(PermanentError, ValueError):
+    """A single request is larger than one provider batch may be (it can never be submitted as is)."""
 
 
 class NoFallbackTargets(AgentProviderError, ValueError):

@@ -47,8 +47,6 @@ ENGINES = (
 #: (the batch engine, the YAML loader): to move there; no new one may appear.
 KNOWN_OUTSIDE = {
     "airflow_agent_provider.definitions.yaml_loader.YamlBoundError",
-    "airflow_agent_provider.llm.batch.engine.BatchNotEndedError",
-    "airflow_agent_provider.llm.batch.split.BatchTooLargeError",
 }
 
 

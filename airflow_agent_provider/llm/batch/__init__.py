@@ -10,8 +10,8 @@ results into one :class:`RequestOutcome` per ``custom_id``, each succeeded one c
 
 from __future__ import annotations
 
+from airflow_agent_provider.exceptions import BatchNotEndedError, BatchTooLargeError
 from airflow_agent_provider.llm.batch.engine import (
-    BatchNotEndedError,
     acancel_batch,
     afetch_results,
     afind_submitted,
@@ -25,7 +25,7 @@ from airflow_agent_provider.llm.batch.engine import (
     retrieve_batch,
     submit_batch,
 )
-from airflow_agent_provider.llm.batch.split import BatchTooLargeError, PlannedBatch, plan_batches
+from airflow_agent_provider.llm.batch.split import PlannedBatch, plan_batches
 from airflow_agent_provider.llm.batch.types import (
     PROVIDER_LIMITS,
     BatchHandle,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from airflow_agent_provider.exceptions import BatchNotEndedError
 from airflow_agent_provider.llm.batch import anthropic_batch, openai_batch
 from airflow_agent_provider.llm.batch.types import BatchHandle, BatchResults, BatchStatus, RequestOutcome
 
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 POLL_FIRST_SECONDS = 30.0
 POLL_FACTOR = 1.5
 POLL_MAX_SECONDS = 600.0
-
-
-class BatchNotEndedError(RuntimeError):
-    """Results were asked for before the provider ended the batch."""
 
 
 def _check(provider: str) -> str:

@@ -14,15 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from airflow_agent_provider.exceptions import BatchTooLargeError
 from airflow_agent_provider.llm.batch.lines import enqueued_tokens, entry_size
 from airflow_agent_provider.llm.batch.types import BatchItem, BatchLimits, provider_limits
 
 #: Bytes of the Anthropic create body around its requests (``{"requests": [...]}``), kept in reserve.
 _ENVELOPE_BYTES = 64
-
-
-class BatchTooLargeError(ValueError):
-    """A single request is larger than one batch may be."""
 
 
 @dataclass(frozen=True)
