@@ -59,7 +59,10 @@ def agent_pool(workflow: Workflow, agent: AgentSpec) -> tuple[str, int] | None:
     key = concurrency_key(workflow, agent)
     if key is None:
         return None
-    return pool_name(key), int(workflow.rate_limits[key].max_concurrent)  # type: ignore[arg-type]
+    slots = workflow.rate_limits[key].max_concurrent
+    if slots is None:  # concurrency_key only returns a key whose rule sets max_concurrent
+        return None
+    return pool_name(key), int(slots)
 
 
 def pools_for(workflows: Iterable[Workflow]) -> dict[str, dict[str, Any]]:
