@@ -7,9 +7,9 @@ and options, never the environment; ``max_retries=0``), requests go through the 
 scrubbed copy (an endpoint may echo the key). Sync functions serve the worker (submission), async
 ones the triggerer (polling, results, cancel).
 
-Prices: a batch request costs the real-time price times :data:`BATCH_PRICE_FACTOR` (both providers
-sell batches at half price); ledger entries get ``price_source`` ``"<source>+batch"`` so that spend
-can be told apart by delivery (:func:`delivery_of`).
+Prices come from :mod:`airflow_agent_provider.cost.batch_pricing` (genai-prices' batch rate where it
+has one, else the real-time price times its documented factor); ledger entries get ``price_source``
+``"<source>+batch"`` as well as ``delivery: batch`` (:func:`delivery_of` reads either).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_agent_provider.cost.batch_pricing import BATCH_PRICE_FACTOR  # re-exported: one factor
+
 if TYPE_CHECKING:
     from airflow_agent_provider.cost.pricing import CallCost, PriceOverride
     from airflow_agent_provider.llm.batch.types import BatchHandle, BatchResults, BatchStatus, OutcomeKind
     from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
 
-#: Batch price / real-time price: OpenAI Batch API and Anthropic Message Batches are both 50 % off.
-BATCH_PRICE_FACTOR = 0.5
 #: Suffix of the ``price_source`` of a batch request's ledger entry.
 BATCH_SOURCE_SUFFIX = "+batch"
 
@@ -46,13 +46,12 @@ def _override(value: Mapping[str, Any] | PriceOverride | None) -> PriceOverride 
 
 def max_cost(request: LLMRequest, override: Mapping[str, Any] | PriceOverride | None = None) -> float | None:
     """The most a batch request can cost (what its reservation holds); None when unpriced."""
-    from airflow_agent_provider.cost.pricing import max_call_cost
+    from airflow_agent_provider.cost.batch_pricing import max_batch_call_cost
     from airflow_agent_provider.guard.pipeline import max_input_tokens
 
-    usd = max_call_cost(
+    return max_batch_call_cost(
         request.provider, request.model, max_input_tokens(request), request.max_tokens, _override(override)
     )
-    return None if usd is None else usd * BATCH_PRICE_FACTOR
 
 
 def price(
@@ -61,14 +60,19 @@ def price(
     response: LLMResponse,
     override: Mapping[str, Any] | PriceOverride | None = None,
 ) -> CallCost:
-    """What an answered batch request cost, from its usage, at the batch price."""
-    from airflow_agent_provider.cost.pricing import CallCost, price_call
+    """
+    What an answered batch request cost, from its usage, at the batch price (genai-prices' batch
+    rate where it has one, else the documented factor: ``cost.batch_pricing``). The source carries
+    the ``+batch`` suffix, so a ledger reader tells batch charges apart even without ``delivery``.
+    """
+    from airflow_agent_provider.cost.batch_pricing import batch_price
+    from airflow_agent_provider.cost.pricing import CallCost
 
-    cost = price_call(provider, response.model or model, response.usage, _override(override))
+    cost = batch_price(provider, response.model or model, response.usage, _override(override))
     if not cost.known and response.model and response.model != model:
-        cost = price_call(provider, model, response.usage, _override(override))
-    usd = None if cost.usd is None else cost.usd * BATCH_PRICE_FACTOR
-    return CallCost(usd, f"{cost.source}{BATCH_SOURCE_SUFFIX}", cost.warning)  # type: ignore[arg-type]  # PriceSource is a Literal of the real-time sources
+        cost = batch_price(provider, model, response.usage, _override(override))
+    source = f"{cost.source}{BATCH_SOURCE_SUFFIX}"
+    return CallCost(cost.usd, source, cost.warning)  # type: ignore[arg-type]  # PriceSource is a Literal of the real-time sources
 
 
 # -- the engine -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def _cli(args: tuple[str, ...], home: Path, **env: str) -> subprocess.CompletedP
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OPENAI", "ANTHROPIC"))}
     return subprocess.run(
         [sys.executable, "-m", "airflow_agent_provider.cli.main", *args],
+        check=False,  # the tests assert the exit code themselves
         capture_output=True,
         text=True,
         cwd=home,
