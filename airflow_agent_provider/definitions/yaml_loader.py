@@ -62,8 +62,11 @@ MAX_YAML_SCALAR_CHARS = 2 * 1024 * 1024
 MAX_YAML_DEPTH = 64
 
 
-class YamlBoundError(yaml.MarkedYAMLError):
-    """The document is larger or deeper than the bounds above (raised while composing)."""
+class _YamlBoundError(yaml.MarkedYAMLError):
+    """
+    The document is larger or deeper than the bounds above (raised while composing; private: it is
+    turned into a problem of the file and never leaves this module).
+    """
 
 
 class _PyEventParser(Reader, Scanner, Parser):
@@ -138,7 +141,7 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
             if node is not None:
                 size = self._sizes.get(id(node))
                 if size is None:
-                    raise YamlBoundError(
+                    raise _YamlBoundError(
                         None,
                         None,
                         f"alias *{event.anchor} refers to a node that contains it (a recursive structure)",
@@ -148,7 +151,7 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
             return super().compose_node(parent, index)  # undefined aliases: PyYAML's own error
         self._depth += 1
         if self._depth > MAX_YAML_DEPTH:
-            raise YamlBoundError(
+            raise _YamlBoundError(
                 None,
                 None,
                 f"nesting deeper than {MAX_YAML_DEPTH} levels of mappings and lists",
@@ -166,7 +169,7 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
         self._nodes += nodes
         self._chars += chars
         if self._nodes > MAX_YAML_NODES:
-            raise YamlBoundError(
+            raise _YamlBoundError(
                 None,
                 None,
                 f"the document expands to more than {MAX_YAML_NODES:,} YAML nodes at {what} (aliases count as "
@@ -174,7 +177,7 @@ class WorkflowYamlLoader(Composer, SafeConstructor, Resolver):
                 mark,
             )
         if self._chars > MAX_YAML_SCALAR_CHARS:
-            raise YamlBoundError(
+            raise _YamlBoundError(
                 None,
                 None,
                 f"the document's values expand to more than {MAX_YAML_SCALAR_CHARS:,} characters at {what} "

@@ -98,4 +98,24 @@ def pools_sync_available() -> bool:
     return True
 
 
-__all__ = ["component_ports", "new_secrets", "pools_sync_available", "topology"]
+def redis_argv(redis_bin: str, conf: Path, port: int, data_dir: Path) -> list[str]:
+    """The private ``redis-server``'s command line: loopback only, nothing on disk, password in ``conf``."""
+    return [
+        redis_bin,
+        str(conf),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--protected-mode",
+        "yes",
+    ]
+
+
+__all__ = ["component_ports", "new_secrets", "pools_sync_available", "redis_argv", "topology"]

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_agent_provider.deploy.processes import port_open
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_agent_provider.deploy.processes import Proc
 
 
@@ -104,7 +106,25 @@ def worker_ready(log: Path) -> bool:
         return False
 
 
+def health_checks(
+    ports: dict[str, int], redis_password: str | None, llm_url: str, monitor: dict[str, Any]
+) -> dict[str, Callable[[], bool]]:
+    """Per component of a local deployment, the check that says it is healthy (its own endpoint)."""
+    from airflow_agent_provider.deploy import postgres
+
+    return {
+        "postgres": lambda: postgres.ready(ports["postgres"]),
+        "redis": lambda: redis_ping(ports["redis"], redis_password),
+        "llm-server": lambda: http_ok(llm_url + "/_admin/stats"),
+        "airflow-apiserver": lambda: monitor.get("metadatabase", {}).get("status") == "healthy",
+        "airflow-scheduler": lambda: http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
+        "airflow-dag-processor": lambda: monitor.get("dag_processor", {}).get("status") == "healthy",
+        "airflow-triggerer": lambda: monitor.get("triggerer", {}).get("status") == "healthy",
+    }
+
+
 __all__ = [
+    "health_checks",
     "LLMAdmin",
     "http_json",
     "http_ok",

@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,11 +41,13 @@ from airflow_agent_provider.deploy._init_steps import run_init
 from airflow_agent_provider.deploy._local_config import (
     component_ports,
     new_secrets,
+    redis_argv,
     topology,
 )
 from airflow_agent_provider.deploy._private_files import write_private
 from airflow_agent_provider.deploy._probes import (
     LLMAdmin,
+    health_checks,
     http_json,
     http_ok,
     log_server_open,
@@ -248,22 +249,7 @@ class LocalDeployment:
         redis = self._record(
             *spawn(
                 "redis",
-                [
-                    redis_bin,
-                    str(redis_conf),
-                    "--port",
-                    str(ports["redis"]),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.dir / "redis"),
-                    "--protected-mode",
-                    "yes",
-                ],
+                redis_argv(redis_bin, redis_conf, ports["redis"], self.dir / "redis"),
                 dict(os.environ),
                 self.logs / "redis.log",
                 ports={"redis": ports["redis"]},
@@ -391,15 +377,7 @@ class LocalDeployment:
             monitor = self._monitor()
         except Exception:
             monitor = {}
-        checks: dict[str, Callable[[], bool]] = {
-            "postgres": lambda: postgres.ready(ports["postgres"]),
-            "redis": lambda: redis_ping(ports["redis"], redis_password),
-            "llm-server": lambda: http_ok(self.state["urls"]["llm"] + "/_admin/stats"),
-            "airflow-apiserver": lambda: monitor.get("metadatabase", {}).get("status") == "healthy",
-            "airflow-scheduler": lambda: http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
-            "airflow-dag-processor": lambda: monitor.get("dag_processor", {}).get("status") == "healthy",
-            "airflow-triggerer": lambda: monitor.get("triggerer", {}).get("status") == "healthy",
-        }
+        checks = health_checks(ports, redis_password, self.state["urls"]["llm"], monitor)
         report: dict[str, dict[str, Any]] = {}
         for proc in self._procs():
             running = alive(proc)

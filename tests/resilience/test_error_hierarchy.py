@@ -43,11 +43,6 @@ ENGINES = (
 )
 
 
-#: Public exceptions still defined outside ``exceptions.py``, in modules of other work in progress
-#: (the batch engine, the YAML loader): to move there; no new one may appear.
-KNOWN_OUTSIDE = {
-    "airflow_agent_provider.definitions.yaml_loader.YamlBoundError",
-}
 
 
 def _public_exceptions():
@@ -91,7 +86,7 @@ def test_no_public_exception_is_defined_outside_the_exceptions_module():
                     and not attr.startswith("_")
                 ):
                     outside.append(f"{module.__name__}.{attr}")
-    assert set(outside) <= KNOWN_OUTSIDE
+    assert outside == []
 
 
 class _QuotaBlip(TransientError):
