@@ -60,9 +60,10 @@ def test_the_triggers_of_one_batch_share_one_poll_and_one_download(llm_connectio
     polls = [c for c in calls if c not in downloads]
     assert len(downloads) == 1  # one results download for ten waiting agents
     assert 1 <= len(polls) <= 12  # one shared poll every 0.2-0.4 s for about a second, not ten
-    # every trigger reports the same shared poll; reading the results may re-read the batch once
+    # every trigger reports the same shared poll; fetching the results re-reads the batch (once for
+    # OpenAI, twice for Anthropic's SDK, which looks up the results URL), once per batch, not per agent
     (shared,) = {e["polls"] for e in events}
-    assert shared in (len(polls), len(polls) - 1)
+    assert shared <= len(polls) <= shared + 2
 
 
 def test_a_trigger_past_its_deadline_cancels_the_batch_once(llm_connections):
