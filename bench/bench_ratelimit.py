@@ -45,6 +45,7 @@ import redis
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from airflow_agent_provider.deploy._local_config import redis_argv
 from airflow_agent_provider.limits import RateLimiter, RateLimitPolicy
 from airflow_agent_provider.stores import Tier, store_from_url
 
@@ -67,19 +68,7 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen, int]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
+        redis_argv("redis-server", None, port, workdir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -62,6 +62,15 @@ MAX_YAML_SCALAR_CHARS = 2 * 1024 * 1024
 MAX_YAML_DEPTH = 64
 
 
+def _duplicate_key(path: FieldPath, key: str, first: int, line: int) -> Problem:
+    """The problem of a key given twice in one mapping (both YAML paths report it the same way)."""
+    return Problem(
+        format_path((*path, key)),
+        f"duplicate key {key!r} (first defined on line {first}); YAML would silently keep only the last one",
+        line,
+    )
+
+
 class _YamlBoundError(yaml.MarkedYAMLError):
     """
     The document is larger or deeper than the bounds above (raised while composing; private: it is
@@ -269,14 +278,7 @@ def _walk(node: Node, path: FieldPath, result: ParsedYaml, seen: set[int]) -> No
             key = key_node.value
             line = key_node.start_mark.line + 1
             if key in first_line:
-                result.problems.append(
-                    Problem(
-                        format_path((*path, key)),
-                        f"duplicate key {key!r} (first defined on line {first_line[key]}); "
-                        "YAML would silently keep only the last one",
-                        line,
-                    )
-                )
+                result.problems.append(_duplicate_key(path, key, first_line[key], line))
                 continue
             first_line[key] = line
             result.lines[(*path, key)] = line
@@ -359,14 +361,7 @@ def _walk_plain(node: Node, path: FieldPath, result: ParsedYaml | None, tally: _
         key = key_node.value
         line = key_node.start_mark.line + 1
         if key in first_line:
-            result.problems.append(
-                Problem(
-                    format_path((*path, key)),
-                    f"duplicate key {key!r} (first defined on line {first_line[key]}); "
-                    "YAML would silently keep only the last one",
-                    line,
-                )
-            )
+            result.problems.append(_duplicate_key(path, key, first_line[key], line))
             _walk_plain(value_node, path, None, tally, depth + 1)
             continue
         first_line[key] = line

@@ -98,11 +98,14 @@ def pools_sync_available() -> bool:
     return True
 
 
-def redis_argv(redis_bin: str, conf: Path, port: int, data_dir: Path) -> list[str]:
-    """The private ``redis-server``'s command line: loopback only, nothing on disk, password in ``conf``."""
+def redis_argv(redis_bin: str, conf: Path | None, port: int, data_dir: Path | str) -> list[str]:
+    """
+    A private ``redis-server``'s command line: loopback only, nothing on disk, the password (if any)
+    in the config file ``conf``. Also what the test suite's and the benchmarks' servers run.
+    """
     return [
         redis_bin,
-        str(conf),
+        *([str(conf)] if conf is not None else []),
         "--port",
         str(port),
         "--bind",

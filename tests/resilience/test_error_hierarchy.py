@@ -43,8 +43,6 @@ ENGINES = (
 )
 
 
-
-
 def _public_exceptions():
     return [getattr(exceptions, name) for name in exceptions.__all__]
 
