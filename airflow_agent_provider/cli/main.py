@@ -30,7 +30,7 @@ def _format_failure(err: object) -> list[str]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from airflow_agent_provider.cli.worst_case import describe, worst_case
+    from airflow_agent_provider.cost.worst_case import describe, worst_case
     from airflow_agent_provider.definitions import WorkflowDefinitionError, load_workflow, load_workflows
     from airflow_agent_provider.definitions.loader import WORKFLOW_SUFFIXES
 

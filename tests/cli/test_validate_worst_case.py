@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_agent_provider.cli.worst_case import PER_MESSAGE_OVERHEAD_TOKENS, worst_case
 from airflow_agent_provider.cost.batch_pricing import max_batch_call_cost
 from airflow_agent_provider.cost.pricing import max_call_cost
+from airflow_agent_provider.cost.worst_case import PER_MESSAGE_OVERHEAD_TOKENS, worst_case
 from airflow_agent_provider.definitions import Workflow, load_workflow
 
 PROMPT = "Reconcile account 4711 for the month."

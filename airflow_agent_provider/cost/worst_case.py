@@ -30,13 +30,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from airflow_agent_provider.definitions.delivery import batch_refusals
+from airflow_agent_provider.guard.estimates import PER_MESSAGE_OVERHEAD_TOKENS
 
 if TYPE_CHECKING:
     from airflow_agent_provider.cost.pricing import PriceOverride
     from airflow_agent_provider.definitions.models import AgentSpec, Workflow
-
-#: Tokens a provider adds per message (as ``guard.estimates.PER_MESSAGE_OVERHEAD_TOKENS``).
-PER_MESSAGE_OVERHEAD_TOKENS = 8
 
 
 @dataclass
