@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     import pytest
 
 
+#: One quick task retry (a batch test opts into retries explicitly).
+QUICK_RETRY = {"attempts": 1, "base_delay": "1s", "max_delay": "1s", "jitter": False}
+
+
 def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     """Poll batches every 0.2 s (the default 30 s is for real providers)."""
     monkeypatch.setenv("AIRFLOW__AGENT_PROVIDER__BATCH_POLL_INTERVAL", "0.2")
