@@ -4,7 +4,8 @@ Wiring of the two batch APIs into the local LLM server, their admin routes and a
 ``create_app`` calls :func:`register_batch_routes` once; the store it returns is
 ``app.state.batches`` and is cleared by ``POST /_admin/reset`` with the rest of the server.
 Admin routes: ``GET/POST /_admin/batch/config`` (:class:`BatchConfig` fields) and
-``GET /_admin/batch/stats`` (batches created per provider and model, one summary per batch).
+``GET /_admin/batch/stats`` (batches created per provider and model, one summary per batch) and
+``POST /_admin/batch/advance`` (``{"seconds": n}``: move the batch clock forward).
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ def register_batch_routes(app: FastAPI, state: ServerState) -> BatchStore:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True, "config": cfg.model_dump()})
 
+    @app.post("/_admin/batch/advance")
+    async def batch_advance(request: Request) -> JSONResponse:
+        fields = await request.json()
+        seconds = fields.get("seconds") if isinstance(fields, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e9:
+            error = 'expected {"seconds": <number of seconds, 0 or more>}'
+            return JSONResponse({"ok": False, "error": error}, status_code=400)
+        return JSONResponse({"ok": True, "now": store.advance_clock(float(seconds))})
+
     return store
 
 
@@ -77,6 +87,10 @@ class BatchAdminClient:
     def batch_configure(self, **fields: Any) -> dict[str, Any]:
         """Update :class:`BatchConfig` fields for batches created from now on; returns the new config."""
         return cast("dict[str, Any]", self._batch_admin("POST", "/_admin/batch/config", fields)["config"])
+
+    def batch_advance(self, seconds: float) -> float:
+        """Move the server's batch clock ``seconds`` forward (a processing delay or expiry without sleeping)."""
+        return cast("float", self._batch_admin("POST", "/_admin/batch/advance", {"seconds": seconds})["now"])
 
     def batch_stats(self) -> dict[str, Any]:
         """``created`` (provider -> model -> batches), ``batches`` (summaries), ``answered_requests``."""

@@ -9,6 +9,9 @@ are marked expired), or ``cancelled`` after a cancel (unfinished requests are ma
 Nothing runs in the background: every read of a batch calls :meth:`BatchStore.advance`, which
 answers the requests that are due by now. That keeps the server deterministic under load (no task
 races the test) and makes a "processing delay" exactly the configured seconds after creation.
+The store's clock is wall time plus an offset that tests move forward (:meth:`BatchStore.advance_clock`,
+``POST /_admin/batch/advance``), so an expiry or a processing delay is reached without sleeping and
+without racing a loaded machine.
 Each request is answered by the same scripted reply rules as a real-time call (see
 :mod:`airflow_agent_provider.testing.batch_replies`), so its usage tokens are real.
 """
@@ -171,6 +174,19 @@ class BatchStore:
             self.batches: dict[str, StoredBatch] = {}
             self.created: dict[str, dict[str, int]] = {}
             self.answered = 0
+            self._offset = 0.0
+
+    def now(self) -> float:
+        """The store's clock: wall time moved on by every :meth:`advance_clock` since the last reset."""
+        return time.time() + self._offset
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the clock ``seconds`` forward (never back); returns the new time."""
+        if seconds < 0:
+            raise ValueError("the batch clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+            return self.now()
 
     def configure(self, fields: dict[str, Any]) -> BatchConfig:
         with self._lock:
@@ -180,7 +196,7 @@ class BatchStore:
     # -- files --------------------------------------------------------------------------------------
 
     def add_file(self, filename: str, purpose: str, content: bytes) -> StoredFile:
-        stored = StoredFile(new_id("file-"), filename, purpose, content, int(time.time()))
+        stored = StoredFile(new_id("file-"), filename, purpose, content, int(self.now()))
         with self._lock:
             self.files[stored.id] = stored
         return stored
@@ -200,7 +216,7 @@ class BatchStore:
                 api=api,
                 items=items,
                 config=self.config.model_copy(deep=True),
-                created_at=time.time(),
+                created_at=self.now(),
                 **attrs,
             )
             if batch.errors:
@@ -217,12 +233,12 @@ class BatchStore:
             batch = self.batches.get(batch_id)
             if batch is None or batch.api != api:
                 return None
-            self.advance(batch, time.time() if now is None else now)
+            self.advance(batch, self.now() if now is None else now)
             return batch
 
     def list_batches(self, api: Api, limit: int, after: str | None = None) -> list[StoredBatch]:
         """Batches of ``api``, newest first, starting after the batch ``after`` (a page cursor)."""
-        now = time.time()
+        now = self.now()
         with self._lock:
             newest_first = [b for b in reversed(self.batches.values()) if b.api == api]
             if after is not None:
@@ -235,7 +251,7 @@ class BatchStore:
 
     def cancel(self, batch_id: str, api: Api) -> StoredBatch | None:
         """Ask to cancel: requests not answered by now will be ``cancelled``."""
-        now = time.time()
+        now = self.now()
         with self._lock:
             batch = self.get(batch_id, api, now)
             if batch is not None and batch.ended_at is None and batch.cancel_requested_at is None:
@@ -293,7 +309,7 @@ class BatchStore:
         with self._lock:
             summaries = []
             for batch in self.batches.values():
-                self.advance(batch, time.time())
+                self.advance(batch, self.now())
                 summaries.append(
                     {
                         "id": batch.id,

@@ -136,14 +136,14 @@ def test_per_request_failures(llm, provider):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_expiry_marks_only_unfinished_requests_expired(llm, provider):
-    llm.batch_configure(processing_seconds=0.2, unfinished=["agent-2"], expire_after_seconds=0.5)
+    llm.batch_configure(processing_seconds=30, unfinished=["agent-2"], expire_after_seconds=60)
     client = _client(llm, provider)
     handle = _submit_one(llm, provider, _items(provider, 3))
     status = retrieve_batch(client, handle)
     assert status.state == "in_progress"
     with pytest.raises(BatchNotEndedError):
         fetch_results(client, handle, status)
-    time.sleep(0.6)
+    llm.batch_advance(61)
     status = retrieve_batch(client, handle)
     assert status.ended
     assert status.provider_status in ("expired", "ended")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import anthropic
 import openai
@@ -95,14 +94,14 @@ def test_openai_per_request_failure_goes_to_error_file(llm, oai):
 
 
 def test_openai_processing_delay_then_expiry_marks_unfinished(llm, oai):
-    llm.batch_configure(processing_seconds=0.3, unfinished=["r1"], expire_after_seconds=0.6)
+    llm.batch_configure(processing_seconds=30, unfinished=["r1"], expire_after_seconds=60)
     created = _openai_batch(oai, _openai_file(3))
     assert oai.batches.retrieve(created.id).status == "in_progress"
-    time.sleep(0.4)
+    llm.batch_advance(40)
     running = oai.batches.retrieve(created.id)
     assert running.status == "in_progress"
     assert running.request_counts.completed == 2
-    time.sleep(0.3)
+    llm.batch_advance(30)
     batch = oai.batches.retrieve(created.id)
     assert batch.status == "expired"
     assert batch.expired_at is not None
@@ -113,12 +112,12 @@ def test_openai_processing_delay_then_expiry_marks_unfinished(llm, oai):
 
 
 def test_openai_cancel(llm, oai):
-    llm.batch_configure(processing_seconds=0.0, request_seconds=5.0, cancel_seconds=0.2)
+    llm.batch_configure(processing_seconds=0.0, request_seconds=500.0, cancel_seconds=60)
     created = _openai_batch(oai, _openai_file(3))
     cancelling = oai.batches.cancel(created.id)
     assert cancelling.status == "cancelling"
     assert cancelling.cancelling_at is not None
-    time.sleep(0.3)
+    llm.batch_advance(61)
     batch = oai.batches.retrieve(created.id)
     assert batch.status == "cancelled"
     assert list(_lines(oai, batch.output_file_id)) == ["r0"]
@@ -168,14 +167,14 @@ def test_anthropic_round_trip_failures_and_counts(llm, ant):
 
 
 def test_anthropic_counts_stay_processing_until_ended_then_expire(llm, ant):
-    llm.batch_configure(unfinished=["a0"], expire_after_seconds=0.3)
+    llm.batch_configure(unfinished=["a0"], expire_after_seconds=60)
     created = ant.messages.batches.create(requests=_anthropic_requests(2))
     running = ant.messages.batches.retrieve(created.id)
     assert running.processing_status == "in_progress"
     assert (running.request_counts.processing, running.request_counts.succeeded) == (2, 0)
     with pytest.raises(anthropic.AnthropicError):
         list(ant.messages.batches.results(created.id))
-    time.sleep(0.4)
+    llm.batch_advance(61)
     batch = ant.messages.batches.retrieve(created.id)
     assert batch.processing_status == "ended"
     assert (batch.request_counts.expired, batch.request_counts.succeeded) == (1, 1)
@@ -239,3 +238,24 @@ def test_batch_config_rejects_unknown_fields_and_codes(llm):
         llm.batch_configure(procesing_seconds=1)
     with pytest.raises(urllib.error.HTTPError):
         llm.batch_configure(fail={"r0": 299})
+
+
+@pytest.mark.parametrize("payload", [{}, {"seconds": -1}, {"seconds": "5"}, {"seconds": True}, [5]])
+def test_batch_clock_rejects_anything_but_seconds_forward(llm, payload):
+    import urllib.error
+
+    before = llm.batch_advance(0)
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        llm._batch_admin("POST", "/_admin/batch/advance", payload)
+    assert raised.value.code == 400
+    assert "seconds" in json.loads(raised.value.read())["error"]
+    assert llm.batch_advance(0) - before < 5  # the clock did not move
+
+
+def test_batch_clock_resets_with_the_server(llm, oai):
+    llm.batch_configure(processing_seconds=100)
+    llm.batch_advance(3600)
+    llm.reset()
+    llm.batch_configure(processing_seconds=100)
+    created = _openai_batch(oai, _openai_file(1))
+    assert oai.batches.retrieve(created.id).status == "in_progress"
