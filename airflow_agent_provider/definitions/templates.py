@@ -80,7 +80,12 @@ def analyse_template(template: str, field: str) -> tuple[frozenset[str] | None, 
     except TemplateSyntaxProblem as exc:
         where = f" (template line {exc.lineno})" if exc.lineno is not None else ""
         return None, (f"invalid Jinja template{where}: {exc}",)
-    return frozenset(undeclared_names(parsed)), tuple(template_problems(parsed, field))
+    if _sizing_problems(parsed, field):
+        # Finding the names runs Jinja's code generator, which folds constant expressions: it would
+        # build ``'lol' * 999999999`` (3 GB) in the dag-processor. A refused size skips the names.
+        return frozenset(), tuple(template_problems(parsed, field, names=frozenset()))
+    names = frozenset(undeclared_names(parsed))
+    return names, tuple(template_problems(parsed, field, names=names))
 
 
 def undeclared_names(parsed: nodes.Template) -> set[str]:
@@ -88,11 +93,16 @@ def undeclared_names(parsed: nodes.Template) -> set[str]:
     return set(jinja2.meta.find_undeclared_variables(parsed))
 
 
-def template_problems(parsed: nodes.Template, field: str) -> list[str]:
-    """Why the parsed template of ``field`` is refused; an empty list means it may be rendered."""
+def template_problems(parsed: nodes.Template, field: str, names: frozenset[str] | None = None) -> list[str]:
+    """
+    Why the parsed template of ``field`` is refused; an empty list means it may be rendered.
+
+    ``names``: the names it reads, when already known (:func:`undeclared_names` otherwise).
+    """
     problems: list[str] = []
     allowed = ", ".join(sorted(PROMPT_NAMES))
-    for name in sorted(undeclared_names(parsed) - PROMPT_NAMES - JINJA_GLOBALS):
+    read = undeclared_names(parsed) if names is None else names
+    for name in sorted(read - PROMPT_NAMES - JINJA_GLOBALS):
         problems.append(
             f"{field} uses {name!r}, which a workflow template cannot read (Airflow's full template context "
             f"such as conn, var, ti and macros is not available to workflow files); allowed names: {allowed}"
@@ -102,19 +112,48 @@ def template_problems(parsed: nodes.Template, field: str) -> list[str]:
             problems.append(
                 f"{field} uses {{% {statement} %}}: workflow templates cannot load other templates"
             )
-    if any(True for _ in parsed.find_all(nodes.Pow)):
-        problems.append(f"{field} uses the power operator '**', which workflow templates cannot use")
-    if _huge_numbers(parsed):
-        problems.append(
-            f"{field} uses a number above {MAX_TEMPLATE_NUMBER:,} (a repeat count, width or padding that "
-            "large would make rendering allocate without bound)"
-        )
+    problems += _sizing_problems(parsed, field)
     for attribute in sorted(set(_unsafe_attributes(parsed))):
         problems.append(
             f"{field} reaches the attribute {attribute!r}: workflow templates cannot read Python internals "
             "(names starting with '_', mro, gi_frame, ...)"
         )
     return problems
+
+
+def _sizing_problems(parsed: nodes.Template, field: str) -> list[str]:
+    """The power operator and numbers that size what rendering builds: checked on the AST alone."""
+    problems: list[str] = []
+    if any(True for _ in parsed.find_all(nodes.Pow)):
+        problems.append(f"{field} uses the power operator '**', which workflow templates cannot use")
+    if _huge_numbers(parsed) or _huge_products(parsed):
+        problems.append(
+            f"{field} uses a number above {MAX_TEMPLATE_NUMBER:,} (a repeat count, width or padding that "
+            "large would make rendering allocate without bound)"
+        )
+    return problems
+
+
+def _product_factors(node: nodes.Node) -> Iterator[nodes.Node]:
+    """The factors of a chain of ``*`` (``'a' * 9 * 9`` is ``Mul(Mul('a', 9), 9)``: three factors)."""
+    if isinstance(node, nodes.Mul):
+        yield from _product_factors(node.left)
+        yield from _product_factors(node.right)
+    else:
+        yield node
+
+
+def _huge_products(parsed: nodes.Template) -> bool:
+    """A chain of ``*`` whose numbers multiply to more than the bound (``'lol' * 99999 * 99999``)."""
+    for product in parsed.find_all(nodes.Mul):
+        total = 1.0
+        for factor in _product_factors(product):
+            value = factor.value if isinstance(factor, nodes.Const) else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                total *= abs(value)
+        if total > MAX_TEMPLATE_NUMBER:
+            return True
+    return False
 
 
 def _huge_numbers(parsed: nodes.Template) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 
 from airflow_agent_provider._prompt_names import WORKFLOW_PROMPT_NAMES
 from airflow_agent_provider.exceptions import PromptContextError as PromptContextError
@@ -56,12 +57,53 @@ def json_safe_names(names: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Most items (characters of a string, elements of a list) one ``*`` may build while a prompt renders.
+MAX_REPEATED_ITEMS = 1_000_000
+
+
+class BoundedBinops(jinja2.sandbox.SandboxedEnvironment):
+    """
+    A sandbox with ``*`` and ``**`` checked at render time (mixed into Airflow's sandbox class).
+
+    Validation refuses constant repeat counts above a bound, but a factor can be a value only known
+    when the task runs (``{{ upstream_text * 90000 }}``): the product is checked before it is built,
+    so a prompt cannot make a worker allocate gigabytes. Jinja calls :meth:`call_binop` for the
+    operators in ``intercepted_binops`` and never folds them into constants at compile time.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            raise jinja2.exceptions.SecurityError(
+                "the power operator '**' is not available to workflow prompts"
+            )
+        sized = [(len(seq), n) for seq, n in ((left, right), (right, left)) if _repeatable(seq, n)]
+        if sized and sized[0][0] * sized[0][1] > MAX_REPEATED_ITEMS:
+            raise jinja2.exceptions.SecurityError(
+                f"repeating {sized[0][0]:,} items {sized[0][1]:,} times would build more than "
+                f"{MAX_REPEATED_ITEMS:,}"
+            )
+        return super().call_binop(context, operator, left, right)
+
+
+def _repeatable(seq: Any, count: Any) -> bool:
+    return (
+        isinstance(seq, (str, bytes, list, tuple)) and isinstance(count, int) and not isinstance(count, bool)
+    )
+
+
 @functools.cache
 def workflow_env() -> jinja2.Environment:
-    """Airflow's sandboxed environment, strict about undefined names, with nothing to load or import."""
+    """Airflow's sandboxed environment, strict about undefined names, with nothing to load or import, and bounded ``*``."""
     from airflow.sdk.definitions._internal.templater import create_template_env
 
-    return create_template_env(native=False)
+    env = create_template_env(native=False)
+    if not isinstance(env, jinja2.sandbox.SandboxedEnvironment):  # pragma: no cover - an Airflow change
+        raise TypeError(f"Airflow's template environment is {type(env).__name__}, not Jinja's sandbox")
+    # Same instance state (Airflow's filters, undefined, ...); the class adds only the two checks.
+    env.__class__ = type("BoundedAirflowSandbox", (BoundedBinops, type(env)), {})
+    return env
 
 
 def render_workflow(template: Any, names: Mapping[str, Any], *, field: str) -> Any:
@@ -85,7 +127,9 @@ def render_workflow(template: Any, names: Mapping[str, Any], *, field: str) -> A
 
 
 __all__ = [
+    "MAX_REPEATED_ITEMS",
     "WORKFLOW_NAMES",
+    "BoundedBinops",
     "PromptContextError",
     "json_safe_names",
     "render_workflow",

@@ -338,11 +338,25 @@ def test_attributes_reaching_python_internals_are_definition_errors(prompt, attr
         ("{{ '%999999999s' | format(ds) }}", "a number above 100,000"),
         ("{{ '{:>999999999}'.format(ds) }}", "a number above 100,000"),
         ("{{ range(5000000) | list }}", "a number above 100,000"),
+        ("{{ 'lol' * 99999 * 99999 }}", "a number above 100,000"),
+        ("{{ ('ab' * 9000) * (9000 * 9000) }}", "a number above 100,000"),
     ],
 )
 def test_loading_templates_and_unbounded_arithmetic_are_refused(prompt, message):
     problems = _problems(_prompt(prompt))
     assert any(message in p for p in problems), problems
+
+
+def test_validation_never_builds_what_a_template_would_build(monkeypatch):
+    """Jinja's code generator folds constants; a refused size must be refused before it runs."""
+    import jinja2.compiler
+
+    def no_codegen(*args, **kwargs):
+        raise AssertionError("the code generator ran on a template refused for its size")
+
+    monkeypatch.setattr(jinja2.compiler.CodeGenerator, "visit_Template", no_codegen)
+    problems = _problems(_prompt("{{ 'lol' * 999999999 }}"))
+    assert any("a number above 100,000" in p for p in problems), problems
 
 
 def test_the_narrow_context_and_jinja_itself_are_accepted():

@@ -126,3 +126,35 @@ def test_the_rendered_names_are_the_names_the_definitions_validate():
     from airflow_agent_provider.operators.prompt_context import WORKFLOW_NAMES
 
     assert set(WORKFLOW_NAMES) == PROMPT_NAMES
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ results.up.text * 90000 }}", "{{ 90000 * [results.up.text] * 20 }}"]
+)
+def test_a_repeat_sized_by_a_runtime_value_is_refused_before_it_is_built(llm_connections, template):
+    """Validation cannot know an upstream answer's length; the render sandbox checks the product."""
+    op = LLMAgentOperator(
+        task_id="t",
+        execution="worker",
+        prompt_context="workflow",
+        upstream_tasks={"up": "up"},
+        prompt=f"{template} [[reply: x]]",
+    )
+    context = _full_context({"up": {"status": "success", "text": "A" * 100}})
+    with pytest.raises(PromptContextError) as err:
+        run_operator(op, context)
+    assert "would build more than 1,000,000" in str(err.value)
+    assert "the prompt sandbox refused it" in str(err.value)
+    assert llm_connections.stats()["requests"] == 0
+
+
+def test_small_repeats_and_arithmetic_still_render(llm_connections):
+    op = LLMAgentOperator(
+        task_id="t",
+        execution="worker",
+        prompt_context="workflow",
+        upstream_tasks={"up": "up"},
+        prompt="{{ '-' * 3 }}{{ results.up.text * 2 }}{{ 6 * 7 }} [[reply: ok]]",
+    )
+    run_operator(op, _full_context({"up": {"status": "success", "text": "ab"}}))
+    assert llm_connections.stats()["log"][0]["user_excerpt"].startswith("---abab42")
