@@ -23,6 +23,11 @@ This module is the orchestration; the money side is :mod:`.settlement`, the toke
 :mod:`.estimates`, the records it returns :mod:`.records`. The caller supplies
 ``call_target(target, request)`` (the hook call), so this stays Airflow-free;
 ``GuardedCaller.call`` and ``GuardedCaller.acall`` share everything but the waiting.
+
+The caller may also supply ``prepare_target(target)``: what must happen before a request can be
+sent (read the connection, import the SDK, build the client; seconds on a cold worker). It runs in
+each attempt *before* the permits are taken, so the time between a permit and the request reaching
+the provider is only the request itself: the limiter's window margin covers that, not an import.
 """
 
 from __future__ import annotations
@@ -176,6 +181,7 @@ class GuardedCaller:
         llm_conn_id: str | None,
         call_target: Callable[[FallbackTarget, LLMRequest], LLMResponse],
         on_paid: Callable[[PendingCharge], Any] | None = None,
+        prepare_target: Callable[[FallbackTarget], Any] | None = None,
     ) -> GuardedResult:
         """
         Make one logical model call (``step_id`` must be unique per task try and step).
@@ -185,6 +191,8 @@ class GuardedCaller:
         tally = Tally()
 
         def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
+            if prepare_target is not None:
+                prepare_target(target)  # before any permit (module docstring)
             with ExitStack() as stack:
                 permits = []
                 for rule in self.config.rules_for(target):
@@ -242,11 +250,14 @@ class GuardedCaller:
         llm_conn_id: str | None,
         call_target: Callable[[FallbackTarget, LLMRequest], Awaitable[LLMResponse]],
         on_paid: Callable[[PendingCharge], Any] | None = None,
+        prepare_target: Callable[[FallbackTarget], Awaitable[Any]] | None = None,
     ) -> GuardedResult:
         """:meth:`call` for the triggerer's event loop, on the stores' async operations (nothing blocks the loop)."""
         tally = Tally()
 
         async def attempt(target: FallbackTarget, req: LLMRequest) -> LLMResponse:
+            if prepare_target is not None:
+                await prepare_target(target)  # before any permit (module docstring)
             permits: list[Permit] = []
             try:
                 for rule in self.config.rules_for(target):

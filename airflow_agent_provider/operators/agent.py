@@ -259,11 +259,15 @@ class LLMAgentOperator(AgentRunContext, AgentSettingsViews, BaseOperator):
         return rt.step_prefix(context) + f"/call{loop.rounds}"
 
     def _hook_for(self, target: Any) -> LLMHook:
+        """The hook of a target; one per fallback connection, so its connection is read once."""
         if target.llm_conn_id in (None, self.llm_conn_id) and target.provider == self.hook.provider:
             return self.hook
-        return LLMHook(
-            llm_conn_id=target.llm_conn_id or DEFAULT_CONN_IDS[target.provider], provider=target.provider
-        )
+        conn_id = target.llm_conn_id or DEFAULT_CONN_IDS[target.provider]
+        hooks = self.__dict__.setdefault("_fallback_hooks", {})
+        if (conn_id, target.provider) not in hooks:
+            hooks[conn_id, target.provider] = LLMHook(llm_conn_id=conn_id, provider=target.provider)
+        hook: LLMHook = hooks[conn_id, target.provider]
+        return hook
 
     def _spec(self) -> LoopSpec:
         return self.agent_config().loop_spec(system=self.system_prompt)
@@ -382,6 +386,7 @@ class LLMAgentOperator(AgentRunContext, AgentSettingsViews, BaseOperator):
             llm_conn_id=self.llm_conn_id,
             on_paid=on_paid,
             call_target=lambda target, req: self._hook_for(target).complete(req),
+            prepare_target=lambda target: self._hook_for(target).get_conn(),
         )
 
     def _finish(self, context: Context, loop: AgentLoop) -> dict[str, Any]:

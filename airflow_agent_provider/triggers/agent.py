@@ -54,7 +54,7 @@ from airflow_agent_provider.hooks.store import aget_store
 from airflow_agent_provider.resilience.classify import error_event
 from airflow_agent_provider.security.redact import scrub_value
 from airflow_agent_provider.triggers._events import trigger_event
-from airflow_agent_provider.triggers.llm import call_target
+from airflow_agent_provider.triggers.llm import TargetHooks
 
 if TYPE_CHECKING:
     from airflow_agent_provider.agent_loop.state import ToolRunner
@@ -291,6 +291,7 @@ class AgentTrigger(BaseTrigger):
             )
             prefix = args.step_prefix
             running = loop
+            hooks = TargetHooks(conn_id, provider)
 
             async def call(request: Any, on_paid: Any) -> Any:
                 return await caller.acall(
@@ -298,7 +299,8 @@ class AgentTrigger(BaseTrigger):
                     step_id=f"{prefix}/call{running.rounds}",
                     llm_conn_id=conn_id,
                     on_paid=on_paid,
-                    call_target=lambda target, req: call_target(conn_id, provider, target, req),
+                    call_target=hooks.call,
+                    prepare_target=hooks.prepare,
                 )
 
             # Counted from here: the time this trigger waited for a triggerer is not execution time.

@@ -31,14 +31,33 @@ if TYPE_CHECKING:
     from airflow_agent_provider.resilience.fallback import FallbackTarget
 
 
-async def call_target(
-    llm_conn_id: str, provider: str | None, target: FallbackTarget, request: LLMRequest
-) -> LLMResponse:
-    """One attempt at one target from the triggerer: the target's connection (or the agent's), asynchronously."""
-    conn_id = target.llm_conn_id or (
-        llm_conn_id if target.provider == provider else DEFAULT_CONN_IDS[target.provider]
-    )
-    return await LLMHook(llm_conn_id=conn_id, provider=target.provider).acomplete(request)
+class TargetHooks:
+    """
+    The hooks of one trigger's targets (the agent's connection and its fallbacks'), asynchronously.
+
+    One hook per connection, so a connection is read once per trigger run; :meth:`prepare` reads it
+    and builds the shared client before the guard takes a rate-limit permit (see
+    :mod:`airflow_agent_provider.guard.pipeline`), :meth:`call` makes one attempt.
+    """
+
+    def __init__(self, llm_conn_id: str, provider: str | None) -> None:
+        self.llm_conn_id, self.provider = llm_conn_id, provider
+        self._hooks: dict[tuple[str, str], LLMHook] = {}
+
+    def hook(self, target: FallbackTarget) -> LLMHook:
+        conn_id = target.llm_conn_id or (
+            self.llm_conn_id if target.provider == self.provider else DEFAULT_CONN_IDS[target.provider]
+        )
+        key = (conn_id, target.provider)
+        if key not in self._hooks:
+            self._hooks[key] = LLMHook(llm_conn_id=conn_id, provider=target.provider)
+        return self._hooks[key]
+
+    async def prepare(self, target: FallbackTarget) -> None:
+        await self.hook(target).get_async_conn()
+
+    async def call(self, target: FallbackTarget, request: LLMRequest) -> LLMResponse:
+        return await self.hook(target).acomplete(request)
 
 
 class LLMCallTrigger(BaseTrigger):
@@ -93,9 +112,6 @@ class LLMCallTrigger(BaseTrigger):
             },
         )
 
-    async def _call_target(self, target: FallbackTarget, request: LLMRequest) -> LLMResponse:
-        return await call_target(self.llm_conn_id, self.provider, target, request)
-
     async def _call_model(self, request: LLMRequest) -> LLMResponse:
         """
         The single place where the triggerer calls the model.
@@ -120,11 +136,13 @@ class LLMCallTrigger(BaseTrigger):
                     [(request.provider, request.model), *((t.provider, t.model) for t in guard.fallbacks)],
                 )
                 caller = GuardedCaller(await aget_store(), guard)
+                hooks = TargetHooks(self.llm_conn_id, self.provider)
                 result = await caller.acall(
                     request,
                     step_id=self.step_id or "trigger",
                     llm_conn_id=self.llm_conn_id,
-                    call_target=self._call_target,
+                    call_target=hooks.call,
+                    prepare_target=hooks.prepare,
                 )
                 event = {"status": "success", "result": result.to_dict()}
         except UnsettledCharge as exc:

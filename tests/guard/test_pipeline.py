@@ -255,3 +255,42 @@ def test_budget_reservation_bounds_the_input_whatever_the_language():
     assert max_input_tokens(english) >= 4000  # bytes: an upper bound of byte-level BPE tokens
     cjk = _request("月" * 1000)  # one character can be a whole token; 3 UTF-8 bytes each
     assert max_input_tokens(cjk) >= 3000 >= 1000
+
+
+def test_targets_are_prepared_before_any_permit_is_held(store, llm):
+    """A cold worker's SDK import and client build happen before the permit, not between it and the send."""
+    rule = RateLimitRule(
+        key="openai/gpt-5-mini", limits={"max_concurrent": 1}, provider="openai", model="gpt-5-mini"
+    )
+    caller = GuardedCaller(store, _config("r10", rate_limits=(rule,)))
+    held: list[tuple[str, bool]] = []
+
+    def lease_free() -> bool:
+        probe = caller.limiter.try_acquire(rule.key, rule.policy)
+        if probe is not None:
+            probe.release()
+        return probe is not None
+
+    def prepare(target):
+        held.append(("prepare", lease_free()))
+
+    def send(target, request):
+        held.append(("send", lease_free()))
+        return sdk_caller(llm)(target, request)
+
+    caller.call(_request("hi"), step_id="s", llm_conn_id=None, call_target=send, prepare_target=prepare)
+    assert held == [("prepare", True), ("send", False)]
+
+    async def aprepare(target):
+        held.append(("aprepare", lease_free()))
+
+    async def asend(target, request):
+        held.append(("asend", lease_free()))
+        return await async_sdk_caller(llm)(target, request)
+
+    asyncio.run(
+        caller.acall(
+            _request("hi"), step_id="s2", llm_conn_id=None, call_target=asend, prepare_target=aprepare
+        )
+    )
+    assert held[2:] == [("aprepare", True), ("asend", False)]
