@@ -21,9 +21,10 @@ demo: $(STAMP)
 	$(VENV)/bin/airflow-agents demo
 
 # Two pytest workers: many end-to-end tests mostly wait (minute windows, scheduler round trips).
-# --dist loadfile keeps a module's tests (and its fixtures, e.g. the distributed stack) together.
+# --dist loadfile keeps a module's tests (and its fixtures, e.g. the distributed stack) together;
+# --no-loadscope-reorder hands modules out in collection order (the long ones first: tests/conftest.py).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder
 
 # The gates .ci/run runs before the tests (rules and their reasons: pyproject.toml).
 lint: $(STAMP)

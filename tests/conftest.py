@@ -26,3 +26,21 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.airflow_env",
 ]
+
+
+#: Modules of a minute or more, in the order they start (``make test`` passes
+#: ``--no-loadscope-reorder``, so xdist hands out modules in collection order, two per worker to
+#: begin with): worker 1 takes the two native-stack modules one after the other (two stacks never
+#: run at once on 2 cores), worker 2 the demo and the limit runs, and the short modules fill in
+#: behind them instead of a long module forming the tail of the run.
+HEAVY_MODULES_FIRST = (
+    "tests/deploy/test_distributed.py",
+    "tests/e2e/test_demo.py",
+    "tests/deploy/test_fleet.py",
+    "tests/e2e/test_limits_and_budget_runs.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    rank = {path: index for index, path in enumerate(HEAVY_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable sort

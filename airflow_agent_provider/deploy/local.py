@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ from airflow_agent_provider.deploy.processes import (
 DEFAULT_DIR = ".airflow-local"
 STATE_FILE = "state.json"
 SECRETS_FILE = "secrets.json"
+#: The services Airflow's components use: stopped after them, Postgres last.
+_SERVICES = frozenset({"postgres", "redis", "llm-server"})
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 
 
@@ -349,8 +352,15 @@ class LocalDeployment:
         if self._state is None:
             return {"stopped": [], "ports_open": [], "still_running": []}
         procs = self._procs()
+        # Airflow's components stop together (a Celery worker's warm shutdown need not wait for the
+        # scheduler's), then the services they use, in reverse start order: the LLM server, Redis,
+        # Postgres last. Stopping one by one took ~20 s per stack.
+        apps = [p for p in reversed(procs) if p.name not in _SERVICES]
+        with ThreadPoolExecutor(max_workers=max(1, len(apps))) as pool:
+            list(pool.map(lambda proc: stop(proc, timeout=timeout, popen=self._popens.get(proc.name)), apps))
         for proc in reversed(procs):
-            stop(proc, timeout=timeout, popen=self._popens.get(proc.name))
+            if proc.name in _SERVICES:
+                stop(proc, timeout=timeout, popen=self._popens.get(proc.name))
         for popen in self._popens.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=1)
