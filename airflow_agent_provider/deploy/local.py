@@ -25,26 +25,18 @@ The same is available from Python for tests and benchmarks: :class:`LocalDeploym
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from airflow_agent_provider.deploy import postgres, settings
+from airflow_agent_provider.deploy import settings
 from airflow_agent_provider.deploy._init_steps import run_init
-from airflow_agent_provider.deploy._local_config import (
-    component_ports,
-    new_secrets,
-    redis_argv,
-    topology,
-)
+from airflow_agent_provider.deploy._local_config import component_ports, new_secrets, topology
 from airflow_agent_provider.deploy._private_files import write_private
 from airflow_agent_provider.deploy._probes import (
     LLMAdmin,
@@ -52,11 +44,11 @@ from airflow_agent_provider.deploy._probes import (
     http_json,
     http_ok,
     log_server_open,
-    redis_ping,
     url_password,
     worker_ready,
 )
 from airflow_agent_provider.deploy._rest import RestClient
+from airflow_agent_provider.deploy._services import SERVICES, start_services
 from airflow_agent_provider.deploy.processes import (
     Proc,
     alive,
@@ -66,15 +58,13 @@ from airflow_agent_provider.deploy.processes import (
     port_open,
     resolve_argv,
     spawn,
-    stop,
+    stop_all,
     wait_until,
 )
 
 DEFAULT_DIR = ".airflow-local"
 STATE_FILE = "state.json"
 SECRETS_FILE = "secrets.json"
-#: The services Airflow's components use: stopped after them, Postgres last.
-_SERVICES = frozenset({"postgres", "redis", "llm-server"})
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 
 
@@ -229,49 +219,13 @@ class LocalDeployment:
         }
         self._save()
         try:
-            self._start_infra(topo, sec, ports, timeout)
+            start_services(self.dir, topo, sec, ports, self._base_env(), self._record, timeout)
             self._init(topo, env)
             self._start_airflow(topo, env, ports, timeout)
         except BaseException:
             self.down()
             raise
         return self
-
-    def _start_infra(
-        self, topo: settings.Topology, sec: dict[str, str], ports: dict[str, int], timeout: float
-    ) -> None:
-        services = settings.services(topo)
-        pg_base = self.dir / "postgres"
-        postgres.init_cluster(pg_base, sec["postgres_password"], self.logs / "postgres.log")
-        pg = self._record(*postgres.start(pg_base, ports["postgres"], self.logs / "postgres.log"))
-        redis_bin = shutil.which("redis-server") or "redis-server"
-        (self.dir / "redis").mkdir(exist_ok=True)
-        # The password goes into a private config file: a command line is readable by every local user.
-        redis_conf = self.dir / "redis" / "redis.conf"
-        write_private(redis_conf, f'requirepass "{sec["redis_password"]}"\n')
-        redis = self._record(
-            *spawn(
-                "redis",
-                redis_argv(redis_bin, redis_conf, ports["redis"], self.dir / "redis"),
-                dict(os.environ),
-                self.logs / "redis.log",
-                ports={"redis": ports["redis"]},
-            )
-        )
-        llm_cmd = resolve_argv(services["llm-server"].command, self._base_env())
-        llm = self._record(
-            *spawn(
-                "llm-server",
-                llm_cmd,
-                self._base_env(),
-                self.logs / "llm-server.log",
-                ports={"llm": ports["llm"]},
-            )
-        )
-        wait_until(lambda: postgres.ready(ports["postgres"]), timeout, "postgres", proc=pg)
-        postgres.create_database(ports["postgres"], sec["postgres_password"], topo.postgres_db)
-        wait_until(lambda: redis_ping(ports["redis"], sec["redis_password"]), timeout, "redis", proc=redis)
-        wait_until(lambda: self.llm.stats() is not None, timeout, "llm-server", proc=llm)
 
     def _init(self, topo: settings.Topology, env: dict[str, str]) -> None:
         """The init steps of :mod:`.settings`, then any extra pools of this deployment."""
@@ -352,18 +306,7 @@ class LocalDeployment:
         if self._state is None:
             return {"stopped": [], "ports_open": [], "still_running": []}
         procs = self._procs()
-        # Airflow's components stop together (a Celery worker's warm shutdown need not wait for the
-        # scheduler's), then the services they use, in reverse start order: the LLM server, Redis,
-        # Postgres last. Stopping one by one took ~20 s per stack.
-        apps = [p for p in reversed(procs) if p.name not in _SERVICES]
-        with ThreadPoolExecutor(max_workers=max(1, len(apps))) as pool:
-            list(pool.map(lambda proc: stop(proc, timeout=timeout, popen=self._popens.get(proc.name)), apps))
-        for proc in reversed(procs):
-            if proc.name in _SERVICES:
-                stop(proc, timeout=timeout, popen=self._popens.get(proc.name))
-        for popen in self._popens.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                popen.wait(timeout=1)
+        stop_all(procs, self._popens, timeout=timeout, last=SERVICES)
         ports = list(self.state.get("ports", {}).values())
         deadline = time.monotonic() + 10
         while any(port_open(p) for p in ports) and time.monotonic() < deadline:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,30 @@ def stop(proc: Proc, timeout: float = 15.0, popen: subprocess.Popen[bytes] | Non
             break
         time.sleep(0.1)
     kill_session(proc, popen)
+
+
+def stop_all(
+    procs: list[Proc],
+    popens: dict[str, subprocess.Popen[bytes]],
+    timeout: float = 15.0,
+    last: frozenset[str] = frozenset(),
+) -> None:
+    """
+    Stop ``procs``: all but ``last`` together, then ``last`` one by one in reverse start order.
+
+    Airflow's components stop together (a Celery worker's warm shutdown need not wait for the
+    scheduler's), then the services they use: the LLM server, Redis, Postgres last. Stopping
+    one by one took ~20 s per stack.
+    """
+    apps = [p for p in reversed(procs) if p.name not in last]
+    with ThreadPoolExecutor(max_workers=max(1, len(apps))) as pool:
+        list(pool.map(lambda proc: stop(proc, timeout=timeout, popen=popens.get(proc.name)), apps))
+    for proc in reversed(procs):
+        if proc.name in last:
+            stop(proc, timeout=timeout, popen=popens.get(proc.name))
+    for popen in popens.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=1)
 
 
 def kill_session(proc: Proc, popen: subprocess.Popen[bytes] | None = None, timeout: float = 5.0) -> None:
