@@ -256,7 +256,7 @@ def run_mode(stack: Any, mode: str, n: int, timeout: float) -> ModeFigures:
     figures.peak_in_flight = int(stats["max_in_flight"])
     figures.call_starts = sorted(e["t_start"] - t_trigger for e in completions)
     figures.call_ends = sorted(e["t_end"] - t_trigger for e in completions)
-    run = _retrying(stack._api, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+    run = _retrying(stack.rest.call, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
     start, end = _ts(run.get("start_date")), _ts(run.get("end_date"))
     if start and end:
         figures.run_duration_s = end - start

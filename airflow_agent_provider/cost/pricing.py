@@ -164,6 +164,10 @@ def max_call_cost(
     return _price(provider, model, input_tokens_estimate, max_tokens, 0, override).usd
 
 
+#: The lookup that makes genai-prices load its bundled data (any model it prices).
+_CATALOGUE_PROBE = ("openai", "gpt-5-mini")
+
+
 def warm_prices(models: Sequence[tuple[str, str]] = ()) -> None:
     """
     Import genai-prices and load its price data now (the first lookup reads a bundled data file),
@@ -171,7 +175,7 @@ def warm_prices(models: Sequence[tuple[str, str]] = ()) -> None:
 
     Blocking: the async path calls :func:`awarm_prices` instead.
     """
-    _catalogue_price("openai", "gpt-5-mini", 1, 1, 0)
+    _catalogue_price(*_CATALOGUE_PROBE, 1, 1, 0)
     for provider, model in models:
         _catalogue_price(provider, model, 1, 1, 0)
 
@@ -185,12 +189,19 @@ async def awarm_prices(models: Sequence[tuple[str, str]] = ()) -> None:
     """
     import asyncio
 
-    missing = [pair for pair in models if pair not in _warmed]
+    from airflow_agent_provider._single_flight import single_flight
+
+    missing = tuple(dict.fromkeys(pair for pair in models if pair not in _warmed))
     if _warmed and not missing:
         return
-    await asyncio.to_thread(warm_prices, missing)
-    _warmed.update(missing)
-    _warmed.add(("openai", "gpt-5-mini"))
+
+    async def warm() -> None:
+        await asyncio.to_thread(warm_prices, missing)
+        _warmed.update(missing)
+        _warmed.add(_CATALOGUE_PROBE)
+
+    # A fleet's triggers start together with the same models: one loads the data, the rest await it.
+    await single_flight(("prices", missing), warm)
 
 
 #: ``(provider, model)`` pairs whose price lookup :func:`awarm_prices` has already cached.

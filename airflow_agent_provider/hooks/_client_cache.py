@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from airflow_agent_provider._single_flight import single_flight
 from airflow_agent_provider.hooks._sdk_clients import build_client
 
 if TYPE_CHECKING:
@@ -107,23 +108,28 @@ async def async_client(settings: ClientSettings) -> Any:
     The async client for ``settings`` on the running event loop: built (off the loop: importing the
     SDK and creating its TLS context block) on first use, then shared by every caller on that loop.
     """
-    loop = asyncio.get_running_loop()
-    clients = _async_clients.setdefault(loop, {})
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
     key = settings.cache_key
     client = clients.get(key)
     if client is None:
-        await aimport_sdk(settings.provider)
-        built = await asyncio.to_thread(build_client, settings, asynchronous=True)
-        client = clients.get(key)
-        if client is None:
-            if len(clients) >= _MAX_CLIENTS:
-                for old in list(clients.values()):
-                    await old.close()
-                clients.clear()
-            client = clients[key] = built
-        else:
-            await built.close()
+        # Hundreds of triggers of one connection start together: one builds, the rest await it.
+        client = await single_flight(("sdk-client", key), lambda: _abuild(settings, clients))
     return client
+
+
+async def _abuild(settings: ClientSettings, clients: dict[tuple[Any, ...], Any]) -> Any:
+    key = settings.cache_key
+    client = clients.get(key)
+    if client is not None:
+        return client
+    await aimport_sdk(settings.provider)
+    built = await asyncio.to_thread(build_client, settings, asynchronous=True)
+    if len(clients) >= _MAX_CLIENTS:
+        for old in list(clients.values()):
+            await old.close()
+        clients.clear()
+    clients[key] = built
+    return built
 
 
 async def aclose_clients() -> None:

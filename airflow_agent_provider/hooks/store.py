@@ -127,6 +127,16 @@ async def aget_store() -> Store:
     cached = _cached_store()
     if cached is not None:
         return cached
+    from airflow_agent_provider._single_flight import single_flight
+
+    # A fleet's triggers all start without a store: one opens it, the rest await that.
+    return await single_flight(("store", os.getpid()), _aopen_store)
+
+
+async def _aopen_store() -> Store:
+    cached = _cached_store()
+    if cached is not None:
+        return cached
     from airflow_agent_provider.stores.offload import run_blocking
 
     conn_id = await run_blocking(_setting, "redis_conn_id")

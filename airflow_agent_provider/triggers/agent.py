@@ -244,7 +244,8 @@ class AgentTrigger(BaseTrigger):
             f: _render(getattr(cfg, f), context, cfg.prompt_context, f)
             for f in ("prompt", "system_prompt", "model", "llm_conn_id")
         }
-        await asyncio.to_thread(check_output_schema, cfg.output_schema)
+        if cfg.output_schema is not None:
+            await asyncio.to_thread(check_output_schema, cfg.output_schema)
         hook = LLMHook(llm_conn_id=rendered["llm_conn_id"], provider=cfg.provider)
         conn = await hook.aconnection()
         extras = await hook.aextras()

@@ -115,3 +115,63 @@ def test_sdk_and_price_imports_happen_off_the_loop_exactly_once(llm_connections)
     names = [name for name, _ in result["seen"]]
     assert sorted(names) == ["anthropic", "genai_prices", "openai"]  # each imported once
     assert all(thread != result["loop_thread"] for _, thread in result["seen"])  # none on the loop's thread
+
+
+_FLEET_START = textwrap.dedent(
+    """
+    import asyncio, json
+
+    from airflow_agent_provider.cost import pricing
+    from airflow_agent_provider.hooks import _client_cache, store
+    from airflow_agent_provider.hooks.llm import LLMHook, aclose_clients, awarm
+    from airflow_agent_provider.hooks.store import aget_store
+
+    runs = {"client": 0, "prices": 0, "store": 0}
+
+    def counting(name, fn):
+        def wrapper(*args, **kwargs):
+            runs[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    # The real functions run; the wrappers only count how often.
+    _client_cache.build_client = counting("client", _client_cache.build_client)
+    pricing.warm_prices = counting("prices", pricing.warm_prices)
+    store._install = counting("store", store._install)
+
+    async def trigger_start():
+        await awarm("openai", [("openai", "gpt-5-mini")])
+        opened = await aget_store()
+        client = await LLMHook("agent_openai_default").get_async_conn()
+        return id(opened), id(client)
+
+    async def main():
+        # Fifty triggers of one connection start at once, before anything is loaded.
+        started = await asyncio.gather(*(trigger_start() for _ in range(50)))
+        await aclose_clients()
+        return started
+
+    started = asyncio.run(main())
+    print(json.dumps({"runs": runs, "stores": len({s for s, _ in started}), "clients": len({c for _, c in started})}))
+    """
+)
+
+
+def test_a_fleet_starting_together_loads_prices_store_and_client_once(llm_connections, tmp_path):
+    env = {**os.environ, "AIRFLOW__AGENT_PROVIDER__STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    env.pop("AIRFLOW__AGENT_PROVIDER__REDIS_CONN_ID", None)
+    out = subprocess.run(
+        [sys.executable, "-c", _FLEET_START],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # Before the single flight, each of the 50 missed the caches together and loaded its own copy.
+    assert result["runs"] == {"client": 1, "prices": 1, "store": 1}
+    assert result["stores"] == 1
+    assert result["clients"] == 1
