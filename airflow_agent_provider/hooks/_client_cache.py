@@ -13,15 +13,18 @@ import asyncio
 import importlib
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_agent_provider._single_flight import single_flight
 from airflow_agent_provider.hooks._sdk_clients import build_client
 
 if TYPE_CHECKING:
     from airflow_agent_provider.hooks._client_settings import ClientSettings
+
+T = TypeVar("T")
 
 #: The module of each provider's SDK (imported off the loop on the async path).
 SDK_MODULES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic"}
@@ -132,11 +135,47 @@ async def _abuild(settings: ClientSettings, clients: dict[tuple[Any, ...], Any])
     return built
 
 
+#: How long the triggers of one event loop share a connection that one of them read, in seconds.
+#: Hundreds of agent triggers of one connection start together, and every read is a request to the
+#: triggerer's supervisor, which is also busy building their workloads; a key rotated in the
+#: Connection is picked up by the triggers that start after this long.
+CONNECTION_TTL_S = 30.0
+
+_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[float, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared_connection(conn_id: str, read: Callable[[], Awaitable[T]]) -> T:
+    """
+    ``read()`` (a connection and what the hook derives from it), shared by the running loop's callers
+    of ``conn_id`` for :data:`CONNECTION_TTL_S`; concurrent callers await one read.
+    """
+    cache = _connections.setdefault(asyncio.get_running_loop(), {})
+    hit = cache.get(conn_id)
+    if hit is not None and hit[0] > time.monotonic():
+        value: T = hit[1]
+        return value
+    value = await single_flight(("connection", conn_id), read)
+    cache[conn_id] = (time.monotonic() + CONNECTION_TTL_S, value)
+    return value
+
+
 async def aclose_clients() -> None:
     """Close the running loop's cached async clients (tests; a triggerer keeps them for its life)."""
+    _connections.pop(asyncio.get_running_loop(), None)
     clients = _async_clients.pop(asyncio.get_running_loop(), {})
     for client in clients.values():
         await client.close()
 
 
-__all__ = ["SDK_MODULES", "aclose_clients", "aimport_sdk", "async_client", "awarm", "sync_client"]
+__all__ = [
+    "CONNECTION_TTL_S",
+    "SDK_MODULES",
+    "aclose_clients",
+    "aimport_sdk",
+    "async_client",
+    "awarm",
+    "shared_connection",
+    "sync_client",
+]

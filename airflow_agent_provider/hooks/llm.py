@@ -55,6 +55,7 @@ from airflow_agent_provider.hooks._client_cache import (
     aimport_sdk,
     async_client,
     awarm,
+    shared_connection,
     sync_client,
 )
 from airflow_agent_provider.hooks._client_settings import (
@@ -135,21 +136,31 @@ class LLMHook(BaseHook):
         return self._connection
 
     async def aconnection(self) -> Connection:
-        """The connection, fetched without blocking the triggerer's event loop (key registered for masking)."""
+        """
+        The connection, fetched without blocking the triggerer's event loop (key registered for masking).
+
+        Shared with the other triggers of this connection on the loop for ``CONNECTION_TTL_S``
+        (:func:`~airflow_agent_provider.hooks._client_cache.shared_connection`).
+        """
         if self._connection is None:
-            conn = await self.aget_connection(self.llm_conn_id)
-            await _aregister(conn.password)
-            self._connection = conn
+            self._connection, extras = await shared_connection(self.llm_conn_id, self._aread)
+            if self._extras is None:
+                self._extras = dict(extras)
         return self._connection
 
+    async def _aread(self) -> tuple[Connection, dict[str, Any]]:
+        conn = await self.aget_connection(self.llm_conn_id)
+        await _aregister(conn.password)
+        # The async reader: ``extra_dejson`` masks synchronously, which must not run on a loop.
+        reader = getattr(conn, "aextra_dejson", None)
+        extras = await reader() if reader is not None else conn.extra_dejson
+        return conn, dict(extras or {})
+
     async def aextras(self) -> dict[str, Any]:
-        """The connection's extras, read the async way (``extra_dejson`` masks synchronously: not on a loop)."""
+        """The connection's extras, read the async way with the connection."""
         if self._extras is None:
-            conn = await self.aconnection()
-            reader = getattr(conn, "aextra_dejson", None)
-            extras = await reader() if reader is not None else conn.extra_dejson
-            self._extras = dict(extras or {})
-        return self._extras
+            await self.aconnection()
+        return dict(self._extras or {})
 
     @cached_property
     def provider(self) -> str:

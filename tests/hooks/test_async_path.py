@@ -126,7 +126,7 @@ _FLEET_START = textwrap.dedent(
     from airflow_agent_provider.hooks.llm import LLMHook, aclose_clients, awarm
     from airflow_agent_provider.hooks.store import aget_store
 
-    runs = {"client": 0, "prices": 0, "store": 0}
+    runs = {"client": 0, "prices": 0, "store": 0, "connection": 0}
 
     def counting(name, fn):
         def wrapper(*args, **kwargs):
@@ -138,11 +138,20 @@ _FLEET_START = textwrap.dedent(
     _client_cache.build_client = counting("client", _client_cache.build_client)
     pricing.warm_prices = counting("prices", pricing.warm_prices)
     store._install = counting("store", store._install)
+    read_connection = LLMHook.aget_connection
+
+    async def counted_read(conn_id):
+        runs["connection"] += 1
+        return await read_connection(conn_id)
+
+    LLMHook.aget_connection = staticmethod(counted_read)
 
     async def trigger_start():
         await awarm("openai", [("openai", "gpt-5-mini")])
         opened = await aget_store()
-        client = await LLMHook("agent_openai_default").get_async_conn()
+        hook = LLMHook("agent_openai_default")
+        client = await hook.get_async_conn()
+        assert (await hook.aextras()) == (await LLMHook("agent_openai_default").aextras())
         return id(opened), id(client)
 
     async def main():
@@ -171,7 +180,32 @@ def test_a_fleet_starting_together_loads_prices_store_and_client_once(llm_connec
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    # Before the single flight, each of the 50 missed the caches together and loaded its own copy.
-    assert result["runs"] == {"client": 1, "prices": 1, "store": 1}
+    # Before the single flight, each of the 50 missed the caches together and loaded its own copy
+    # (and read the connection through the triggerer's supervisor once per trigger).
+    assert result["runs"] == {"client": 1, "prices": 1, "store": 1, "connection": 1}
     assert result["stores"] == 1
     assert result["clients"] == 1
+
+
+def test_a_shared_connection_is_read_again_after_its_ttl(llm_connections, monkeypatch):
+    from airflow_agent_provider.hooks import _client_cache
+
+    monkeypatch.setattr(_client_cache, "CONNECTION_TTL_S", 1.0)
+
+    async def keys() -> tuple[str, str, str]:
+        try:
+            first = (await LLMHook("agent_openai_default").aconnection()).password
+            conn = json.loads(os.environ["AIRFLOW_CONN_AGENT_OPENAI_DEFAULT"])
+            monkeypatch.setenv(
+                "AIRFLOW_CONN_AGENT_OPENAI_DEFAULT", json.dumps({**conn, "password": "rotated-key"})
+            )
+            within_ttl = (await LLMHook("agent_openai_default").aconnection()).password
+            await asyncio.sleep(1.1)
+            after_ttl = (await LLMHook("agent_openai_default").aconnection()).password
+            return first, within_ttl, after_ttl
+        finally:
+            await aclose_clients()
+
+    first, within_ttl, after_ttl = asyncio.run(keys())
+    assert within_ttl == first != "rotated-key"  # shared by the triggers that start together
+    assert after_ttl == "rotated-key"  # a rotated key is picked up once the TTL has passed
