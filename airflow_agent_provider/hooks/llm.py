@@ -142,11 +142,13 @@ class LLMHook(BaseHook):
         Shared with the other triggers of this connection on the loop for ``CONNECTION_TTL_S``
         (:func:`~airflow_agent_provider.hooks._client_cache.shared_connection`).
         """
-        if self._connection is None:
-            self._connection, extras = await shared_connection(self.llm_conn_id, self._aread)
-            if self._extras is None:
-                self._extras = dict(extras)
-        return self._connection
+        if self._connection is not None:
+            return self._connection
+        conn, extras = await shared_connection(self.llm_conn_id, self._aread)
+        self._connection = conn
+        if self._extras is None:
+            self._extras = dict(extras)
+        return conn
 
     async def _aread(self) -> tuple[Connection, dict[str, Any]]:
         conn = await self.aget_connection(self.llm_conn_id)
