@@ -8,7 +8,6 @@ by the parse is exactly what a task start pays.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from airflow_agent_provider.factory.loader import (
     declared_name,
     import_error_message,
 )
+from tests.fixtures.python_json import run_python_json
 
 REPO = Path(__file__).parents[2]
 
@@ -92,16 +92,8 @@ def _parse(folder: Path, dag_id: str | None) -> dict:
     if dag_id is not None:
         env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = dag_id
         env["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] = "M.a0"
-    proc = subprocess.run(
-        [sys.executable, "-c", _PARSE_SCRIPT, str(folder)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict = run_python_json(_PARSE_SCRIPT, str(folder), env=env, timeout=240)
+    return result
 
 
 @pytest.mark.parametrize(

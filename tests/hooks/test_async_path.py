@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from airflow_agent_provider.hooks.llm import LLMHook, aclose_clients, awarm
 from airflow_agent_provider.llm.types import LLMRequest, Message
+from tests.fixtures.python_json import run_python_json
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,17 +99,7 @@ _PROBE = textwrap.dedent(
 
 
 def test_sdk_and_price_imports_happen_off_the_loop_exactly_once(llm_connections):
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        cwd=REPO,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_python_json(_PROBE, env=dict(os.environ), cwd=REPO)
     assert result["before"] == []  # importing the hook loads no SDK and no price data
     assert result["texts"] == ["ok"] * 20
     names = [name for name, _ in result["seen"]]
@@ -169,17 +159,7 @@ _FLEET_START = textwrap.dedent(
 def test_a_fleet_starting_together_loads_prices_store_and_client_once(llm_connections, tmp_path):
     env = {**os.environ, "AIRFLOW__AGENT_PROVIDER__STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
     env.pop("AIRFLOW__AGENT_PROVIDER__REDIS_CONN_ID", None)
-    out = subprocess.run(
-        [sys.executable, "-c", _FLEET_START],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_python_json(_FLEET_START, env=env, cwd=REPO)
     # Before the single flight, each of the 50 missed the caches together and loaded its own copy
     # (and read the connection through the triggerer's supervisor once per trigger).
     assert result["runs"] == {"client": 1, "prices": 1, "store": 1, "connection": 1}
