@@ -29,11 +29,6 @@ T = TypeVar("T")
 #: The module of each provider's SDK (imported off the loop on the async path).
 SDK_MODULES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic"}
 
-_import_lock = threading.Lock()
-_imports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 def _warm_sdk(provider: str) -> None:
     """Import the SDK and compute what its adapter caches about it (blocking; run off the loop)."""
@@ -49,19 +44,8 @@ async def aimport_sdk(provider: str) -> None:
     name = SDK_MODULES[provider]
     if name in sys.modules and name in _warmed_sdks:
         return
-    loop = asyncio.get_running_loop()
-    with _import_lock:
-        per_loop = _imports.setdefault(loop, {})
-        future = per_loop.get(name)
-        if future is None:
-            future = per_loop[name] = asyncio.ensure_future(asyncio.to_thread(_warm_sdk, provider))
-    try:
-        await asyncio.shield(future)
-    except BaseException:
-        with _import_lock:
-            if per_loop.get(name) is future and future.done():
-                per_loop.pop(name, None)  # a failed import is tried again by the next caller
-        raise
+    # A failed import is not kept: the next caller tries again.
+    await single_flight(("sdk-import", name), lambda: asyncio.to_thread(_warm_sdk, provider))
     _warmed_sdks.add(name)
 
 
