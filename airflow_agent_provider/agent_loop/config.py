@@ -3,10 +3,20 @@ An agent's static settings as one typed record, and where its execution mode com
 
 ``AgentConfig`` is what the operator knows when the DAG is built (templates not yet rendered),
 including its :class:`~airflow_agent_provider.guard.config.GuardConfig`. It crosses to the
-triggerer in two ways: as ``start_trigger_args.trigger_kwargs`` of a triggerer-only agent
-(serialized with the DAG), and inside a deferral; both go through :meth:`AgentConfig.to_dict`, which
-writes only the fields that differ from their defaults (500 agents' kwargs are stored per task), and
-:meth:`AgentConfig.from_dict`. It holds connection ids, never a key.
+triggerer in two ways: inside a deferral, through :meth:`AgentConfig.to_dict` (only the fields
+that differ from their defaults) and :meth:`AgentConfig.from_dict`; and as the
+``start_trigger_args`` of a triggerer-only agent, which are serialized with the DAG, once per
+task, through :meth:`AgentConfig.to_start_kwargs` and :meth:`AgentConfig.from_start_kwargs`.
+
+Why the start kwargs leave out what the task carries: in Airflow 3.3 the triggerer's supervisor
+deserializes the whole serialized DAG for every ``start_from_trigger`` task, ships it to the trigger
+runner, and the runner deserializes it again to rebuild that task (``create_runtime_ti``). A fleet
+of N such agents therefore costs N whole-DAG deserializations of a DAG that grows with N, and
+every byte of an agent task is paid N times over. The task already serializes its templated
+fields (prompt, system prompt, model, connection), ``task_id`` and ``execution_timeout``, and the
+guard's ledger identity follows from the task id, the agent's metadata and its task group, so the
+start kwargs do not repeat them; the trigger reads them from the task the triggerer rebuilt. It
+holds connection ids, never a key.
 
 Checking a JSON schema is cached per distinct schema (:func:`check_output_schema` imports
 ``jsonschema`` only when an agent has one).
@@ -58,6 +68,25 @@ def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool) -> s
     if execution != "auto":
         return execution
     return "deferred" if deferrable else "worker"
+
+
+def guard_identity(task_id: str, agent_meta: Mapping[str, Any], group_id: str | None) -> tuple[str, str]:
+    """The ledger identity (module, agent) of an agent's calls: its metadata, else its task id."""
+    module = str(agent_meta.get("module") or group_id or "-")
+    agent = str(agent_meta.get("agent") or task_id.rsplit(".", 1)[-1])
+    return module, agent
+
+
+#: The ``AgentConfig`` fields the serialized task itself carries (its templated fields, ``task_id``,
+#: ``execution_timeout``): left out of a triggerer-only agent's start kwargs (module docstring).
+TASK_FIELDS: tuple[str, ...] = (
+    "task_id",
+    "prompt",
+    "system_prompt",
+    "model",
+    "llm_conn_id",
+    "execution_timeout_s",
+)
 
 
 def _key(value: Any) -> str:
@@ -127,6 +156,58 @@ class AgentConfig:
         if "guard" in values:
             values["guard"] = GuardConfig.from_dict(values["guard"])
         return cls(**values)
+
+    def to_start_kwargs(self) -> str:
+        """
+        What a triggerer-only agent's ``start_trigger_args`` carry, as compact JSON: :meth:`to_dict`
+        without what the task carries (:data:`TASK_FIELDS`) and without the guard's ledger identity,
+        which :meth:`from_start_kwargs` derives as the operator did (module docstring).
+
+        One JSON string rather than a mapping because Airflow's serializer wraps every nested
+        mapping in ``{"__var": ..., "__type": "dict"}``, which more than doubles these bytes, and the
+        triggerer ships the whole serialized DAG once per such task.
+        """
+        data = self.to_dict()
+        for name in TASK_FIELDS:
+            data.pop(name, None)
+        guard = data.pop("guard", {})
+        guard.pop("module", None)
+        guard.pop("agent", None)
+        if guard:
+            data["guard"] = guard
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_start_kwargs(cls, text: str, task: Any) -> AgentConfig:
+        """
+        The inverse of :meth:`to_start_kwargs`, completed from ``task``: the one the triggerer
+        rebuilt from the serialized DAG (``SerializedBaseOperator``), or the operator itself.
+        """
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError(f"start kwargs must be a JSON object, got {type(values).__name__}")
+        unexpected = sorted(set(values) & set(TASK_FIELDS))
+        if unexpected:
+            raise ValueError(f"start kwargs must not repeat what the task carries: {unexpected}")
+        timeout = getattr(task, "execution_timeout", None)
+        group = getattr(task, "task_group", None)
+        meta = values.get("agent_meta") or {}
+        module, agent = guard_identity(task.task_id, meta, getattr(group, "group_id", None))
+        guard = dict(values.get("guard") or {})
+        if "module" in guard or "agent" in guard:
+            raise ValueError("start kwargs must not carry the guard's ledger identity")
+        values["guard"] = {**guard, "module": module, "agent": agent}
+        return cls.from_dict(
+            {
+                **values,
+                "task_id": task.task_id,
+                "prompt": getattr(task, "prompt", None) or "",
+                "system_prompt": getattr(task, "system_prompt", None),
+                "model": getattr(task, "model", None),
+                "llm_conn_id": task.llm_conn_id,
+                "execution_timeout_s": timeout.total_seconds() if timeout is not None else None,
+            }
+        )
 
     @classmethod
     def of(cls, op: Any) -> AgentConfig:
@@ -215,6 +296,8 @@ __all__ = [
     "AgentConfig",
     "Execution",
     "PromptContext",
+    "TASK_FIELDS",
     "check_output_schema",
+    "guard_identity",
     "resolve_execution",
 ]

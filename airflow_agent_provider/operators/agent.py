@@ -39,13 +39,14 @@ from airflow_agent_provider.agent_loop.config import (
     Execution,
     PromptContext,
     check_output_schema,
+    guard_identity,
     resolve_execution,
 )
 from airflow_agent_provider.agent_loop.drive import advance, run_sync, settle_held
 from airflow_agent_provider.hooks.llm import DEFAULT_CONN_IDS, LLMHook
 from airflow_agent_provider.operators import agent_runtime as rt
 from airflow_agent_provider.operators.agent_context import AgentRunContext
-from airflow_agent_provider.operators.agent_settings import AgentSettings, AgentSettingsViews, guard_identity
+from airflow_agent_provider.operators.agent_settings import AgentSettings, AgentSettingsViews
 
 if TYPE_CHECKING:  # the engines below load when an agent runs, not when a DAG file is parsed
     from airflow.sdk import Context
@@ -107,7 +108,9 @@ class LLMAgentOperator(AgentRunContext, AgentSettingsViews, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("prompt", "system_prompt", "model", "llm_conn_id")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "jinja", "system_prompt": "jinja"}
+    # No template_fields_renderers: a rendered prompt is plain text (a "jinja" renderer would only
+    # colour it as a template), and Airflow serializes the mapping into every agent task of the DAG,
+    # which the triggerer deserializes once per triggerer-only agent (see agent_loop.config).
     ui_color = "#e8f0fe"
 
     #: task_state_store key of the persisted loop. Renaming it breaks resumption of in-flight retries.
@@ -218,8 +221,9 @@ class LLMAgentOperator(AgentRunContext, AgentSettingsViews, BaseOperator):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=AGENT_TRIGGER,
-                # Serialised here, the trigger boundary; only what differs from the defaults.
-                trigger_kwargs={"agent": config.to_dict()},
+                # Serialised here, the trigger boundary: only what differs from the defaults and
+                # what the serialized task does not already carry (AgentConfig.to_start_kwargs).
+                trigger_kwargs={"start": config.to_start_kwargs()},
                 next_method="execute_complete",
                 next_kwargs=None,
                 # The trigger counts execution_timeout from when it starts running (not while it

@@ -11,14 +11,13 @@ operator, its batch subclasses and the run record read by name (``op.tools``, ``
 ``execution_mode`` alone may be set again (the batch operator falls back to the worker path).
 
 Nothing here is serialized with the DAG: Airflow serializes the templated fields and, for a
-triggerer-only agent, ``start_trigger_args`` (whose kwargs are ``AgentConfig.to_dict()``: only
-the fields that differ from their defaults).
+triggerer-only agent, ``start_trigger_args`` (whose kwargs are ``AgentConfig.to_start_kwargs()``:
+the fields that differ from their defaults and that the task does not already carry).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -176,11 +175,4 @@ class AgentSettingsViews:
         return self.guard.price_override
 
 
-def guard_identity(task_id: str, agent_meta: Mapping[str, Any], group_id: str | None) -> tuple[str, str]:
-    """The ledger identity (module, agent) of an agent's calls: its metadata, else its task id."""
-    module = str(agent_meta.get("module") or group_id or "-")
-    agent = str(agent_meta.get("agent") or task_id.rsplit(".", 1)[-1])
-    return module, agent
-
-
-__all__ = ["AgentSettings", "AgentSettingsViews", "guard_identity"]
+__all__ = ["AgentSettings", "AgentSettingsViews"]

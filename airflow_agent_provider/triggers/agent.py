@@ -4,7 +4,8 @@ A whole tool-less agent run inside the triggerer: the agent loop, awaited, endin
 Two ways in:
 
 * **Started by the scheduler** (``execution="triggerer"``: the operator sets ``start_from_trigger``
-  and ``start_trigger_args`` with ``{"agent": AgentConfig}``). The triggerer builds the task's
+  and ``start_trigger_args`` with ``{"start": AgentConfig.to_start_kwargs()}``, completed from the
+  task the triggerer rebuilt, see ``agent_loop.config``). The triggerer builds the task's
   template context and hands it to :meth:`AgentTrigger.render_template_fields`; :meth:`run` then
   reads the upstream results (XCom, through the triggerer's supervisor), checks
   ``critical_upstreams`` and ``condition``, renders the prompt (narrowly for workflow files), and
@@ -122,23 +123,58 @@ class AgentTrigger(BaseTrigger):
     """
     Run a tool-less agent's whole loop in the triggerer and end its task there.
 
-    :param agent: The agent's ``AgentConfig`` (connection ids, templates and limits; never a key), or
-        its ``to_dict()`` (what the triggerer passes back from :meth:`serialize`).
-    :param run: When deferred from a worker: the ``AgentRun`` (or its ``to_dict()``). None when
-        started by the scheduler.
+    :param agent: When deferred from a worker: the agent's ``AgentConfig`` (connection ids, templates
+        and limits; never a key), or its ``to_dict()`` (what the triggerer passes back from
+        :meth:`serialize`).
+    :param run: When deferred from a worker: the ``AgentRun`` (or its ``to_dict()``).
+    :param start: When started by the scheduler (``start_trigger_args``): the agent's settings beyond
+        what its serialized task carries, as JSON (``AgentConfig.to_start_kwargs()``); the rest is
+        read from the task the triggerer rebuilt (``AgentConfig.from_start_kwargs``).
     """
 
     def __init__(
         self,
-        agent: AgentConfig | Mapping[str, Any],
+        agent: AgentConfig | Mapping[str, Any] | None = None,
         run: AgentRun | Mapping[str, Any] | None = None,
+        start: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
-        self.agent = agent if isinstance(agent, AgentConfig) else AgentConfig.from_dict(agent)
+        if (agent is None) == (start is None):
+            raise ValueError(
+                "AgentTrigger takes agent= (deferred from a worker) or start= (started by the scheduler), "
+                "exactly one of them"
+            )
+        if start is not None and run is not None:
+            raise ValueError("AgentTrigger(start=...) is started by the scheduler and takes no run=")
+        self._start = start
+        self._agent = (
+            agent if agent is None or isinstance(agent, AgentConfig) else AgentConfig.from_dict(agent)
+        )
         self.run_args = run if run is None or isinstance(run, AgentRun) else AgentRun.from_dict(run)
         self._context: Mapping[str, Any] | None = None
 
+    @property
+    def agent(self) -> AgentConfig:
+        """The agent's settings; started by the scheduler, completed from the task the triggerer rebuilt."""
+        if self._agent is None:
+            task = self.task
+            if task is None:
+                raise RuntimeError(
+                    "AgentTrigger(start=...) must be started by the triggerer, which rebuilds its task"
+                )
+            self._agent = AgentConfig.from_start_kwargs(self._start or "{}", task)
+        return self._agent
+
+    @property
+    def _label(self) -> str:
+        """The task id for log lines, even before the settings could be completed."""
+        if self._agent is not None:
+            return self._agent.task_id
+        return str(getattr(self.task_instance, "task_id", None) or "agent")
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        if self._start is not None:
+            return AGENT_TRIGGER, {"start": self._start}
         run = None if self.run_args is None else self.run_args.to_dict()
         return AGENT_TRIGGER, {"agent": self.agent.to_dict(), "run": run}
 
@@ -277,10 +313,11 @@ class AgentTrigger(BaseTrigger):
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        cfg = self.agent
         loop: AgentLoop | None = None
-        conn_id = cfg.llm_conn_id
+        conn_id = self._agent.llm_conn_id if self._agent is not None else ""
         try:
+            cfg = self.agent
+            conn_id = cfg.llm_conn_id
             args = self.run_args if self.run_args is not None else await self._prepare(cfg)
             conn_id, provider, guard = args.llm_conn_id, args.provider, args.guard
             loop = AgentLoop.from_dict(args.loop.to_dict())  # this run's own copy
@@ -309,18 +346,18 @@ class AgentTrigger(BaseTrigger):
                 await asyncio.wait_for(run_async(loop, host, call, caller.asettle_pending), args.timeout_s)
             except asyncio.TimeoutError:
                 raise ExecutionTimeout(
-                    f"agent {cfg.task_id} exceeded its execution_timeout in the triggerer"
+                    f"agent {self._label} exceeded its execution_timeout in the triggerer"
                 ) from None
             result = scrub_value(loop.result(args.spec, **args.item_fields).to_dict())
         except _Ended as ended:
             yield ended.event
             return
         except UnsettledCharge as exc:
-            self.log.warning("Agent %s: %s", cfg.task_id, exc)
+            self.log.warning("Agent %s: %s", self._label, exc)
             yield trigger_event(self._failure(exc, conn_id, loop, pending=exc.pending.to_dict()))
             return
         except Exception as exc:
-            self.log.warning("Agent %s failed in the triggerer: %s: %s", cfg.task_id, type(exc).__name__, exc)
+            self.log.warning("Agent %s failed in the triggerer: %s: %s", self._label, type(exc).__name__, exc)
             yield trigger_event(self._failure(exc, conn_id, loop))
             return
         if self._in_triggerer:

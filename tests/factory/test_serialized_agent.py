@@ -1,9 +1,12 @@
 """
 What an agent task costs in the serialized DAG, and that its settings survive Airflow's serializer.
 
-A triggerer-only agent carries its whole ``AgentConfig`` (with its ``GuardConfig``) in
-``start_trigger_args.trigger_kwargs``; 500 agents are stored per DAG version, so only the fields
-that differ from their defaults are written. A worker agent carries no trigger kwargs at all.
+A triggerer-only agent carries its ``AgentConfig`` (with its ``GuardConfig``) in
+``start_trigger_args.trigger_kwargs``; 500 agents are stored per DAG version, and the triggerer
+deserializes the whole DAG once per such task, so only the fields that differ from their defaults
+are written, and none the serialized task already carries (its templated fields, task id, timeout,
+and the guard's ledger identity): the trigger completes them from the task the triggerer rebuilt.
+A worker agent carries no trigger kwargs at all.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import pytest
 from airflow.serialization.serialized_objects import BaseSerialization, DagSerialization
 
-from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, AgentConfig
+from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, TASK_FIELDS, AgentConfig
 from airflow_agent_provider.definitions import parse_workflow
 from airflow_agent_provider.factory import build_dag
 from airflow_agent_provider.guard.config import GuardConfig
@@ -85,8 +88,8 @@ def test_a_triggerer_agent_round_trips_its_config_through_the_serializer(seriali
     assert args.next_method == "execute_complete"
     # Kept encoded in the deserialized DAG; Airflow's Trigger row decodes them the same way.
     kwargs = BaseSerialization.deserialize(args.trigger_kwargs)
-    assert set(kwargs) == {"agent"}
-    config = AgentConfig.from_dict(kwargs["agent"])
+    assert set(kwargs) == {"start"}
+    config = AgentConfig.from_start_kwargs(kwargs["start"], restored.get_task("M0.in_triggerer"))
     assert config == op.agent_config()
     assert config.guard == op.guard
     assert config.guard.budgets.agent_cost_limit == 0.5
@@ -98,14 +101,14 @@ def test_a_triggerer_agent_round_trips_its_config_through_the_serializer(seriali
 def test_only_non_default_fields_are_serialized(serialized):
     dag, data, _ = serialized
     op = dag.get_task("M0.in_triggerer")
-    stored = _task_json(data, "M0.in_triggerer")["start_trigger_args"]["trigger_kwargs"]["__var"]["agent"][
-        "__var"
-    ]
-    assert set(stored) == _non_defaults(op.agent_config())
-    guard = stored["guard"]["__var"]
-    assert set(guard) == _non_defaults(op.guard)
+    stored = json.loads(
+        _task_json(data, "M0.in_triggerer")["start_trigger_args"]["trigger_kwargs"]["__var"]["start"]
+    )
+    assert set(stored) == _non_defaults(op.agent_config()) - set(TASK_FIELDS)
+    guard = stored["guard"]
+    assert set(guard) == _non_defaults(op.guard) - {"module", "agent"}
     assert set(guard) < {f.name for f in dataclasses.fields(GuardConfig)}
-    budgets = guard["budgets"]["__var"]
+    budgets = guard["budgets"]
     assert set(budgets) == _non_defaults(op.guard.budgets) == {"agent_cost_limit", "run_cost_budget"}
 
 
@@ -119,9 +122,17 @@ def test_a_worker_agent_carries_no_trigger_kwargs(serialized):
 
 
 def test_serialized_size_per_agent_task_stays_small(serialized):
-    """About 0.7 KB for a worker agent and 2 KB for a triggerer-only one (measured at 47eec85)."""
+    """About 0.7 KB for a worker agent and 1.6 KB for this triggerer-only one (2 KB before the start kwargs)."""
     _, data, _ = serialized
     worker = len(json.dumps(_task_json(data, "M0.on_worker")))
     triggerer = len(json.dumps(_task_json(data, "M0.in_triggerer")))
     assert worker < 1_000
-    assert triggerer < 3_000
+    assert triggerer < 2_000
+
+
+def test_the_prompt_is_serialized_once_per_triggerer_agent(serialized):
+    """The templated fields are the task's; the start kwargs do not repeat them."""
+    _, data, _ = serialized
+    task = json.dumps(_task_json(data, "M0.in_triggerer"))
+    assert task.count("Check {{ params.region }} in one line.") == 1
+    assert task.count("Be brief.") == 1

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from airflow.sdk.definitions.retry_policy import RetryAction
+from airflow.serialization.serialized_objects import OperatorSerialization
 from airflow.triggers.base import TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
 from airflow_agent_provider.cost.ledger import Ledger
@@ -43,6 +44,12 @@ def ledger_store(tmp_path, monkeypatch):
     reset_store()
 
 
+def _rebuilt(op: LLMAgentOperator):
+    """The task as the triggerer rebuilds it (``create_runtime_ti``): through Airflow's serializer."""
+    encoded = json.loads(json.dumps(OperatorSerialization.serialize_operator(op)))
+    return OperatorSerialization.deserialize_operator(encoded)
+
+
 def _started_by_triggerer(op: LLMAgentOperator, ti: TriggererTI | None = None, **context) -> AgentTrigger:
     """What the triggerer builds for a task with ``start_from_trigger`` (kwargs from the serialized DAG)."""
     assert op.start_from_trigger
@@ -50,6 +57,7 @@ def _started_by_triggerer(op: LLMAgentOperator, ti: TriggererTI | None = None, *
     kwargs = json.loads(json.dumps(op.start_trigger_args.trigger_kwargs))  # they travel through the DB
     trigger = AgentTrigger(**kwargs)
     ti = ti or TriggererTI()
+    ti.task = _rebuilt(op)
     trigger.task_instance = ti
     trigger.render_template_fields(
         {
@@ -201,3 +209,73 @@ def test_trigger_kwargs_hold_no_key_and_round_trip(llm_connections):
     assert classpath == "airflow_agent_provider.triggers.agent.AgentTrigger"
     assert "test-key" not in json.dumps(kwargs)
     assert AgentTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
+
+
+def test_start_kwargs_are_completed_from_the_rebuilt_task(llm_connections):
+    """The task's own fields are not repeated in the start kwargs: the trigger reads them from the task."""
+    op = _agent(
+        task_id="M.check",
+        prompt="Check {{ params.region }}",
+        system_prompt="Be brief.",
+        model="gpt-5-mini",
+        execution="triggerer",
+        execution_timeout=timedelta(minutes=3),
+        cost_limit=0.5,
+    )
+    start = json.loads(op.start_trigger_args.trigger_kwargs["start"])
+    assert not set(start) & {
+        "task_id",
+        "prompt",
+        "system_prompt",
+        "model",
+        "llm_conn_id",
+        "execution_timeout_s",
+    }
+    assert "module" not in start["guard"]
+    assert "agent" not in start["guard"]
+    trigger = AgentTrigger(**json.loads(json.dumps(op.start_trigger_args.trigger_kwargs)))
+    ti = TriggererTI()
+    ti.task = _rebuilt(op)
+    trigger.task_instance = ti
+    assert trigger.agent == op.agent_config()
+    assert trigger.agent.guard.budgets.agent_cost_limit == 0.5
+    assert (trigger.agent.guard.module, trigger.agent.guard.agent) == ("M", "M.check")
+
+
+def test_a_started_trigger_without_its_task_resumes_on_a_worker(llm_connections):
+    """Start kwargs alone cannot run (the task is missing): one clear failure event, no model call."""
+    op = _agent(prompt="p [[reply: never]]", execution="triggerer")
+    trigger = AgentTrigger(**op.start_trigger_args.trigger_kwargs)
+    trigger.task_instance = TriggererTI()  # no .task: not what the triggerer hands a started task
+    event = _run(trigger)
+    assert event.payload["status"] == "error"
+    assert "rebuilds its task" in event.payload["message"]
+    assert llm_connections.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "exactly one of them"),
+        (
+            {"agent": {"task_id": "t", "prompt": "p", "llm_conn_id": "c"}, "start": "{}"},
+            "exactly one of them",
+        ),
+        ({"start": "{}", "run": {"loop": {}}}, "takes no run="),
+    ],
+)
+def test_bad_trigger_arguments_get_one_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AgentTrigger(**kwargs)
+
+
+def test_start_kwargs_repeating_task_fields_are_refused():
+    from airflow_agent_provider.agent_loop.config import AgentConfig
+
+    task = _rebuilt(_agent(prompt="p", execution="triggerer"))
+    with pytest.raises(ValueError, match="must not repeat what the task carries"):
+        AgentConfig.from_start_kwargs('{"prompt": "other"}', task)
+    with pytest.raises(ValueError, match="ledger identity"):
+        AgentConfig.from_start_kwargs('{"guard": {"module": "X"}}', task)
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        AgentConfig.from_start_kwargs("[1]", task)
