@@ -37,6 +37,8 @@ class LoopHost(Protocol):
     tool_specs: list[ToolSpec]
     run_tool: ToolRunner | None
     logger: Any
+    #: The level of the one line logged per model call (``logging.INFO`` on a worker).
+    round_log_level: int
 
     def names(self) -> Mapping[str, Any]:
         """Expression names besides ``last``/``iteration``: ``results``, ``params``, ``item``."""
@@ -80,7 +82,7 @@ def holder(loop: AgentLoop, host: LoopHost) -> Callable[[PendingCharge], None]:
 
 
 def record(loop: AgentLoop, host: LoopHost, guarded: GuardedResult) -> None:
-    loop.record(guarded, logger=host.logger)
+    loop.record(guarded, logger=host.logger, level=host.round_log_level)
     host.save(loop)
 
 

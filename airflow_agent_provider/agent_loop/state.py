@@ -215,8 +215,8 @@ class AgentLoop:
         self._changed()
         return "call"
 
-    def record(self, guarded: GuardedResult, *, logger: Any = log) -> None:
-        """Account for one completed (and settled) model call."""
+    def record(self, guarded: GuardedResult, *, logger: Any = log, level: int = logging.INFO) -> None:
+        """Account for one completed (and settled) model call, and log it at ``level``."""
         response, cost = guarded.response, guarded.cost
         self.rounds += 1
         self.messages.append(response.as_assistant_message())
@@ -241,7 +241,8 @@ class AgentLoop:
         self.finish_reason = response.finish_reason
         self.pending = None
         self._changed()
-        logger.info(
+        logger.log(
+            level,
             "Round %d: %s in=%d (cached %d) out=%d tokens, cost %s, %.2fs, waited %.2fs for limits, %d request(s), "
             "request %s",
             self.rounds,

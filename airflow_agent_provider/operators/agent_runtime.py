@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -316,6 +317,7 @@ class WorkerHost:
     render_fn: Callable[[dict[str, Any], int], str]
     store: Any
     key: str
+    round_log_level: int = logging.INFO
 
     def names(self) -> Mapping[str, Any]:
         return self.names_fn()

@@ -40,6 +40,7 @@ How it ends:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,12 @@ class _TriggerHost:
 
     tool_specs: list[ToolSpec] = []
     run_tool: ToolRunner | None = None
+    #: Each model call's line at DEBUG here, not INFO: in Airflow 3.3 a trigger's log line is a
+    #: blocking write from the event loop every trigger shares to the triggerer's supervisor, which
+    #: reads it only between its own (also blocking) sends of whole serialized DAGs; with hundreds of
+    #: agents starting together those writes stall the loop and can deadlock the two processes (seen
+    #: at 500 triggerer-only agents). The task's result carries the same figures (tokens, cost, time).
+    round_log_level: int = logging.DEBUG
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class Host:
         import logging
 
         self.spec, self.tool_specs, self.logger = spec, [], logging.getLogger("test")
+        self.round_log_level = logging.INFO
         self.saved: list[dict] = []
         self.tools_run: list[str] = []
         self.run_tool = self._run if tools else None
@@ -296,3 +297,37 @@ def test_auto_execution_never_picks_the_triggerer_by_itself():
     assert resolve_execution("triggerer", deferrable=False, has_tools=False) == "triggerer"
     with pytest.raises(ValueError, match="cannot run tools"):
         resolve_execution("triggerer", deferrable=False, has_tools=True)
+
+
+def test_each_call_is_logged_at_the_hosts_level():
+    """INFO on a worker; DEBUG in the triggerer, where every log line is a blocking write (drive docs)."""
+    import logging
+
+    from airflow_agent_provider.agent_loop.drive import record
+    from airflow_agent_provider.operators.agent_runtime import WorkerHost
+    from airflow_agent_provider.triggers.agent import _TriggerHost
+
+    class Capture(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    logger = logging.getLogger("test.round_level")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    capture = Capture()
+    logger.addHandler(capture)
+    host = Host(LoopSpec())
+    host.logger = logger
+    for level in (logging.INFO, logging.DEBUG):
+        host.round_log_level = level
+        record(_loop(), host, _guarded("answer"))
+    assert [(r.levelno, r.getMessage().split(":")[0]) for r in capture.records] == [
+        (logging.INFO, "Round 1"),
+        (logging.DEBUG, "Round 1"),
+    ]
+    assert WorkerHost.round_log_level == logging.INFO
+    assert _TriggerHost.round_log_level == logging.DEBUG
