@@ -141,6 +141,9 @@ def airflow_env(topology: Topology) -> dict[str, str]:
         "AIRFLOW__CELERY__RESULT_BACKEND": t.result_backend,
         "AIRFLOW__CELERY__BROKER_URL": t.redis_url(BROKER_DB),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": t.worker_concurrency,
+        # Airflow's Celery settings plus a preload: each worker imports the provider, the SDKs and
+        # the price data once, before it forks its task slots (deploy/worker_preload.py).
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airflow_agent_provider.deploy.celery_config.CELERY_CONFIG",
         "AIRFLOW__CORE__FERNET_KEY": t.fernet_key,
         # Every component signs or checks the execution API's tokens: one shared secret.
         "AIRFLOW__API_AUTH__JWT_SECRET": t.jwt_secret,

@@ -30,8 +30,8 @@ T = TypeVar("T")
 SDK_MODULES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic"}
 
 
-def _warm_sdk(provider: str) -> None:
-    """Import the SDK and compute what its adapter caches about it (blocking; run off the loop)."""
+def warm_sdk(provider: str) -> None:
+    """Import the SDK and compute what its adapter caches about it (blocking: off the loop, or in a worker's preload)."""
     importlib.import_module(SDK_MODULES[provider])
     if provider == "anthropic":
         from airflow_agent_provider.llm.anthropic_adapter import _sdk_accepts
@@ -45,7 +45,7 @@ async def aimport_sdk(provider: str) -> None:
     if name in sys.modules and name in _warmed_sdks:
         return
     # A failed import is not kept: the next caller tries again.
-    await single_flight(("sdk-import", name), lambda: asyncio.to_thread(_warm_sdk, provider))
+    await single_flight(("sdk-import", name), lambda: asyncio.to_thread(warm_sdk, provider))
     _warmed_sdks.add(name)
 
 
@@ -162,4 +162,5 @@ __all__ = [
     "awarm",
     "shared_connection",
     "sync_client",
+    "warm_sdk",
 ]

@@ -23,10 +23,34 @@ TEST_WORKFLOWS = Path(__file__).parent / "workflows"
 POOL_SLOTS = 4
 
 
+#: A plain task reporting which modules its process had before it ran: none of these is imported by
+#: the DAG file or by the task itself, so each one present came from the worker's preload.
+PRELOAD_PROBE = """
+import sys
+
+from airflow.sdk import dag, task
+
+PROBED = ("openai", "anthropic", "genai_prices", "airflow_agent_provider.guard.pipeline")
+
+
+@dag(dag_id="preload_probe", schedule=None, catchup=False)
+def preload_probe():
+    @task
+    def loaded() -> dict:
+        return {name: name in sys.modules for name in PROBED}
+
+    loaded()
+
+
+preload_probe()
+"""
+
+
 def build_dags_folder(target: Path) -> Path:
-    """``target`` with the project's DAG file, the ERP example and the test workflows."""
+    """``target`` with the project's DAG file, the ERP example, the test workflows and the preload probe."""
     (target / "workflows").mkdir(parents=True)
     shutil.copy(REPO / "dags" / "erp_workflows.py", target / "erp_workflows.py")
+    (target / "preload_probe.py").write_text(PRELOAD_PROBE)
     # The ERP example without its monthly schedule: unpaused at creation, a scheduled DAG gets a run
     # for its latest interval at once, and that run's calls would mix into the counts of the runs
     # the tests trigger themselves.

@@ -50,6 +50,21 @@ def test_stack_is_healthy(stack: LocalDeployment) -> None:
     assert all(log.exists() for log in logs)
 
 
+def test_workers_preload_the_provider_and_the_sdks(stack: LocalDeployment) -> None:
+    """A task process inherits the worker's preload (deploy/worker_preload.py): it imports none of it."""
+    run_id = stack.trigger("preload_probe")
+    assert stack.wait("preload_probe", run_id, timeout=120) == "success"
+    entry = stack.rest.call(
+        "GET", f"/api/v2/dags/preload_probe/dagRuns/{run_id}/taskInstances/loaded/xcomEntries/return_value"
+    )
+    assert entry["value"] == {
+        "openai": True,
+        "anthropic": True,
+        "genai_prices": True,
+        "airflow_agent_provider.guard.pipeline": True,
+    }
+
+
 def test_erp_month_end_runs_on_both_workers(stack: LocalDeployment) -> None:
     stack.llm.reset()
     run_id = stack.trigger("erp_month_end")
