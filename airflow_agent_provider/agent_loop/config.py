@@ -89,6 +89,20 @@ TASK_FIELDS: tuple[str, ...] = (
 )
 
 
+def _task_values(task: Any) -> dict[str, Any]:
+    """The :data:`TASK_FIELDS` of an operator, or of the task Airflow rebuilt from the serialized DAG."""
+    timeout = getattr(task, "execution_timeout", None)
+    return {
+        "task_id": task.task_id,
+        # Airflow leaves an empty templated field out of the serialized task
+        "prompt": getattr(task, "prompt", None) or "",
+        "system_prompt": getattr(task, "system_prompt", None),
+        "model": getattr(task, "model", None),
+        "llm_conn_id": task.llm_conn_id,
+        "execution_timeout_s": timeout.total_seconds() if timeout is not None else None,
+    }
+
+
 def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -189,7 +203,6 @@ class AgentConfig:
         unexpected = sorted(set(values) & set(TASK_FIELDS))
         if unexpected:
             raise ValueError(f"start kwargs must not repeat what the task carries: {unexpected}")
-        timeout = getattr(task, "execution_timeout", None)
         group = getattr(task, "task_group", None)
         meta = values.get("agent_meta") or {}
         module, agent = guard_identity(task.task_id, meta, getattr(group, "group_id", None))
@@ -197,27 +210,13 @@ class AgentConfig:
         if "module" in guard or "agent" in guard:
             raise ValueError("start kwargs must not carry the guard's ledger identity")
         values["guard"] = {**guard, "module": module, "agent": agent}
-        return cls.from_dict(
-            {
-                **values,
-                "task_id": task.task_id,
-                "prompt": getattr(task, "prompt", None) or "",
-                "system_prompt": getattr(task, "system_prompt", None),
-                "model": getattr(task, "model", None),
-                "llm_conn_id": task.llm_conn_id,
-                "execution_timeout_s": timeout.total_seconds() if timeout is not None else None,
-            }
-        )
+        return cls.from_dict({**values, **_task_values(task)})
 
     @classmethod
     def of(cls, op: Any) -> AgentConfig:
         """The settings of an operator whose attributes carry these names (``LLMAgentOperator``)."""
-        timeout = getattr(op, "execution_timeout", None)
-        names = {f.name for f in dataclasses.fields(cls)} - {"execution_timeout_s"}
-        return cls(
-            **{name: getattr(op, name) for name in names},
-            execution_timeout_s=timeout.total_seconds() if timeout is not None else None,
-        )
+        names = {f.name for f in dataclasses.fields(cls)} - set(TASK_FIELDS)
+        return cls(**{name: getattr(op, name) for name in names}, **_task_values(op))
 
     def loop_spec(self, *, system: str | None) -> LoopSpec:
         """The loop's view of this agent, with the rendered system prompt."""

@@ -40,18 +40,16 @@ def provider_modules() -> list[str]:
     return sorted(names)
 
 
-def preload() -> list[str]:
-    """Import the provider's modules, both SDKs and the price data; return the module names."""
+def preload() -> None:
+    """Import the provider's modules, both SDKs and the price data."""
     from airflow_agent_provider.cost.pricing import warm_prices
     from airflow_agent_provider.hooks._client_cache import SDK_MODULES, warm_sdk
 
-    names = provider_modules()
-    for name in names:
+    for name in provider_modules():
         importlib.import_module(name)
     for provider in SDK_MODULES:
         warm_sdk(provider)
     warm_prices()
-    return [*names, *SDK_MODULES.values()]
 
 
 preload()

@@ -321,7 +321,7 @@ class AgentTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         loop: AgentLoop | None = None
-        conn_id = self._agent.llm_conn_id if self._agent is not None else ""
+        conn_id = ""  # until the settings are known (completing them from the task can fail)
         try:
             cfg = self.agent
             conn_id = cfg.llm_conn_id
