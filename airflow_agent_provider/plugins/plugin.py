@@ -9,15 +9,19 @@ view for store-wide state) and only reads. The page shows inside the Airflow UI 
 ``/agent-provider/...``, which get the UI's session cookie): the fleet overview under Browse
 (``/plugin/agent-provider``), and a *Costs* tab on every DAG and every DAG run.
 
-Loading the plugin (every Airflow process does, workers included) imports neither Airflow's API
-server code nor a store: both happen at the first request to the app.
+Loading the plugin (every Airflow process does, workers included: each task process loads the
+plugins for their listeners) imports neither FastAPI, Airflow's API server code nor a store. The
+app is built when the API server first reads ``fastapi_apps``; Airflow's API code and the store
+load at the app's first request.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_agent_provider.plugins.api import create_app
 from airflow_agent_provider.plugins.page import TITLE
 
 URL_PREFIX = "/agent-provider"
@@ -32,9 +36,18 @@ class AgentProviderPlugin(AirflowPlugin):
     """The LLM agents Operations page: run costs, workflow spend, limits, breakers, store health."""
 
     name = "agent_provider"
-    fastapi_apps = [
-        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "LLM agents: costs & limits API"},
-    ]
+
+    @cached_property
+    def fastapi_apps(self) -> list[Any]:  # type: ignore[override]  # a list, built on first read
+        """
+        The Operations app, built on first read: only the API server (and ``airflow plugins``)
+        reads it, while every task process loads this plugin, and FastAPI alone costs those
+        processes about 0.2 s each.
+        """
+        from airflow_agent_provider.plugins.api import create_app
+
+        return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "LLM agents: costs & limits API"}]
+
     # Airflow's UI puts the DAG id and run id into ``href`` with ``encodeURIComponent`` (so ``+`` and
     # ``:`` of a run id arrive intact) and shows each entry in an iframe: the nav entry under
     # Browse, a "Costs" tab on every DAG and on every DAG run.
