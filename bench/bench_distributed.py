@@ -27,6 +27,8 @@ from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _stack_env import refuse_foreign_plugins
+
 from tests.deploy.conftest import POOL_SLOTS, start_stack
 
 DAG_ID = "deploy_pool_60"
@@ -44,7 +46,15 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2, help="task slots per worker (default 2)")
+    parser.add_argument(
+        "--allow-plugins",
+        action="store_true",
+        help="run even with other Airflow plugins installed (every task process loads them)",
+    )
     args = parser.parse_args()
+    refused = refuse_foreign_plugins(args.allow_plugins)
+    if refused:
+        parser.error(refused)
 
     t0 = time.monotonic()
     stack, base = start_stack(workers=args.workers, concurrency=args.concurrency, llm_latency=args.latency)

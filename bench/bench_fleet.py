@@ -47,6 +47,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _stack_env import refuse_foreign_plugins  # noqa: E402  (bench/ is on sys.path: the script's folder)
+
 MODULES = 4
 FLOOR_MODES = ("noop", "trigger")
 AGENT_MODES = ("worker", "deferred", "triggerer")
@@ -420,7 +422,15 @@ def main() -> int:
     parser.add_argument(
         "--keep-logs", type=Path, help="copy the stack's logs to this directory before cleaning up"
     )
+    parser.add_argument(
+        "--allow-plugins",
+        action="store_true",
+        help="run even with other Airflow plugins installed (every task process loads them)",
+    )
     args = parser.parse_args()
+    refused = refuse_foreign_plugins(args.allow_plugins)
+    if refused:
+        parser.error(refused)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - set(ALL_MODES)
     if unknown:
