@@ -15,8 +15,10 @@ of N such agents therefore costs N whole-DAG deserializations of a DAG that grow
 every byte of an agent task is paid N times over. The task already serializes its templated
 fields (prompt, system prompt, model, connection), ``task_id`` and ``execution_timeout``, and the
 guard's ledger identity follows from the task id, the agent's metadata and its task group, so the
-start kwargs do not repeat them; the trigger reads them from the task the triggerer rebuilt. It
-holds connection ids, never a key.
+start kwargs do not repeat them; the trigger reads them from the task the triggerer rebuilt. The
+agent's metadata is left out too when it is what the task's own identity implies (workflow = DAG
+id, module = task group, agent = the task id's last part, critical), as every agent a workflow
+file defines has it (:func:`derived_meta`). It holds connection ids, never a key.
 
 Checking a JSON schema is cached per distinct schema (:func:`check_output_schema` imports
 ``jsonschema`` only when an agent has one).
@@ -87,6 +89,32 @@ TASK_FIELDS: tuple[str, ...] = (
     "llm_conn_id",
     "execution_timeout_s",
 )
+
+
+#: The start-kwargs key that stands for "agent_meta is what derived_meta(task) gives" (plus any
+#: other keys agent_meta still holds).
+META_DERIVED = "agent_meta_derived"
+
+
+def derived_meta(task: Any) -> dict[str, Any]:
+    """
+    The agent metadata a task's identity implies, in the factory's key order: the workflow is the
+    DAG id, the module the task group, the agent the last part of the task id, and it is critical.
+    Empty when the task has no DAG or no task group yet (nothing is implied then).
+    """
+    group_id = getattr(getattr(task, "task_group", None), "group_id", None)
+    try:
+        dag_id = task.dag.dag_id if task.has_dag() else None
+    except Exception:  # a task outside any DAG
+        dag_id = None
+    if not dag_id or not group_id:
+        return {}
+    return {
+        "workflow": dag_id,
+        "module": group_id,
+        "agent": task.task_id.rsplit(".", 1)[-1],
+        "critical": True,
+    }
 
 
 def _task_values(task: Any) -> dict[str, Any]:
@@ -171,11 +199,12 @@ class AgentConfig:
             values["guard"] = GuardConfig.from_dict(values["guard"])
         return cls(**values)
 
-    def to_start_kwargs(self) -> str:
+    def to_start_kwargs(self, task: Any = None) -> str:
         """
         What a triggerer-only agent's ``start_trigger_args`` carry, as compact JSON: :meth:`to_dict`
-        without what the task carries (:data:`TASK_FIELDS`) and without the guard's ledger identity,
-        which :meth:`from_start_kwargs` derives as the operator did (module docstring).
+        without what the task carries (:data:`TASK_FIELDS`), without the guard's ledger identity,
+        which :meth:`from_start_kwargs` derives as the operator did, and, given the ``task``,
+        without the metadata its identity implies (:func:`derived_meta`; module docstring).
 
         One JSON string rather than a mapping because Airflow's serializer wraps every nested
         mapping in ``{"__var": ..., "__type": "dict"}``, which more than doubles these bytes, and the
@@ -189,6 +218,14 @@ class AgentConfig:
         guard.pop("agent", None)
         if guard:
             data["guard"] = guard
+        implied = derived_meta(task) if task is not None else {}
+        meta = dict(self.agent_meta)
+        if implied and all(k in meta and meta[k] == v for k, v in implied.items()):
+            rest = {k: v for k, v in meta.items() if k not in implied}
+            data.pop("agent_meta", None)
+            if rest:
+                data["agent_meta"] = rest
+            data[META_DERIVED] = True
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -203,6 +240,13 @@ class AgentConfig:
         unexpected = sorted(set(values) & set(TASK_FIELDS))
         if unexpected:
             raise ValueError(f"start kwargs must not repeat what the task carries: {unexpected}")
+        if values.pop(META_DERIVED, False):
+            implied = derived_meta(task)
+            if not implied:
+                raise ValueError(
+                    "start kwargs say agent_meta follows from the task, which has no DAG or task group"
+                )
+            values["agent_meta"] = {**implied, **(values.get("agent_meta") or {})}
         group = getattr(task, "task_group", None)
         meta = values.get("agent_meta") or {}
         module, agent = guard_identity(task.task_id, meta, getattr(group, "group_id", None))

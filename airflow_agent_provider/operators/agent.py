@@ -221,9 +221,9 @@ class LLMAgentOperator(AgentRunContext, AgentSettingsViews, BaseOperator):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=AGENT_TRIGGER,
-                # Serialised here, the trigger boundary: only what differs from the defaults and
-                # what the serialized task does not already carry (AgentConfig.to_start_kwargs).
-                trigger_kwargs={"start": config.to_start_kwargs()},
+                # Serialised here, the trigger boundary: what differs from the defaults and what
+                # the task (or its identity) does not carry (AgentConfig.to_start_kwargs).
+                trigger_kwargs={"start": config.to_start_kwargs(self)},
                 next_method="execute_complete",
                 next_kwargs=None,
                 # The trigger counts execution_timeout from when it starts running (not while it

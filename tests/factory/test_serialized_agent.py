@@ -5,7 +5,8 @@ A triggerer-only agent carries its ``AgentConfig`` (with its ``GuardConfig``) in
 ``start_trigger_args.trigger_kwargs``; 500 agents are stored per DAG version, and the triggerer
 deserializes the whole DAG once per such task, so only the fields that differ from their defaults
 are written, and none the serialized task already carries (its templated fields, task id, timeout,
-and the guard's ledger identity): the trigger completes them from the task the triggerer rebuilt.
+the guard's ledger identity, and the agent metadata its identity implies): the trigger completes
+them from the task the triggerer rebuilt.
 A worker agent carries no trigger kwargs at all.
 """
 
@@ -17,7 +18,13 @@ import json
 import pytest
 from airflow.serialization.serialized_objects import BaseSerialization, DagSerialization
 
-from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, TASK_FIELDS, AgentConfig
+from airflow_agent_provider.agent_loop.config import (
+    AGENT_TRIGGER,
+    META_DERIVED,
+    TASK_FIELDS,
+    AgentConfig,
+    derived_meta,
+)
 from airflow_agent_provider.definitions import parse_workflow
 from airflow_agent_provider.factory import build_dag
 from airflow_agent_provider.guard.config import GuardConfig
@@ -104,7 +111,10 @@ def test_only_non_default_fields_are_serialized(serialized):
     stored = json.loads(
         _task_json(data, "M0.in_triggerer")["start_trigger_args"]["trigger_kwargs"]["__var"]["start"]
     )
-    assert set(stored) == _non_defaults(op.agent_config()) - set(TASK_FIELDS)
+    # agent_meta is what the task's identity implies (workflow = DAG id, module = task group, ...)
+    assert op.agent_config().agent_meta == derived_meta(op)
+    assert stored.pop(META_DERIVED) is True
+    assert set(stored) == _non_defaults(op.agent_config()) - set(TASK_FIELDS) - {"agent_meta"}
     guard = stored["guard"]
     assert set(guard) == _non_defaults(op.guard) - {"module", "agent"}
     assert set(guard) < {f.name for f in dataclasses.fields(GuardConfig)}
@@ -136,3 +146,47 @@ def test_the_prompt_is_serialized_once_per_triggerer_agent(serialized):
     task = json.dumps(_task_json(data, "M0.in_triggerer"))
     assert task.count("Check {{ params.region }} in one line.") == 1
     assert task.count("Be brief.") == 1
+
+
+def test_agent_metadata_the_task_does_not_imply_still_travels():
+    """A workflow whose DAG id is not its name (or metadata with more keys) keeps it in the start kwargs."""
+    from airflow.sdk import DAG, TaskGroup
+
+    from airflow_agent_provider.operators.agent import LLMAgentOperator
+
+    def rebuilt(op):
+        """As the triggerer rebuilds it (create_runtime_ti): from the whole serialized DAG."""
+        data = json.loads(json.dumps(DagSerialization.to_dict(dag)))
+        return DagSerialization.from_dict(data).get_task(op.task_id)
+
+    meta = {"workflow": "payroll", "module": "HR", "agent": "check", "critical": True}
+    with DAG("payroll_eu", schedule=None) as dag, TaskGroup("HR"):
+        renamed = LLMAgentOperator(task_id="check", prompt="p", agent_meta=meta, execution="triggerer")
+        extra = LLMAgentOperator(
+            task_id="extra",
+            prompt="p",
+            agent_meta={"workflow": "payroll_eu", "module": "HR", "agent": "extra", "critical": True, "x": 1},
+            execution="triggerer",
+        )
+    stored = json.loads(renamed.start_trigger_args.trigger_kwargs["start"])
+    assert stored["agent_meta"] == meta
+    assert META_DERIVED not in stored
+    assert AgentConfig.from_start_kwargs(
+        renamed.start_trigger_args.trigger_kwargs["start"], rebuilt(renamed)
+    ) == (renamed.agent_config())
+    stored = json.loads(extra.start_trigger_args.trigger_kwargs["start"])
+    assert stored["agent_meta"] == {"x": 1}
+    assert stored[META_DERIVED] is True
+    config = AgentConfig.from_start_kwargs(extra.start_trigger_args.trigger_kwargs["start"], rebuilt(extra))
+    assert config == extra.agent_config()
+    assert list(config.agent_meta) == ["workflow", "module", "agent", "critical", "x"]
+
+
+def test_derived_metadata_needs_a_task_with_a_dag_and_a_task_group():
+    from airflow_agent_provider.operators.agent import LLMAgentOperator
+
+    loose = LLMAgentOperator(task_id="loose", prompt="p", execution="triggerer")
+    assert derived_meta(loose) == {}
+    assert META_DERIVED not in json.loads(loose.start_trigger_args.trigger_kwargs["start"])
+    with pytest.raises(ValueError, match="no DAG or task group"):
+        AgentConfig.from_start_kwargs(json.dumps({META_DERIVED: True}), loose)
