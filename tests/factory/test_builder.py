@@ -116,6 +116,29 @@ def test_without_partial_completion_every_agent_needs_all_upstreams(tmp_path):
             assert task.critical_upstreams == []
 
 
+def test_an_agent_without_retries_carries_no_retry_pacing(tmp_path):
+    """Nothing to pace: the task keeps Airflow's defaults, which its serialized form leaves out."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    data = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
+    data.setdefault("defaults", {})["retries"] = {"attempts": 0, "base_delay": "5s", "max_delay": "7s"}
+    dag = build_dag(parse_workflow(yaml.safe_dump(data), tmp_path / "q.yaml"))
+    agents = [t for t in dag.tasks if isinstance(t, LLMAgentOperator)]
+    assert agents
+    for task in agents:
+        assert task.retries == 0
+        assert task.retry_delay == timedelta(seconds=300)  # Airflow's default, not the 5 s never used
+        assert task.max_retry_delay is None
+        assert not task.retry_exponential_backoff
+        assert task.retry_policy is not None  # a permanent error still fails with its reason
+    tasks = DagSerialization.to_dict(dag)["dag"]["tasks"]
+    for task in tasks:
+        fields = task["__var"]
+        if fields["task_type"] == "LLMAgentOperator":
+            assert not {"retry_exponential_backoff", "max_retry_delay"} & set(fields)
+            assert fields["retry_delay"] == 300.0  # Airflow writes this one always, as for any task
+
+
 def test_exponential_off_maps_to_plain_retry_delay(tmp_path):
     data = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
     data.setdefault("defaults", {})["retries"] = {
