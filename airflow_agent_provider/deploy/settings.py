@@ -144,6 +144,10 @@ def airflow_env(topology: Topology) -> dict[str, str]:
         # Airflow's Celery settings plus a preload: each worker imports the provider, the SDKs and
         # the price data once, before it forks its task slots (deploy/worker_preload.py).
         "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airflow_agent_provider.deploy.celery_config.CELERY_CONFIG",
+        # The task supervisor waits up to this long (Airflow's default: 5 s) once a task process has
+        # closed its sockets but the kernel has not reaped it yet, which at N = 500 cost half of the
+        # tasks 5 s each; it is also how often a running task heartbeats (README: Run in production).
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         "AIRFLOW__CORE__FERNET_KEY": t.fernet_key,
         # Every component signs or checks the execution API's tokens: one shared secret.
         "AIRFLOW__API_AUTH__JWT_SECRET": t.jwt_secret,
