@@ -75,8 +75,17 @@ def resolve_execution(execution: str, *, deferrable: bool, has_tools: bool) -> s
 def guard_identity(task_id: str, agent_meta: Mapping[str, Any], group_id: str | None) -> tuple[str, str]:
     """The ledger identity (module, agent) of an agent's calls: its metadata, else its task id."""
     module = str(agent_meta.get("module") or group_id or "-")
-    agent = str(agent_meta.get("agent") or task_id.rsplit(".", 1)[-1])
+    agent = str(agent_meta.get("agent") or _agent_name(task_id))
     return module, agent
+
+
+def _agent_name(task_id: str) -> str:
+    """The agent's name within its module: the last part of its task id."""
+    return task_id.rsplit(".", 1)[-1]
+
+
+def _group_id(task: Any) -> str | None:
+    return getattr(getattr(task, "task_group", None), "group_id", None)
 
 
 #: The ``AgentConfig`` fields the serialized task itself carries (its templated fields, ``task_id``,
@@ -102,7 +111,7 @@ def derived_meta(task: Any) -> dict[str, Any]:
     DAG id, the module the task group, the agent the last part of the task id, and it is critical.
     Empty when the task has no DAG or no task group yet (nothing is implied then).
     """
-    group_id = getattr(getattr(task, "task_group", None), "group_id", None)
+    group_id = _group_id(task)
     try:
         dag_id = task.dag.dag_id if task.has_dag() else None
     except Exception:  # a task outside any DAG
@@ -112,7 +121,7 @@ def derived_meta(task: Any) -> dict[str, Any]:
     return {
         "workflow": dag_id,
         "module": group_id,
-        "agent": task.task_id.rsplit(".", 1)[-1],
+        "agent": _agent_name(task.task_id),
         "critical": True,
     }
 
@@ -219,9 +228,8 @@ class AgentConfig:
         if guard:
             data["guard"] = guard
         implied = derived_meta(task) if task is not None else {}
-        meta = dict(self.agent_meta)
-        if implied and all(k in meta and meta[k] == v for k, v in implied.items()):
-            rest = {k: v for k, v in meta.items() if k not in implied}
+        if implied and self.agent_meta.items() >= implied.items():
+            rest = {k: v for k, v in self.agent_meta.items() if k not in implied}
             data.pop("agent_meta", None)
             if rest:
                 data["agent_meta"] = rest
@@ -247,9 +255,8 @@ class AgentConfig:
                     "start kwargs say agent_meta follows from the task, which has no DAG or task group"
                 )
             values["agent_meta"] = {**implied, **(values.get("agent_meta") or {})}
-        group = getattr(task, "task_group", None)
         meta = values.get("agent_meta") or {}
-        module, agent = guard_identity(task.task_id, meta, getattr(group, "group_id", None))
+        module, agent = guard_identity(task.task_id, meta, _group_id(task))
         guard = dict(values.get("guard") or {})
         if "module" in guard or "agent" in guard:
             raise ValueError("start kwargs must not carry the guard's ledger identity")
