@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.error
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +64,28 @@ def test_workers_preload_the_provider_and_the_sdks(stack: LocalDeployment) -> No
         "genai_prices": True,
         "airflow_agent_provider.guard.pipeline": True,
     }
+
+
+def test_run_state_reads_the_exact_run_among_runs_its_id_prefixes(stack: LocalDeployment) -> None:
+    """
+    ``run_state`` reads the run list filtered by id prefix (Airflow's single-run endpoint loads every
+    task instance of the run): a run whose id extends another's is listed too and must not be taken
+    for it, and a run that does not exist still gets the API's 404.
+    """
+    longer, exact = "state_probe_longer", "state_probe"
+    body = {"logical_date": None, "conf": {}}
+    stack.rest.call("POST", "/api/v2/dags/preload_probe/dagRuns", {**body, "dag_run_id": longer})
+    assert stack.wait("preload_probe", longer, timeout=120) == "success"
+    stack.rest.call("POST", "/api/v2/dags/preload_probe/dagRuns", {**body, "dag_run_id": exact})
+    listed = stack.rest.call("GET", "/api/v2/dags/preload_probe/dagRuns?run_id_prefix_pattern=state_probe")
+    assert {run["dag_run_id"] for run in listed["dag_runs"]} == {longer, exact}
+    # Just triggered: the new run is at most queued or running, never the other run's success.
+    assert stack.run_state("preload_probe", exact) in ("queued", "running")
+    assert stack.run_state("preload_probe", longer) == "success"
+    assert stack.wait("preload_probe", exact, timeout=120) == "success"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        stack.run_state("preload_probe", "state_probe_none")
+    assert err.value.code == 404
 
 
 def test_erp_month_end_runs_on_both_workers(stack: LocalDeployment) -> None:
