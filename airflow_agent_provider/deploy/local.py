@@ -269,12 +269,13 @@ class LocalDeployment:
                     ports={"log_server": ports[f"{wname}_log"]},
                 )
             )
-        wait_until(
-            lambda: http_ok(f"{topo.api_url}/api/v2/monitor/health"),
-            timeout,
-            "api-server",
-            proc=started["airflow-apiserver"],
-        )
+        for path in ("/api/v2/monitor/health", *settings.API_READY_PATHS):
+            wait_until(
+                lambda path=path: http_ok(topo.api_url + path),
+                timeout,
+                f"api-server ({path})",
+                proc=started["airflow-apiserver"],
+            )
         wait_until(
             lambda: http_ok(f"http://127.0.0.1:{ports['scheduler_health']}/health"),
             timeout,

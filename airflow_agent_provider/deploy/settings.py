@@ -30,6 +30,13 @@ WORKER_NAME_ENV = "AIRFLOW_AGENT_WORKER_NAME"
 #: file. It is owned by the CLI (``airflow-agents pools sync``); this is the interface we rely on.
 POOLS_SYNC = ("airflow-agents", "pools", "sync")
 
+#: The api-server is ready when both of its APIs answer. The execution API (the workers' and task
+#: processes' API) builds its versioned routes on its first request, on the server's event loop:
+#: about 6 s here, during which the API server answers nothing, and a task supervisor's 5 s
+#: ``ti_run`` call times out and is retried. Asking it once before any worker starts moves that
+#: cost out of the first task.
+API_READY_PATHS = ("/api/v2/version", "/execution/health")
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -271,7 +278,12 @@ def services(topology: Topology) -> dict[str, Service]:
         Service(
             "airflow-apiserver",
             ("airflow", "api-server", "--host", t.api_bind, "--port", t.api_port),
-            ("CMD", "curl", "--fail", f"http://localhost:{t.api_port}/api/v2/version"),
+            (
+                "CMD-SHELL",
+                " && ".join(
+                    f"curl --fail --silent http://localhost:{t.api_port}{p}" for p in API_READY_PATHS
+                ),
+            ),
             dict(_AIRFLOW_READY),
         ),
         Service(

@@ -66,6 +66,21 @@ def test_workers_preload_the_provider_and_the_sdks(stack: LocalDeployment) -> No
     }
 
 
+def test_the_execution_api_is_warm_before_the_first_task_starts(stack: LocalDeployment) -> None:
+    """
+    ``up`` asks the execution API once before any worker starts (settings.API_READY_PATHS): its
+    first request builds its routes, which stalls the API server for seconds, and the first task's
+    ``ti_run`` would otherwise pay that, time out at the supervisor's 5 s and be retried.
+    """
+    log = Path(stack.status()["airflow-apiserver"]["log"]).read_text()
+    requests = [line for line in log.splitlines() if "request finished" in line and "/execution/" in line]
+    first_health = next(i for i, line in enumerate(requests) if "path=/execution/health " in line)
+    runs = [i for i, line in enumerate(requests) if "/execution/task-instances/" in line and "/run " in line]
+    assert runs, "no task started yet: this test runs after the preload probe"
+    assert first_health < runs[0]
+    assert "status_code=200" in requests[runs[0]]
+
+
 def test_run_state_reads_the_exact_run_among_runs_its_id_prefixes(stack: LocalDeployment) -> None:
     """
     ``run_state`` reads the run list filtered by id prefix (Airflow's single-run endpoint loads every
