@@ -28,11 +28,23 @@ T = TypeVar("T")
 
 #: The module of each provider's SDK (imported off the loop on the async path).
 SDK_MODULES: dict[str, str] = {"openai": "openai", "anthropic": "anthropic"}
+#: The SDK's resource classes a model call uses, as (package, exported name). The SDKs load them
+#: lazily, on first attribute access (``client.chat.completions``), which in a triggerer happens on
+#: its event loop: OpenAI's chat completions pull in about twenty modules there.
+SDK_CALL_RESOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "openai": (
+        ("openai.resources.chat", "AsyncChat"),
+        ("openai.resources.chat.completions", "AsyncCompletions"),
+    ),
+    "anthropic": (("anthropic.resources.messages", "AsyncMessages"),),
+}
 
 
 def warm_sdk(provider: str) -> None:
     """Import the SDK and compute what its adapter caches about it (blocking: off the loop, or in a worker's preload)."""
     importlib.import_module(SDK_MODULES[provider])
+    for package, name in SDK_CALL_RESOURCES[provider]:
+        getattr(importlib.import_module(package), name)
     if provider == "anthropic":
         from airflow_agent_provider.llm.anthropic_adapter import _sdk_accepts
 

@@ -46,19 +46,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
-from airflow_agent_provider.agent_loop import AgentLoop, LoopSpec, fingerprint
-from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER, AgentConfig, AgentRun, check_output_schema
-from airflow_agent_provider.agent_loop.drive import run_async
 from airflow_agent_provider.exceptions import ExecutionTimeout
-from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
-from airflow_agent_provider.hooks.llm import awarm
-from airflow_agent_provider.hooks.store import aget_store
-from airflow_agent_provider.resilience.classify import error_event
-from airflow_agent_provider.security.redact import scrub_value
 from airflow_agent_provider.triggers._events import trigger_event
-from airflow_agent_provider.triggers.llm import TargetHooks
+from airflow_agent_provider.triggers._runtime import aload_runtime
 
 if TYPE_CHECKING:
+    # The engines load off the event loop when a trigger first runs (triggers/_runtime.py): Airflow
+    # imports this module and builds the triggers on the loop every trigger of the triggerer shares.
+    from airflow_agent_provider.agent_loop import AgentLoop, LoopSpec
+    from airflow_agent_provider.agent_loop.config import AgentConfig, AgentRun
     from airflow_agent_provider.agent_loop.state import ToolRunner
     from airflow_agent_provider.llm.types import ToolSpec
 
@@ -154,23 +150,41 @@ class AgentTrigger(BaseTrigger):
         if start is not None and run is not None:
             raise ValueError("AgentTrigger(start=...) is started by the scheduler and takes no run=")
         self._start = start
-        self._agent = (
-            agent if agent is None or isinstance(agent, AgentConfig) else AgentConfig.from_dict(agent)
-        )
-        self.run_args = run if run is None or isinstance(run, AgentRun) else AgentRun.from_dict(run)
+        # Held as given, parsed when first read: the triggerer builds triggers on its shared event
+        # loop, before the engines that parse them are loaded (off the loop, in run()).
+        self._agent_arg = agent
+        self._run_arg = run
+        self._agent: AgentConfig | None = None
+        self._run: AgentRun | None = None
         self._context: Mapping[str, Any] | None = None
 
     @property
     def agent(self) -> AgentConfig:
         """The agent's settings; started by the scheduler, completed from the task the triggerer rebuilt."""
         if self._agent is None:
-            task = self.task
-            if task is None:
-                raise RuntimeError(
-                    "AgentTrigger(start=...) must be started by the triggerer, which rebuilds its task"
-                )
-            self._agent = AgentConfig.from_start_kwargs(self._start or "{}", task)
+            from airflow_agent_provider.agent_loop.config import AgentConfig
+
+            if self._agent_arg is not None:
+                arg = self._agent_arg
+                self._agent = arg if isinstance(arg, AgentConfig) else AgentConfig.from_dict(arg)
+            else:
+                task = self.task
+                if task is None:
+                    raise RuntimeError(
+                        "AgentTrigger(start=...) must be started by the triggerer, which rebuilds its task"
+                    )
+                self._agent = AgentConfig.from_start_kwargs(self._start or "{}", task)
         return self._agent
+
+    @property
+    def run_args(self) -> AgentRun | None:
+        """The run the worker prepared (deferred from a worker), or None (started by the scheduler)."""
+        if self._run is None and self._run_arg is not None:
+            from airflow_agent_provider.agent_loop.config import AgentRun
+
+            arg = self._run_arg
+            self._run = arg if isinstance(arg, AgentRun) else AgentRun.from_dict(arg)
+        return self._run
 
     @property
     def _label(self) -> str:
@@ -180,6 +194,8 @@ class AgentTrigger(BaseTrigger):
         return str(getattr(self.task_instance, "task_id", None) or "agent")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        from airflow_agent_provider.agent_loop.config import AGENT_TRIGGER
+
         if self._start is not None:
             return AGENT_TRIGGER, {"start": self._start}
         run = None if self.run_args is None else self.run_args.to_dict()
@@ -241,6 +257,7 @@ class AgentTrigger(BaseTrigger):
 
     def _skip(self, cfg: AgentConfig, reason: str, *, record: bool) -> _Ended:
         from airflow_agent_provider.operators.control_flow import skip_record
+        from airflow_agent_provider.security.redact import scrub_value
 
         xcoms: dict[str, Any] = {"skip_reason": reason[:2000]}
         if record:
@@ -251,6 +268,8 @@ class AgentTrigger(BaseTrigger):
     async def _prepare(self, cfg: AgentConfig) -> AgentRun:
         """Everything the worker does before the first call, done here: the ``run`` kwargs of a deferral."""
         from airflow_agent_provider._connections import DEFAULT_CONN_IDS
+        from airflow_agent_provider.agent_loop import AgentLoop, fingerprint
+        from airflow_agent_provider.agent_loop.config import AgentRun, check_output_schema
         from airflow_agent_provider.hooks.llm import LLMHook, resolve_provider
         from airflow_agent_provider.llm.adapters import DEFAULT_MODELS
         from airflow_agent_provider.operators import agent_runtime as rt
@@ -320,6 +339,15 @@ class AgentTrigger(BaseTrigger):
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await aload_runtime()  # the engines, off the event loop (once per triggerer process)
+        from airflow_agent_provider.agent_loop import AgentLoop
+        from airflow_agent_provider.agent_loop.drive import run_async
+        from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
+        from airflow_agent_provider.hooks.llm import awarm
+        from airflow_agent_provider.hooks.store import aget_store
+        from airflow_agent_provider.security.redact import scrub_value
+        from airflow_agent_provider.triggers.llm import TargetHooks
+
         loop: AgentLoop | None = None
         conn_id = ""  # until the settings are known (completing them from the task can fail)
         try:
@@ -377,6 +405,9 @@ class AgentTrigger(BaseTrigger):
         exc: BaseException, conn_id: str, loop: AgentLoop | None, pending: Any = None
     ) -> dict[str, Any]:
         """The event that resumes the task on a worker: the classified error, what was paid, what is pending."""
+        from airflow_agent_provider.resilience.classify import error_event
+        from airflow_agent_provider.security.redact import scrub_value
+
         event = error_event(exc, llm_conn_id=conn_id)
         if loop is not None and (loop.rounds or pending):
             event["loop"] = loop.to_dict()
@@ -386,4 +417,4 @@ class AgentTrigger(BaseTrigger):
         return scrubbed
 
 
-__all__ = ["AGENT_TRIGGER", "AgentTrigger", "ExecutionTimeout"]
+__all__ = ["AgentTrigger", "ExecutionTimeout"]

@@ -28,6 +28,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agent_provider.triggers._events import trigger_event
+from airflow_agent_provider.triggers._runtime import aload_runtime
 
 #: First wait between two reads of a batch, and the longest one after backing off (seconds).
 DEFAULT_POLL_INTERVAL_S = 30.0
@@ -170,6 +171,7 @@ class BatchTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await aload_runtime()  # the engines, off the event loop (once per triggerer process)
         from airflow_agent_provider.resilience.classify import error_event
         from airflow_agent_provider.security.redact import scrub_value
 

@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agent_provider._connections import DEFAULT_CONN_IDS
-from airflow_agent_provider.guard.config import GuardConfig
-from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
-from airflow_agent_provider.hooks.llm import LLMHook, awarm
-from airflow_agent_provider.hooks.store import aget_store
-from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
-from airflow_agent_provider.resilience.classify import error_event
-from airflow_agent_provider.security.redact import scrub_value
 from airflow_agent_provider.triggers._events import trigger_event
+from airflow_agent_provider.triggers._runtime import aload_runtime
 
 if TYPE_CHECKING:
+    # The engines load off the event loop when a trigger first runs (triggers/_runtime.py).
+    from airflow_agent_provider.guard.config import GuardConfig
+    from airflow_agent_provider.hooks.llm import LLMHook
+    from airflow_agent_provider.llm.types import LLMRequest, LLMResponse
     from airflow_agent_provider.resilience.fallback import FallbackTarget
 
 
@@ -50,6 +48,8 @@ class TargetHooks:
         )
         key = (conn_id, target.provider)
         if key not in self._hooks:
+            from airflow_agent_provider.hooks.llm import LLMHook
+
             self._hooks[key] = LLMHook(llm_conn_id=conn_id, provider=target.provider)
         return self._hooks[key]
 
@@ -94,11 +94,33 @@ class LLMCallTrigger(BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
         self.llm_conn_id = llm_conn_id
         self.provider = provider
-        self.request = request if isinstance(request, LLMRequest) else LLMRequest.from_dict(dict(request))
-        self.guard = (
-            guard if guard is None or isinstance(guard, GuardConfig) else GuardConfig.from_dict(guard)
-        )
+        # Held as given, parsed when first read: the triggerer builds triggers on its shared event
+        # loop, before the engines that parse them are loaded (off the loop, in run()).
+        self._request_arg = request
+        self._guard_arg = guard
+        self._request: LLMRequest | None = None
+        self._guard: GuardConfig | None = None
         self.step_id = step_id
+
+    @property
+    def request(self) -> LLMRequest:
+        """The model call to make."""
+        if self._request is None:
+            from airflow_agent_provider.llm.types import LLMRequest
+
+            arg = self._request_arg
+            self._request = arg if isinstance(arg, LLMRequest) else LLMRequest.from_dict(dict(arg))
+        return self._request
+
+    @property
+    def guard(self) -> GuardConfig | None:
+        """The guard bound to the run, or None (an unguarded call)."""
+        if self._guard is None and self._guard_arg is not None:
+            from airflow_agent_provider.guard.config import GuardConfig
+
+            arg = self._guard_arg
+            self._guard = arg if isinstance(arg, GuardConfig) else GuardConfig.from_dict(arg)
+        return self._guard
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -119,12 +141,21 @@ class LLMCallTrigger(BaseTrigger):
         Rate limiting, budget reservation and retries for deferred calls attach here, mirroring
         ``LLMAgentOperator._call_model`` on the worker.
         """
+        from airflow_agent_provider.hooks.llm import LLMHook
+
         hook = LLMHook(llm_conn_id=self.llm_conn_id, provider=self.provider)
         return await hook.acomplete(request)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        request = self.request
+        await aload_runtime()  # the engines, off the event loop (once per triggerer process)
+        from airflow_agent_provider.guard.pipeline import GuardedCaller, UnsettledCharge
+        from airflow_agent_provider.hooks.llm import awarm
+        from airflow_agent_provider.hooks.store import aget_store
+        from airflow_agent_provider.resilience.classify import error_event
+        from airflow_agent_provider.security.redact import scrub_value
+
         try:
+            request = self.request
             if self.guard is None:
                 response = await self._call_model(request)
                 event: dict[str, Any] = {"status": "success", "response": response.to_dict()}
