@@ -16,8 +16,9 @@ bench, and runs one DAG per mode, one after the other, each triggered through th
 
 Per mode it prints: wall (trigger to final state), the calls the server saw, the peak of calls in
 flight (the server's ``max_in_flight``), where the tasks ran (Celery worker or not), how many
-times the triggerer logged "async thread was blocked" (and the longest block), and how the call
-starts spread over the run. Then the issue's goals as ratios, side by side. Before the stack
+times the triggerer logged "async thread was blocked" (and the longest block), how the call
+starts spread over the run, and the CPU seconds each component of the stack used during the run
+(its whole process session, children included: on two cores, where the machine's time went). Then the issue's goals as ratios, side by side. Before the stack
 starts it also measures, in this process, what the triggerer pays per ``start_from_trigger`` task
 in Airflow 3.3: ``create_runtime_ti`` deserializes the task's whole DAG (``DagSerialization.from_dict``)
 for every trigger it creates, on the triggerer's event loop.
@@ -31,6 +32,7 @@ stack is always stopped, also on errors.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -173,6 +175,7 @@ class ModeFigures:
     agents_ok: bool = False
     workloads_built: int = 0
     workload_build_s: float | None = None
+    cpu_s: dict[str, float] = field(default_factory=dict)
     call_starts: list[float] = field(default_factory=list)
     call_ends: list[float] = field(default_factory=list)
     task_ends: list[float] = field(default_factory=list)
@@ -235,6 +238,27 @@ def _wait(stack: Any, dag_id: str, run_id: str, timeout: float) -> str:
     raise TimeoutError(f"{dag_id}/{run_id} not finished after {timeout:.0f} s")
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _session_cpu_s(pids: list[int]) -> float:
+    """CPU seconds of these live processes, with their children's that they have reaped (/proc stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile: its time is in its parent's (a member's) reaped children
+        fields = raw[raw.rindex(")") + 2 :].split()
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return total / _CLK_TCK
+
+
+def cpu_by_component(stack: Any) -> dict[str, float]:
+    """CPU seconds so far of each component of the stack (each runs as its own process session)."""
+    return {name: _session_cpu_s(pids) for name, pids in stack.session_pids().items()}
+
+
 def run_mode(stack: Any, mode: str, n: int, timeout: float) -> ModeFigures:
     figures = ModeFigures(mode, n)
     dag_id = DAG_IDS[mode]
@@ -243,6 +267,7 @@ def run_mode(stack: Any, mode: str, n: int, timeout: float) -> ModeFigures:
     offset = _size(triggerer_log)
     time.sleep(2)  # let the previous run's stragglers (if any) leave the server before resetting it
     stack.llm.reset()
+    cpu_before = cpu_by_component(stack)
     t_trigger = time.time()
     run_id = stack.trigger(dag_id)  # not retried: a POST that timed out may still have created the run
     try:
@@ -251,6 +276,8 @@ def run_mode(stack: Any, mode: str, n: int, timeout: float) -> ModeFigures:
         figures.state = "timeout"
         figures.note = str(exc)
     figures.wall_s = time.time() - t_trigger
+    cpu_after = cpu_by_component(stack)
+    figures.cpu_s = {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 1) for name in cpu_after}
     stats = stack.llm.stats()
     completions = [e for e in stats["log"] if e["path"].endswith("/chat/completions")]
     figures.calls_total = len(completions)
@@ -321,6 +348,13 @@ def print_mode(f: ModeFigures) -> None:
     if f.call_ends:
         print(f"   call ends:   {_spread(f.call_ends)}")
     print(f"   task ends:   {_spread(f.task_ends)}; run ended {f.run_end or 0:.1f} s after the trigger")
+    if f.cpu_s:
+        cores = os.cpu_count() or 1
+        busiest = sorted(f.cpu_s.items(), key=lambda kv: -kv[1])
+        print(
+            f"   CPU s during the run ({sum(f.cpu_s.values()):.0f} of {cores * (f.wall_s or 0):.0f} on {cores} cores): "
+            + ", ".join(f"{name} {value:.1f}" for name, value in busiest)
+        )
     if f.note:
         print(f"   note: {f.note}")
 
@@ -449,6 +483,11 @@ def main() -> int:
     if "triggerer" in modes and not triggerer_mode_available():
         skipped["triggerer"] = "LLMAgentOperator has no execution= at this commit"
         modes.remove("triggerer")
+
+    # A wheel install byte-compiles the provider (pip does), as it did Airflow; an editable checkout
+    # under PYTHONDONTWRITEBYTECODE=1 (set on this machine) would compile ours from source in every
+    # process that imports it: the triggerer, and each dag-processor parse (callbacks included).
+    compileall.compile_dir(str(REPO / "airflow_agent_provider"), quiet=1)
 
     from airflow_agent_provider.deploy.local import LocalDeployment
 

@@ -350,6 +350,10 @@ class LocalDeployment:
             }
         return report
 
+    def session_pids(self) -> dict[str, list[int]]:
+        """Per component: the live processes of its session (the component and every child it runs)."""
+        return {proc.name: members(proc) for proc in self._procs()}
+
     def kill_worker(self, i: int) -> None:
         """SIGKILL worker ``i`` (1-based) and everything it started, like a crashed container."""
         proc = next(p for p in self._procs() if p.name == f"worker{i}")

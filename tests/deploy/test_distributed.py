@@ -49,6 +49,10 @@ def test_stack_is_healthy(stack: LocalDeployment) -> None:
     logs = {Path(row["log"]) for row in report.values()}
     assert len(logs) == len(report)
     assert all(log.exists() for log in logs)
+    sessions = stack.session_pids()  # what bench_fleet counts CPU time over
+    assert set(sessions) == set(report)
+    assert all(row["pid"] in sessions[name] for name, row in report.items())
+    assert len(sessions["worker1"]) > 1  # the Celery worker and its pool processes
 
 
 def test_workers_preload_the_provider_and_the_sdks(stack: LocalDeployment) -> None:
