@@ -115,11 +115,19 @@ def fleet_workflow(mode: str, n: int) -> dict[str, Any]:
     }
 
 
-def build_dags_folder(target: Path, modes: list[str], n: int) -> Path:
-    """Only the fleets of the requested modes: the floor DAG files and the workflow YAMLs."""
+def build_dags_folder(target: Path, modes: list[str], n: int, layout: str = "shared") -> Path:
+    """
+    Only the fleets of the requested modes: the floor DAG files and the workflow YAMLs.
+
+    ``layout="shared"``: one copy of ``dags/erp_workflows.py`` loads every fleet workflow from
+    ``workflows/``, as the project's own dags folder does. ``layout="per-workflow"``: each fleet
+    workflow sits in a folder of its own with its own copy of the DAG file, as each floor has a
+    DAG file of its own. It matters where tasks end in the triggerer: Airflow 3.3 then sends the
+    dag-processor a callback request per task, and it parses the task's whole DAG file for it.
+    """
     import yaml
 
-    (target / "workflows").mkdir(parents=True)
+    target.mkdir(parents=True)
     if "noop" in modes:
         (target / "fleet_floor_noop.py").write_text(
             FLOOR_FILE.format(
@@ -136,13 +144,14 @@ def build_dags_folder(target: Path, modes: list[str], n: int) -> Path:
                 dag_id=DAG_IDS["trigger"],
             )
         )
-    agent_modes = [m for m in modes if m in AGENT_MODES]
-    if agent_modes:
-        shutil.copy(REPO / "dags" / "erp_workflows.py", target / "fleet_workflows.py")
-        for mode in agent_modes:
-            (target / "workflows" / f"{DAG_IDS[mode]}.yaml").write_text(
-                yaml.safe_dump(fleet_workflow(mode, n), sort_keys=False)
-            )
+    for mode in (m for m in modes if m in AGENT_MODES):
+        folder = target if layout == "shared" else target / DAG_IDS[mode]
+        (folder / "workflows").mkdir(parents=True, exist_ok=True)
+        if not (folder / "fleet_workflows.py").exists():
+            shutil.copy(REPO / "dags" / "erp_workflows.py", folder / "fleet_workflows.py")
+        (folder / "workflows" / f"{DAG_IDS[mode]}.yaml").write_text(
+            yaml.safe_dump(fleet_workflow(mode, n), sort_keys=False)
+        )
     return target
 
 
@@ -460,6 +469,12 @@ def main() -> int:
         default=600,
         help="dag-processor min_file_process_interval in seconds (default 600; Airflow's is 30)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=("shared", "per-workflow"),
+        default="shared",
+        help="one DAG file for all fleet workflows (default), or one per workflow, as each floor has",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="longest wait per run in seconds")
     parser.add_argument("--deadline", help="UTC time HH:MM: no mode starts after it and none waits past it")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -497,7 +512,7 @@ def main() -> int:
     base.chmod(0o711)
     figs: dict[str, ModeFigures] = {}
     try:
-        dags = build_dags_folder(base / "dags", modes, args.agents)
+        dags = build_dags_folder(base / "dags", modes, args.agents, args.layout)
         os.environ.setdefault("AIRFLOW_HOME", str(base / "bench-home"))
         deser = deserialization_cost(dags, modes, args.agents)
         extra_env = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(args.parse_interval)}
@@ -516,7 +531,7 @@ def main() -> int:
             print(
                 f"stack up in {t_up:.1f} s: {args.workers} workers x {args.concurrency} slots, "
                 f"latency {args.latency:g} s, {args.agents} tasks per fleet in {MODULES} modules, "
-                f"commit {commit}{' (+ uncommitted changes)' if dirty else ''}",
+                f"DAG files {args.layout}, commit {commit}{' (+ uncommitted changes)' if dirty else ''}",
                 flush=True,
             )
             for mode in modes:
@@ -574,6 +589,7 @@ def main() -> int:
                     "agents": args.agents,
                     "latency": args.latency,
                     "slots": slots,
+                    "layout": args.layout,
                     "modes": {m: vars(f) for m, f in figs.items()},
                     "skipped": skipped,
                     "deserialization": deser,
