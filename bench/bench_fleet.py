@@ -127,7 +127,9 @@ def build_dags_folder(target: Path, modes: list[str], n: int, layout: str = "sha
     """
     import yaml
 
-    target.mkdir(parents=True)
+    # The launcher syncs pools from <dags>/workflows, which the per-workflow layout leaves empty
+    # (the fleets set no concurrency limit: their agents use default_pool).
+    (target / "workflows").mkdir(parents=True)
     if "noop" in modes:
         (target / "fleet_floor_noop.py").write_text(
             FLOOR_FILE.format(
