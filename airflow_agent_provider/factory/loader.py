@@ -30,8 +30,6 @@ all); ``airflow-agents validate <folder>`` prints every problem.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 import re
@@ -40,6 +38,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, get_parsing_context
 
+from airflow_agent_provider._gc import collector_paused
 from airflow_agent_provider.definitions import (
     Problem,
     Workflow,
@@ -327,28 +326,7 @@ def load_workflow_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
     """
     folder = Path(folder)
     dag_id = get_parsing_context().dag_id
-    with _collector_paused():
+    with collector_paused():  # see airflow_agent_provider._gc
         if dag_id:
             return _load_one(folder, dag_id)
         return _load_all(folder)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """
-    Python's cyclic garbage collector off while the DAGs are built, back on afterwards.
-
-    Building a 500-agent DAG allocates some 35,000 objects (operators, their attribute dicts, edges)
-    and frees almost none, so each collection the allocations trigger finds nothing; but a full
-    collection walks every object of the process, Airflow's own included, and one ran in every
-    500-agent parse (about a third of the one-DAG parse, measured in bench/bench_parse.py). Reference
-    counting still frees everything as usual; only cycle detection waits until the DAGs are built.
-    A host that had the collector off keeps it off.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

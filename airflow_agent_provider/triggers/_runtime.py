@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 
+from airflow_agent_provider._gc import collector_paused
 from airflow_agent_provider._single_flight import single_flight
 
 #: The modules a trigger's run imports, each with what it imports in turn: the agent loop and
@@ -56,9 +57,15 @@ _loaded = False
 
 
 def load_runtime() -> None:
-    """Import :data:`RUNTIME_MODULES` (blocking: in a thread, never on the event loop)."""
-    for name in RUNTIME_MODULES:
-        importlib.import_module(name)
+    """
+    Import :data:`RUNTIME_MODULES` (blocking: in a thread, never on the event loop).
+
+    Without the cyclic collector's full passes (``airflow_agent_provider._gc``): a collection stops
+    every thread of the process, the event loop's included, however far from it the import runs.
+    """
+    with collector_paused():
+        for name in RUNTIME_MODULES:
+            importlib.import_module(name)
 
 
 async def aload_runtime() -> None:
