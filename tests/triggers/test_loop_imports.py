@@ -34,6 +34,7 @@ REPO = Path(__file__).parents[2]
 CLASS_IMPORT_ALLOWED = {
     "airflow_agent_provider",
     "airflow_agent_provider._connections",
+    "airflow_agent_provider._gc",
     "airflow_agent_provider._single_flight",
     "airflow_agent_provider.exceptions",
     "airflow_agent_provider.triggers",
