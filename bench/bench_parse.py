@@ -13,7 +13,12 @@ subprocess** so that import costs count, and alternating inside every round:
   and the workflows, as the dag-processor does it (no parsing context);
 * (b) the same ``DagBag`` over dag-factory's DAG file (``load_yaml_dags``) and its YAML;
 * (c) the one-DAG parse of a task start: our folder with ``_AIRFLOW_PARSING_CONTEXT_DAG_ID`` set to
-  one 500-agent workflow, against the trivial DAG file.
+  one 500-agent workflow, against the trivial DAG file;
+* (d) the dag-processor's callback-only parse (Airflow's own ``_parse_file`` with one task callback
+  request, as it runs for every task that ends in the triggerer): a success request against our
+  folder (builds nothing, ``factory/callback_parse.py``), the same with that look-up switched off
+  (every workflow built, as before it), and against the trivial file; and a failure request (builds
+  the one workflow it names).
 
 Each figure is the time of ``DagBag(...)`` after Airflow itself is imported (common to all and not
 what a DAG file can change); the median of ``--rounds`` is printed with the whole process's wall
@@ -44,8 +49,36 @@ import json, os, sys, time
 t0 = time.perf_counter()
 from airflow.dag_processing.dagbag import DagBag
 t1 = time.perf_counter()
-bag = DagBag(dag_folder=sys.argv[1])
-t2 = time.perf_counter()
+callback = os.environ.get("BENCH_CALLBACK")  # "<state> <file> <dag_id>": a callback-only parse
+if callback:
+    import uuid
+    from pathlib import Path
+
+    import structlog
+    from airflow.callbacks.callback_requests import TaskCallbackRequest
+    from airflow.dag_processing.processor import DagFileParseRequest, _parse_file
+
+    if os.environ.get("BENCH_CALLBACK_BUILD_ALL"):  # as every callback parse did before callback_parse.py
+        import airflow_agent_provider.factory as factory
+
+        factory.dag_ids_for_callbacks = lambda: None
+    state, file, dag_id = callback.split()
+    ti = dict(id=uuid.uuid4(), task_id="M0.a0", dag_id=dag_id, run_id="r", try_number=1,
+              dag_version_id=uuid.uuid4())
+    request = TaskCallbackRequest(filepath=Path(file).name, bundle_name="dags-folder",
+                                  bundle_version=None, ti=ti, task_callback_type=state)
+    t_start = time.perf_counter()
+    _parse_file(DagFileParseRequest(file=file, bundle_path=Path(sys.argv[1]), bundle_name="dags-folder",
+                                    callback_requests=[request]), structlog.get_logger())
+    t2 = time.perf_counter()
+    t1 = t_start  # the parse alone, as DagBag(...) below
+    module = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == file)
+    from airflow.sdk import DAG
+    bag = type("Bag", (), {"dags": {k: v for k, v in vars(module).items() if isinstance(v, DAG)},
+                           "import_errors": {}})()
+else:
+    bag = DagBag(dag_folder=sys.argv[1])
+    t2 = time.perf_counter()
 serialize = None
 if os.environ.get("BENCH_SERIALIZE"):
     from airflow.serialization.serialized_objects import DagSerialization
@@ -168,7 +201,14 @@ def make_folders(base: Path, agents: int, workflows: int, modules: int) -> dict[
     return {"ours": ours, "dag_factory": factory, "trivial": trivial}
 
 
-def run_child(folder: Path, home: Path, dag_id: str | None = None, serialize: bool = False) -> dict:
+def run_child(
+    folder: Path,
+    home: Path,
+    dag_id: str | None = None,
+    serialize: bool = False,
+    callback: str | None = None,
+    build_all: bool = False,
+) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("_AIRFLOW_PARSING_CONTEXT")}
     env.update(
         AIRFLOW_HOME=str(home),
@@ -185,6 +225,10 @@ def run_child(folder: Path, home: Path, dag_id: str | None = None, serialize: bo
         env["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] = "M0.a0"
     if serialize:
         env["BENCH_SERIALIZE"] = "1"
+    if callback is not None:
+        env["BENCH_CALLBACK"] = callback
+    if build_all:
+        env["BENCH_CALLBACK_BUILD_ALL"] = "1"
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(folder)],
@@ -248,6 +292,8 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-parse-"))
     try:
         folders = make_folders(base, args.agents, args.workflows, args.modules)
+        ours_file = folders["ours"] / "erp_workflows.py"
+        trivial_file = folders["trivial"] / "trivial.py"
         home = base / "airflow-home"
         home.mkdir()
         cases = {
@@ -255,6 +301,18 @@ def main() -> int:
             "full_dag_factory": lambda: run_child(folders["dag_factory"], home, serialize=True),
             "one_dag_ours": lambda: run_child(folders["ours"], home, dag_id="fleet_0"),
             "trivial": lambda: run_child(folders["trivial"], home, dag_id="trivial"),
+            "cb_success_ours": lambda: run_child(
+                folders["ours"], home, callback=f"success {ours_file} fleet_0"
+            ),
+            "cb_success_before": lambda: run_child(
+                folders["ours"], home, callback=f"success {ours_file} fleet_0", build_all=True
+            ),
+            "cb_failed_ours": lambda: run_child(
+                folders["ours"], home, callback=f"failed {ours_file} fleet_0"
+            ),
+            "cb_success_trivial": lambda: run_child(
+                folders["trivial"], home, callback=f"success {trivial_file} trivial"
+            ),
         }
         if not with_dag_factory:
             del cases["full_dag_factory"]
@@ -295,6 +353,14 @@ def main() -> int:
     print(f"one-DAG parse - trivial DAG:     {one - trivial:+.2f} s  (goal <= +0.5 s)")
     print(
         f"  whole process, one-DAG - trivial: {med('one_dag_ours', 'process_s') - med('trivial', 'process_s'):+.2f} s"
+    )
+    print(
+        f"callback-only parse (success), ours: {med('cb_success_ours', 'dagbag_s'):.3f} s "
+        f"(building every workflow as before: {med('cb_success_before', 'dagbag_s'):.3f} s; "
+        f"trivial DAG file: {med('cb_success_trivial', 'dagbag_s'):.3f} s)"
+    )
+    print(
+        f"callback-only parse (failure), ours, builds one workflow: {med('cb_failed_ours', 'dagbag_s'):.2f} s"
     )
     return 0
 

@@ -2,7 +2,7 @@
 
 A fresh interpreter with Airflow loaded (as a dag-processor's parse, or a triggerer) counts the
 collections that run while the factory (what a DAG file imports) and the triggers' runtime are
-imported: at most the one young-generation pass when the collector comes back on, never a full
+imported: at most the one pass when the collector comes back on, never a full
 one, and the collector is on again afterwards.
 """
 
@@ -29,7 +29,9 @@ _PROBE = textwrap.dedent(
     gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
     before = len(collections)
     if sys.argv[1] == "factory":
-        import airflow_agent_provider.factory
+        from airflow_agent_provider.factory import load_workflow_dags
+
+        load_workflow_dags(sys.argv[2])  # what a DAG file does: the factory loads here
     else:
         from airflow_agent_provider.triggers._runtime import load_runtime
 
@@ -42,12 +44,14 @@ _PROBE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("what", ["factory", "trigger_runtime"])
-def test_no_collection_runs_while_the_provider_is_imported(what):
-    result = run_python_json(_PROBE, what, env=dict(os.environ), cwd=REPO)
-    # At most the young generation's one pass when the collector comes back on at the end (without
-    # the pause the factory's import ran 15 of those, 2 of the middle one and a full collection).
+def test_no_collection_runs_while_the_provider_is_imported(what, tmp_path):
+    result = run_python_json(_PROBE, what, str(tmp_path), env=dict(os.environ), cwd=REPO)
+    # At most the one pass when the collector comes back on at the end, never a full one (without
+    # the pause the factory's import ran 15 young passes, 2 of the middle generation and a full
+    # collection). That pass is the middle generation's when the young passes before the pause had
+    # reached its threshold, as they do in some environments (seen under pytest-xdist).
     assert len(result["during"]) <= 1, result
-    assert set(result["during"]) <= {0}, result
+    assert set(result["during"]) <= {0, 1}, result
     assert result["enabled_after"] is True
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from airflow.sdk import DAG, get_parsing_context
@@ -317,16 +317,26 @@ def _load_one(folder: Path, dag_id: str) -> dict[str, DAG]:
     return _finish({}, errors, folder)
 
 
-def load_workflow_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
+def load_workflow_dags(
+    folder: str | os.PathLike[str], *, only: Collection[str] | None = None
+) -> dict[str, DAG]:
     """
     Build one DAG per valid definition in ``folder`` (only the requested one when Airflow parses
     the file to run a task of it) and report the invalid ones (see the module docstring).
+
+    ``only``: the workflows a dag-processor parse for callbacks needs
+    (:mod:`airflow_agent_provider.factory.callback_parse`); such a parse has no parsing context.
 
     Returns a mapping suitable for ``globals().update(...)`` in a DAG file.
     """
     folder = Path(folder)
     dag_id = get_parsing_context().dag_id
     with collector_paused():  # see airflow_agent_provider._gc
+        if only is not None:
+            dags: dict[str, DAG] = {}
+            for wanted in sorted(only):
+                dags.update(_load_one(folder, wanted))
+            return dags
         if dag_id:
             return _load_one(folder, dag_id)
         return _load_all(folder)
