@@ -447,11 +447,15 @@ def goals(figs: dict[str, ModeFigures], n: int, slots: int, latency: float) -> l
 
 
 def _seconds_until(hhmm: str) -> float:
-    from datetime import timezone
+    """Seconds until HH:MM UTC (negative once passed); a time more than 12 h ago today is tomorrow's."""
+    from datetime import timedelta, timezone
 
     now = datetime.now(timezone.utc)
     hour, minute = (int(x) for x in hhmm.split(":"))
-    return (now.replace(hour=hour, minute=minute, second=0, microsecond=0) - now).total_seconds()
+    at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if at <= now - timedelta(hours=12):
+        at += timedelta(days=1)
+    return (at - now).total_seconds()
 
 
 def main() -> int:
