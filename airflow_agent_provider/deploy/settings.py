@@ -294,7 +294,8 @@ def services(topology: Topology) -> dict[str, Service]:
         ),
         Service(
             "airflow-dag-processor",
-            ("airflow", "dag-processor"),
+            # Airflow's dag-processor with the fix of deploy/dag_processor.py (callback parses)
+            ("python", "-m", "airflow_agent_provider.deploy.dag_processor"),
             ("CMD-SHELL", 'airflow jobs check --job-type DagProcessorJob --hostname "$${HOSTNAME}"'),
             dict(_AIRFLOW_READY),
         ),
