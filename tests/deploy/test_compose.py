@@ -211,7 +211,8 @@ def test_proper_secrets_pass_the_secrets_check(tmp_path: Path) -> None:
     [
         ("AIRFLOW_JWT_SECRET", "0123456789abcdefghijklmnopqrst", "too short (30 characters, at least 32)"),
         ("AIRFLOW_API_SECRET_KEY", "a" * 64, "repeated pattern"),
-        ("AIRFLOW_FERNET_KEY", "not-a-fernet-key-but-long-enough-0123456789", "is not a Fernet key"),
+        # 38 bytes once decoded (43 url-safe characters would decode to 32: a valid key for cryptography 51)
+        ("AIRFLOW_FERNET_KEY", "not-a-fernet-key-but-long-enough-0123456789-and-more", "is not a Fernet key"),
         ("AIRFLOW_ADMIN_PASSWORD", "admin", "well-known default"),
         ("AIRFLOW_ADMIN_PASSWORD", "short-Pw1", "too short"),
         ("POSTGRES_PASSWORD", "airflow", "well-known default"),
