@@ -167,10 +167,6 @@ def airflow_env(topology: Topology) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": t.dags_paused,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": t.logs_folder,
-        # The SDKs' HTTP client logs one INFO line per request ("HTTP Request: POST ..."): noise in
-        # every agent's log, and in the triggerer, where a fleet's hundreds of lines go through the
-        # runner's pipe to its supervisor, once part of a deadlock of the two (README: Run in production).
-        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "httpx=WARNING httpx2=WARNING",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": t.scheduler_health_port,
         # Limits, budgets and the ledger are shared by all workers: they must live in Redis.

@@ -8,12 +8,28 @@ and pinned to the connection's key and URL, which is checked before a client is 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_agent_provider.exceptions import LLMConnectionError
 
 if TYPE_CHECKING:
     from airflow_agent_provider.hooks._client_settings import ClientSettings
+
+#: The SDKs' own copy of httpx (``httpx2``) logs every request at INFO ("HTTP Request: POST ...").
+#: Airflow sets its ``httpx`` logger to WARN for that reason but does not know this one, and
+#: ``[logging] namespace_levels`` does not reach stdlib loggers. In a triggerer a fleet's hundreds of
+#: such lines went through the trigger runner's pipe to its supervisor, where one run of 500
+#: triggerer-only agents deadlocked the two (README: Run in production).
+SDK_HTTP_LOGGERS = ("httpx2",)
+
+
+def quiet_sdk_http_logs() -> None:
+    """The SDKs' per-request INFO lines off (WARNING), unless the deployment set a level for them."""
+    for name in SDK_HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
 
 def build_client(settings: ClientSettings, *, asynchronous: bool) -> Any:
@@ -24,6 +40,7 @@ def build_client(settings: ClientSettings, *, asynchronous: bool) -> Any:
     whatever they are given (organization, project, admin key, custom headers, webhook secrets) is
     put back to the connection's values afterwards, then checked.
     """
+    quiet_sdk_http_logs()
     kwargs: dict[str, Any] = {"api_key": settings.api_key, "base_url": settings.base_url, "max_retries": 0}
     if settings.timeout is not None:
         kwargs["timeout"] = settings.timeout

@@ -141,3 +141,33 @@ def test_test_connection(llm_connections, monkeypatch):
     assert not ok
     assert "invalid-key" not in message
     assert "401" in message or "Authentication" in message
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_sdks_per_request_info_lines_stay_out_of_the_logs(llm_connections, provider, caplog, monkeypatch):
+    """Both SDKs log every request through their httpx copy at INFO; a fleet's triggerer carried hundreds."""
+    import logging
+
+    from airflow_agent_provider.hooks import _client_cache
+
+    monkeypatch.setattr(_client_cache, "_sync_clients", {})  # a process's first client
+    logger = logging.getLogger("httpx2")
+    saved = logger.level
+    logger.setLevel(logging.NOTSET)  # as in a fresh process
+    try:
+        with caplog.at_level(logging.INFO):
+            LLMHook(f"agent_{provider}_default").complete(_request(provider, "hi [[reply: ok]]"))
+        assert [r.getMessage() for r in caplog.records if r.name == "httpx2"] == []
+        assert logger.level == logging.WARNING
+
+        caplog.clear()
+        logger.setLevel(logging.INFO)  # a level the deployment chose is kept
+        monkeypatch.setattr(_client_cache, "_sync_clients", {})
+        with caplog.at_level(logging.INFO):
+            LLMHook(f"agent_{provider}_default").complete(_request(provider, "hi [[reply: ok]]"))
+        assert logger.level == logging.INFO
+        assert any(
+            r.getMessage().startswith("HTTP Request: POST") for r in caplog.records if r.name == "httpx2"
+        )
+    finally:
+        logger.setLevel(saved)
