@@ -6,9 +6,10 @@ DAG allocate tens of thousands of objects and free almost none, so the collectio
 allocations set off find nothing; but a full (generation 2) collection walks every object of the
 process, Airflow's own included. In a process forked from Airflow's dag-processor, which is how
 Airflow parses a DAG file (also for a failure callback of a task that ended in the triggerer;
-success callbacks need no factory, see ``factory/callback_parse.py``), the collections during the provider's import took about 0.3 s of a 0.75 s parse;
-paused, the same parse took about 0.5 s. In a parse of a 500-agent workflow the build itself
-set off one full collection, a third of the one-DAG parse (``bench/bench_parse.py``).
+success callbacks need no factory, see ``factory/callback_parse.py``), the collections during the
+provider's import took about 0.3 s of a 0.75 s parse; paused, the same parse took about 0.5 s. In
+a parse of a 500-agent workflow the build itself set off one full collection, a third of the
+one-DAG parse (``bench/bench_parse.py``).
 
 Reference counting still frees everything as usual; only cycle detection waits until the block
 ends. A process that had the collector off keeps it off. The switch is process-wide: the provider

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 #: Airflow sets its ``httpx`` logger to WARN for that reason but does not know this one, and
 #: ``[logging] namespace_levels`` does not reach stdlib loggers. In a triggerer a fleet's hundreds of
 #: such lines went through the trigger runner's pipe to its supervisor, where one run of 500
-#: triggerer-only agents deadlocked the two (README: Run in production).
+#: triggerer-only agents deadlocked the two (README: Benchmarks, *The triggerer deadlock*).
 SDK_HTTP_LOGGERS = ("httpx2",)
 
 
