@@ -53,6 +53,9 @@ def test_stack_is_healthy(stack: LocalDeployment) -> None:
     assert set(sessions) == set(report)
     assert all(row["pid"] in sessions[name] for name, row in report.items())
     assert len(sessions["worker1"]) > 1  # the Celery worker and its pool processes
+    # the dag-processor runs with the fix for Airflow 3.3's callback-only parses (deploy/dag_processor.py)
+    cmdline = Path(f"/proc/{report['airflow-dag-processor']['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"airflow_agent_provider.deploy.dag_processor" in cmdline
 
 
 def test_workers_preload_the_provider_and_the_sdks(stack: LocalDeployment) -> None:
