@@ -9,9 +9,11 @@ from __future__ import annotations
 import bisect
 import multiprocessing
 import os
+import queue
 import random
 import signal
 import time
+import traceback
 
 import pytest
 
@@ -25,41 +27,79 @@ PROCS = 8
 RUN_S = 3.0
 WINDOW_S = 1.0
 EPS = 1e-7  # below the stores' microsecond resolution; absorbs float rounding at the boundary
-_ctx = multiprocessing.get_context("fork")
+# Spawned, not forked: the test process may hold threads of earlier tests (a local server, an
+# executor) whose locks a forked child would inherit held. The children start only once every one
+# of them has imported and opened its store, so the hammering begins at the same moment for all.
+_ctx = multiprocessing.get_context("spawn")
+READY_TIMEOUT_S = 120.0
 
 
-def _hammer(url, key, policy, tokens, start_at, results, seed):
+def _hammer(url, key, policy, tokens, go, start_at, results, seed):
     """Acquire until the run ends; report (store time, actual tokens) of every grant."""
-    rng = random.Random(seed)
-    store = store_from_url(url)
-    limiter = RateLimiter(store)
-    grants = []
-    time.sleep(max(start_at - time.time(), 0))
-    while time.time() < start_at + RUN_S:
-        permit = limiter.acquire(key, policy, tokens)
-        actual = tokens
-        if tokens:
-            time.sleep(rng.uniform(0, 0.01))  # the "call"
-            actual = rng.randint(tokens // 5, tokens)
-            permit.settle(actual)
-        grants.append((permit.granted_at, actual))
-    results.put(grants)
-    store.close()
+    try:
+        rng = random.Random(seed)
+        store = store_from_url(url)
+        limiter = RateLimiter(store)
+        grants = []
+        results.put(("ready", None))
+        if not go.wait(READY_TIMEOUT_S):
+            raise TimeoutError("never told to start")
+        time.sleep(max(start_at.value - time.time(), 0))
+        while time.time() < start_at.value + RUN_S:
+            permit = limiter.acquire(key, policy, tokens)
+            actual = tokens
+            if tokens:
+                time.sleep(rng.uniform(0, 0.01))  # the "call"
+                actual = rng.randint(tokens // 5, tokens)
+                permit.settle(actual)
+            grants.append((permit.granted_at, actual))
+        store.close()
+        results.put(("grants", grants))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+def _next(results, procs, timeout_s):
+    """The next message of a child; a clear failure if a child died or went silent instead."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            kind, payload = results.get(timeout=1.0)
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                pytest.fail(f"a child process died with exit code {dead[0]} before reporting")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no child reported within {timeout_s:.0f} s")
+            continue
+        if kind == "error":
+            pytest.fail(f"a child process failed:\n{payload}")
+        return kind, payload
 
 
 def _run(url, key, policy, tokens=0):
     results = _ctx.Queue()
-    start_at = time.time() + 0.5
+    go = _ctx.Event()
+    start_at = _ctx.Value("d", 0.0)
     procs = [
-        _ctx.Process(target=_hammer, args=(url, key, policy, tokens, start_at, results, seed))
+        _ctx.Process(target=_hammer, args=(url, key, policy, tokens, go, start_at, results, seed))
         for seed in range(PROCS)
     ]
     for proc in procs:
         proc.start()
-    grants = [g for _ in procs for g in results.get(timeout=RUN_S + 30)]
-    for proc in procs:
-        proc.join(timeout=10)
-        assert proc.exitcode == 0
+    try:
+        for _ in procs:
+            assert _next(results, procs, READY_TIMEOUT_S)[0] == "ready"
+        start_at.value = time.time() + 0.2
+        go.set()
+        grants = [g for _ in procs for g in _next(results, procs, RUN_S + 60)[1]]
+    finally:
+        go.set()
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.exitcode is None:
+                proc.kill()
+    assert [proc.exitcode for proc in procs] == [0] * PROCS
     return sorted(grants)
 
 
@@ -105,7 +145,7 @@ def test_killed_holder_slot_returns_after_ttl(store_url):
     results = _ctx.Queue()
     holder = _ctx.Process(target=_hold_lease, args=(store_url, "lease", policy, results))
     holder.start()
-    granted_at = results.get(timeout=30)
+    granted_at = results.get(timeout=READY_TIMEOUT_S)
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(timeout=10)
     assert holder.exitcode == -signal.SIGKILL
