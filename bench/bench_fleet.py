@@ -481,6 +481,12 @@ def main() -> int:
         default="shared",
         help="one DAG file for all fleet workflows (default), or one per workflow, as each floor has",
     )
+    parser.add_argument(
+        "--triggerer-fix",
+        choices=("on", "off"),
+        default="on",
+        help="run the stack's triggerer with the DAG cache of deploy/triggerer.py (default) or as Airflow ships it",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="longest wait per run in seconds")
     parser.add_argument("--deadline", help="UTC time HH:MM: no mode starts after it and none waits past it")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -522,6 +528,10 @@ def main() -> int:
         os.environ.setdefault("AIRFLOW_HOME", str(base / "bench-home"))
         deser = deserialization_cost(dags, modes, args.agents)
         extra_env = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(args.parse_interval)}
+        if args.triggerer_fix == "off":
+            from airflow_agent_provider.deploy.triggerer import SWITCH
+
+            extra_env[SWITCH] = "0"
         stack = LocalDeployment(
             base / "stack",
             workers=args.workers,
@@ -537,7 +547,7 @@ def main() -> int:
             print(
                 f"stack up in {t_up:.1f} s: {args.workers} workers x {args.concurrency} slots, "
                 f"latency {args.latency:g} s, {args.agents} tasks per fleet in {MODULES} modules, "
-                f"DAG files {args.layout}, commit {commit}{' (+ uncommitted changes)' if dirty else ''}",
+                f"DAG files {args.layout}, triggerer fix {args.triggerer_fix}, commit {commit}{' (+ uncommitted changes)' if dirty else ''}",
                 flush=True,
             )
             for mode in modes:
@@ -596,6 +606,7 @@ def main() -> int:
                     "latency": args.latency,
                     "slots": slots,
                     "layout": args.layout,
+                    "triggerer_fix": args.triggerer_fix,
                     "modes": {m: vars(f) for m, f in figs.items()},
                     "skipped": skipped,
                     "deserialization": deser,

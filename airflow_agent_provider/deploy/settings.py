@@ -301,7 +301,9 @@ def services(topology: Topology) -> dict[str, Service]:
         ),
         Service(
             "airflow-triggerer",
-            ("airflow", "triggerer"),
+            # Airflow's triggerer with the fix of deploy/triggerer.py (one DAG deserialization per
+            # DAG version, not two per start_from_trigger task)
+            ("python", "-m", "airflow_agent_provider.deploy.triggerer"),
             ("CMD-SHELL", 'airflow jobs check --job-type TriggererJob --hostname "$${HOSTNAME}"'),
             dict(_AIRFLOW_READY),
         ),

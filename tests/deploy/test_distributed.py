@@ -56,6 +56,9 @@ def test_stack_is_healthy(stack: LocalDeployment) -> None:
     # the dag-processor runs with the fix for Airflow 3.3's callback-only parses (deploy/dag_processor.py)
     cmdline = Path(f"/proc/{report['airflow-dag-processor']['pid']}/cmdline").read_bytes().split(b"\0")
     assert b"airflow_agent_provider.deploy.dag_processor" in cmdline
+    # and the triggerer with the DAG cache for start_from_trigger tasks (deploy/triggerer.py)
+    cmdline = Path(f"/proc/{report['airflow-triggerer']['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"airflow_agent_provider.deploy.triggerer" in cmdline
 
 
 def test_workers_preload_the_provider_and_the_sdks(stack: LocalDeployment) -> None:

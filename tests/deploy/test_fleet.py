@@ -133,6 +133,15 @@ def test_hundred_triggerer_only_agents_never_touch_a_worker(stack: LocalDeployme
     assert "workflow_result" in queued
     assert "workflow_result" in executed
 
+    # the triggerer deserialized the DAG once per side for all 100 tasks, not twice per task
+    # (deploy/triggerer.py; the DAG's one version has been cached since the triggerer started)
+    triggerer_log = (stack.logs / "airflow-triggerer.log").read_text(errors="replace")
+    for side in ("supervisor", "trigger runner"):
+        misses = re.findall(
+            rf"Deserialized DAG {dag_id} \(version [^)]+\) in the triggerer's {side},", triggerer_log
+        )
+        assert len(misses) == 1, (side, misses)
+
     # every agent's result in its XCom and in workflow_result
     result = _xcom(stack, dag_id, run_id, "workflow_result")
     assert result["outcome"] == "success"
