@@ -58,7 +58,9 @@ def _client() -> Any:
     loop = id(asyncio.get_running_loop())
     client = _clients.get(loop)
     if client is None:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=1000)
+        # Idle connections expire well before the local server's keep-alive (uvicorn's 5 s), so a
+        # call never reuses one the server is closing (httpx's own expiry, 5 s, races it).
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=1000, keepalive_expiry=2.0)
         client = _clients[loop] = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0))
     return client
 
