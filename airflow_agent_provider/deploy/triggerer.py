@@ -18,7 +18,9 @@ blocked" warning was measuring.
 
 * the supervisor, only while it builds trigger workloads, serves ``SerializedDagModel.dag`` from
   the cache keyed by ``(dag_version_id, dag_hash, load_op_links)``: the hash is the content's, so
-  a version rewritten in place is a new key;
+  a version rewritten in place is a new key. Within one such pass it also reads each version's
+  serialized model once (``DBDagBag.get_serialized_dag_model`` queried it, and decoded the whole
+  DAG's JSON, for every trigger);
 * the runner keys by ``(dag_id, dag_version_id)`` and keeps the encoded DAG beside the result: a
   hit needs the workload's ``dag_data`` to be equal to it (a dict comparison, 0.6 ms against
   54 ms of deserialization for a 500-task DAG), so a differing payload is deserialized afresh.
@@ -62,7 +64,10 @@ _MARK = "_agent_provider_caches_dags"
 MISS_LOG = "Deserialized DAG %s (version %s) in the triggerer's %s, once for its start_from_trigger tasks"
 
 log = logging.getLogger(__name__)
-_building = contextvars.ContextVar("agent_provider_building_trigger_workloads", default=False)
+#: While the supervisor builds trigger workloads: the serialized DAG models it has read in that pass.
+_building: contextvars.ContextVar[dict[tuple[int, str], Any] | None] = contextvars.ContextVar(
+    "agent_provider_building_trigger_workloads", default=None
+)
 
 
 class DagCache:
@@ -109,8 +114,13 @@ RUNNER_DAGS = DagCache()
 
 
 def _cache_workload_dags() -> None:
-    """Serve ``SerializedDagModel.dag`` from the cache while the supervisor builds workloads."""
+    """
+    While the supervisor builds trigger workloads: read each DAG version's serialized model once per
+    pass (``DBDagBag.get_serialized_dag_model``, a query that decodes the whole DAG's JSON, ran once
+    per trigger), and serve ``SerializedDagModel.dag`` from the cache.
+    """
     from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
+    from airflow.models.dagbag import DBDagBag
     from airflow.models.serialized_dag import SerializedDagModel
 
     if getattr(TriggerRunnerSupervisor.build_trigger_workloads, _MARK, False):
@@ -118,9 +128,10 @@ def _cache_workload_dags() -> None:
     original_dag: property = SerializedDagModel.__dict__["dag"]
     fget: Callable[[SerializedDagModel], Any] = original_dag.fget  # type: ignore[assignment]
     original_build = TriggerRunnerSupervisor.build_trigger_workloads
+    original_get = DBDagBag.get_serialized_dag_model
 
     def dag(self: SerializedDagModel) -> Any:
-        if not _building.get() or self.dag_version_id is None or not self.dag_hash:
+        if _building.get() is None or self.dag_version_id is None or not self.dag_hash:
             return fget(self)
         key = ("supervisor", self.dag_version_id, self.dag_hash, bool(self.load_op_links))
 
@@ -130,9 +141,19 @@ def _cache_workload_dags() -> None:
 
         return SUPERVISOR_DAGS.get(key, load)
 
+    @functools.wraps(original_get)
+    def get_serialized_dag_model(self: DBDagBag, version_id: Any, session: Any) -> Any:
+        models = _building.get()
+        if models is None:
+            return original_get(self, version_id=version_id, session=session)
+        key = (id(self), str(version_id))
+        if key not in models:
+            models[key] = original_get(self, version_id=version_id, session=session)
+        return models[key]
+
     @functools.wraps(original_build)
     def build_trigger_workloads(self: TriggerRunnerSupervisor, *args: Any, **kwargs: Any) -> Any:
-        token = _building.set(True)
+        token = _building.set({})
         try:
             return original_build(self, *args, **kwargs)
         finally:
@@ -140,6 +161,7 @@ def _cache_workload_dags() -> None:
 
     setattr(build_trigger_workloads, _MARK, True)
     SerializedDagModel.dag = property(dag, doc=original_dag.__doc__)  # type: ignore[method-assign,assignment]
+    DBDagBag.get_serialized_dag_model = get_serialized_dag_model  # type: ignore[method-assign]
     TriggerRunnerSupervisor.build_trigger_workloads = build_trigger_workloads  # type: ignore[method-assign]
 
 

@@ -105,7 +105,7 @@ model = SerializedDagModel(LazyDeserializedDAG(data=encoded))
 model.dag_version_id = version
 calls["from_dict"] = 0
 if fixed:
-    token = triggerer._building.set(True)  # what the wrapped build_trigger_workloads sets
+    token = triggerer._building.set({})  # what the wrapped build_trigger_workloads sets
 first, second = model.dag, model.dag
 out["supervisor_from_dict_calls"] = calls["from_dict"]
 out["supervisor_same_object"] = first is second
@@ -117,6 +117,30 @@ if fixed:
     calls["from_dict"] = 0
     outside = (model.dag, model.dag)
     out["outside_build_from_dict_calls"] = calls["from_dict"]
+
+# ... and the serialized DAG model it reads for every trigger of a pass: one query per version.
+from types import SimpleNamespace
+from airflow.models.dagbag import DBDagBag
+
+class SessionStandIn:  # the one call DBDagBag.get_serialized_dag_model makes of its session
+    gets = 0
+
+    def get(self, *args, **kwargs):
+        SessionStandIn.gets += 1
+        return SimpleNamespace(serialized_dag=model)
+
+bag, session = DBDagBag(), SessionStandIn()
+if fixed:
+    token = triggerer._building.set({})
+models = [bag.get_serialized_dag_model(version_id=version, session=session) for _ in range(5)]
+out["model_reads_in_a_pass"] = SessionStandIn.gets
+out["models_are_the_model"] = all(m is model for m in models)
+if fixed:
+    triggerer._building.reset(token)
+    SessionStandIn.gets = 0
+    for _ in range(2):
+        bag.get_serialized_dag_model(version_id=version, session=session)
+    out["model_reads_outside_a_pass"] = SessionStandIn.gets
 print(json.dumps(out))
 """
 
@@ -137,6 +161,7 @@ def test_airflow_alone_deserializes_the_whole_dag_for_every_trigger():
     assert result["runner_from_dict_calls"] == 30
     assert result["supervisor_from_dict_calls"] == 2
     assert result["supervisor_same_object"] is False
+    assert result["model_reads_in_a_pass"] == 5
 
 
 def test_with_the_fix_one_deserialization_serves_every_task_of_a_version(fixed):
@@ -147,6 +172,8 @@ def test_with_the_fix_one_deserialization_serves_every_task_of_a_version(fixed):
     assert result["run_ids"] == ["r1"]
     assert result["supervisor_from_dict_calls"] == 1
     assert result["supervisor_same_object"] is True
+    assert result["model_reads_in_a_pass"] == 1
+    assert result["models_are_the_model"] is True
 
 
 def test_with_the_fix_a_runs_conf_stays_in_that_runs_context(fixed):
@@ -162,6 +189,7 @@ def test_with_the_fix_changed_content_is_deserialized_afresh(fixed):
     assert result["supervisor_new_hash_reloads"] is True
     # Outside building trigger workloads, SerializedDagModel.dag is Airflow's as before.
     assert result["outside_build_from_dict_calls"] == 2
+    assert result["model_reads_outside_a_pass"] == 2
 
 
 def test_both_deployments_run_the_triggerer_with_the_fix():
