@@ -61,9 +61,10 @@ CACHE_SIZE = 16
 
 _MARK = "_agent_provider_caches_dags"
 #: Logged once per DAG version and side (what ``tests/deploy/test_fleet.py`` counts on the stack).
-MISS_LOG = "Deserialized DAG %s (version %s) in the triggerer's %s, once for its start_from_trigger tasks"
+MISS_LOG = "Deserialized DAG %s (version %s) in the triggerer's %s, once for the triggers of its tasks"
 
-log = logging.getLogger(__name__)
+#: Named, not ``__name__``: the module runs as ``__main__`` (``python -m``).
+log = logging.getLogger("airflow_agent_provider.deploy.triggerer")
 #: While the supervisor builds trigger workloads: the serialized DAG models it has read in that pass.
 _building: contextvars.ContextVar[dict[tuple[int, str], Any] | None] = contextvars.ContextVar(
     "agent_provider_building_trigger_workloads", default=None
