@@ -33,11 +33,11 @@ uses this entry point. ``AIRFLOW_AGENT_PROVIDER_DAG_PROCESSOR_FIX=0`` runs Airfl
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from typing import Any
 
 import attrs
+
+from airflow_agent_provider.deploy._entry_point import run_with_fix
 
 #: Set to ``0`` to run Airflow's dag-processor without the fix.
 SWITCH = "AIRFLOW_AGENT_PROVIDER_DAG_PROCESSOR_FIX"
@@ -78,12 +78,7 @@ def keep_stats_of_callback_parses() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """``airflow dag-processor`` with the fix (unless switched off)."""
-    if os.environ.get(SWITCH, "1") != "0":
-        keep_stats_of_callback_parses()
-    from airflow.__main__ import main as airflow_main
-
-    sys.argv = ["airflow", "dag-processor", *(sys.argv[1:] if argv is None else argv)]
-    airflow_main()  # type: ignore[no-untyped-call]  # Airflow leaves its CLI entry point unannotated
+    run_with_fix("dag-processor", SWITCH, keep_stats_of_callback_parses, argv)
 
 
 if __name__ == "__main__":

@@ -47,12 +47,12 @@ import contextvars
 import functools
 import inspect
 import logging
-import os
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
+
+from airflow_agent_provider.deploy._entry_point import run_with_fix
 
 #: Set to ``0`` to run Airflow's triggerer without the fix.
 SWITCH = "AIRFLOW_AGENT_PROVIDER_TRIGGERER_FIX"
@@ -218,12 +218,7 @@ def cache_trigger_dags() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """``airflow triggerer`` with the fix (unless switched off)."""
-    if os.environ.get(SWITCH, "1") != "0":
-        cache_trigger_dags()
-    from airflow.__main__ import main as airflow_main
-
-    sys.argv = ["airflow", "triggerer", *(sys.argv[1:] if argv is None else argv)]
-    airflow_main()  # type: ignore[no-untyped-call]  # Airflow leaves its CLI entry point unannotated
+    run_with_fix("triggerer", SWITCH, cache_trigger_dags, argv)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,11 @@ attributes the manager reads from a finished parse; a real one would need a fork
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from airflow_agent_provider.deploy import settings
 from tests.fixtures.python_json import run_python_json
-
-REPO = Path(__file__).parents[2]
 
 _SCRIPT = r"""
 import json, sys, time
@@ -89,28 +84,3 @@ def test_with_the_fix_a_callback_only_parse_keeps_the_stat_and_queues_nothing(bu
         "run_count": 1,
         "last_duration_s": 0.1,  # the callback parse's own duration
     }
-
-
-def test_both_deployments_run_the_dag_processor_with_the_fix():
-    # One service list for both: the native launcher and docker-compose.yml (generated from it).
-    assert settings.services(settings.COMPOSE)["airflow-dag-processor"].command == (
-        "python",
-        "-m",
-        "airflow_agent_provider.deploy.dag_processor",
-    )
-    assert (
-        'command: ["python", "-m", "airflow_agent_provider.deploy.dag_processor"]'
-        in (REPO / "docker-compose.yml").read_text()
-    )
-
-
-def test_the_entry_point_is_airflows_dag_processor_command():
-    proc = subprocess.run(
-        [sys.executable, "-m", "airflow_agent_provider.deploy.dag_processor", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "usage: airflow dag-processor" in proc.stdout.lower()

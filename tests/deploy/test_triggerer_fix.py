@@ -11,16 +11,10 @@ same version id is deserialized afresh, and a run's ``conf`` reaches only that r
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from airflow_agent_provider.deploy import settings
 from tests.fixtures.python_json import run_python_json
-
-REPO = Path(__file__).parents[2]
 
 _SCRIPT = r"""
 import json, sys, uuid
@@ -190,24 +184,3 @@ def test_with_the_fix_changed_content_is_deserialized_afresh(fixed):
     # Outside building trigger workloads, SerializedDagModel.dag is Airflow's as before.
     assert result["outside_build_from_dict_calls"] == 2
     assert result["model_reads_outside_a_pass"] == 2
-
-
-def test_both_deployments_run_the_triggerer_with_the_fix():
-    command = ("python", "-m", "airflow_agent_provider.deploy.triggerer")
-    assert settings.services(settings.COMPOSE)["airflow-triggerer"].command == command
-    assert (
-        'command: ["python", "-m", "airflow_agent_provider.deploy.triggerer"]'
-        in (REPO / "docker-compose.yml").read_text()
-    )
-
-
-def test_the_entry_point_is_airflows_triggerer_command():
-    proc = subprocess.run(
-        [sys.executable, "-m", "airflow_agent_provider.deploy.triggerer", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "usage: airflow triggerer" in proc.stdout.lower()
