@@ -78,8 +78,6 @@ class DagCache:
         self.size = size
         self._entries: OrderedDict[Hashable, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: Hashable, load: Callable[[], Any], *, same_as: Any = None) -> Any:
         """
@@ -92,21 +90,14 @@ class DagCache:
             entry = self._entries.get(key)
             if entry is not None and (same_as is None or entry[0] == same_as):
                 self._entries.move_to_end(key)
-                self.hits += 1
                 return entry[1]
         dag = load()
         with self._lock:
-            self.misses += 1
             self._entries[key] = (same_as, dag)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return dag
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.hits = self.misses = 0
 
 
 #: One per process (the trigger runner is a fork of the triggerer and gets its own copy).
@@ -134,7 +125,7 @@ def _cache_workload_dags() -> None:
     def dag(self: SerializedDagModel) -> Any:
         if _building.get() is None or self.dag_version_id is None or not self.dag_hash:
             return fget(self)
-        key = ("supervisor", self.dag_version_id, self.dag_hash, bool(self.load_op_links))
+        key = (self.dag_version_id, self.dag_hash, bool(self.load_op_links))
 
         def load() -> Any:
             log.info(MISS_LOG, self.dag_id, self.dag_version_id, "supervisor")
@@ -185,7 +176,7 @@ def _cache_runner_dags() -> bool:
         from airflow.sdk.api.datamodels._generated import TIRunContext
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-        key = ("runner", task_instance.dag_id, str(task_instance.dag_version_id))
+        key = (task_instance.dag_id, str(task_instance.dag_version_id))
 
         def load() -> Any:
             log.info(MISS_LOG, task_instance.dag_id, task_instance.dag_version_id, "trigger runner")
